@@ -95,10 +95,17 @@ func NewFilter(keys ...Key) *Filter {
 	return f
 }
 
-// Keys returns the allowlist, standard identifiers first, each sorted.
-func (f *Filter) Keys() []Key { return append([]Key(nil), f.keys...) }
+// Keys returns the allowlist, standard identifiers first, each sorted. A nil
+// Filter has an empty allowlist.
+func (f *Filter) Keys() []Key {
+	if f == nil {
+		return nil
+	}
+	return append([]Key(nil), f.keys...)
+}
 
-// Match reports whether the frame passes the filter.
+// Match reports whether the frame passes the filter. A nil Filter passes
+// nothing.
 func (f *Filter) Match(fr *Frame) bool {
 	if f == nil || fr.Flags&(Remote|ErrorFrame) != 0 {
 		return false
@@ -122,8 +129,11 @@ func (f *Filter) Match(fr *Frame) bool {
 // Rules returns the kernel filters that implement f. An empty allowlist
 // yields no rules; installing zero rules with CAN_RAW_FILTER makes the
 // socket receive no data frames at all, which is what an empty allowlist
-// means.
+// means. A nil Filter, like the zero Filter, yields no rules.
 func (f *Filter) Rules() []Rule {
+	if f == nil {
+		return []Rule{}
+	}
 	rules := make([]Rule, 0, len(f.keys))
 	for _, k := range f.keys {
 		if k.Extended {

@@ -1,12 +1,14 @@
-// Package can provides primitives for working with CAN: the frame type, the
-// can-utils candump log format, and allowlist filters with the semantics of
-// the kernel's CAN_RAW_FILTER.
 package can
 
 import (
+	"errors"
 	"fmt"
 	"time"
 )
+
+// ErrInvalidFrame is wrapped by every error of Frame.Validate and of
+// Writer.Write for a frame that cannot exist on a bus or in a log.
+var ErrInvalidFrame = errors.New("invalid CAN frame")
 
 // Limits of the two frame formats.
 const (
@@ -26,6 +28,8 @@ const (
 	FD                           // CAN FD frame
 	BRS                          // CAN FD bit-rate switch
 	ESI                          // CAN FD error state indicator
+
+	allFlags = Extended | Remote | ErrorFrame | FD | BRS | ESI
 )
 
 // Frame is one CAN or CAN FD frame. It is a plain value: copying it copies the
@@ -65,23 +69,38 @@ func (f *Frame) Payload() []byte {
 
 // Validate reports whether the frame is well formed: the identifier fits its
 // format, the length fits the frame kind, and the flags do not contradict each
-// other.
+// other. An error frame carries its error class in a 29-bit ID and is a
+// classic frame that is neither extended nor remote. Errors wrap
+// ErrInvalidFrame.
 func (f *Frame) Validate() error {
 	switch {
+	case f.Flags&^allFlags != 0:
+		return fmt.Errorf("%w: undefined flag bits 0x%02X", ErrInvalidFrame, uint8(f.Flags&^allFlags))
+	case f.IsError() && f.ID > MaxExtendedID:
+		return fmt.Errorf("%w: error class 0x%X exceeds 29 bits", ErrInvalidFrame, f.ID)
+	case f.IsError() && f.Flags&(Extended|Remote|FD|BRS|ESI) != 0:
+		return fmt.Errorf("%w: error frame with extended, remote or CAN FD flags", ErrInvalidFrame)
 	case f.IsExtended() && f.ID > MaxExtendedID:
-		return fmt.Errorf("extended id 0x%X exceeds 29 bits", f.ID)
+		return fmt.Errorf("%w: extended id 0x%X exceeds 29 bits", ErrInvalidFrame, f.ID)
 	case !f.IsExtended() && !f.IsError() && f.ID > MaxID:
-		return fmt.Errorf("standard id 0x%X exceeds 11 bits", f.ID)
+		return fmt.Errorf("%w: standard id 0x%X exceeds 11 bits", ErrInvalidFrame, f.ID)
 	case f.IsFD() && f.IsRemote():
-		return fmt.Errorf("CAN FD frame cannot be a remote frame")
+		return fmt.Errorf("%w: CAN FD frame cannot be a remote frame", ErrInvalidFrame)
 	case !f.IsFD() && f.Flags&(BRS|ESI) != 0:
-		return fmt.Errorf("BRS/ESI flags on a classic CAN frame")
+		return fmt.Errorf("%w: BRS/ESI flags on a classic CAN frame", ErrInvalidFrame)
 	case f.IsFD() && !validFDLen(f.Len):
-		return fmt.Errorf("CAN FD length %d is not a valid FD length", f.Len)
+		return fmt.Errorf("%w: CAN FD length %d is not a valid FD length", ErrInvalidFrame, f.Len)
 	case !f.IsFD() && f.Len > MaxDataLen:
-		return fmt.Errorf("classic CAN length %d exceeds %d", f.Len, MaxDataLen)
+		return fmt.Errorf("%w: classic CAN length %d exceeds %d", ErrInvalidFrame, f.Len, MaxDataLen)
 	}
 	return nil
+}
+
+// String formats the frame as candump does after the interface name:
+// "1A3#0011", "18FEF100#R2", "123##1AABB", "20000004#0000000000000000".
+func (f *Frame) String() string {
+	var b [maxFrameText]byte
+	return string(appendFrameText(b[:0], f))
 }
 
 func validFDLen(n uint8) bool {

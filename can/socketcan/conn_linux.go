@@ -1,0 +1,564 @@
+//go:build linux
+
+package socketcan
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/csop/tbox/can"
+)
+
+// Conn is a CAN_RAW socket bound to one interface. One goroutine reads
+// (Receive, ReadFrame); any number may write and call Stats.
+type Conn struct {
+	iface string
+	opts  options
+
+	mu           sync.Mutex
+	f            *os.File // nil while the interface is down and not yet reopened
+	rc           syscall.RawConn
+	down         bool // a Down event was sent and no Up since
+	eventsClosed bool
+	closed       atomic.Bool
+	done         chan struct{} // closed by Close: stops the reopen loop
+	events       chan Event
+
+	// Reader state, owned by the reading goroutine.
+	rbuf     [fdMTU]byte
+	oob      [128]byte
+	iov      unix.Iovec
+	msg      unix.Msghdr
+	rlen     int
+	rerr     error
+	readFn   func(uintptr) bool
+	frame    can.Frame
+	err      error
+	lastOvfl uint32
+
+	// Writer state, guarded by wmu.
+	wmu     sync.Mutex
+	wbuf    [fdMTU]byte
+	wlen    int
+	werr    error
+	writeFn func(uintptr) bool
+
+	n counters
+}
+
+// Write retry on ENOBUFS (a full TX queue).
+const (
+	writeRetryBudget = time.Second
+	writeRetryMin    = 100 * time.Microsecond
+	writeRetryMax    = 10 * time.Millisecond
+)
+
+// longAgo is a read deadline in the past: it wakes a pending read at once.
+var longAgo = time.Unix(1, 0)
+
+// Open opens a CAN_RAW socket on the interface. It fails, naming the
+// interface, when the interface does not exist (ErrNoInterface), is down
+// (ErrDown) or is not a CAN device.
+func Open(iface string, opts ...Option) (*Conn, error) {
+	o := defaultOptions()
+	for _, opt := range opts {
+		opt(&o)
+	}
+	c := &Conn{iface: iface, opts: o, done: make(chan struct{}), events: make(chan Event, o.eventBuf)}
+	c.readFn = c.recv
+	c.writeFn = c.send
+	c.iov.Base = &c.rbuf[0]
+	c.iov.SetLen(len(c.rbuf))
+	c.msg.Iov = &c.iov
+	c.msg.SetIovlen(1)
+	f, rc, err := c.openSocket()
+	if err != nil {
+		return nil, &OpError{Op: "open", Iface: iface, Err: err}
+	}
+	c.f, c.rc = f, rc
+	return c, nil
+}
+
+// Interface returns the name of the interface the Conn is bound to.
+func (c *Conn) Interface() string { return c.iface }
+
+// openSocket creates, configures and binds a socket on c.iface.
+func (c *Conn) openSocket() (*os.File, syscall.RawConn, error) {
+	ifi, err := net.InterfaceByName(c.iface)
+	if err != nil {
+		return nil, nil, ErrNoInterface
+	}
+	if ifi.Flags&net.FlagUp == 0 {
+		return nil, nil, ErrDown
+	}
+	fd, err := unix.Socket(unix.AF_CAN, unix.SOCK_RAW|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, unix.CAN_RAW)
+	if err != nil {
+		return nil, nil, fmt.Errorf("socket: %w", err)
+	}
+	if err := c.configure(fd); err != nil {
+		unix.Close(fd)
+		return nil, nil, err
+	}
+	if err := unix.Bind(fd, &unix.SockaddrCAN{Ifindex: ifi.Index}); err != nil {
+		unix.Close(fd)
+		return nil, nil, fmt.Errorf("bind: %w", err)
+	}
+	f := os.NewFile(uintptr(fd), "socketcan:"+c.iface)
+	rc, err := f.SyscallConn()
+	if err != nil {
+		f.Close()
+		return nil, nil, fmt.Errorf("raw conn: %w", err)
+	}
+	return f, rc, nil
+}
+
+// configure installs the options on a fresh socket.
+func (c *Conn) configure(fd int) error {
+	o := &c.opts
+	if o.fd {
+		if err := unix.SetsockoptInt(fd, unix.SOL_CAN_RAW, unix.CAN_RAW_FD_FRAMES, 1); err != nil {
+			return fmt.Errorf("CAN_RAW_FD_FRAMES: %w", err)
+		}
+	}
+	if o.filter != nil {
+		rules := o.filter.Rules()
+		kf := make([]unix.CanFilter, len(rules))
+		for i, r := range rules {
+			kf[i] = unix.CanFilter{Id: r.ID, Mask: r.Mask}
+		}
+		if err := unix.SetsockoptCanRawFilter(fd, unix.SOL_CAN_RAW, unix.CAN_RAW_FILTER, kf); err != nil {
+			return fmt.Errorf("CAN_RAW_FILTER (%d rules): %w", len(kf), err)
+		}
+	}
+	if err := unix.SetsockoptInt(fd, unix.SOL_CAN_RAW, unix.CAN_RAW_ERR_FILTER, int(o.errMask)); err != nil {
+		return fmt.Errorf("CAN_RAW_ERR_FILTER: %w", err)
+	}
+	// 64-bit timestamps where the kernel has them (>= 5.1), else the native timespec.
+	if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_TIMESTAMPNS_NEW, 1); err != nil {
+		if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_TIMESTAMPNS, 1); err != nil {
+			return fmt.Errorf("SO_TIMESTAMPNS: %w", err)
+		}
+	}
+	if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RXQ_OVFL, 1); err != nil {
+		return fmt.Errorf("SO_RXQ_OVFL: %w", err)
+	}
+	if o.rcvbuf > 0 {
+		if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, o.rcvbuf); err != nil {
+			if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUF, o.rcvbuf); err != nil {
+				return fmt.Errorf("SO_RCVBUF %d: %w", o.rcvbuf, err)
+			}
+		}
+	}
+	return nil
+}
+
+// current returns the open socket, nil while reopening.
+func (c *Conn) current() (*os.File, syscall.RawConn) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.f, c.rc
+}
+
+// Receive reads the next data frame, blocking until one arrives. It returns
+// false when the Conn was closed (Err is nil then) or on an error (Err says
+// which). Error frames are not returned: they become Events.
+func (c *Conn) Receive() bool {
+	if c.err != nil {
+		return false
+	}
+	if err := c.read(context.Background()); err != nil {
+		if !errors.Is(err, ErrClosed) {
+			c.err = err
+		}
+		return false
+	}
+	return true
+}
+
+// Frame returns the frame read by the last successful Receive. It is
+// overwritten by the next Receive or ReadFrame.
+func (c *Conn) Frame() *can.Frame { return &c.frame }
+
+// Err returns the error that ended Receive, nil if the Conn was closed.
+func (c *Conn) Err() error { return c.err }
+
+// ReadFrame reads the next data frame. Cancelling ctx makes it return
+// promptly with ctx's error; closing the Conn with an error matching
+// net.ErrClosed.
+func (c *Conn) ReadFrame(ctx context.Context) (can.Frame, error) {
+	if err := c.read(ctx); err != nil {
+		return can.Frame{}, err
+	}
+	return c.frame, nil
+}
+
+// read reads until a data frame is in c.frame, reopening the socket when the
+// interface goes away.
+func (c *Conn) read(ctx context.Context) error {
+	for {
+		if c.closed.Load() {
+			return &OpError{Op: "read", Iface: c.iface, Err: ErrClosed}
+		}
+		if err := ctx.Err(); err != nil {
+			return &OpError{Op: "read", Iface: c.iface, Err: err}
+		}
+		f, rc := c.current()
+		if f == nil {
+			if err := c.reopen(ctx); err != nil {
+				return &OpError{Op: "read", Iface: c.iface, Err: err}
+			}
+			continue
+		}
+		var stop func() bool
+		if ctx.Done() != nil {
+			stop = context.AfterFunc(ctx, func() { f.SetReadDeadline(longAgo) })
+		}
+		err := rc.Read(c.readFn)
+		if stop != nil {
+			stop()
+		}
+		if err == nil {
+			err = c.rerr
+		}
+		if err != nil {
+			if c.closed.Load() {
+				return &OpError{Op: "read", Iface: c.iface, Err: ErrClosed}
+			}
+			if cur, _ := c.current(); cur != f {
+				continue // a writer replaced the socket
+			}
+			if errors.Is(err, os.ErrDeadlineExceeded) {
+				if ctx.Err() != nil {
+					return &OpError{Op: "read", Iface: c.iface, Err: ctx.Err()}
+				}
+				// A cancellation of an earlier read fired late.
+				f.SetReadDeadline(time.Time{})
+				continue
+			}
+			if isDownErr(err) && c.opts.reopen {
+				c.markDown(f, err)
+				continue
+			}
+			return &OpError{Op: "read", Iface: c.iface, Err: err}
+		}
+		if c.decode() {
+			return nil
+		}
+	}
+}
+
+// recv is the raw read callback: one recvmsg without allocation.
+func (c *Conn) recv(fd uintptr) bool {
+	c.msg.Control = &c.oob[0]
+	c.msg.SetControllen(len(c.oob))
+	c.msg.Flags = 0
+	n, _, e := unix.Syscall(unix.SYS_RECVMSG, fd, uintptr(unsafe.Pointer(&c.msg)), 0)
+	if e == unix.EAGAIN {
+		return false
+	}
+	c.rerr, c.rlen = nil, int(n)
+	if e != 0 {
+		c.rerr = e
+	}
+	return true
+}
+
+// decode turns the message in c.rbuf into c.frame, or into events. It
+// reports whether c.frame holds a data frame.
+func (c *Conn) decode() bool {
+	if c.msg.Flags&(unix.MSG_TRUNC|unix.MSG_CTRUNC) != 0 {
+		c.n.malformed.Add(1)
+		return false
+	}
+	if err := unmarshalFrame(c.rbuf[:c.rlen], &c.frame); err != nil {
+		c.n.malformed.Add(1)
+		return false
+	}
+	ts, ovfl, haveOvfl := parseCmsgs(c.oob[:c.msg.Controllen])
+	if haveOvfl {
+		// Cumulative since the socket was opened; uint32 arithmetic handles the wrap.
+		c.n.dropped.Add(uint64(ovfl - c.lastOvfl))
+		c.lastOvfl = ovfl
+	}
+	if ts.IsZero() {
+		ts = time.Now()
+	}
+	c.frame.Time = ts
+	c.frame.Bus = c.iface
+	if c.frame.IsError() {
+		c.n.errorFrames.Add(1)
+		for _, e := range ErrorEvents(&c.frame) {
+			c.emit(e)
+		}
+		return false
+	}
+	c.n.frames.Add(1)
+	c.n.bytes.Add(uint64(c.frame.Len))
+	return true
+}
+
+// isDownErr reports whether a socket error means the interface went down or away.
+func isDownErr(err error) bool {
+	return errors.Is(err, unix.ENETDOWN) || errors.Is(err, unix.ENODEV) ||
+		errors.Is(err, unix.ENXIO) || errors.Is(err, unix.EBADF)
+}
+
+// markDown drops the socket f after err and announces Down once.
+func (c *Conn) markDown(f *os.File, err error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.f == f && f != nil {
+		f.Close()
+		c.f, c.rc = nil, nil
+	}
+	if !c.down {
+		c.down = true
+		c.opts.log.Warn("CAN interface down, reopening", "iface", c.iface, "err", err)
+		c.emitLocked(Event{Time: time.Now(), Bus: c.iface, Kind: Down, Err: err})
+	}
+}
+
+// install makes f the Conn's socket unless another was installed meanwhile;
+// it reports whether f was taken.
+func (c *Conn) install(f *os.File, rc syscall.RawConn) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed.Load() || c.f != nil {
+		return false
+	}
+	c.f, c.rc = f, rc
+	c.lastOvfl = 0
+	c.n.reopens.Add(1)
+	if c.down {
+		c.down = false
+		c.opts.log.Info("CAN interface up again", "iface", c.iface)
+		c.emitLocked(Event{Time: time.Now(), Bus: c.iface, Kind: Up})
+	}
+	return true
+}
+
+// reopen opens the socket again, retrying with backoff until it works, ctx
+// is done or the Conn is closed.
+func (c *Conn) reopen(ctx context.Context) error {
+	bo := backoff{min: c.opts.backoffMin, max: c.opts.backoffMax}
+	for {
+		f, rc, err := c.openSocket()
+		if err == nil {
+			if !c.install(f, rc) {
+				f.Close()
+			}
+			return nil
+		}
+		d := bo.next()
+		c.opts.log.Debug("CAN reopen failed", "iface", c.iface, "err", err, "retry_in", d)
+		t := time.NewTimer(d)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return ctx.Err()
+		case <-c.done:
+			t.Stop()
+			return ErrClosed
+		case <-t.C:
+		}
+	}
+}
+
+// emit delivers an event without blocking and counts it.
+func (c *Conn) emit(e Event) {
+	c.mu.Lock()
+	c.emitLocked(e)
+	c.mu.Unlock()
+}
+
+func (c *Conn) emitLocked(e Event) {
+	if int(e.Kind) < len(c.n.events) {
+		c.n.events[e.Kind].Add(1)
+	}
+	if c.eventsClosed {
+		return
+	}
+	select {
+	case c.events <- e:
+	default:
+		c.n.eventsDropped.Add(1)
+	}
+}
+
+// Events returns the channel of error and interface events. It is buffered
+// (WithEventBuffer); events that find it full are dropped and counted. It is
+// closed by Close.
+func (c *Conn) Events() <-chan Event { return c.events }
+
+// Stats returns the counters.
+func (c *Conn) Stats() Stats { return c.n.snapshot() }
+
+// WriteFrame sends a frame. A full TX queue (ENOBUFS) is retried with
+// backoff for up to a second. When the interface went away and came back,
+// the socket is reopened once, at once.
+func (c *Conn) WriteFrame(fr *can.Frame) error {
+	if fr.IsFD() && !c.opts.fd {
+		return &OpError{Op: "write", Iface: c.iface, Err: ErrFDDisabled}
+	}
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	n, err := marshalFrame(c.wbuf[:], fr)
+	if err != nil {
+		return &OpError{Op: "write", Iface: c.iface, Err: err}
+	}
+	c.wlen = n
+	wait := backoff{min: writeRetryMin, max: writeRetryMax}
+	var deadline time.Time
+	reopened := false
+	for {
+		if c.closed.Load() {
+			return &OpError{Op: "write", Iface: c.iface, Err: ErrClosed}
+		}
+		f, rc := c.current()
+		if f == nil {
+			if reopened {
+				return &OpError{Op: "write", Iface: c.iface, Err: ErrDown}
+			}
+			reopened = true
+			nf, nrc, err := c.openSocket()
+			if err != nil {
+				return &OpError{Op: "write", Iface: c.iface, Err: err}
+			}
+			if !c.install(nf, nrc) {
+				nf.Close()
+			}
+			continue
+		}
+		err := rc.Write(c.writeFn)
+		if err == nil {
+			err = c.werr
+		}
+		switch {
+		case err == nil:
+			c.n.txFrames.Add(1)
+			c.n.txBytes.Add(uint64(fr.Len))
+			return nil
+		case c.closed.Load():
+			return &OpError{Op: "write", Iface: c.iface, Err: ErrClosed}
+		case errors.Is(err, unix.ENOBUFS):
+			now := time.Now()
+			if deadline.IsZero() {
+				deadline = now.Add(writeRetryBudget)
+			} else if now.After(deadline) {
+				return &OpError{Op: "write", Iface: c.iface, Err: err}
+			}
+			c.n.txRetries.Add(1)
+			t := time.NewTimer(wait.next())
+			select {
+			case <-c.done:
+				t.Stop()
+			case <-t.C:
+			}
+		case isDownErr(err) && c.opts.reopen && !reopened:
+			if cur, _ := c.current(); cur == f {
+				c.markDown(f, err)
+			}
+		default:
+			if cur, _ := c.current(); cur != f && !reopened {
+				continue // the reader replaced the socket under us
+			}
+			return &OpError{Op: "write", Iface: c.iface, Err: err}
+		}
+	}
+}
+
+// send is the raw write callback.
+func (c *Conn) send(fd uintptr) bool {
+	_, err := unix.Write(int(fd), c.wbuf[:c.wlen])
+	if err == unix.EAGAIN {
+		return false
+	}
+	c.werr = err
+	return true
+}
+
+// Close closes the socket, ends a pending read and any reopen loop, and
+// closes the Events channel. Closing twice is a no-op.
+func (c *Conn) Close() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed.Swap(true) {
+		return nil
+	}
+	close(c.done)
+	c.eventsClosed = true
+	close(c.events)
+	if c.f == nil {
+		return nil
+	}
+	err := c.f.Close()
+	c.f, c.rc = nil, nil
+	if err != nil {
+		return &OpError{Op: "close", Iface: c.iface, Err: err}
+	}
+	return nil
+}
+
+// parseCmsgs reads the receive timestamp (SCM_TIMESTAMPNS, old or new
+// layout) and the drop counter (SO_RXQ_OVFL) out of recvmsg's control data.
+// Malformed control data is ignored: the result is then zero.
+//
+//	struct cmsghdr {
+//	  0  size_t cmsg_len;    (4 bytes on 32-bit, 8 on 64-bit: header + data)
+//	  P  int    cmsg_level;  (P = sizeof(size_t))
+//	  P+4 int   cmsg_type;
+//	  H  data...             (H = unix.SizeofCmsghdr)
+//	};  the next header starts at CMSG_ALIGN(cmsg_len), aligned to sizeof(size_t)
+func parseCmsgs(oob []byte) (ts time.Time, ovfl uint32, haveOvfl bool) {
+	const (
+		word = unix.SizeofPtr
+		hdr  = unix.SizeofCmsghdr
+	)
+	ne := binary.NativeEndian
+	for len(oob) >= hdr {
+		var l uint64
+		if word == 8 {
+			l = ne.Uint64(oob)
+		} else {
+			l = uint64(ne.Uint32(oob))
+		}
+		if l < hdr || l > uint64(len(oob)) {
+			break
+		}
+		level := int32(ne.Uint32(oob[word:]))
+		typ := int32(ne.Uint32(oob[word+4:]))
+		data := oob[hdr:l]
+		if level == unix.SOL_SOCKET {
+			switch typ {
+			case unix.SO_TIMESTAMPNS_NEW, unix.SO_TIMESTAMPNS_OLD:
+				switch len(data) {
+				case 16: // struct __kernel_timespec, or timespec on 64-bit
+					ts = time.Unix(int64(ne.Uint64(data)), int64(ne.Uint64(data[8:])))
+				case 8: // struct timespec on 32-bit
+					ts = time.Unix(int64(int32(ne.Uint32(data))), int64(int32(ne.Uint32(data[4:]))))
+				}
+			case unix.SO_RXQ_OVFL:
+				if len(data) >= 4 {
+					ovfl, haveOvfl = ne.Uint32(data), true
+				}
+			}
+		}
+		adv := (l + word - 1) &^ (word - 1)
+		if adv >= uint64(len(oob)) {
+			break
+		}
+		oob = oob[adv:]
+	}
+	return ts, ovfl, haveOvfl
+}
