@@ -1,0 +1,323 @@
+package mileage
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"math"
+	"unicode/utf8"
+)
+
+// StateVersion is the version byte of the binary form State.MarshalBinary writes.
+const StateVersion = 1
+
+// Errors of State.UnmarshalBinary; each comes wrapped in a *StateError.
+var (
+	ErrStateVersion = errors.New("unknown mileage state version")
+	ErrStateCorrupt = errors.New("corrupt mileage state")
+)
+
+// StateError says which field of a binary State is wrong, where, and why.
+type StateError struct {
+	Field    string // State field, e.g. "HWM" or "Span.Modes[2].Mode"
+	Offset   int    // byte offset of the field
+	Expected string
+	Found    string
+	Err      error // ErrStateVersion or ErrStateCorrupt
+}
+
+func (e *StateError) Error() string {
+	return fmt.Sprintf("%v: %s at byte %d: expected %s, found %s", e.Err, e.Field, e.Offset, e.Expected, e.Found)
+}
+
+func (e *StateError) Unwrap() error { return e.Err }
+
+// State is everything an Engine needs to resume exactly: persist it with the
+// attestations it produced (a checkpoint), restore it with New. Times are
+// Unix nanoseconds of the frame clock. The fields are exported for
+// inspection (diagnostic shell, JSON); an Engine only trusts a State it made
+// or one that UnmarshalBinary accepted.
+type State struct {
+	Started    bool    // an odometer reading was ever taken
+	First      float64 // the first odometer reading ever, meters: the telescoping base
+	HWM        float64 // high-water mark, meters
+	Odo        float64 // last odometer reading, meters
+	OdoTime    int64   // Mono time of the last odometer reading
+	JumpHWM    float64 // JUMP reference: HWM and Mono time of the reading
+	JumpTime   int64   // minimising HWM - MaxSpeed·time
+	SpeedKnown bool
+	Speed      float64 // last speed, km/h, >= 0
+	SpeedTime  int64   // Mono time of the last speed reading
+	Mode       string  // current drive mode; "" before the first drive-mode reading
+	Now        int64   // batch clock; 0 before the first event with a set clock
+	Mono       int64   // interval clock, never runs back
+	MonoOff    int64   // Mono minus frame time since the last clock change
+	Untrusted  bool    // MarkClock(true) in effect
+	Unset      bool    // the last event was stamped before Config.MinTime
+	Blocked    bool    // SetBlocked(true) in effect
+	Resumed    bool    // restarted, waiting for the first odometer reading
+	Discont    bool    // the clock changed: shift Mono at the next event
+	Span       OpenSpan
+}
+
+// OpenSpan is the span being accumulated.
+type OpenSpan struct {
+	Open        bool   // the engine has seen an event
+	Batch       uint64 // first batch covered
+	Last        uint64 // last batch covered so far
+	BatchKnown  bool   // Batch comes from a set clock
+	Meters      uint64
+	Modes       []ModeMeters // unsorted, may hold zero entries; sums to Meters
+	Flags       uint32       // observed flags so far (ROLLBACK, JUMP, GAP)
+	Clock       bool         // the clock was untrustworthy at some moment
+	Start       int64
+	OdoMeters   float64 // SPEED_MISMATCH: odometer advance over intervals with fresh speed
+	SpeedMeters float64 // SPEED_MISMATCH: integrated speed over the same intervals
+}
+
+func (s State) clone() State {
+	s.Span.Modes = append([]ModeMeters(nil), s.Span.Modes...)
+	return s
+}
+
+// Bits of the boolean word of the binary form.
+const (
+	bitStarted = 1 << iota
+	bitSpeedKnown
+	bitUntrusted
+	bitUnset
+	bitBlocked
+	bitResumed
+	bitDiscont
+	bitOpen
+	bitBatchKnown
+	bitClock
+	bitsKnown = 1<<iota - 1
+)
+
+// MarshalBinary encodes s, big-endian:
+//
+//	0  version (1)
+//	1  uint16 booleans: Started, SpeedKnown, Untrusted, Unset, Blocked,
+//	   Resumed, Discont, Span.Open, Span.BatchKnown, Span.Clock (bit 0 first)
+//	3  float64 First, HWM, Odo, Speed, Span.OdoMeters, Span.SpeedMeters, JumpHWM
+//	59 int64 JumpTime, OdoTime, SpeedTime, Now, Mono, Span.Start
+//	107 int64 MonoOff
+//	115 uint64 Span.Batch, Span.Last, Span.Meters
+//	139 uint32 Span.Flags
+//	143 Mode: uvarint length, bytes
+//	    Span.Modes: uvarint count, then each: uvarint length, bytes, uvarint meters
+func (s State) MarshalBinary() ([]byte, error) {
+	var bits uint16
+	for i, b := range s.bools() {
+		if *b {
+			bits |= 1 << i
+		}
+	}
+	buf := make([]byte, 0, 128+len(s.Mode)+len(s.Span.Modes)*24)
+	buf = append(buf, StateVersion)
+	buf = binary.BigEndian.AppendUint16(buf, bits)
+	for _, f := range s.floats() {
+		buf = binary.BigEndian.AppendUint64(buf, math.Float64bits(*f))
+	}
+	for _, t := range s.times() {
+		buf = binary.BigEndian.AppendUint64(buf, uint64(*t))
+	}
+	buf = binary.BigEndian.AppendUint64(buf, uint64(s.MonoOff))
+	buf = binary.BigEndian.AppendUint64(buf, s.Span.Batch)
+	buf = binary.BigEndian.AppendUint64(buf, s.Span.Last)
+	buf = binary.BigEndian.AppendUint64(buf, s.Span.Meters)
+	buf = binary.BigEndian.AppendUint32(buf, s.Span.Flags)
+	buf = appendString(buf, s.Mode)
+	buf = binary.AppendUvarint(buf, uint64(len(s.Span.Modes)))
+	for _, m := range s.Span.Modes {
+		buf = appendString(buf, m.Mode)
+		buf = binary.AppendUvarint(buf, m.Meters)
+	}
+	return buf, nil
+}
+
+func appendString(buf []byte, s string) []byte {
+	return append(binary.AppendUvarint(buf, uint64(len(s))), s...)
+}
+
+func (s *State) bools() []*bool {
+	return []*bool{&s.Started, &s.SpeedKnown, &s.Untrusted, &s.Unset, &s.Blocked,
+		&s.Resumed, &s.Discont, &s.Span.Open, &s.Span.BatchKnown, &s.Span.Clock}
+}
+
+func (s *State) floats() []*float64 {
+	return []*float64{&s.First, &s.HWM, &s.Odo, &s.Speed, &s.Span.OdoMeters, &s.Span.SpeedMeters, &s.JumpHWM}
+}
+
+func (s *State) times() []*int64 {
+	return []*int64{&s.JumpTime, &s.OdoTime, &s.SpeedTime, &s.Now, &s.Mono, &s.Span.Start}
+}
+
+var floatNames = [...]string{"First", "HWM", "Odo", "Speed", "Span.OdoMeters", "Span.SpeedMeters", "JumpHWM"}
+var timeNames = [...]string{"JumpTime", "OdoTime", "SpeedTime", "Now", "Mono", "Span.Start"}
+
+// decoder reads the binary form, remembering the first error.
+type decoder struct {
+	b   []byte
+	off int
+	err error
+}
+
+func (d *decoder) fail(field, expected, found string) {
+	if d.err == nil {
+		d.err = &StateError{Field: field, Offset: d.off, Expected: expected, Found: found, Err: ErrStateCorrupt}
+	}
+}
+
+func (d *decoder) fixed(field string, n int) []byte {
+	if d.err != nil {
+		return make([]byte, n)
+	}
+	if len(d.b)-d.off < n {
+		d.fail(field, fmt.Sprintf("%d bytes", n), fmt.Sprintf("%d bytes left", len(d.b)-d.off))
+		return make([]byte, n)
+	}
+	p := d.b[d.off : d.off+n]
+	d.off += n
+	return p
+}
+
+func (d *decoder) uvarint(field string) uint64 {
+	if d.err != nil {
+		return 0
+	}
+	v, n := binary.Uvarint(d.b[d.off:])
+	if n <= 0 {
+		d.fail(field, "a uvarint", "truncated or overlong bytes")
+		return 0
+	}
+	d.off += n
+	return v
+}
+
+func (d *decoder) str(field string, maxLen int) string {
+	at := d.off
+	n := d.uvarint(field + " length")
+	if d.err != nil {
+		return ""
+	}
+	if n > uint64(maxLen) {
+		d.off = at
+		d.fail(field, fmt.Sprintf("at most %d bytes", maxLen), fmt.Sprintf("%d", n))
+		return ""
+	}
+	p := d.fixed(field, int(n))
+	if d.err == nil && !utf8.Valid(p) {
+		d.off = at
+		d.fail(field, "UTF-8", fmt.Sprintf("%q", p))
+	}
+	return string(p)
+}
+
+// UnmarshalBinary decodes data written by MarshalBinary, checking that every
+// field is one an Engine can produce. On error, s is unchanged and the error
+// is a *StateError wrapping ErrStateVersion or ErrStateCorrupt.
+func (s *State) UnmarshalBinary(data []byte) error {
+	if len(data) == 0 || data[0] != StateVersion {
+		found := "no bytes"
+		if len(data) > 0 {
+			found = fmt.Sprintf("%d", data[0])
+		}
+		return &StateError{Field: "version", Expected: fmt.Sprintf("%d", StateVersion), Found: found, Err: ErrStateVersion}
+	}
+	d := &decoder{b: data, off: 1}
+	var n State
+	bits := binary.BigEndian.Uint16(d.fixed("booleans", 2))
+	if bits&^bitsKnown != 0 {
+		d.off -= 2
+		d.fail("booleans", fmt.Sprintf("bits within 0x%04x", bitsKnown), fmt.Sprintf("0x%04x", bits))
+	}
+	for i, b := range n.bools() {
+		*b = bits&(1<<i) != 0
+	}
+	for i, f := range n.floats() {
+		*f = math.Float64frombits(binary.BigEndian.Uint64(d.fixed(floatNames[i], 8)))
+		lo, hi, want := float64(-maxOdometer), float64(maxOdometer), "a number in [-2^53, 2^53]"
+		switch i {
+		case 3:
+			lo, hi, want = 0, maxSpeedKMH, "km/h in [0, 1e6]"
+		case 4, 5: // the mismatch sums
+			lo, hi, want = 0, math.MaxFloat64, "a finite number >= 0"
+		}
+		if d.err == nil && !(*f >= lo && *f <= hi) {
+			d.off -= 8
+			d.fail(floatNames[i], want, fmt.Sprintf("%g", *f))
+		}
+	}
+	for i, t := range n.times() {
+		*t = int64(binary.BigEndian.Uint64(d.fixed(timeNames[i], 8)))
+		if d.err == nil && (*t < 0 || *t > maxNanos) {
+			d.off -= 8
+			d.fail(timeNames[i], fmt.Sprintf("Unix nanoseconds in [0, %d]", maxNanos), fmt.Sprintf("%d", *t))
+		}
+	}
+	n.MonoOff = int64(binary.BigEndian.Uint64(d.fixed("MonoOff", 8)))
+	if d.err == nil && (n.MonoOff < -maxNanos || n.MonoOff > maxNanos) {
+		d.off -= 8
+		d.fail("MonoOff", fmt.Sprintf("nanoseconds in [-%d, %d]", maxNanos, maxNanos), fmt.Sprintf("%d", n.MonoOff))
+	}
+	sp := &n.Span
+	sp.Batch = binary.BigEndian.Uint64(d.fixed("Span.Batch", 8))
+	sp.Last = binary.BigEndian.Uint64(d.fixed("Span.Last", 8))
+	if d.err == nil && (sp.Last < sp.Batch || sp.Last-sp.Batch >= math.MaxUint32 || sp.Last > uint64(maxNanos/batchNanos)) {
+		d.off -= 16
+		d.fail("Span.Batch/Last", "Batch <= Last < Batch+2^32-1, a batch up to year 2116", fmt.Sprintf("%d..%d", sp.Batch, sp.Last))
+	}
+	sp.Meters = binary.BigEndian.Uint64(d.fixed("Span.Meters", 8))
+	sp.Flags = binary.BigEndian.Uint32(d.fixed("Span.Flags", 4))
+	if d.err == nil && sp.Flags&^(FlagRollback|FlagJump|FlagGap) != 0 {
+		d.off -= 4
+		d.fail("Span.Flags", "only ROLLBACK, JUMP, GAP (0x23)", fmt.Sprintf("0x%02x", sp.Flags))
+	}
+	n.Mode = d.str("Mode", MaxModeNameLen)
+	at := d.off
+	count := d.uvarint("Span.Modes count")
+	if d.err == nil && count > MaxModes {
+		d.off = at
+		d.fail("Span.Modes count", fmt.Sprintf("at most %d", MaxModes), fmt.Sprintf("%d", count))
+	}
+	var sum uint64
+	for i := 0; d.err == nil && i < int(count); i++ {
+		field := fmt.Sprintf("Span.Modes[%d]", i)
+		at := d.off
+		name := d.str(field+".Mode", MaxModeNameLen)
+		if d.err == nil && name == "" {
+			d.off = at
+			d.fail(field+".Mode", "a name", `""`)
+		}
+		for _, m := range sp.Modes {
+			if d.err == nil && m.Mode == name {
+				d.off = at
+				d.fail(field+".Mode", "a name not seen before", fmt.Sprintf("%q again", name))
+			}
+		}
+		m := d.uvarint(field + ".Meters")
+		if d.err == nil && sum+m < sum {
+			d.fail(field+".Meters", "a sum within 2^64", "an overflow")
+		}
+		sum += m
+		sp.Modes = append(sp.Modes, ModeMeters{Mode: name, Meters: m})
+	}
+	switch {
+	case d.err != nil:
+	case d.off != len(data):
+		d.fail("end", "no more bytes", fmt.Sprintf("%d bytes", len(data)-d.off))
+	case sum != sp.Meters:
+		d.fail("Span.Modes", fmt.Sprintf("meters summing to Span.Meters = %d", sp.Meters), fmt.Sprintf("%d", sum))
+	case n.Started && (n.HWM < n.First || n.HWM < n.Odo):
+		d.fail("HWM", fmt.Sprintf("at least First = %g and Odo = %g", n.First, n.Odo), fmt.Sprintf("%g", n.HWM))
+	case !n.Started && (n.HWM != 0 || n.First != 0 || n.Odo != 0 || sp.Meters != 0 || n.Resumed):
+		d.fail("Started", "true when an odometer reading is recorded", "false")
+	}
+	if d.err != nil {
+		return d.err
+	}
+	*s = n
+	return nil
+}
