@@ -1,0 +1,170 @@
+package profile
+
+import (
+	"math"
+
+	"github.com/csop/tbox/can"
+)
+
+// maxInterned bounds the per-decoder cache of MODE_<n> names for drive-mode
+// signals wider than 8 bits; past it, an unnamed value costs an allocation.
+const maxInterned = 1024
+
+// Decoder decodes the profile's signals from frames. It is not safe for
+// concurrent use; make one per goroutine with Profile.NewDecoder.
+type Decoder struct {
+	msgs       []msgDecoder
+	named      []string // buses named explicitly in the profile
+	defaultBus string
+	interned   map[int64]string
+	stats      Stats
+}
+
+type msgDecoder struct {
+	id       uint32
+	extended bool
+	bus      string
+	sigs     []*signal
+}
+
+// Stats counts a decoder's work.
+type Stats struct {
+	Readings    uint64 // readings produced
+	ShortFrames uint64 // frames of a profile message too short for a signal
+	Invalid     uint64 // float signals that decoded to NaN or infinity
+}
+
+// DecoderOption configures a Decoder.
+type DecoderOption func(*Decoder)
+
+// WithDefaultBus names the agent's default bus. A signal without bus = "..."
+// then decodes only from frames of that bus (or of no named bus, Bus ""). By
+// default such a signal decodes from any bus the profile does not name.
+func WithDefaultBus(name string) DecoderOption {
+	return func(d *Decoder) { d.defaultBus = name }
+}
+
+// NewDecoder returns a decoder of the profile's signals.
+func (p *Profile) NewDecoder(opts ...DecoderOption) *Decoder {
+	d := &Decoder{}
+	for _, o := range opts {
+		o(d)
+	}
+	for _, s := range p.sigs {
+		if s == nil {
+			continue
+		}
+		if s.bus != "" && !contains(d.named, s.bus) {
+			d.named = append(d.named, s.bus)
+		}
+		found := false
+		for i := range d.msgs {
+			m := &d.msgs[i]
+			if m.id == s.key.ID && m.extended == s.key.Extended && m.bus == s.bus {
+				m.sigs = append(m.sigs, s)
+				found = true
+				break
+			}
+		}
+		if !found {
+			d.msgs = append(d.msgs, msgDecoder{id: s.key.ID, extended: s.key.Extended, bus: s.bus, sigs: []*signal{s}})
+		}
+	}
+	return d
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+// Stats returns the decoder's counters.
+func (d *Decoder) Stats() Stats { return d.stats }
+
+func (d *Decoder) busMatches(want, got string) bool {
+	if want != "" {
+		return want == got
+	}
+	if got == "" || got == d.defaultBus {
+		return true
+	}
+	return d.defaultBus == "" && !contains(d.named, got)
+}
+
+// Decode appends the readings carried by f to dst and returns it. Frames of
+// other messages, of another bus or of the wrong identifier format, remote and
+// error frames yield nothing. A frame too short for a signal yields nothing for
+// that signal and counts in Stats().ShortFrames. Decode allocates nothing when
+// dst has room.
+func (d *Decoder) Decode(f *can.Frame, dst []Reading) []Reading {
+	if f.Flags&(can.Remote|can.ErrorFrame) != 0 {
+		return dst
+	}
+	ext := f.Flags&can.Extended != 0
+	n := uint8(f.Len)
+	if n > can.MaxFDDataLen {
+		n = can.MaxFDDataLen
+	}
+	for i := range d.msgs {
+		m := &d.msgs[i]
+		if m.id != f.ID || m.extended != ext || !d.busMatches(m.bus, f.Bus) {
+			continue
+		}
+		for _, s := range m.sigs {
+			if s.mux != nil {
+				if n < s.mux.minLen {
+					d.stats.ShortFrames++
+					continue
+				}
+				if s.mux.raw(&f.Data) != s.muxValue {
+					continue
+				}
+			}
+			if n < s.f.minLen {
+				d.stats.ShortFrames++
+				continue
+			}
+			raw := s.f.raw(&f.Data)
+			r := Reading{Kind: s.kind, Time: f.Time, Bus: f.Bus}
+			if s.kind == DriveMode {
+				v := s.f.intRaw(raw)
+				r.Value = float64(v)
+				if s.smallModes != nil {
+					r.Mode = s.smallModes[raw]
+				} else {
+					r.Mode = d.modeName(s, v)
+				}
+			} else {
+				r.Value = s.f.value(raw)*s.scale + s.offset
+				if math.IsNaN(r.Value) || math.IsInf(r.Value, 0) {
+					d.stats.Invalid++
+					continue
+				}
+			}
+			d.stats.Readings++
+			dst = append(dst, r)
+		}
+	}
+	return dst
+}
+
+func (d *Decoder) modeName(s *signal, v int64) string {
+	if n, ok := s.modeNames[v]; ok {
+		return n
+	}
+	if n, ok := d.interned[v]; ok {
+		return n
+	}
+	n := s.modeName(v)
+	if d.interned == nil {
+		d.interned = make(map[int64]string)
+	}
+	if len(d.interned) < maxInterned {
+		d.interned[v] = n
+	}
+	return n
+}

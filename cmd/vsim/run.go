@@ -1,0 +1,121 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"time"
+
+	"github.com/csop/tbox/agent/profile"
+	"github.com/csop/tbox/can"
+	"github.com/csop/tbox/hil/vehicle"
+)
+
+// usageError is bad usage or bad configuration: exit code 2.
+type usageError struct{ err error }
+
+func (e *usageError) Error() string { return e.err.Error() }
+func (e *usageError) Unwrap() error { return e.err }
+
+func usage(format string, a ...any) error { return &usageError{fmt.Errorf(format, a...)} }
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("vsim", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var (
+		profilePath = fs.String("profile", "", "vehicle profile (TOML)")
+		seed        = fs.Int64("seed", 1, "random seed: the same seed gives the same frames")
+		duration    = fs.Duration("duration", 8*time.Hour, "length of the simulated drive")
+		startStr    = fs.String("start", "2026-01-01T08:00:00Z", "start time (RFC 3339)")
+		logPath     = fs.String("log", "", "write a candump -l log here (\"-\" for stdout; the default without --iface)")
+		iface       = fs.String("iface", "", "send the frames on this SocketCAN interface")
+		pace        = fs.Float64("pace", 1, "with --iface: speed-up against the recorded pace (60 = an hour a minute)")
+		truthPath   = fs.String("truth", "", "write the ground truth JSON here")
+		bus         = fs.String("bus", "can0", "name of the default bus in the frames")
+		odometer    = fs.Float64("odometer-km", 0, "odometer at the start in km (0: seeded)")
+		parking     = fs.Bool("parking", true, "trips separated by parked periods (bus silent)")
+		modes       = fs.Bool("modes", true, "drive mode changes")
+		traffic     = fs.Bool("traffic", true, "stop-and-go traffic")
+		noise       = fs.Int("noise", 10, "number of unrelated messages on the bus")
+		biometric   = fs.Bool("biometric", false, "send the profile's biometric messages with a marker payload")
+		rollbacks   = fs.Int("rollbacks", 0, "odometer rollbacks to inject")
+		jumps       = fs.Int("jumps", 0, "odometer jumps to inject")
+		second      = fs.Bool("second-device", false, "a second sender of conflicting odometer frames")
+		gaps        = fs.Int("gaps", 0, "windows without odometer frames")
+	)
+	if err := fs.Parse(args); err != nil {
+		return &usageError{err}
+	}
+	if *profilePath == "" {
+		return usage("--profile is required")
+	}
+	start, err := time.Parse(time.RFC3339, *startStr)
+	if err != nil {
+		return usage("--start %q: want RFC 3339 such as 2026-01-01T08:00:00Z", *startStr)
+	}
+	if *logPath != "" && *iface != "" {
+		return usage("--log and --iface exclude each other")
+	}
+	p, err := profile.Load(*profilePath)
+	if err != nil {
+		return &usageError{err}
+	}
+	s := vehicle.Scenario{
+		Seed: *seed, Start: start, Duration: *duration, Bus: *bus, StartOdometer: *odometer * 1000,
+		Parking: *parking, ModeChanges: *modes, StopAndGo: *traffic, Noise: *noise, Biometric: *biometric,
+		Rollbacks: *rollbacks, Jumps: *jumps, SecondDevice: *second, Gaps: *gaps,
+	}
+	var sink vehicle.Sink
+	var flush func() error
+	switch {
+	case *iface != "":
+		// TODO(lead): wire a SocketCAN writer from can/socketcan here, wrapped
+		// in vehicle.NewPacedSink(ctx, writer, *pace, nil).
+		_ = pace
+		return usage("--iface %s: SocketCAN output is not wired into vsim yet; use --log", *iface)
+	default:
+		w := stdout
+		if *logPath != "" && *logPath != "-" {
+			f, err := os.Create(*logPath)
+			if err != nil {
+				return fmt.Errorf("log: %w", err)
+			}
+			defer f.Close()
+			w = f
+		}
+		ls := vehicle.NewLogSink(w)
+		sink, flush = ls, ls.Flush
+	}
+	write := func(f *can.Frame) error {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		return sink.WriteFrame(f)
+	}
+	truth, err := s.Frames(p, write)
+	if ferr := flush(); err == nil {
+		err = ferr
+	}
+	if err != nil {
+		if errors.Is(err, vehicle.ErrScenario) {
+			return &usageError{err}
+		}
+		return err
+	}
+	if *truthPath != "" {
+		b, err := json.MarshalIndent(truth, "", " ")
+		if err != nil {
+			return fmt.Errorf("truth: %w", err)
+		}
+		if err := os.WriteFile(*truthPath, append(b, '\n'), 0o644); err != nil {
+			return fmt.Errorf("truth: %w", err)
+		}
+	}
+	fmt.Fprintf(stderr, "vsim: %d frames, %d m credited in %d batches (drove %.0f m)\n",
+		truth.Frames.Total, truth.Meters, len(truth.Batches), truth.TrueDistance)
+	return nil
+}
