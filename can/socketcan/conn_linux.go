@@ -45,7 +45,8 @@ type Conn struct {
 	readFn   func(uintptr) bool
 	frame    can.Frame
 	err      error
-	lastOvfl uint32
+	lastOvfl uint32   // the kernel's drop counter at the last frame of ovflFile
+	ovflFile *os.File // the socket lastOvfl belongs to
 
 	// Writer state, guarded by wmu.
 	wmu     sync.Mutex
@@ -252,6 +253,9 @@ func (c *Conn) read(ctx context.Context) error {
 			}
 			return &OpError{Op: "read", Iface: c.iface, Err: err}
 		}
+		if f != c.ovflFile {
+			c.ovflFile, c.lastOvfl = f, 0 // a new socket counts from zero
+		}
 		if c.decode() {
 			return nil
 		}
@@ -264,6 +268,9 @@ func (c *Conn) recv(fd uintptr) bool {
 	c.msg.SetControllen(len(c.oob))
 	c.msg.Flags = 0
 	n, _, e := unix.Syscall(unix.SYS_RECVMSG, fd, uintptr(unsafe.Pointer(&c.msg)), 0)
+	for e == unix.EINTR {
+		n, _, e = unix.Syscall(unix.SYS_RECVMSG, fd, uintptr(unsafe.Pointer(&c.msg)), 0)
+	}
 	if e == unix.EAGAIN {
 		return false
 	}
@@ -338,7 +345,6 @@ func (c *Conn) install(f *os.File, rc syscall.RawConn) bool {
 		return false
 	}
 	c.f, c.rc = f, rc
-	c.lastOvfl = 0
 	c.n.reopens.Add(1)
 	if c.down {
 		c.down = false
@@ -481,6 +487,9 @@ func (c *Conn) WriteFrame(fr *can.Frame) error {
 // send is the raw write callback.
 func (c *Conn) send(fd uintptr) bool {
 	_, err := unix.Write(int(fd), c.wbuf[:c.wlen])
+	for err == unix.EINTR {
+		_, err = unix.Write(int(fd), c.wbuf[:c.wlen])
+	}
 	if err == unix.EAGAIN {
 		return false
 	}

@@ -115,3 +115,11 @@ func TestOpenErrorsNameTheInterface(t *testing.T) {
 		t.Fatalf("error %v does not name lo", err)
 	}
 }
+
+func BenchmarkParseCmsgs(b *testing.B) {
+	oob := appendCmsg(appendCmsg(nil, unix.SOL_SOCKET, unix.SO_TIMESTAMPNS_NEW, ts64(1700000000, 1)), unix.SOL_SOCKET, unix.SO_RXQ_OVFL, u32(3))
+	b.ReportAllocs()
+	for b.Loop() {
+		parseCmsgs(oob)
+	}
+}

@@ -202,3 +202,16 @@ func FuzzUnmarshalFrame(f *testing.F) {
 		}
 	})
 }
+
+func BenchmarkUnmarshalFrame(b *testing.B) {
+	var buf [fdMTU]byte
+	in := frameOf(0x18FEF100, can.Extended, seq(8)...)
+	n, _ := marshalFrame(buf[:], &in)
+	var out can.Frame
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := unmarshalFrame(buf[:n], &out); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -78,7 +78,8 @@ func defaultOptions() options {
 
 // WithFilter installs the allowlist as the kernel's CAN_RAW_FILTER: only its
 // data frames reach the socket. An empty allowlist receives no data frames.
-// Without this option every data frame is received.
+// A nil filter, like an empty one, passes nothing. Without this option every
+// data frame is received.
 func WithFilter(f *can.Filter) Option {
 	return func(o *options) {
 		if f == nil {

@@ -273,14 +273,14 @@ func TestVCANCancelUnblocksRead(t *testing.T) {
 	c := openT(t, WithFilter(can.NewFilter())) // an idle bus: nothing passes
 	for _, delay := range []time.Duration{0, 50 * time.Millisecond, 200 * time.Millisecond} {
 		ctx, cancel := context.WithCancel(context.Background())
-		var cancelled time.Time
+		cancelled := make(chan time.Time, 1)
 		go func() {
 			time.Sleep(delay)
-			cancelled = time.Now()
+			cancelled <- time.Now()
 			cancel()
 		}()
 		_, err := c.ReadFrame(ctx)
-		lat := time.Since(cancelled)
+		lat := time.Since(<-cancelled)
 		if !errors.Is(err, context.Canceled) {
 			t.Fatalf("ReadFrame after cancel: %v, want context.Canceled", err)
 		}
@@ -565,5 +565,33 @@ func TestVCANTimestamps(t *testing.T) {
 			t.Errorf("frame %d: %v after the previous, the sender paused 2ms", i, f.Time.Sub(prev))
 		}
 		prev = f.Time
+	}
+}
+
+// BenchmarkVCANWriteReceive measures one frame written on one socket and
+// received on another through kernel vcan.
+func BenchmarkVCANWriteReceive(b *testing.B) {
+	if _, err := net.InterfaceByName(vcan); err != nil {
+		b.Skipf("%s not present", vcan)
+	}
+	tx, err := Open(vcan)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer tx.Close()
+	rx, err := Open(vcan, WithReceiveBuffer(1<<20))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer rx.Close()
+	f := frameOf(0x1A3, 0, seq(8)...)
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := tx.WriteFrame(&f); err != nil {
+			b.Fatal(err)
+		}
+		if !rx.Receive() {
+			b.Fatal(rx.Err())
+		}
 	}
 }

@@ -1,0 +1,71 @@
+// Package hil is the emulated T-Box: a 32-bit ARM guest with kernel vcan,
+// booted in qemu, that runs cross-compiled binaries against real SocketCAN.
+//
+// # The guest
+//
+// The build machines' kernel has no CAN, so CAN code runs in a
+// qemu-system-arm "virt" machine (Cortex-A15, TCG software emulation, never
+// KVM) booting Debian's armmp-lpae kernel with an initramfs that is built
+// for every boot:
+//
+//   - busybox (static, armhf) and its applet links;
+//   - the kernel modules can, can-raw, can-dev, vcan, plus virtio_mmio and
+//     the virtio net, console, block and ext4 modules when a boot asks for
+//     the network, the serial port or a disk;
+//   - the files of Options.Files (cross-compiled binaries, data), and with
+//     Options.CanUtils the armhf can-utils with the libc they link against;
+//   - an /init (guest/init.sh) that mounts proc, sys, devtmpfs and /tmp,
+//     loads the modules, sets the clock from the kernel command line
+//     (hil.time=<unix seconds>), creates vcan0 and brings it up, configures
+//     eth0 and mounts /data when asked, prints "HIL-READY <uptime>", runs
+//     Options.Script with sh, prints "HIL-EXIT <status>", syncs and powers
+//     off.
+//
+// A boot to HIL-READY takes about 4 s on a 2-core machine; one boot runs
+// many test cases.
+//
+// # The kit and its cache
+//
+// Prepare runs scripts/install.sh (embedded), which on a fresh Debian 12
+// machine, as root, installs qemu-system-arm, busybox-static, cpio,
+// e2fsprogs, socat, can-utils and mosquitto, adds the armhf architecture,
+// and fetches with apt-get download busybox-static:armhf, the kernel that
+// linux-image-armmp-lpae:armhf depends on, can-utils:armhf and
+// libc6:armhf, unpacked with dpkg-deb -x into <repo>/.cache/hil (git
+// ignored; HIL_CACHE overrides it). A failing apt-get update is retried once
+// and then tolerated. With the cache complete Prepare takes milliseconds
+// and needs no root. The script also runs standalone:
+//
+//	hil/scripts/install.sh [CACHE_DIR]
+//
+// # Running a scenario
+//
+//	kit, err := hil.Prepare(ctx)
+//	bin := filepath.Join(dir, "tboxd")
+//	err = hil.CrossBuild(ctx, "./cmd/tboxd", bin) // GOARCH=arm GOARM=7 CGO_ENABLED=0
+//	res, err := kit.Boot(ctx, hil.Options{
+//		Files:      map[string]string{"/bin/tboxd": bin},
+//		Script:     "tboxd --config /etc/tbox.toml & sleep 30; kill %1",
+//		BrokerPort: brokerPort, // the guest connects to hil.BrokerAddr
+//		Disk:       img,        // hil.MakeDisk; mounted at /data
+//		Timeout:    2 * time.Minute,
+//	})
+//	// res.ExitCode, res.Console, res.BootTime
+//
+// For a power cut, Start the guest, wait for a line with
+// Running.WaitOutput, Kill it (SIGKILL to qemu), then Boot again on the same
+// disk image or read it on the host with DiskFile.
+//
+// The guest reaches nothing but the broker (user networking with
+// restrict=on). Options.Serial connects the guest's /dev/hvc0 to a unix
+// socket on the host (qemu listens; set the guest side raw with
+// "stty raw -echo" on an open descriptor).
+//
+// # Tests
+//
+// go test -count=1 -v ./hil/ cross-compiles the can/socketcan tests, runs
+// them in one boot, and requires every vcan test to PASS there (a SKIP is a
+// failure); the flood test prints its drop figures as a "HIL-METRIC" line.
+// The tests skip only when the machine cannot host the guest at all
+// (ErrUnavailable: not Linux, or not root with the kit missing).
+package hil

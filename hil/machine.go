@@ -1,0 +1,430 @@
+package hil
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	_ "embed"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+)
+
+//go:embed guest/init.sh
+var initScript []byte
+
+// BrokerAddr is where a guest reaches the host's broker when
+// Options.BrokerPort is set.
+const BrokerAddr = "10.0.2.100:1883"
+
+// Guest paths.
+const (
+	DataDir    = "/data"     // Options.Disk is mounted here
+	SerialPort = "/dev/hvc0" // Options.Serial is this port in the guest
+)
+
+// Modules loaded by /init, in dependency order, per feature.
+var (
+	canModules    = []string{"can", "can-raw", "can-dev", "vcan"}
+	virtioModules = []string{"virtio_mmio"}
+	netModules    = []string{"failover", "net_failover", "virtio_net"}
+	serialModules = []string{"virtio_console"}
+	diskModules   = []string{"virtio_blk", "crc16", "crc32c_generic", "libcrc32c", "mbcache", "jbd2", "ext4"}
+)
+
+// Options describe one boot of the emulated T-Box.
+type Options struct {
+	// Files are copied into the guest: guest path -> host path. Binaries
+	// keep their mode.
+	Files map[string]string
+	// Script is run by sh after vcan0 is up (and eth0, /data); its exit
+	// status is the Result's ExitCode.
+	Script string
+	// Disk is a raw ext4 image (MakeDisk) attached as /dev/vda and mounted
+	// at /data. Writes go through to the image (cache=writethrough).
+	Disk string
+	// BrokerPort, when set, lets the guest reach 127.0.0.1:BrokerPort on the
+	// host as BrokerAddr, and nothing else (restrict=on).
+	BrokerPort int
+	// Serial is a unix socket path; the guest's /dev/hvc0 is connected to it
+	// (qemu listens: connect after Start).
+	Serial string
+	// CanUtils puts the armhf can-utils (candump, cansend, cangen, ...) and
+	// the libc they need into the guest.
+	CanUtils bool
+	// Memory in MiB (default 256), CPUs (default 1).
+	Memory int
+	CPUs   int
+	// Clock is the guest's wall clock at boot (default: the host's now).
+	Clock time.Time
+	// Timeout bounds the whole boot (default 5 minutes): qemu is killed
+	// and Wait fails with ErrTimeout and the console's tail.
+	Timeout time.Duration
+	// Console receives the guest's console output as it comes.
+	Console io.Writer
+}
+
+// Result is the outcome of a boot.
+type Result struct {
+	Console  string        // everything the guest printed
+	ExitCode int           // the script's exit status; -1 without an exit marker
+	BootTime time.Duration // from qemu's start to the guest's HIL-READY (vcan0 up)
+	Duration time.Duration // from qemu's start to its end
+}
+
+// Running is a guest that has been started.
+type Running struct {
+	cmd     *exec.Cmd
+	tmp     string
+	start   time.Time
+	timeout *time.Timer
+	done    chan struct{}
+	waitErr error
+	killed  bool
+	timedO  bool
+
+	mu       sync.Mutex
+	cond     *sync.Cond
+	console  bytes.Buffer
+	exit     int
+	haveExit bool
+	ready    time.Duration
+	eof      bool
+}
+
+// Boot starts a guest and waits for it to finish.
+func (k *Kit) Boot(ctx context.Context, o Options) (*Result, error) {
+	r, err := k.Start(ctx, o)
+	if err != nil {
+		return nil, err
+	}
+	return r.Wait()
+}
+
+// Start builds the initramfs and starts qemu. Cancelling ctx kills the guest.
+func (k *Kit) Start(ctx context.Context, o Options) (*Running, error) {
+	if o.Memory == 0 {
+		o.Memory = 256
+	}
+	if o.CPUs == 0 {
+		o.CPUs = 1
+	}
+	if o.Timeout == 0 {
+		o.Timeout = 5 * time.Minute
+	}
+	if o.Clock.IsZero() {
+		o.Clock = time.Now()
+	}
+	tmp, err := os.MkdirTemp("", "hil-")
+	if err != nil {
+		return nil, err
+	}
+	initrd := filepath.Join(tmp, "initrd.gz")
+	if err := k.writeInitramfs(initrd, &o); err != nil {
+		os.RemoveAll(tmp)
+		return nil, fmt.Errorf("initramfs: %w", err)
+	}
+	args := []string{
+		"-M", "virt", "-cpu", "cortex-a15", "-accel", "tcg",
+		"-m", strconv.Itoa(o.Memory), "-smp", strconv.Itoa(o.CPUs),
+		"-display", "none", "-monitor", "none", "-serial", "stdio", "-no-reboot",
+		"-kernel", k.Kernel, "-initrd", initrd,
+		"-append", fmt.Sprintf("console=ttyAMA0 quiet panic=-1 hil.time=%d", o.Clock.Unix()),
+	}
+	if o.BrokerPort != 0 {
+		args = append(args,
+			"-netdev", fmt.Sprintf("user,id=n0,restrict=on,guestfwd=tcp:%s-tcp:127.0.0.1:%d", BrokerAddr, o.BrokerPort),
+			"-device", "virtio-net-device,netdev=n0")
+	}
+	if o.Serial != "" {
+		args = append(args,
+			"-device", "virtio-serial-device",
+			"-chardev", fmt.Sprintf("socket,id=hv,path=%s,server=on,wait=off", o.Serial),
+			"-device", "virtconsole,chardev=hv")
+	}
+	if o.Disk != "" {
+		args = append(args,
+			"-drive", fmt.Sprintf("file=%s,format=raw,if=none,id=d0,cache=writethrough", o.Disk),
+			"-device", "virtio-blk-device,drive=d0")
+	}
+	cmd := exec.Command(k.QEMU, args...)
+	cmd.Stdin = nil
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		os.RemoveAll(tmp)
+		return nil, err
+	}
+	cmd.Stderr = cmd.Stdout
+	r := &Running{cmd: cmd, tmp: tmp, done: make(chan struct{}), exit: -1}
+	r.cond = sync.NewCond(&r.mu)
+	r.start = time.Now()
+	if err := cmd.Start(); err != nil {
+		os.RemoveAll(tmp)
+		return nil, fmt.Errorf("start %s: %w", k.QEMU, err)
+	}
+	r.timeout = time.AfterFunc(o.Timeout, func() {
+		r.mu.Lock()
+		r.timedO = true
+		r.mu.Unlock()
+		r.Kill()
+	})
+	stop := context.AfterFunc(ctx, func() { r.Kill() })
+	go func() {
+		r.read(out, o.Console)
+		r.waitErr = cmd.Wait()
+		stop()
+		r.timeout.Stop()
+		os.RemoveAll(tmp)
+		close(r.done)
+	}()
+	return r, nil
+}
+
+// read collects the console and watches for the markers.
+func (r *Running) read(out io.Reader, echo io.Writer) {
+	br := bufio.NewReader(out)
+	for {
+		line, err := br.ReadString('\n')
+		if line != "" {
+			line = strings.ReplaceAll(line, "\r", "")
+			if echo != nil {
+				io.WriteString(echo, line)
+			}
+			r.mu.Lock()
+			r.console.WriteString(line)
+			t := strings.TrimSpace(line)
+			if rest, ok := strings.CutPrefix(t, "HIL-EXIT "); ok {
+				if n, err := strconv.Atoi(rest); err == nil {
+					r.exit, r.haveExit = n, true
+				}
+			}
+			if strings.HasPrefix(t, "HIL-READY") && r.ready == 0 {
+				r.ready = time.Since(r.start)
+			}
+			r.cond.Broadcast()
+			r.mu.Unlock()
+		}
+		if err != nil {
+			break
+		}
+	}
+	r.mu.Lock()
+	r.eof = true
+	r.cond.Broadcast()
+	r.mu.Unlock()
+}
+
+// Console returns what the guest printed so far.
+func (r *Running) Console() string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.console.String()
+}
+
+// WaitOutput blocks until the console contains s, the guest ends, or ctx is
+// done.
+func (r *Running) WaitOutput(ctx context.Context, s string) error {
+	stop := context.AfterFunc(ctx, func() {
+		r.mu.Lock()
+		r.cond.Broadcast()
+		r.mu.Unlock()
+	})
+	defer stop()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for {
+		if strings.Contains(r.console.String(), s) {
+			return nil
+		}
+		if r.eof {
+			return fmt.Errorf("guest ended before printing %q: %w\n%s", s, ErrNoExit, tail(r.console.String(), 20))
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		r.cond.Wait()
+	}
+}
+
+// Kill cuts the guest's power: SIGKILL to qemu. Disk writes the guest had
+// not flushed are lost, as in a power cut.
+func (r *Running) Kill() error {
+	r.mu.Lock()
+	r.killed = true
+	r.mu.Unlock()
+	err := r.cmd.Process.Signal(syscall.SIGKILL)
+	if errors.Is(err, os.ErrProcessDone) {
+		return nil
+	}
+	return err
+}
+
+// Wait waits for qemu to end and returns the guest's result. The error
+// matches ErrTimeout when the guest ran out of time and ErrNoExit when it
+// ended without its exit marker (including after Kill); both carry the
+// console's tail. A script that exits non-zero is not an error: see
+// Result.ExitCode.
+func (r *Running) Wait() (*Result, error) {
+	<-r.done
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	res := &Result{Console: r.console.String(), ExitCode: r.exit, BootTime: r.ready, Duration: time.Since(r.start)}
+	switch {
+	case r.timedO:
+		return res, fmt.Errorf("%w after %v; console tail:\n%s", ErrTimeout, res.Duration.Round(time.Second), tail(res.Console, 40))
+	case !r.haveExit:
+		how := fmt.Sprintf("qemu: %v", r.waitErr)
+		if r.killed {
+			how = "killed"
+		}
+		return res, fmt.Errorf("%w (%s); console tail:\n%s", ErrNoExit, how, tail(res.Console, 40))
+	}
+	return res, nil
+}
+
+// writeInitramfs assembles the guest's root file system.
+func (k *Kit) writeInitramfs(dst string, o *Options) error {
+	r := newInitramfs()
+	for _, d := range []string{"proc", "sys", "dev", "tmp", "root", "run", "var", "etc/hil",
+		"bin", "sbin", "usr/bin", "usr/sbin", "lib/modules"} {
+		r.dir(d)
+	}
+	r.charDev("dev/console", 5, 1)
+	if err := r.file("bin/busybox", k.Busybox); err != nil {
+		return err
+	}
+	r.symlink("bin/sh", "busybox")
+	r.bytes("init", 0o755, initScript)
+	r.bytes("etc/hil/script.sh", 0o755, []byte(o.Script+"\n"))
+
+	mods := append([]string(nil), canModules...)
+	net, disk, serial := "0", "0", "0"
+	if o.BrokerPort != 0 || o.Serial != "" || o.Disk != "" {
+		mods = append(mods, virtioModules...)
+	}
+	if o.BrokerPort != 0 {
+		mods, net = append(mods, netModules...), "1"
+	}
+	if o.Serial != "" {
+		mods, serial = append(mods, serialModules...), "1"
+	}
+	if o.Disk != "" {
+		mods, disk = append(mods, diskModules...), "1"
+	}
+	index, err := k.moduleIndex()
+	if err != nil {
+		return err
+	}
+	var load []string
+	for _, m := range mods {
+		p, ok := index[modKey(m)]
+		if !ok {
+			continue // built into this kernel
+		}
+		r.add(&cpioEntry{name: "lib/modules/" + m + ".ko", mode: modeFile | 0o644, src: p})
+		load = append(load, m)
+	}
+	r.bytes("etc/hil/env", 0o644, fmt.Appendf(nil, "HIL_MODULES=%q\nHIL_NET=%s\nHIL_DISK=%s\nHIL_SERIAL=%s\n",
+		strings.Join(load, " "), net, disk, serial))
+
+	if o.CanUtils {
+		ents, err := os.ReadDir(k.CanUtils)
+		if err != nil {
+			return err
+		}
+		for _, e := range ents {
+			if err := r.file("usr/bin/"+e.Name(), filepath.Join(k.CanUtils, e.Name())); err != nil {
+				return err
+			}
+		}
+		if err := r.file("lib/ld-linux-armhf.so.3", k.Loader); err != nil {
+			return err
+		}
+		if err := r.file("lib/arm-linux-gnueabihf/libc.so.6", filepath.Join(k.LibDir, "libc.so.6")); err != nil {
+			return err
+		}
+	}
+	for guest, host := range o.Files {
+		if err := r.file(guest, host); err != nil {
+			return fmt.Errorf("Options.Files[%q]: %w", guest, err)
+		}
+	}
+	f, err := os.Create(dst)
+	if err != nil {
+		return err
+	}
+	if err := r.write(f); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+func modKey(name string) string { return strings.ReplaceAll(name, "-", "_") }
+
+// moduleIndex maps module names (with '_' for '-') to their .ko files.
+func (k *Kit) moduleIndex() (map[string]string, error) {
+	idx := map[string]string{}
+	err := filepath.WalkDir(filepath.Join(k.Modules, "kernel"), func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if n, ok := strings.CutSuffix(d.Name(), ".ko"); ok && !d.IsDir() {
+			idx[modKey(n)] = p
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("kernel modules in %s: %w", k.Modules, err)
+	}
+	for _, m := range canModules {
+		if _, ok := idx[modKey(m)]; !ok {
+			return nil, fmt.Errorf("kernel modules in %s: %s.ko not found", k.Modules, m)
+		}
+	}
+	return idx, nil
+}
+
+// MakeDisk creates a raw ext4 image of sizeMiB at path (mkfs.ext4).
+func MakeDisk(path string, sizeMiB int) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if err := f.Truncate(int64(sizeMiB) << 20); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	if b, err := exec.Command("mkfs.ext4", "-q", "-F", path).CombinedOutput(); err != nil {
+		return fmt.Errorf("mkfs.ext4 %s: %w: %s", path, err, b)
+	}
+	return nil
+}
+
+// DiskFile reads a file out of an ext4 image without mounting it (debugfs).
+// name is the path inside the file system ("/state/outbox.db").
+func DiskFile(image, name string) ([]byte, error) {
+	var stderr bytes.Buffer
+	cmd := exec.Command("debugfs", "-R", "cat "+name, image)
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		return nil, fmt.Errorf("debugfs cat %s in %s: %w: %s", name, image, err, stderr.String())
+	}
+	if strings.Contains(stderr.String(), "File not found") {
+		return nil, fmt.Errorf("%s in %s: %w", name, image, fs.ErrNotExist)
+	}
+	return out, nil
+}
