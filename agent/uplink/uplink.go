@@ -1,0 +1,636 @@
+package uplink
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"net"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	mqtt "github.com/eclipse/paho.mqtt.golang"
+)
+
+// Message is one attestation in the outbox: its seq and its wire form
+// (SPEC.md §1), published as is. Wire is not modified by the uplink and
+// must not be modified by the outbox after Pending returns it.
+type Message struct {
+	Seq  uint64
+	Wire []byte
+}
+
+// Outbox is the durable queue of attestations the uplink drains.
+type Outbox interface {
+	// Pending returns up to limit unacked messages with seq > after,
+	// oldest first.
+	Pending(after uint64, limit int) ([]Message, error)
+	// Ack records the collector's ack: every seq <= seq is stored for good
+	// and may be removed.
+	Ack(seq uint64) error
+	// Nack records the collector's refusal of seq, with its reason; the
+	// message is kept.
+	Nack(seq uint64, reason string) error
+}
+
+// Stats is a snapshot of the uplink for the diagnostic shell.
+type Stats struct {
+	Connected        bool
+	ConnectedSince   time.Time // zero when not connected
+	Attempts         uint64    // connection attempts
+	Reconnects       uint64    // successful connections after the first
+	LastConnectError error     // the last failed attempt or lost connection; nil if none yet
+	LastConnectAt    time.Time // when LastConnectError happened
+
+	Publishes   uint64 // attestations published (re-publishes included)
+	Acks        uint64 // collector acks applied to the outbox
+	LastAcked   uint64 // highest seq acked
+	AckTimeouts uint64 // times the window was re-published for want of an ack
+	InFlight    int    // published, not yet acked or nacked
+
+	Nacks          uint64 // collector refusals received
+	LastNackSeq    uint64
+	LastNackReason string
+
+	Malformed     uint64 // ack/nack payloads ignored
+	LastMalformed string // why the last one was ignored
+	OutboxErrors  uint64 // failed Pending, Ack or Nack calls
+}
+
+// HealthReport is the retained JSON published on csop/v1/<device>/health
+// at each connection, every HealthInterval, and with status "offline" at a
+// clean stop. The broker publishes {"status":"offline","device":...} (the
+// MQTT will, also retained) when the connection drops uncleanly.
+type HealthReport struct {
+	Status     string `json:"status"`   // "online" or "offline"
+	Device     string `json:"device"`   // the device address
+	Time       int64  `json:"time"`     // unix seconds, the T-Box's clock
+	Uptime     int64  `json:"uptime_s"` // seconds since the uplink was made
+	LastAcked  uint64 `json:"last_acked"`
+	InFlight   int    `json:"in_flight"`
+	Nacks      uint64 `json:"nacks"`
+	Reconnects uint64 `json:"reconnects"`
+	Agent      any    `json:"agent,omitempty"` // Config.Health(): version, outbox depth, ...
+}
+
+// Topics returns the MQTT topics of a device (SPEC.md §2).
+func Topics(device string) (att, ack, nack, health string) {
+	p := "csop/v1/" + device + "/"
+	return p + "att", p + "ack", p + "nack", p + "health"
+}
+
+const (
+	// stableAfter is how long a connection must last for the next
+	// reconnect to start again from BackoffMin; a broker that accepts and
+	// drops at once keeps the backoff growing.
+	stableAfter = 5 * time.Second
+	// outboxRetryDelay is the pause after a failed Pending.
+	outboxRetryDelay = time.Second
+	// maxQueuedNacks bounds the nacks waiting for the Run goroutine; more
+	// are dropped (the message stays in flight, is re-published after
+	// AckTimeout and refused again).
+	maxQueuedNacks = 1024
+	// goodbyeTimeout bounds the wait for the offline report at a stop.
+	goodbyeTimeout = time.Second
+)
+
+// Uplink drains an Outbox to the broker and applies the collector's acks.
+type Uplink struct {
+	cfg     *resolved
+	ob      Outbox
+	log     *slog.Logger
+	clock   clock
+	backoff Backoff
+	started time.Time
+	topic   struct{ att, ack, nack, health string }
+	will    []byte
+
+	wake     chan struct{} // Notify; one slot
+	inbox    inbox         // replies from the paho goroutine
+	highSent atomic.Uint64 // highest seq ever published
+	running  atomic.Bool
+
+	mu            sync.Mutex
+	st            Stats
+	everConnected bool // the next connection is a reconnect
+
+	// Owned by the Run goroutine.
+	acked  uint64               // highest ack applied to the outbox
+	nacked map[uint64]time.Time // refused seq -> when to publish it again
+}
+
+// New returns an Uplink for cfg draining ob. It validates cfg (see
+// [Config.Validate]) but does not connect.
+func New(cfg Config, ob Outbox) (*Uplink, error) {
+	if ob == nil {
+		return nil, ErrNoOutbox
+	}
+	r, err := cfg.resolve()
+	if err != nil {
+		return nil, err
+	}
+	u := &Uplink{
+		cfg:     r,
+		ob:      ob,
+		log:     r.Logger,
+		clock:   systemClock{},
+		backoff: Backoff{Min: r.BackoffMin, Max: r.BackoffMax},
+		wake:    make(chan struct{}, 1),
+		inbox:   inbox{ready: make(chan struct{}, 1)},
+		nacked:  make(map[uint64]time.Time),
+	}
+	u.started = u.clock.Now()
+	u.topic.att, u.topic.ack, u.topic.nack, u.topic.health = Topics(r.Device)
+	u.will, _ = json.Marshal(map[string]string{"status": "offline", "device": r.Device})
+	return u, nil
+}
+
+// Notify tells the uplink that the outbox has something new. It never
+// blocks: a wake-up already pending absorbs it.
+func (u *Uplink) Notify() {
+	select {
+	case u.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Stats returns a snapshot of the uplink's counters.
+func (u *Uplink) Stats() Stats {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return u.st
+}
+
+func (u *Uplink) stat(f func(*Stats)) {
+	u.mu.Lock()
+	f(&u.st)
+	u.mu.Unlock()
+}
+
+// Run connects, drains the outbox and reconnects with backoff until ctx is
+// done; then it publishes an offline health report, disconnects cleanly
+// and returns nil. It returns ErrRunning if the Uplink is already running.
+func (u *Uplink) Run(ctx context.Context) error {
+	if !u.running.CompareAndSwap(false, true) {
+		return ErrRunning
+	}
+	defer u.running.Store(false)
+	attempt := 0
+	for ctx.Err() == nil {
+		up, err := u.session(ctx)
+		if ctx.Err() != nil {
+			break
+		}
+		if up >= stableAfter {
+			attempt = 0
+		}
+		d := u.backoff.Delay(attempt)
+		attempt++
+		u.log.Info("mqtt reconnect scheduled", "broker", u.cfg.Broker, "in", d.Round(time.Millisecond), "attempt", attempt, "err", err)
+		select {
+		case <-ctx.Done():
+		case <-u.clock.After(d):
+		}
+	}
+	return nil
+}
+
+// session is one MQTT connection's state.
+type session struct {
+	c           mqtt.Client
+	lost        chan error
+	cursor      uint64   // highest seq published (or skipped) in this pass
+	inflight    []flight // in publish order
+	nextHealth  time.Time
+	outboxRetry time.Time // after a failed Pending: no Pending before this
+}
+
+type flight struct {
+	seq uint64
+	at  time.Time
+}
+
+func (u *Uplink) clientOptions(lost chan error) *mqtt.ClientOptions {
+	c := u.cfg
+	o := mqtt.NewClientOptions().
+		AddBroker(c.Broker).
+		SetClientID(c.Device).
+		SetProtocolVersion(4).
+		// The outbox is the source of truth and everything unacked is
+		// re-published after a reconnect, so the broker keeps no session.
+		SetCleanSession(true).
+		SetAutoReconnect(false).
+		SetConnectRetry(false).
+		SetResumeSubs(false).
+		SetOrderMatters(true).
+		SetKeepAlive(c.KeepAlive).
+		SetPingTimeout(min(c.KeepAlive/2, 10*time.Second)).
+		SetConnectTimeout(c.ConnectTimeout).
+		SetWriteTimeout(c.ConnectTimeout).
+		SetDialer(&net.Dialer{Timeout: c.ConnectTimeout, KeepAlive: 30 * time.Second}).
+		SetBinaryWill(u.topic.health, u.will, 0, true).
+		SetConnectionLostHandler(func(_ mqtt.Client, err error) {
+			select {
+			case lost <- err:
+			default:
+			}
+		})
+	if c.tls != nil {
+		o.SetTLSConfig(c.tls.Clone())
+	}
+	return o
+}
+
+// session runs one connection until it is lost or ctx is done, and
+// returns how long it was up.
+func (u *Uplink) session(ctx context.Context) (time.Duration, error) {
+	lost := make(chan error, 1)
+	c := mqtt.NewClient(u.clientOptions(lost))
+	u.stat(func(s *Stats) { s.Attempts++ })
+	tok := c.Connect()
+	select {
+	case <-tok.Done():
+	case <-ctx.Done():
+		<-tok.Done() // bounded by ConnectTimeout
+		if tok.Error() == nil {
+			c.Disconnect(0)
+		}
+		return 0, nil
+	}
+	if err := tok.Error(); err != nil {
+		err = fmt.Errorf("connect %s: %w", u.cfg.Broker, err)
+		u.connectFailed(err)
+		return 0, err
+	}
+	if err := u.subscribe(ctx, c, lost); err != nil {
+		c.Disconnect(0)
+		if ctx.Err() != nil {
+			return 0, nil
+		}
+		u.connectFailed(err)
+		return 0, err
+	}
+	since := u.clock.Now()
+	u.mu.Lock()
+	u.st.Connected, u.st.ConnectedSince = true, since
+	if u.everConnected {
+		u.st.Reconnects++
+	}
+	u.everConnected = true
+	u.mu.Unlock()
+	u.log.Info("mqtt connected", "broker", u.cfg.Broker, "client_id", u.cfg.Device, "last_acked", u.acked)
+
+	s := &session{c: c, lost: lost, cursor: u.acked}
+	err := u.serve(ctx, s)
+	up := u.clock.Now().Sub(since)
+	u.stat(func(st *Stats) {
+		st.Connected, st.ConnectedSince, st.InFlight = false, time.Time{}, 0
+		if err != nil {
+			st.LastConnectError, st.LastConnectAt = err, u.clock.Now()
+		}
+	})
+	if err != nil {
+		u.log.Warn("mqtt connection lost", "broker", u.cfg.Broker, "after", up.Round(time.Millisecond), "err", err)
+	}
+	return up, err
+}
+
+func (u *Uplink) connectFailed(err error) {
+	u.stat(func(s *Stats) { s.LastConnectError, s.LastConnectAt = err, u.clock.Now() })
+	u.log.Warn("mqtt connect", "broker", u.cfg.Broker, "err", err)
+}
+
+// subscribe subscribes to the ack and nack topics at QoS 1 and waits for
+// the SUBACK.
+func (u *Uplink) subscribe(ctx context.Context, c mqtt.Client, lost chan error) error {
+	tok := c.SubscribeMultiple(map[string]byte{u.topic.ack: 1, u.topic.nack: 1}, u.onReply)
+	select {
+	case <-tok.Done():
+	case <-ctx.Done():
+		return ctx.Err()
+	case err := <-lost:
+		return fmt.Errorf("subscribe: connection lost: %w", err)
+	case <-u.clock.After(u.cfg.ConnectTimeout):
+		return fmt.Errorf("subscribe %s: no SUBACK within %v", u.topic.ack, u.cfg.ConnectTimeout)
+	}
+	if err := tok.Error(); err != nil {
+		return fmt.Errorf("subscribe: %w", err)
+	}
+	if st, ok := tok.(*mqtt.SubscribeToken); ok {
+		for topic, code := range st.Result() {
+			if code > 2 {
+				return fmt.Errorf("subscribe %s: broker refused (return code %#x)", topic, code)
+			}
+		}
+	}
+	return nil
+}
+
+// serve publishes and applies replies until the connection is lost (an
+// error) or ctx is done (nil, after a clean disconnect).
+func (u *Uplink) serve(ctx context.Context, s *session) error {
+	u.publishHealth(s, "online")
+	for {
+		if err := u.fill(s); err != nil {
+			s.c.Disconnect(0)
+			return err
+		}
+		u.stat(func(st *Stats) { st.InFlight = len(s.inflight) })
+		select {
+		case <-ctx.Done():
+			u.goodbye(s)
+			return nil
+		case err := <-s.lost:
+			return fmt.Errorf("connection lost: %w", err)
+		case <-u.wake:
+		case <-u.inbox.ready:
+			u.applyReplies(s)
+		case <-u.clock.After(u.nextWait(s)):
+			u.onTimer(s)
+		}
+	}
+}
+
+// fill publishes refused messages whose NackRetry has passed, then the
+// oldest unpublished messages up to Window in flight. It returns an error
+// only when the connection is unusable.
+func (u *Uplink) fill(s *session) error {
+	if !s.outboxRetry.IsZero() {
+		return nil
+	}
+	now := u.clock.Now()
+	for seq, at := range u.nacked {
+		if now.Before(at) || seq > s.cursor {
+			continue // not due, or the window below will reach it
+		}
+		msgs, err := u.ob.Pending(seq-1, 1)
+		if err != nil {
+			u.outboxFailed(s, "pending", err)
+			return nil
+		}
+		delete(u.nacked, seq)
+		if len(msgs) == 0 || msgs[0].Seq != seq {
+			continue // acked meanwhile
+		}
+		u.log.Info("republishing refused attestation", "seq", seq)
+		if err := u.publish(s, msgs[0], now); err != nil {
+			return err
+		}
+	}
+	for len(s.inflight) < u.cfg.Window {
+		msgs, err := u.ob.Pending(s.cursor, u.cfg.Window-len(s.inflight))
+		if err != nil {
+			u.outboxFailed(s, "pending", err)
+			return nil
+		}
+		if len(msgs) == 0 {
+			return nil
+		}
+		for _, m := range msgs {
+			if m.Seq <= s.cursor {
+				u.outboxFailed(s, "pending", fmt.Errorf("seq %d after %d: want ascending seqs above %d", m.Seq, s.cursor, s.cursor))
+				return nil
+			}
+			s.cursor = m.Seq
+			if at, ok := u.nacked[m.Seq]; ok {
+				if now.Before(at) {
+					continue // refused: waits for NackRetry
+				}
+				delete(u.nacked, m.Seq)
+			}
+			if err := u.publish(s, m, now); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func (u *Uplink) outboxFailed(s *session, op string, err error) {
+	u.log.Error("outbox "+op, "err", err, "retry_in", outboxRetryDelay)
+	u.stat(func(st *Stats) { st.OutboxErrors++ })
+	if s != nil {
+		s.outboxRetry = u.clock.Now().Add(outboxRetryDelay)
+	}
+}
+
+// publish sends one attestation at QoS 1. The broker's PUBACK is not
+// waited for: only the collector's ack counts.
+func (u *Uplink) publish(s *session, m Message, now time.Time) error {
+	if m.Seq > u.highSent.Load() {
+		u.highSent.Store(m.Seq) // before the publish: the ack may beat us back
+	}
+	tok := s.c.Publish(u.topic.att, 1, false, m.Wire)
+	select {
+	case <-tok.Done():
+		if err := tok.Error(); err != nil {
+			return fmt.Errorf("publish seq %d: %w", m.Seq, err)
+		}
+	default:
+	}
+	s.inflight = append(s.inflight, flight{seq: m.Seq, at: now})
+	u.stat(func(st *Stats) { st.Publishes++ })
+	return nil
+}
+
+// nextWait returns the time until the next timed duty: a health report,
+// an ack timeout, a due nack retry, an outbox retry.
+func (u *Uplink) nextWait(s *session) time.Duration {
+	next := s.nextHealth
+	if len(s.inflight) > 0 {
+		next = earliest(next, s.inflight[0].at.Add(u.cfg.AckTimeout))
+	}
+	for _, at := range u.nacked {
+		next = earliest(next, at)
+	}
+	if !s.outboxRetry.IsZero() {
+		next = earliest(next, s.outboxRetry)
+	}
+	return max(next.Sub(u.clock.Now()), 0)
+}
+
+func earliest(a, b time.Time) time.Time {
+	if b.Before(a) {
+		return b
+	}
+	return a
+}
+
+func (u *Uplink) onTimer(s *session) {
+	now := u.clock.Now()
+	if !s.outboxRetry.IsZero() && !now.Before(s.outboxRetry) {
+		s.outboxRetry = time.Time{}
+	}
+	if len(s.inflight) > 0 && !now.Before(s.inflight[0].at.Add(u.cfg.AckTimeout)) {
+		u.log.Warn("no ack from the collector; publishing the unacked again",
+			"oldest_seq", s.inflight[0].seq, "waited", now.Sub(s.inflight[0].at).Round(time.Millisecond), "from_seq", u.acked+1)
+		s.inflight = s.inflight[:0]
+		s.cursor = u.acked
+		u.stat(func(st *Stats) { st.AckTimeouts++ })
+	}
+	if !now.Before(s.nextHealth) {
+		u.publishHealth(s, "online")
+	}
+}
+
+// applyReplies applies the acks and nacks the paho goroutine queued.
+func (u *Uplink) applyReplies(s *session) {
+	ack, nacks := u.inbox.take()
+	if ack > u.acked {
+		if err := u.ob.Ack(ack); err != nil {
+			// The ack is lost; the re-publish after AckTimeout brings it back.
+			u.outboxFailed(nil, "ack", fmt.Errorf("seq %d: %w", ack, err))
+		} else {
+			u.acked = ack
+			s.inflight = slices.DeleteFunc(s.inflight, func(f flight) bool { return f.seq <= ack })
+			for seq := range u.nacked {
+				if seq <= ack {
+					delete(u.nacked, seq)
+				}
+			}
+			s.cursor = max(s.cursor, ack)
+			u.stat(func(st *Stats) { st.Acks++; st.LastAcked = ack })
+			u.log.Debug("collector ack", "seq", ack)
+		}
+	} else if ack != 0 {
+		u.log.Debug("duplicate collector ack", "seq", ack, "acked", u.acked)
+	}
+	now := u.clock.Now()
+	for _, n := range nacks {
+		if n.seq <= u.acked {
+			u.log.Info("collector nack for an acked seq ignored", "seq", n.seq, "acked", u.acked, "reason", n.reason)
+			continue
+		}
+		if err := u.ob.Nack(n.seq, n.reason); err != nil {
+			u.outboxFailed(nil, "nack", fmt.Errorf("seq %d: %w", n.seq, err))
+		}
+		u.nacked[n.seq] = now.Add(u.cfg.NackRetry)
+		s.inflight = slices.DeleteFunc(s.inflight, func(f flight) bool { return f.seq == n.seq })
+		u.stat(func(st *Stats) { st.Nacks++; st.LastNackSeq, st.LastNackReason = n.seq, n.reason })
+		u.log.Warn("attestation refused by the collector", "seq", n.seq, "reason", n.reason, "retry_in", u.cfg.NackRetry)
+	}
+}
+
+// onReply runs on paho's goroutine: it parses, checks and queues; the Run
+// goroutine applies.
+func (u *Uplink) onReply(_ mqtt.Client, m mqtt.Message) {
+	topic, p := m.Topic(), m.Payload()
+	var (
+		seq    uint64
+		reason string
+		err    error
+	)
+	switch topic {
+	case u.topic.ack:
+		seq, err = parseAck(p)
+	case u.topic.nack:
+		seq, reason, err = parseNack(p)
+	default:
+		return
+	}
+	if err == nil {
+		if hs := u.highSent.Load(); seq > hs {
+			err = fmt.Errorf("%w: seq %d beyond the highest seq sent, %d", ErrMalformedReply, seq, hs)
+		}
+	}
+	if err != nil {
+		u.log.Warn("collector reply ignored", "topic", topic, "payload", excerpt(p), "err", err)
+		u.stat(func(st *Stats) { st.Malformed++; st.LastMalformed = topic + ": " + err.Error() })
+		return
+	}
+	if topic == u.topic.ack {
+		u.inbox.putAck(seq)
+		return
+	}
+	if !u.inbox.putNack(nackMsg{seq: seq, reason: reason}) {
+		u.log.Warn("collector nack dropped: queue full", "seq", seq, "reason", reason)
+	}
+}
+
+// publishHealth publishes the retained health report and schedules the next.
+func (u *Uplink) publishHealth(s *session, status string) mqtt.Token {
+	now := u.clock.Now()
+	st := u.Stats()
+	rep := HealthReport{
+		Status:     status,
+		Device:     u.cfg.Device,
+		Time:       now.Unix(),
+		Uptime:     int64(now.Sub(u.started) / time.Second),
+		LastAcked:  u.acked,
+		InFlight:   len(s.inflight),
+		Nacks:      st.Nacks,
+		Reconnects: st.Reconnects,
+	}
+	if u.cfg.Health != nil {
+		rep.Agent = u.cfg.Health()
+	}
+	b, err := json.Marshal(rep)
+	if err != nil {
+		u.log.Error("health report: agent part not encodable", "err", err)
+		rep.Agent = nil
+		b, _ = json.Marshal(rep)
+	}
+	s.nextHealth = now.Add(u.cfg.HealthInterval)
+	return s.c.Publish(u.topic.health, 0, true, b)
+}
+
+// goodbye publishes the offline report and disconnects cleanly (the broker
+// then discards the will).
+func (u *Uplink) goodbye(s *session) {
+	tok := u.publishHealth(s, "offline")
+	if !tok.WaitTimeout(goodbyeTimeout) {
+		u.log.Warn("offline health report not sent", "within", goodbyeTimeout)
+	}
+	s.c.Disconnect(250)
+	u.log.Info("mqtt disconnected", "broker", u.cfg.Broker)
+}
+
+// inbox hands replies from the paho goroutine to the Run goroutine without
+// blocking either: acks are cumulative, so only the highest is kept; nacks
+// queue up to maxQueuedNacks.
+type inbox struct {
+	mu    sync.Mutex
+	ack   uint64
+	nacks []nackMsg
+	ready chan struct{} // one slot
+}
+
+type nackMsg struct {
+	seq    uint64
+	reason string
+}
+
+func (b *inbox) putAck(seq uint64) {
+	b.mu.Lock()
+	b.ack = max(b.ack, seq)
+	b.mu.Unlock()
+	b.signal()
+}
+
+func (b *inbox) putNack(n nackMsg) bool {
+	b.mu.Lock()
+	ok := len(b.nacks) < maxQueuedNacks
+	if ok {
+		b.nacks = append(b.nacks, n)
+	}
+	b.mu.Unlock()
+	b.signal()
+	return ok
+}
+
+func (b *inbox) signal() {
+	select {
+	case b.ready <- struct{}{}:
+	default:
+	}
+}
+
+func (b *inbox) take() (ack uint64, nacks []nackMsg) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	ack, nacks = b.ack, b.nacks
+	b.ack, b.nacks = 0, nil
+	return ack, nacks
+}

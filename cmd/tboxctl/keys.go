@@ -1,0 +1,48 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+
+	"github.com/csop/tbox/signer"
+)
+
+func runKeygen(_ context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) error {
+	fl := newFlagSet("keygen", stderr)
+	key := fl.String("key", "", "path of the new device key file (created with mode 0600)")
+	if err := parseFlags(fl, args, 0); err != nil {
+		return err
+	}
+	if *key == "" {
+		return usagef("--key is required")
+	}
+	addr, err := signer.GenerateKeyFile(*key)
+	if err != nil {
+		if errors.Is(err, fs.ErrExist) {
+			return usagef("%w (refusing to overwrite an existing key)", err)
+		}
+		return err
+	}
+	fmt.Fprintln(stdout, addr)
+	return nil
+}
+
+func runAddress(_ context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) error {
+	fl := newFlagSet("address", stderr)
+	key := fl.String("key", "", "device key file")
+	if err := parseFlags(fl, args, 0); err != nil {
+		return err
+	}
+	if *key == "" {
+		return usagef("--key is required")
+	}
+	k, err := signer.LoadKeyFile(*key)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(stdout, k.Address())
+	return nil
+}

@@ -1,0 +1,123 @@
+// Command tboxctl is the T-Box agent's offline tool: device keys, candump
+// decoding, replaying a log through the agent's own attestation code, and
+// verifying attestation chains.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+var version = "dev"
+
+// usageError marks bad usage or bad configuration: exit status 2.
+type usageError struct{ err error }
+
+func (e usageError) Error() string { return e.err.Error() }
+func (e usageError) Unwrap() error { return e.err }
+
+func usagef(format string, a ...any) error { return usageError{fmt.Errorf(format, a...)} }
+
+// errCheckFailed is returned when a check ran and found problems: exit 1.
+var errCheckFailed = errors.New("check failed")
+
+type command struct {
+	name    string
+	summary string
+	run     func(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error
+}
+
+var commands = []command{
+	{"keygen", "keygen --key FILE: new device key (mode 0600), prints the address", runKeygen},
+	{"address", "address --key FILE: prints the device address", runAddress},
+	{"decode", "decode --profile FILE [--log FILE]: candump log to JSON lines", runDecode},
+	{"replay", "replay --profile FILE --key FILE [--log FILE] [--chain-id N] [--state DIR]: signed attestations", runReplay},
+	{"outbox", "outbox --state DIR: prints the attestations held in a state directory", runOutbox},
+	{"verify", "verify [--chain-id N] [--device ADDR] [FILE]: checks attestation JSON lines", runVerify},
+}
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+		printUsage(stderr)
+		if len(args) == 0 {
+			return 2
+		}
+		return 0
+	}
+	if args[0] == "version" || args[0] == "--version" {
+		fmt.Fprintln(stdout, "tboxctl", version)
+		return 0
+	}
+	for _, c := range commands {
+		if c.name != args[0] {
+			continue
+		}
+		err := c.run(ctx, args[1:], stdin, stdout, stderr)
+		return exitCode(stderr, c.name, err)
+	}
+	fmt.Fprintf(stderr, "tboxctl: unknown command %q\n", args[0])
+	printUsage(stderr)
+	return 2
+}
+
+func exitCode(stderr io.Writer, name string, err error) int {
+	var ue usageError
+	switch {
+	case err == nil:
+		return 0
+	case errors.Is(err, flag.ErrHelp):
+		return 0
+	case errors.Is(err, errCheckFailed):
+		return 1
+	case errors.As(err, &ue) || isConfigError(err):
+		fmt.Fprintf(stderr, "tboxctl %s: %v\n", name, err)
+		return 2
+	default:
+		fmt.Fprintf(stderr, "tboxctl %s: %v\n", name, err)
+		return 1
+	}
+}
+
+func printUsage(w io.Writer) {
+	fmt.Fprintln(w, "usage: tboxctl COMMAND [flags]")
+	fmt.Fprintln(w)
+	for _, c := range commands {
+		fmt.Fprintf(w, "  %s\n", c.summary)
+	}
+	fmt.Fprintln(w, "\nExit status: 0 success, 1 a failed check or runtime error, 2 bad usage or configuration.")
+}
+
+// newFlagSet returns a flag set that reports errors instead of exiting.
+func newFlagSet(name string, stderr io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet("tboxctl "+name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	return fs
+}
+
+// parseFlags parses args and maps a parse error to a usage error. Positional
+// arguments beyond maxArgs are refused.
+func parseFlags(fs *flag.FlagSet, args []string, maxArgs int) error {
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
+		return usageError{err}
+	}
+	if fs.NArg() > maxArgs {
+		return usagef("unexpected argument %q", fs.Arg(maxArgs))
+	}
+	return nil
+}

@@ -1,0 +1,41 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+
+	"github.com/csop/tbox/store"
+)
+
+// runOutbox prints the attestations held in a state directory (an agent's
+// outbox or a replay's --state), oldest first, in wire form.
+func runOutbox(_ context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) error {
+	fl := newFlagSet("outbox", stderr)
+	dir := fl.String("state", "", "state directory (the agent's state_dir or a replay's --state)")
+	if err := parseFlags(fl, args, 0); err != nil {
+		return err
+	}
+	if *dir == "" {
+		return usagef("--state is required")
+	}
+	st, err := store.Open(*dir, nil)
+	if err != nil {
+		return fmt.Errorf("state %s: %w", *dir, err)
+	}
+	defer st.Close()
+	recs, err := st.Pending(0, 0)
+	if err != nil {
+		return err
+	}
+	out := bufio.NewWriter(stdout)
+	for _, r := range recs {
+		out.Write(r.Wire)
+		out.WriteByte('\n')
+	}
+	s := st.Stats()
+	fmt.Fprintf(stderr, "outbox %s: head %d, acked through %d, %d pending, %d bytes\n",
+		*dir, s.Head, s.AckedThrough, s.Depth, s.Bytes)
+	return out.Flush()
+}
