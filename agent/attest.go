@@ -21,6 +21,8 @@ type Outbox interface {
 	Last() (seq uint64, digest [32]byte)
 	State() ([]byte, error)
 	Stats() store.Stats
+	// Flush makes the last checkpoint durable now.
+	Flush() error
 }
 
 // stateVersion versions the state blob the Attester keeps in the outbox.
@@ -72,6 +74,7 @@ type Attester struct {
 	lastCkpt  time.Time
 	log       *slog.Logger
 	restarted bool
+	started   bool // the engine has its first odometer reading, durably
 	resumeAt  time.Time
 	made      uint64
 }
@@ -122,6 +125,7 @@ func NewAttester(cfg AttesterConfig, key signer.Signer, ob Outbox) (*Attester, e
 		a.eng = mileage.New(mcfg, &ms)
 		a.eng.Restarted()
 		a.restarted = true
+		a.started = ms.Started
 		a.resumeAt = time.Unix(0, ms.Now)
 		a.pending = st.Pending
 	}
@@ -164,6 +168,21 @@ func (a *Attester) Reading(r *profile.Reading) error {
 	switch r.Kind {
 	case profile.Odometer:
 		spans = a.eng.Odometer(r.Time, r.Value)
+		if !a.started && a.eng.State().Started {
+			// The first reading the device ever took anchors the
+			// telescoping sum: it must survive a crash right after it.
+			a.started = true
+			if err := a.after(r.Time, spans); err != nil {
+				return err
+			}
+			if err := a.checkpoint(r.Time); err != nil {
+				return err
+			}
+			if err := a.ob.Flush(); err != nil {
+				return fmt.Errorf("checkpoint: %w", err)
+			}
+			return nil
+		}
 	case profile.DriveMode:
 		spans = a.eng.Mode(r.Time, r.Mode)
 	case profile.Speed:

@@ -85,3 +85,6 @@ func (m *MemoryOutbox) Get(seq uint64) (store.Record, error) {
 	}
 	return m.records[seq-1], nil
 }
+
+// Flush does nothing: a MemoryOutbox keeps nothing on disk.
+func (m *MemoryOutbox) Flush() error { return nil }

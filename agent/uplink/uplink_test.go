@@ -165,11 +165,11 @@ func TestBrokerCrash(t *testing.T) {
 	var worst time.Duration
 	for cycle := range 3 {
 		waitFor(t, 10*time.Second, "acks to flow", func() bool { return u.Stats().LastAcked > uint64(50*(cycle+1)) })
+		before := u.Stats()
 		b.Stop()
 		k.stop()
 		waitFor(t, 10*time.Second, "the uplink to notice the crash", func() bool { return !u.Stats().Connected })
-		time.Sleep(3 * time.Second) // long enough for the backoff to reach its cap
-		before := u.Stats()
+		time.Sleep(2 * time.Second) // long enough for the backoff to reach its cap
 		b.Restart()
 		back := time.Now()
 		waitFor(t, 10*time.Second, "the uplink to reconnect", func() bool { return u.Stats().Connected })

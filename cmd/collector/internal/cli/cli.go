@@ -1,0 +1,390 @@
+// Package cli is the collector's command line: configuration, logging, signals and the commands run, draw, stats, audit and registry add.
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"sort"
+	"strconv"
+	"strings"
+	"syscall"
+	"text/tabwriter"
+
+	"github.com/csop/tbox/cmd/collector/internal/collect"
+	"github.com/csop/tbox/cmd/collector/internal/draw"
+	"github.com/csop/tbox/cmd/collector/internal/ledger"
+	"github.com/csop/tbox/signer"
+)
+
+// Version is stamped by the build (main.version).
+var Version = "dev"
+
+// usageError marks bad usage: exit status 2.
+type usageError struct{ err error }
+
+func (e usageError) Error() string { return e.err.Error() }
+func (e usageError) Unwrap() error { return e.err }
+
+func usagef(format string, a ...any) error { return usageError{fmt.Errorf(format, a...)} }
+
+// ErrCheckFailed: a check ran and found a problem (exit status 1).
+var ErrCheckFailed = errors.New("check failed")
+
+type command struct {
+	name    string
+	summary string
+	run     func(ctx context.Context, args []string, stdout, stderr io.Writer) error
+}
+
+var commands = []command{
+	{"run", "run --config FILE: verify, store and ack attestations from MQTT; draw closed batches", runRun},
+	{"draw", "draw --config FILE --batch B [--json]: re-run a batch's draw from the stored attestations and compare with the recorded one", runDraw},
+	{"stats", "stats --config FILE [--json]: per device attestations, meters, modes, batches and awards", runStats},
+	{"audit", "audit --config FILE: re-verify every stored attestation chain", runAudit},
+	{"registry", "registry add --config FILE ADDR...: add device addresses to the allowlist file", runRegistry},
+}
+
+// Main runs the command line args (without the program name) and returns
+// the exit status: 0 success, 1 a runtime error or failed check, 2 bad
+// usage or configuration.
+func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+		printUsage(stderr)
+		if len(args) == 0 {
+			return 2
+		}
+		return 0
+	}
+	if args[0] == "version" || args[0] == "--version" {
+		fmt.Fprintln(stdout, "collector", Version)
+		return 0
+	}
+	for _, c := range commands {
+		if c.name == args[0] {
+			return exitCode(stderr, c.name, c.run(ctx, args[1:], stdout, stderr))
+		}
+	}
+	fmt.Fprintf(stderr, "collector: unknown command %q\n", args[0])
+	printUsage(stderr)
+	return 2
+}
+
+func printUsage(w io.Writer) {
+	fmt.Fprintln(w, "usage: collector COMMAND [flags]")
+	for _, c := range commands {
+		fmt.Fprintf(w, "  %s\n", c.summary)
+	}
+}
+
+func exitCode(stderr io.Writer, name string, err error) int {
+	var ue usageError
+	switch {
+	case err == nil:
+		return 0
+	case errors.Is(err, flag.ErrHelp):
+		return 0
+	case errors.As(err, &ue), errors.Is(err, ErrConfig):
+		fmt.Fprintf(stderr, "collector %s: %v\n", name, err)
+		return 2
+	default:
+		fmt.Fprintf(stderr, "collector %s: %v\n", name, err)
+		return 1
+	}
+}
+
+func newFlags(name string, stderr io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet("collector "+name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	return fs
+}
+
+func parseFlags(fs *flag.FlagSet, args []string) error {
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
+		return usageError{err}
+	}
+	return nil
+}
+
+func loadConfig(path string) (*Config, error) {
+	if path == "" {
+		return nil, usagef("--config FILE is required")
+	}
+	return LoadConfig(path)
+}
+
+func logLevel(s string) (slog.Level, error) {
+	var l slog.Level
+	if s == "" {
+		return slog.LevelInfo, nil
+	}
+	if err := l.UnmarshalText([]byte(s)); err != nil {
+		return l, fmt.Errorf("expected debug, info, warn or error, found %q", s)
+	}
+	return l, nil
+}
+
+func openLedger(cfg *Config, readOnly bool) (*ledger.Ledger, error) {
+	return ledger.Open(cfg.DB, &ledger.Options{ChainID: cfg.ChainID, ReadOnly: readOnly})
+}
+
+func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("run", stderr)
+	cfgPath := fs.String("config", "", "configuration `FILE` (TOML)")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return usagef("unexpected argument %q", fs.Arg(0))
+	}
+	cfg, err := loadConfig(*cfgPath)
+	if err != nil {
+		return err
+	}
+	if err := cfg.checkRun(); err != nil {
+		return err
+	}
+	level, _ := logLevel(cfg.LogLevel)
+	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+	reg, err := collect.LoadRegistry(cfg.Registry)
+	if err != nil {
+		return &ConfigError{File: cfg.File, Field: "registry", Msg: err.Error()}
+	}
+	mq := collect.MQTT{Broker: cfg.Broker, CAFile: cfg.CA, CertFile: cfg.Cert, KeyFile: cfg.Key, ClientID: cfg.ClientID}
+	if _, err := mq.TLSConfig(); err != nil {
+		return &ConfigError{File: cfg.File, Field: "ca", Msg: err.Error()}
+	}
+	if mq.ClientID == "" {
+		host, _ := os.Hostname()
+		mq.ClientID = fmt.Sprintf("csop-collector-%s-%d", host, os.Getpid())
+	}
+	l, err := openLedger(cfg, false)
+	if err != nil {
+		return err
+	}
+	defer l.Close()
+	c, err := collect.New(l, collect.Config{
+		ChainID: cfg.ChainID, Allow: reg, MaxSpeedKmh: uint64(cfg.MaxSpeedKmh),
+		Seed: cfg.seed, Winners: int(cfg.Winners), Grace: cfg.grace, DrawEvery: cfg.drawEvery,
+	}, log)
+	if err != nil {
+		return err
+	}
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	go func() {
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-hup:
+				if err := reg.Reload(); err != nil {
+					log.Error("registry reload; the previous allowlist stays", "err", err)
+				} else {
+					log.Info("registry reloaded", "devices", reg.Len())
+				}
+			}
+		}
+	}()
+	log.Info("collector starting", "version", Version, "db", cfg.DB, "chain_id", cfg.ChainID, "devices", reg.Len(), "winners", cfg.Winners, "grace", cfg.grace)
+	err = c.Run(ctx, mq)
+	log.Info("collector stopped")
+	return err
+}
+
+func runDraw(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("draw", stderr)
+	cfgPath := fs.String("config", "", "configuration `FILE` (TOML)")
+	batch := fs.String("batch", "", "the `BATCH` number, floor(unix/600)")
+	asJSON := fs.Bool("json", false, "print JSON")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return usagef("unexpected argument %q", fs.Arg(0))
+	}
+	if *batch == "" {
+		return usagef("--batch B is required")
+	}
+	b, err := strconv.ParseUint(*batch, 10, 64)
+	if err != nil {
+		return usagef("--batch: expected a batch number, found %q", *batch)
+	}
+	cfg, err := loadConfig(*cfgPath)
+	if err != nil {
+		return err
+	}
+	l, err := openLedger(cfg, true)
+	if err != nil {
+		return err
+	}
+	defer l.Close()
+	r, err := collect.Redraw(l, cfg.seed, int(cfg.Winners), b)
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		out := struct {
+			Batch    uint64             `json:"batch"`
+			Result   *draw.Result       `json:"result"`
+			Recorded *ledger.DrawRecord `json:"recorded"`
+			Match    bool               `json:"match"`
+			Late     []draw.Entry       `json:"late"`
+		}{b, r.Result, r.Recorded, r.Match(), r.Late}
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(out); err != nil {
+			return err
+		}
+	} else {
+		printDraw(stdout, b, r)
+	}
+	if r.Recorded != nil && !r.Match() {
+		return fmt.Errorf("batch %d: the re-run differs from the recorded draw: %w", b, ErrCheckFailed)
+	}
+	return nil
+}
+
+func printDraw(w io.Writer, b uint64, r *collect.Rerun) {
+	if r.Result == nil {
+		fmt.Fprintf(w, "batch %d: no tickets\n", b)
+	} else {
+		res := r.Result
+		fmt.Fprintf(w, "batch %d: %d tickets from %d attestations, drop %s Stones, %d wins of seed %s\n",
+			b, res.Total, res.Entries, draw.FormatMicro(res.Drop), res.N, res.Seed)
+		tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "device\twins\tStones")
+		for _, a := range res.Awards {
+			fmt.Fprintf(tw, "%s\t%d\t%s\n", a.Device, a.Wins, draw.FormatMicro(a.Micro))
+		}
+		tw.Flush()
+	}
+	switch {
+	case r.Recorded == nil:
+		fmt.Fprintln(w, "recorded: not drawn yet")
+	case r.Match():
+		fmt.Fprintf(w, "recorded: %s, matches\n", r.Recorded.At.Format("2006-01-02T15:04:05Z"))
+	default:
+		fmt.Fprintf(w, "recorded: %s, DIFFERS (recorded seed %s, %d wins, %d tickets)\n",
+			r.Recorded.At.Format("2006-01-02T15:04:05Z"), r.Recorded.Seed, r.Recorded.N, r.Recorded.Total)
+	}
+	if len(r.Late) > 0 {
+		fmt.Fprintf(w, "late: %d attestations arrived after the draw and are not in it\n", len(r.Late))
+	}
+}
+
+func runStats(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("stats", stderr)
+	cfgPath := fs.String("config", "", "configuration `FILE` (TOML)")
+	asJSON := fs.Bool("json", false, "print JSON")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	cfg, err := loadConfig(*cfgPath)
+	if err != nil {
+		return err
+	}
+	l, err := openLedger(cfg, true)
+	if err != nil {
+		return err
+	}
+	defer l.Close()
+	s, err := l.Stats()
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(s)
+	}
+	PrintStats(stdout, s)
+	return nil
+}
+
+// PrintStats writes the summary as a table.
+func PrintStats(w io.Writer, s *ledger.Stats) {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "device\tattestations\tmeters\tbatches\twins\tStones\tmodes")
+	for _, d := range s.Devices {
+		names := make([]string, 0, len(d.Modes))
+		for m := range d.Modes {
+			names = append(names, m)
+		}
+		sort.Strings(names)
+		var modes []string
+		for _, m := range names {
+			modes = append(modes, fmt.Sprintf("%s=%d", m, d.Modes[m]))
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%s\t%s\n", d.Device, d.Attestations, d.Meters, d.Batches, d.Wins, draw.FormatMicro(d.AwardMicro), strings.Join(modes, " "))
+	}
+	tw.Flush()
+	fmt.Fprintf(w, "devices %d, draws %d, batches waiting for their draw %d, forks %d\n", len(s.Devices), s.Draws, s.Undrawn, s.Forks)
+}
+
+func runAudit(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("audit", stderr)
+	cfgPath := fs.String("config", "", "configuration `FILE` (TOML)")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	cfg, err := loadConfig(*cfgPath)
+	if err != nil {
+		return err
+	}
+	l, err := openLedger(cfg, true)
+	if err != nil {
+		return err
+	}
+	defer l.Close()
+	if err := l.Audit(); err != nil {
+		return fmt.Errorf("%w: %w", ErrCheckFailed, err)
+	}
+	fmt.Fprintln(stdout, "ok")
+	return nil
+}
+
+func runRegistry(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 || args[0] != "add" {
+		return usagef("expected: registry add --config FILE ADDR...")
+	}
+	fs := newFlags("registry add", stderr)
+	cfgPath := fs.String("config", "", "configuration `FILE` (TOML)")
+	if err := parseFlags(fs, args[1:]); err != nil {
+		return err
+	}
+	cfg, err := loadConfig(*cfgPath)
+	if err != nil {
+		return err
+	}
+	if cfg.Registry == "" {
+		return &ConfigError{File: cfg.File, Field: "registry", Msg: "missing; expected the allowlist file of device addresses"}
+	}
+	if fs.NArg() == 0 {
+		return usagef("registry add: no address given")
+	}
+	var addrs []signer.Address
+	for _, s := range fs.Args() {
+		a, err := signer.ParseAddress(s)
+		if err != nil {
+			return usageError{err}
+		}
+		addrs = append(addrs, a)
+	}
+	n, err := collect.AppendRegistry(cfg.Registry, addrs)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "%d added to %s (%d already listed); send SIGHUP to a running collector to reload\n", n, cfg.Registry, len(addrs)-n)
+	return nil
+}

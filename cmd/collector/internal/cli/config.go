@@ -1,0 +1,195 @@
+package cli
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/BurntSushi/toml"
+	"github.com/csop/tbox/cmd/collector/internal/collect"
+	"github.com/csop/tbox/cmd/collector/internal/draw"
+)
+
+// ErrConfig: a configuration file that cannot be used; the message names
+// the file and the field.
+var ErrConfig = errors.New("bad configuration")
+
+// ConfigError is a problem with one field of the configuration file.
+type ConfigError struct {
+	File  string
+	Field string // empty for a problem with the whole file
+	Msg   string // what was expected and what was found
+}
+
+func (e *ConfigError) Error() string {
+	if e.Field == "" {
+		return fmt.Sprintf("%s: %s", e.File, e.Msg)
+	}
+	return fmt.Sprintf("%s: field %q: %s", e.File, e.Field, e.Msg)
+}
+
+// Unwrap returns ErrConfig.
+func (e *ConfigError) Unwrap() error { return ErrConfig }
+
+// Config is the collector's configuration file (TOML). Paths are relative
+// to the file's directory.
+//
+//	broker        = "tcp://127.0.0.1:1883"  # or ssl://host:8883
+//	client_id     = "collector-1"           # optional; unique per collector
+//	ca            = "ca.crt"                # optional: broker CA
+//	cert          = "collector.crt"         # optional: client certificate (mTLS)
+//	key           = "collector.key"         # with cert
+//	chain_id      = 20220807
+//	registry      = "devices.txt"           # allowlist: one address per line
+//	db            = "collector.db"
+//	seed          = "0x<64 hex>"            # public random value of the draw
+//	winners       = 100                     # optional
+//	max_speed_kmh = 300                     # optional
+//	grace         = "1h"                    # optional: draw a batch this long after its end
+//	draw_every    = "1m"                    # optional
+//	log_level     = "info"                  # optional: debug, info, warn, error
+type Config struct {
+	File string `toml:"-"`
+
+	Broker      string `toml:"broker"`
+	ClientID    string `toml:"client_id"`
+	CA          string `toml:"ca"`
+	Cert        string `toml:"cert"`
+	Key         string `toml:"key"`
+	ChainID     uint64 `toml:"chain_id"`
+	Registry    string `toml:"registry"`
+	DB          string `toml:"db"`
+	Seed        string `toml:"seed"`
+	Winners     int64  `toml:"winners"`
+	MaxSpeedKmh int64  `toml:"max_speed_kmh"`
+	Grace       string `toml:"grace"`
+	DrawEvery   string `toml:"draw_every"`
+	LogLevel    string `toml:"log_level"`
+
+	seed      draw.Seed
+	grace     time.Duration
+	drawEvery time.Duration
+}
+
+// LoadConfig reads and validates the configuration file at path. Errors
+// are *ConfigError (ErrConfig) except when the file cannot be read.
+func LoadConfig(path string) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, &ConfigError{File: path, Msg: err.Error()}
+	}
+	return ParseConfig(path, data)
+}
+
+// ParseConfig parses and validates a configuration; path names it in
+// errors and anchors relative paths.
+func ParseConfig(path string, data []byte) (*Config, error) {
+	c := &Config{File: path}
+	md, err := toml.Decode(string(data), c)
+	if err != nil {
+		var pe toml.ParseError
+		if errors.As(err, &pe) {
+			return nil, &ConfigError{File: path, Msg: fmt.Sprintf("line %d: %s", pe.Position.Line, pe.Message)}
+		}
+		return nil, &ConfigError{File: path, Msg: err.Error()}
+	}
+	if und := md.Undecoded(); len(und) > 0 {
+		return nil, &ConfigError{File: path, Field: und[0].String(), Msg: "unknown field; known: " + knownFields()}
+	}
+	bad := func(field, format string, args ...any) error {
+		return &ConfigError{File: path, Field: field, Msg: fmt.Sprintf(format, args...)}
+	}
+	if c.ChainID == 0 {
+		return nil, bad("chain_id", "missing or 0; expected the chain ID of the deployment (e.g. 20220807)")
+	}
+	if c.DB == "" {
+		return nil, bad("db", "missing; expected the path of the collector database")
+	}
+	if c.Seed == "" {
+		return nil, bad("seed", "missing; expected 0x and 64 hex digits")
+	}
+	if c.seed, err = draw.ParseSeed(c.Seed); err != nil {
+		return nil, bad("seed", "%v", err)
+	}
+	switch {
+	case c.Winners == 0:
+		c.Winners = collect.DefaultWinners
+	case c.Winners < 0 || c.Winners > 1_000_000:
+		return nil, bad("winners", "expected 1 to 1000000, found %d", c.Winners)
+	}
+	switch {
+	case c.MaxSpeedKmh == 0:
+		c.MaxSpeedKmh = collect.DefaultMaxSpeedKmh
+	case c.MaxSpeedKmh < 0 || c.MaxSpeedKmh > 10_000:
+		return nil, bad("max_speed_kmh", "expected 1 to 10000, found %d", c.MaxSpeedKmh)
+	}
+	if c.grace, err = duration(c.Grace, collect.DefaultGrace, 0); err != nil {
+		return nil, bad("grace", "%v", err)
+	}
+	if c.drawEvery, err = duration(c.DrawEvery, collect.DefaultDrawEvery, time.Second); err != nil {
+		return nil, bad("draw_every", "%v", err)
+	}
+	if _, err := logLevel(c.LogLevel); err != nil {
+		return nil, bad("log_level", "%v", err)
+	}
+	if (c.Cert == "") != (c.Key == "") {
+		return nil, bad("cert", "cert and key go together for mutual TLS; found cert %q, key %q", c.Cert, c.Key)
+	}
+	dir := filepath.Dir(path)
+	for _, p := range []*string{&c.CA, &c.Cert, &c.Key, &c.Registry, &c.DB} {
+		if *p != "" && !filepath.IsAbs(*p) {
+			*p = filepath.Join(dir, *p)
+		}
+	}
+	return c, nil
+}
+
+// checkRun checks the fields only the run command needs.
+func (c *Config) checkRun() error {
+	bad := func(field, format string, args ...any) error {
+		return &ConfigError{File: c.File, Field: field, Msg: fmt.Sprintf(format, args...)}
+	}
+	if c.Broker == "" {
+		return bad("broker", "missing; expected tcp://host:port or ssl://host:port")
+	}
+	scheme, _, ok := strings.Cut(c.Broker, "://")
+	switch {
+	case !ok:
+		return bad("broker", "expected tcp://host:port or ssl://host:port, found %q", c.Broker)
+	case scheme == "tcp" || scheme == "mqtt":
+		if c.CA != "" || c.Cert != "" {
+			return bad("broker", "%q is not TLS, but ca or cert is set; expected ssl://", c.Broker)
+		}
+	case scheme == "ssl" || scheme == "tls" || scheme == "mqtts":
+	default:
+		return bad("broker", "scheme %q, expected tcp, ssl, tls or mqtts", scheme)
+	}
+	if c.Registry == "" {
+		return bad("registry", "missing; expected the allowlist file of device addresses")
+	}
+	return nil
+}
+
+func duration(s string, def, min time.Duration) (time.Duration, error) {
+	if s == "" {
+		return def, nil
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil || d < min {
+		return 0, fmt.Errorf("expected a duration of at least %s such as \"30m\", found %q", min, s)
+	}
+	return d, nil
+}
+
+func knownFields() string {
+	var names []string
+	for _, f := range []string{"broker", "client_id", "ca", "cert", "key", "chain_id", "registry", "db", "seed", "winners", "max_speed_kmh", "grace", "draw_every", "log_level"} {
+		names = append(names, f)
+	}
+	sort.Strings(names)
+	return strings.Join(names, ", ")
+}

@@ -1,0 +1,193 @@
+package collect
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"os"
+	"time"
+
+	mqtt "github.com/eclipse/paho.mqtt.golang"
+	"golang.org/x/sync/errgroup"
+)
+
+// MQTT says how to reach the broker.
+type MQTT struct {
+	Broker   string // tcp://host:port, ssl://host:port (or tls://, mqtts://)
+	CAFile   string // CA certificate(s) the broker's certificate is checked against; system roots if empty
+	CertFile string // client certificate for mutual TLS (with KeyFile)
+	KeyFile  string
+	ClientID string // must differ between collectors on one broker
+}
+
+// publishTimeout bounds the wait for the broker to take one group's replies.
+const publishTimeout = 10 * time.Second
+
+// TLSConfig returns the TLS configuration for m, or nil when m names no CA
+// and no client certificate.
+func (m MQTT) TLSConfig() (*tls.Config, error) {
+	if m.CAFile == "" && m.CertFile == "" && m.KeyFile == "" {
+		return nil, nil
+	}
+	cfg := &tls.Config{MinVersion: tls.VersionTLS12}
+	if m.CAFile != "" {
+		pem, err := os.ReadFile(m.CAFile)
+		if err != nil {
+			return nil, fmt.Errorf("ca: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("ca %s: no PEM certificate found", m.CAFile)
+		}
+		cfg.RootCAs = pool
+	}
+	if (m.CertFile == "") != (m.KeyFile == "") {
+		return nil, errors.New("cert and key: give both for mutual TLS, or neither")
+	}
+	if m.CertFile != "" {
+		cert, err := tls.LoadX509KeyPair(m.CertFile, m.KeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("cert %s, key %s: %w", m.CertFile, m.KeyFile, err)
+		}
+		cfg.Certificates = []tls.Certificate{cert}
+	}
+	return cfg, nil
+}
+
+// Run connects to the broker, subscribes to [SubscribeTopic] and handles
+// attestations until ctx is done; it also draws closed batches every
+// Config.DrawEvery. It reconnects and resubscribes after a lost
+// connection. It returns nil when ctx is done, or the error that stopped it.
+func (c *Collector) Run(ctx context.Context, m MQTT) error {
+	tlsCfg, err := m.TLSConfig()
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	in := make(chan Message, 4*c.cfg.MaxGroup)
+	onMessage := func(_ mqtt.Client, msg mqtt.Message) {
+		select {
+		case in <- Message{Topic: msg.Topic(), Payload: msg.Payload()}:
+		case <-ctx.Done():
+		}
+	}
+	log := c.log.With("broker", m.Broker, "client_id", m.ClientID)
+	opts := mqtt.NewClientOptions().
+		AddBroker(m.Broker).
+		SetClientID(m.ClientID).
+		SetCleanSession(true). // the agents resend what is not acked
+		SetOrderMatters(true).
+		SetAutoReconnect(true).
+		SetConnectRetry(true).
+		SetConnectRetryInterval(time.Second).
+		SetMaxReconnectInterval(10 * time.Second).
+		SetConnectTimeout(10 * time.Second).
+		SetKeepAlive(30 * time.Second).
+		SetOnConnectHandler(func(cl mqtt.Client) {
+			t := cl.Subscribe(SubscribeTopic, 1, onMessage)
+			if !t.WaitTimeout(10*time.Second) || t.Error() != nil {
+				log.Error("subscribe", "topic", SubscribeTopic, "err", t.Error())
+				cl.Disconnect(0) // AutoReconnect does not apply; the connect loop below notices
+				return
+			}
+			c.subscribed.Store(true)
+			log.Info("connected and subscribed", "topic", SubscribeTopic)
+		}).
+		SetConnectionLostHandler(func(_ mqtt.Client, err error) {
+			c.subscribed.Store(false)
+			log.Warn("connection lost, reconnecting", "err", err)
+		})
+	if tlsCfg != nil {
+		opts.SetTLSConfig(tlsCfg)
+	}
+	client := mqtt.NewClient(opts)
+	ct := client.Connect()
+	select {
+	case <-ct.Done():
+		if err := ct.Error(); err != nil {
+			return fmt.Errorf("broker %s: %w", m.Broker, err)
+		}
+	case <-ctx.Done():
+		client.Disconnect(0)
+		return nil
+	}
+	defer func() {
+		c.subscribed.Store(false)
+		client.Disconnect(250)
+	}()
+
+	g, ctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return c.serve(ctx, client, in) })
+	g.Go(func() error { return c.drawLoop(ctx) })
+	return g.Wait()
+}
+
+// serve handles the received messages in groups.
+func (c *Collector) serve(ctx context.Context, client mqtt.Client, in <-chan Message) error {
+	group := make([]Message, 0, c.cfg.MaxGroup)
+	timer := time.NewTimer(time.Hour)
+	timer.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case m := <-in:
+			group = append(group[:0], m)
+		}
+		timer.Reset(c.cfg.MaxDelay)
+	fill:
+		for len(group) < c.cfg.MaxGroup {
+			select {
+			case m := <-in:
+				group = append(group, m)
+			case <-timer.C:
+				break fill
+			case <-ctx.Done():
+				break fill
+			}
+		}
+		timer.Stop()
+		replies, err := c.Process(group)
+		if err != nil {
+			// Nothing stored, nothing answered: the agents send again.
+			c.log.Error("group not stored", "messages", len(group), "err", err)
+			continue
+		}
+		c.publish(client, replies)
+	}
+}
+
+func (c *Collector) publish(client mqtt.Client, replies []Reply) {
+	tokens := make([]mqtt.Token, len(replies))
+	for i, r := range replies {
+		tokens[i] = client.Publish(r.Topic, 1, false, r.Payload())
+	}
+	deadline := time.Now().Add(publishTimeout)
+	for i, t := range tokens {
+		if !t.WaitTimeout(time.Until(deadline)) {
+			c.log.Warn("reply not taken by the broker in time; the device will resend", "topic", replies[i].Topic)
+			continue
+		}
+		if err := t.Error(); err != nil {
+			c.log.Warn("reply not published; the device will resend", "topic", replies[i].Topic, "err", err)
+		}
+	}
+}
+
+func (c *Collector) drawLoop(ctx context.Context) error {
+	t := time.NewTicker(c.cfg.DrawEvery)
+	defer t.Stop()
+	for {
+		if _, err := c.DrawClosed(); err != nil {
+			c.log.Error("draw", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+	}
+}

@@ -1,0 +1,672 @@
+// Package ledger is the collector's durable store of accepted attestations, forks and draws, in bbolt.
+//
+// # Layout
+//
+//	meta                 "version" -> 1, "chain_id" -> uint64 BE
+//	dev/<device 20>/     one bucket per device:
+//	    "head"           head record (below)
+//	    att/<seq 8 BE>   digest (32) || wire form
+//	    modes/<name>     meters in that drive mode, uint64 BE
+//	batch/<batch 8 BE>/  per-batch ticket index for the draw:
+//	    <device 20><seq 8 BE> -> tickets, uint64 BE
+//	undrawn/<batch 8 BE> batches with tickets and no draw yet
+//	late/<batch 8><device 20><seq 8> -> tickets arriving after the batch's draw
+//	forks/<device 20><seq 8><digest 32> -> JSON Fork
+//	draws/<batch 8 BE>   JSON draw.Result with the time it was made
+//
+// Only the next seq of a device is ever appended (seq = head + 1), so a
+// device's stored seqs are always 1 .. head without a gap, and an
+// attestation, once stored, is never changed or removed.
+//
+// A batch's index is frozen once its draw is recorded: tickets of an
+// attestation arriving later for that batch go to "late", so re-running the
+// draw from the index always gives the recorded result.
+//
+// Batches before [draw.Genesis] drop nothing and are not indexed.
+package ledger
+
+import (
+	"bytes"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"sort"
+	"time"
+
+	"github.com/csop/tbox/cmd/collector/internal/draw"
+	"github.com/csop/tbox/signer"
+	"go.etcd.io/bbolt"
+	berrors "go.etcd.io/bbolt/errors"
+)
+
+// DefaultLockTimeout bounds the wait for another process holding the
+// database.
+const DefaultLockTimeout = 5 * time.Second
+
+const schemaVersion = 1
+
+var (
+	bucketMeta    = []byte("meta")
+	bucketDev     = []byte("dev")
+	bucketBatch   = []byte("batch")
+	bucketUndrawn = []byte("undrawn")
+	bucketLate    = []byte("late")
+	bucketForks   = []byte("forks")
+	bucketDraws   = []byte("draws")
+	keyVersion    = []byte("version")
+	keyChainID    = []byte("chain_id")
+	keyHead       = []byte("head")
+	bucketAtt     = []byte("att")
+	bucketModes   = []byte("modes")
+)
+
+// Errors of this package; test with errors.Is.
+var (
+	// ErrChainID: the database holds attestations of another chain ID.
+	ErrChainID = errors.New("database of another chain ID")
+	// ErrLocked: another process holds the database.
+	ErrLocked = errors.New("database locked by another process")
+	// ErrNotNext: Append of a seq other than head + 1.
+	ErrNotNext = errors.New("not the next seq")
+	// ErrDrawn: a draw recorded twice for one batch.
+	ErrDrawn = errors.New("batch already drawn")
+	// ErrCorrupt: a record that does not decode.
+	ErrCorrupt = errors.New("corrupt record")
+)
+
+// Options configure a Ledger. A nil *Options or a zero field means the
+// default.
+type Options struct {
+	// ChainID the stored digests are computed for. Open refuses a database
+	// made for another one ([ErrChainID]).
+	ChainID uint64
+	// LockTimeout bounds the wait for bbolt's file lock;
+	// DefaultLockTimeout if zero.
+	LockTimeout time.Duration
+	// NoSync skips fsync at commit (benchmarks and tests only: a power cut
+	// can then lose acknowledged attestations).
+	NoSync bool
+	// ReadOnly opens the database for reading (the draw and stats
+	// commands); it must exist.
+	ReadOnly bool
+}
+
+// Ledger is the store. It is safe for concurrent use; bbolt serializes
+// writers, so several collectors in one process may share one Ledger.
+type Ledger struct {
+	db      *bbolt.DB
+	chainID uint64
+}
+
+// Open opens or creates the ledger at path.
+func Open(path string, opts *Options) (*Ledger, error) {
+	var o Options
+	if opts != nil {
+		o = *opts
+	}
+	if o.LockTimeout <= 0 {
+		o.LockTimeout = DefaultLockTimeout
+	}
+	if o.ReadOnly {
+		if _, err := os.Stat(path); err != nil {
+			return nil, fmt.Errorf("ledger %s: %w", path, err)
+		}
+	}
+	db, err := bbolt.Open(path, 0o600, &bbolt.Options{Timeout: o.LockTimeout, NoSync: o.NoSync, ReadOnly: o.ReadOnly})
+	if err != nil {
+		if errors.Is(err, berrors.ErrTimeout) {
+			return nil, fmt.Errorf("ledger %s: waited %s: %w", path, o.LockTimeout, ErrLocked)
+		}
+		return nil, fmt.Errorf("ledger %s: %w", path, err)
+	}
+	l := &Ledger{db: db, chainID: o.ChainID}
+	check := func(tx *bbolt.Tx) error {
+		m := tx.Bucket(bucketMeta)
+		if m == nil {
+			return fmt.Errorf("no meta bucket: %w", ErrCorrupt)
+		}
+		if v := m.Get(keyVersion); len(v) != 8 || binary.BigEndian.Uint64(v) != schemaVersion {
+			return fmt.Errorf("schema version %x, expected %d: %w", v, schemaVersion, ErrCorrupt)
+		}
+		if c := m.Get(keyChainID); len(c) != 8 || binary.BigEndian.Uint64(c) != o.ChainID {
+			found := "none"
+			if len(c) == 8 {
+				found = fmt.Sprint(binary.BigEndian.Uint64(c))
+			}
+			return fmt.Errorf("chain ID %s, expected %d: %w", found, o.ChainID, ErrChainID)
+		}
+		return nil
+	}
+	if o.ReadOnly {
+		err = db.View(check)
+	} else {
+		err = db.Update(func(tx *bbolt.Tx) error {
+			if tx.Bucket(bucketMeta) == nil {
+				m, err := tx.CreateBucket(bucketMeta)
+				if err != nil {
+					return err
+				}
+				if err := m.Put(keyVersion, u64(schemaVersion)); err != nil {
+					return err
+				}
+				if err := m.Put(keyChainID, u64(o.ChainID)); err != nil {
+					return err
+				}
+			}
+			for _, name := range [][]byte{bucketDev, bucketBatch, bucketUndrawn, bucketLate, bucketForks, bucketDraws} {
+				if _, err := tx.CreateBucketIfNotExists(name); err != nil {
+					return err
+				}
+			}
+			return check(tx)
+		})
+	}
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("ledger %s: %w", path, err)
+	}
+	return l, nil
+}
+
+// Close closes the database.
+func (l *Ledger) Close() error { return l.db.Close() }
+
+// ChainID returns the chain ID the ledger's digests are computed for.
+func (l *Ledger) ChainID() uint64 { return l.chainID }
+
+// Path returns the database file.
+func (l *Ledger) Path() string { return l.db.Path() }
+
+// Update runs fn in one write transaction, committed when fn returns nil
+// and rolled back when it returns an error.
+func (l *Ledger) Update(fn func(*Tx) error) error {
+	return l.db.Update(func(tx *bbolt.Tx) error { return fn(&Tx{tx: tx}) })
+}
+
+// View runs fn in a read transaction.
+func (l *Ledger) View(fn func(*Tx) error) error {
+	return l.db.View(func(tx *bbolt.Tx) error { return fn(&Tx{tx: tx}) })
+}
+
+// Tx is a transaction on the ledger; valid only inside Update or View.
+type Tx struct {
+	tx *bbolt.Tx
+}
+
+// Head is what the ledger holds about a device: its chain head and totals.
+type Head struct {
+	Seq     uint64   // highest stored seq; every seq <= Seq is stored. 0: none.
+	Digest  [32]byte // digest signed for Seq
+	Batch   uint64   // first batch of Seq's span
+	Batches uint32   // batches of Seq's span
+	// Credited is the tickets (meters) credited to the last batch of Seq's
+	// span by all the device's attestations sharing that batch.
+	Credited uint64
+
+	Attestations uint64 // stored attestations (= Seq)
+	Meters       uint64 // their meters
+	BatchCount   uint64 // distinct batches covered
+	Wins         uint64 // winning tickets in recorded draws
+	AwardMicro   uint64 // their worth, µStone
+}
+
+// LastBatch returns the last batch of the head's span.
+func (h Head) LastBatch() uint64 { return h.Batch + uint64(h.Batches) - 1 }
+
+// CreditedIn returns the meters the device already has credited in batch b.
+// Batches before the head's last one are closed to it by the batch order.
+func (h Head) CreditedIn(b uint64) uint64 {
+	if h.Seq == 0 || b != h.LastBatch() {
+		return 0
+	}
+	return h.Credited
+}
+
+const headLen = 1 + 8 + 32 + 8 + 4 + 8 + 5*8
+
+func (h Head) marshal() []byte {
+	b := make([]byte, 0, headLen)
+	b = append(b, 1)
+	b = binary.BigEndian.AppendUint64(b, h.Seq)
+	b = append(b, h.Digest[:]...)
+	b = binary.BigEndian.AppendUint64(b, h.Batch)
+	b = binary.BigEndian.AppendUint32(b, h.Batches)
+	b = binary.BigEndian.AppendUint64(b, h.Credited)
+	for _, v := range []uint64{h.Attestations, h.Meters, h.BatchCount, h.Wins, h.AwardMicro} {
+		b = binary.BigEndian.AppendUint64(b, v)
+	}
+	return b
+}
+
+func unmarshalHead(b []byte) (Head, error) {
+	var h Head
+	if len(b) != headLen || b[0] != 1 {
+		return h, fmt.Errorf("head record of %d bytes, expected %d with version 1: %w", len(b), headLen, ErrCorrupt)
+	}
+	b = b[1:]
+	next := func() uint64 { v := binary.BigEndian.Uint64(b); b = b[8:]; return v }
+	h.Seq = next()
+	copy(h.Digest[:], b)
+	b = b[32:]
+	h.Batch = next()
+	h.Batches = binary.BigEndian.Uint32(b)
+	b = b[4:]
+	h.Credited = next()
+	h.Attestations, h.Meters, h.BatchCount, h.Wins, h.AwardMicro = next(), next(), next(), next(), next()
+	return h, nil
+}
+
+func u64(v uint64) []byte { return binary.BigEndian.AppendUint64(nil, v) }
+
+func (t *Tx) devBucket(dev signer.Address) *bbolt.Bucket {
+	return t.tx.Bucket(bucketDev).Bucket(dev[:])
+}
+
+// Head returns the device's head; the zero Head for a device never seen.
+func (t *Tx) Head(dev signer.Address) (Head, error) {
+	d := t.devBucket(dev)
+	if d == nil {
+		return Head{}, nil
+	}
+	h, err := unmarshalHead(d.Get(keyHead))
+	if err != nil {
+		return h, fmt.Errorf("device %s: %w", dev, err)
+	}
+	return h, nil
+}
+
+// Stored returns the digest and wire form stored for seq, and whether it
+// is stored. The wire slice is a copy.
+func (t *Tx) Stored(dev signer.Address, seq uint64) (digest [32]byte, wire []byte, ok bool) {
+	d := t.devBucket(dev)
+	if d == nil {
+		return digest, nil, false
+	}
+	v := d.Bucket(bucketAtt).Get(u64(seq))
+	if len(v) < 32 {
+		return digest, nil, false
+	}
+	copy(digest[:], v)
+	return digest, bytes.Clone(v[32:]), true
+}
+
+// Append stores a, whose signed digest is digest and wire form wire, as
+// the device's next seq, and indexes its tickets. The caller has verified
+// it; Append only refuses a seq other than head + 1 ([ErrNotNext]).
+func (t *Tx) Append(a *signer.Attestation, digest [32]byte, wire []byte) error {
+	h, err := t.Head(a.Device)
+	if err != nil {
+		return err
+	}
+	if a.Seq != h.Seq+1 {
+		return fmt.Errorf("device %s: append seq %d, head is %d: %w", a.Device, a.Seq, h.Seq, ErrNotNext)
+	}
+	d, err := t.tx.Bucket(bucketDev).CreateBucketIfNotExists(a.Device[:])
+	if err != nil {
+		return fmt.Errorf("device %s: %w", a.Device, err)
+	}
+	att, err := d.CreateBucketIfNotExists(bucketAtt)
+	if err != nil {
+		return err
+	}
+	modes, err := d.CreateBucketIfNotExists(bucketModes)
+	if err != nil {
+		return err
+	}
+	val := make([]byte, 0, 32+len(wire))
+	val = append(append(val, digest[:]...), wire...)
+	if err := att.Put(u64(a.Seq), val); err != nil {
+		return err
+	}
+	for _, m := range a.Modes {
+		var cur uint64
+		if v := modes.Get([]byte(m.Mode)); len(v) == 8 {
+			cur = binary.BigEndian.Uint64(v)
+		}
+		if err := modes.Put([]byte(m.Mode), u64(cur+m.Meters)); err != nil {
+			return err
+		}
+	}
+
+	shared := h.Seq > 0 && a.Batch == h.LastBatch()
+	last := a.Batch + uint64(a.Batches) - 1
+	lastShare := draw.Share(a.Batch, a.Batches, a.Meters, last)
+	nh := Head{
+		Seq: a.Seq, Digest: digest, Batch: a.Batch, Batches: a.Batches, Credited: lastShare,
+		Attestations: h.Attestations + 1, Meters: h.Meters + a.Meters,
+		BatchCount: h.BatchCount + uint64(a.Batches), Wins: h.Wins, AwardMicro: h.AwardMicro,
+	}
+	if shared {
+		nh.BatchCount--
+		if a.Batches == 1 {
+			nh.Credited += h.Credited
+		}
+	}
+	if err := d.Put(keyHead, nh.marshal()); err != nil {
+		return err
+	}
+	return t.index(a)
+}
+
+// index adds a's tickets to the index of each batch it covers, or to
+// "late" for a batch already drawn. Only batches with tickets are visited:
+// min(meters, batches) of them.
+func (t *Tx) index(a *signer.Attestation) error {
+	n := uint64(a.Batches)
+	if a.Meters < n {
+		n = a.Meters
+	}
+	idx := t.tx.Bucket(bucketBatch)
+	draws := t.tx.Bucket(bucketDraws)
+	key := make([]byte, 28)
+	copy(key, a.Device[:])
+	binary.BigEndian.PutUint64(key[20:], a.Seq)
+	for j := uint64(0); j < n; j++ {
+		b := a.Batch + j
+		if b < a.Batch { // wrapped past 2^64-1
+			break
+		}
+		if b < draw.Genesis {
+			continue
+		}
+		tickets := u64(draw.Share(a.Batch, a.Batches, a.Meters, b))
+		bk := u64(b)
+		if draws.Get(bk) != nil {
+			if err := t.tx.Bucket(bucketLate).Put(append(bk, key...), tickets); err != nil {
+				return err
+			}
+			continue
+		}
+		bb, err := idx.CreateBucketIfNotExists(bk)
+		if err != nil {
+			return fmt.Errorf("batch %d index: %w", b, err)
+		}
+		if err := bb.Put(key, tickets); err != nil {
+			return err
+		}
+		if err := t.tx.Bucket(bucketUndrawn).Put(bk, nil); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Fork is evidence that a device signed two different attestations where
+// its chain allows one: two for one seq ("seq"), or one whose prev is not
+// the digest stored for seq-1 ("prev").
+type Fork struct {
+	Device   signer.Address `json:"device"`
+	Seq      uint64         `json:"seq"`
+	Kind     string         `json:"kind"`   // "seq" or "prev"
+	Digest   string         `json:"digest"` // of the refused attestation, 0x hex
+	Stored   string         `json:"stored"` // the stored digest it contradicts, 0x hex
+	Wire     string         `json:"wire"`   // the refused attestation
+	Received time.Time      `json:"received"`
+}
+
+// RecordFork records f under its device, seq and digest. It reports
+// whether it was new; recording the same evidence again is a no-op.
+func (t *Tx) RecordFork(f Fork, digest [32]byte) (bool, error) {
+	key := make([]byte, 0, 60)
+	key = append(append(append(key, f.Device[:]...), u64(f.Seq)...), digest[:]...)
+	b := t.tx.Bucket(bucketForks)
+	if b.Get(key) != nil {
+		return false, nil
+	}
+	v, err := json.Marshal(f)
+	if err != nil {
+		return false, err
+	}
+	return true, b.Put(key, v)
+}
+
+// Forks returns the recorded forks, by device and seq.
+func (t *Tx) Forks() ([]Fork, error) {
+	var fs []Fork
+	err := t.tx.Bucket(bucketForks).ForEach(func(k, v []byte) error {
+		var f Fork
+		if err := json.Unmarshal(v, &f); err != nil {
+			return fmt.Errorf("fork %x: %w: %v", k, ErrCorrupt, err)
+		}
+		fs = append(fs, f)
+		return nil
+	})
+	return fs, err
+}
+
+// Undrawn returns the batches with tickets and no recorded draw, ascending.
+func (t *Tx) Undrawn() []uint64 {
+	var bs []uint64
+	t.tx.Bucket(bucketUndrawn).ForEach(func(k, _ []byte) error {
+		if len(k) == 8 {
+			bs = append(bs, binary.BigEndian.Uint64(k))
+		}
+		return nil
+	})
+	return bs
+}
+
+// Entries returns the ticket index of batch b, in canonical order (device,
+// then seq).
+func (t *Tx) Entries(b uint64) ([]draw.Entry, error) {
+	bb := t.tx.Bucket(bucketBatch).Bucket(u64(b))
+	if bb == nil {
+		return nil, nil
+	}
+	var es []draw.Entry
+	err := bb.ForEach(func(k, v []byte) error {
+		if len(k) != 28 || len(v) != 8 {
+			return fmt.Errorf("batch %d index entry %x: %w", b, k, ErrCorrupt)
+		}
+		var e draw.Entry
+		copy(e.Device[:], k)
+		e.Seq = binary.BigEndian.Uint64(k[20:])
+		e.Tickets = binary.BigEndian.Uint64(v)
+		es = append(es, e)
+		return nil
+	})
+	return es, err
+}
+
+// Late returns the tickets of attestations that arrived for batch b after
+// its draw (not part of it).
+func (t *Tx) Late(b uint64) []draw.Entry {
+	var es []draw.Entry
+	c := t.tx.Bucket(bucketLate).Cursor()
+	p := u64(b)
+	for k, v := c.Seek(p); k != nil && bytes.HasPrefix(k, p); k, v = c.Next() {
+		if len(k) != 36 || len(v) != 8 {
+			continue
+		}
+		var e draw.Entry
+		copy(e.Device[:], k[8:])
+		e.Seq = binary.BigEndian.Uint64(k[28:])
+		e.Tickets = binary.BigEndian.Uint64(v)
+		es = append(es, e)
+	}
+	return es
+}
+
+// DrawRecord is a recorded draw.
+type DrawRecord struct {
+	draw.Result
+	At time.Time `json:"at"`
+}
+
+// Draw returns the recorded draw of batch b, or nil.
+func (t *Tx) Draw(b uint64) (*DrawRecord, error) {
+	v := t.tx.Bucket(bucketDraws).Get(u64(b))
+	if v == nil {
+		return nil, nil
+	}
+	var r DrawRecord
+	if err := json.Unmarshal(v, &r); err != nil {
+		return nil, fmt.Errorf("draw of batch %d: %w: %v", b, ErrCorrupt, err)
+	}
+	return &r, nil
+}
+
+// RecordDraw records the draw of a batch, credits the awards to the
+// devices and freezes the batch's index. A second draw of the same batch
+// is refused ([ErrDrawn]). A batch without tickets may be closed with a
+// nil result: it is then marked drawn with no winners.
+func (t *Tx) RecordDraw(b uint64, res *draw.Result, at time.Time) error {
+	bk := u64(b)
+	draws := t.tx.Bucket(bucketDraws)
+	if draws.Get(bk) != nil {
+		return fmt.Errorf("batch %d: %w", b, ErrDrawn)
+	}
+	rec := DrawRecord{At: at.UTC()}
+	if res != nil {
+		if res.Batch != b {
+			return fmt.Errorf("draw of batch %d recorded as batch %d", res.Batch, b)
+		}
+		rec.Result = *res
+	} else {
+		rec.Batch = b
+	}
+	v, err := json.Marshal(&rec)
+	if err != nil {
+		return err
+	}
+	if err := draws.Put(bk, v); err != nil {
+		return err
+	}
+	if err := t.tx.Bucket(bucketUndrawn).Delete(bk); err != nil {
+		return err
+	}
+	for _, a := range rec.Awards {
+		h, err := t.Head(a.Device)
+		if err != nil {
+			return err
+		}
+		d := t.devBucket(a.Device)
+		if d == nil || h.Seq == 0 {
+			return fmt.Errorf("draw of batch %d: award to unknown device %s", b, a.Device)
+		}
+		h.Wins += uint64(a.Wins)
+		h.AwardMicro += a.Micro
+		if err := d.Put(keyHead, h.marshal()); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// DeviceStats is the summary of one device.
+type DeviceStats struct {
+	Device       signer.Address    `json:"device"`
+	Attestations uint64            `json:"attestations"`
+	Meters       uint64            `json:"meters"`
+	Modes        map[string]uint64 `json:"modes"`
+	Batches      uint64            `json:"batches"` // distinct batches covered
+	Wins         uint64            `json:"wins"`
+	AwardMicro   uint64            `json:"award_micro"`
+}
+
+// Stats summarizes the ledger.
+type Stats struct {
+	Devices []DeviceStats `json:"devices"` // by address
+	Forks   int           `json:"forks"`
+	Draws   int           `json:"draws"`
+	Undrawn int           `json:"undrawn"`
+}
+
+// Stats returns a summary: per device its attestations, meters (in all and
+// per drive mode), batches and awards.
+func (l *Ledger) Stats() (*Stats, error) {
+	s := &Stats{}
+	err := l.View(func(t *Tx) error {
+		err := t.tx.Bucket(bucketDev).ForEach(func(k, _ []byte) error {
+			var dev signer.Address
+			if len(k) != len(dev) {
+				return fmt.Errorf("device key %x: %w", k, ErrCorrupt)
+			}
+			copy(dev[:], k)
+			h, err := t.Head(dev)
+			if err != nil {
+				return err
+			}
+			ds := DeviceStats{Device: dev, Attestations: h.Attestations, Meters: h.Meters, Batches: h.BatchCount,
+				Wins: h.Wins, AwardMicro: h.AwardMicro, Modes: map[string]uint64{}}
+			if m := t.devBucket(dev).Bucket(bucketModes); m != nil {
+				m.ForEach(func(k, v []byte) error {
+					if len(v) == 8 {
+						ds.Modes[string(k)] = binary.BigEndian.Uint64(v)
+					}
+					return nil
+				})
+			}
+			s.Devices = append(s.Devices, ds)
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		s.Forks = t.tx.Bucket(bucketForks).Stats().KeyN
+		s.Draws = t.tx.Bucket(bucketDraws).Stats().KeyN
+		s.Undrawn = t.tx.Bucket(bucketUndrawn).Stats().KeyN
+		return nil
+	})
+	sort.Slice(s.Devices, func(i, j int) bool { return bytes.Compare(s.Devices[i].Device[:], s.Devices[j].Device[:]) < 0 })
+	return s, err
+}
+
+// Audit re-checks everything stored: bbolt's own consistency check, then
+// every device's chain from seq 1 with [signer.ChainChecker] (signature,
+// fields, seq continuity, prev links), each stored digest against the
+// attestation, and the head against the chain. It returns the first
+// problem found.
+func (l *Ledger) Audit() error {
+	return l.db.View(func(tx *bbolt.Tx) error {
+		var first error
+		for err := range tx.Check() { // drain: Check's goroutine sends every error
+			if first == nil {
+				first = fmt.Errorf("bbolt check: %w", err)
+			}
+		}
+		if first != nil {
+			return first
+		}
+		t := &Tx{tx: tx}
+		cc := signer.NewChainChecker(l.chainID)
+		return tx.Bucket(bucketDev).ForEach(func(k, _ []byte) error {
+			var dev signer.Address
+			copy(dev[:], k)
+			h, err := t.Head(dev)
+			if err != nil {
+				return err
+			}
+			var n uint64
+			err = t.devBucket(dev).Bucket(bucketAtt).ForEach(func(k, v []byte) error {
+				n++
+				if len(k) != 8 || binary.BigEndian.Uint64(k) != n || len(v) < 32 {
+					return fmt.Errorf("device %s: record %d has key %x: %w", dev, n, k, ErrCorrupt)
+				}
+				a, err := signer.ParseWire(v[32:])
+				if err != nil {
+					return fmt.Errorf("device %s seq %d: %w", dev, n, err)
+				}
+				if a.Device != dev {
+					return fmt.Errorf("device %s seq %d: attestation of device %s: %w", dev, n, a.Device, ErrCorrupt)
+				}
+				if ps := cc.Check(a); len(ps) > 0 {
+					return fmt.Errorf("device %s: %w", dev, ps[0])
+				}
+				if d := signer.Digest(l.chainID, a); !bytes.Equal(d[:], v[:32]) {
+					return fmt.Errorf("device %s seq %d: stored digest differs: %w", dev, n, ErrCorrupt)
+				}
+				return nil
+			})
+			if err != nil {
+				return err
+			}
+			if n != h.Seq || h.Attestations != n {
+				return fmt.Errorf("device %s: %d attestations stored, head says seq %d: %w", dev, n, h.Seq, ErrCorrupt)
+			}
+			return nil
+		})
+	})
+}
