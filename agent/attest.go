@@ -30,9 +30,9 @@ const stateVersion = 1
 
 // savedState is the Attester's state blob.
 type savedState struct {
-	V       int             `json:"v"`
-	Mileage []byte          `json:"mileage"`           // mileage.State, binary
-	Pending []mileage.Span  `json:"pending,omitempty"` // closed, not yet in the outbox
+	V       int            `json:"v"`
+	Mileage []byte         `json:"mileage"`           // mileage.State, binary
+	Pending []mileage.Span `json:"pending,omitempty"` // closed, not yet in the outbox
 }
 
 // headroom is how many attestations must still fit in the outbox for the
