@@ -1,0 +1,288 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/csop/tbox/can"
+)
+
+// FrameReceiver is a stream of frames: a SocketCAN socket or a candump log
+// reader. Whoever opened it closes it.
+type FrameReceiver interface {
+	Receive() bool
+	Frame() *can.Frame
+	Err() error
+}
+
+// Source is one CAN input of the agent.
+type Source struct {
+	Name string // bus or log name, for logs and status
+	Rx   FrameReceiver
+	// Close unblocks a pending Receive at shutdown; nil if not needed.
+	Close func() error
+	// LogTime means the frames carry a log's time, not the wall clock's:
+	// the agent then takes its time from the frames alone and trusts it
+	// (a replay bench).
+	LogTime bool
+}
+
+// Uploader drains the outbox; Notify must never block.
+type Uploader interface {
+	Run(ctx context.Context) error
+	Notify()
+}
+
+// Service is an optional part that runs beside the agent, such as the
+// diagnostic shell.
+type Service interface {
+	Run(ctx context.Context) error
+}
+
+// Options configures Run.
+type Options struct {
+	Sources []Source
+	Uplink  Uploader  // nil: attestations stay in the outbox
+	Shell   Service   // nil: no diagnostic shell
+	Clock   *ClockCheck
+	// Tick is how often the batch clock and the wall clock are checked on
+	// a quiet bus; default 1 s.
+	Tick time.Duration
+	// Grace is how long, after a stop is asked, the uplink may go on
+	// uploading the last span; default 5 s.
+	Grace time.Duration
+	// Queue is the number of frames buffered between the CAN readers and
+	// the mileage engine; default 4096.
+	Queue int
+	// Drained, if set, reports that the uplink has nothing left to send,
+	// which ends the Grace early.
+	Drained func() bool
+	Logger  *slog.Logger
+}
+
+// Counters are the agent's running totals, for the shell and health.
+type Counters struct {
+	Frames       atomic.Uint64 // frames handed to the engine
+	SourceErrors atomic.Uint64 // sources that ended with an error
+	LastFrame    atomic.Int64  // unix nanos of the last frame
+	ClockBad     atomic.Bool   // wall clock untrustworthy at the last check
+	Started      time.Time
+}
+
+// Agent is the running T-Box agent: CAN sources feeding the Attester, and
+// the uplink draining the outbox.
+type Agent struct {
+	att  *Attester
+	opts Options
+	log  *slog.Logger
+	C    Counters
+	mu   sync.Mutex // serializes the Attester between the loop and Stop
+}
+
+// New returns an agent around att.
+func New(att *Attester, opts Options) *Agent {
+	if opts.Tick <= 0 {
+		opts.Tick = time.Second
+	}
+	if opts.Grace <= 0 {
+		opts.Grace = 5 * time.Second
+	}
+	if opts.Queue <= 0 {
+		opts.Queue = 4096
+	}
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	a := &Agent{att: att, opts: opts, log: log}
+	a.C.Started = time.Now()
+	return a
+}
+
+// Attester returns the agent's attester (read-only use by the shell).
+func (a *Agent) Attester() *Attester { return a.att }
+
+// Run reads every source until ctx is done, then closes the open span,
+// gives the uplink Grace to send it, and returns. A source that fails does
+// not stop the others; Run returns the first error of the engine or of a
+// durable write, which are fatal.
+func (a *Agent) Run(ctx context.Context) error {
+	frames := make(chan can.Frame, a.opts.Queue)
+	srcCtx, stopSources := context.WithCancel(ctx)
+	defer stopSources()
+
+	var readers sync.WaitGroup
+	logTime := false
+	for _, s := range a.opts.Sources {
+		logTime = logTime || s.LogTime
+		readers.Add(1)
+		go func(s Source) {
+			defer readers.Done()
+			a.read(srcCtx, s, frames)
+		}(s)
+		if s.Close != nil {
+			go func(s Source) {
+				<-srcCtx.Done()
+				s.Close()
+			}(s)
+		}
+	}
+	go func() {
+		readers.Wait()
+		close(frames)
+	}()
+
+	upCtx, stopUplink := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopUplink()
+	g, gctx := errgroup.WithContext(upCtx)
+	if a.opts.Uplink != nil {
+		g.Go(func() error { return a.opts.Uplink.Run(gctx) })
+	}
+	if a.opts.Shell != nil {
+		g.Go(func() error {
+			err := a.opts.Shell.Run(srcCtx)
+			if err != nil && !errors.Is(err, context.Canceled) {
+				a.log.Error("diagnostic shell stopped", "err", err)
+			}
+			return nil
+		})
+	}
+
+	err := a.loop(ctx, frames, logTime)
+	stopSources()
+	for range frames { // let the readers finish
+	}
+	if err == nil {
+		err = a.stop(logTime)
+	}
+	if a.opts.Uplink != nil {
+		a.opts.Uplink.Notify()
+		a.grace(gctx)
+	}
+	stopUplink()
+	if gerr := g.Wait(); err == nil && gerr != nil && !errors.Is(gerr, context.Canceled) {
+		err = gerr
+	}
+	return err
+}
+
+// read copies frames from one source to the engine's queue.
+func (a *Agent) read(ctx context.Context, s Source, out chan<- can.Frame) {
+	for s.Rx.Receive() {
+		select {
+		case out <- *s.Rx.Frame():
+		case <-ctx.Done():
+			return
+		}
+	}
+	if err := s.Rx.Err(); err != nil && ctx.Err() == nil && !errors.Is(err, context.Canceled) {
+		a.C.SourceErrors.Add(1)
+		a.log.Error("CAN source stopped", "source", s.Name, "err", err)
+		return
+	}
+	a.log.Info("CAN source ended", "source", s.Name)
+}
+
+// loop feeds frames and clock ticks to the attester until ctx is done or,
+// for log sources, every log has ended.
+func (a *Agent) loop(ctx context.Context, frames <-chan can.Frame, logTime bool) error {
+	tick := time.NewTicker(a.opts.Tick)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case f, ok := <-frames:
+			if !ok {
+				if logTime {
+					return nil // the logs are done: close the last span
+				}
+				<-ctx.Done() // every bus is gone: wait to be stopped
+				return nil
+			}
+			a.mu.Lock()
+			err := a.att.Frame(&f)
+			a.mu.Unlock()
+			if err != nil {
+				return err
+			}
+			a.C.Frames.Add(1)
+			a.C.LastFrame.Store(f.Time.UnixNano())
+		case now := <-tick.C:
+			if logTime {
+				continue // a replay's clock is its frames
+			}
+			if err := a.tick(now); err != nil {
+				return err
+			}
+		}
+	}
+}
+
+func (a *Agent) tick(now time.Time) error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.opts.Clock != nil {
+		why := a.opts.Clock.Untrusted(now)
+		if bad := why != ""; bad != a.C.ClockBad.Load() {
+			a.C.ClockBad.Store(bad)
+			if bad {
+				a.log.Warn("wall clock untrustworthy: attestations get CLOCK", "why", why)
+			} else {
+				a.log.Info("wall clock trustworthy again")
+			}
+		}
+		a.att.MarkClock(why != "")
+	}
+	if err := a.att.Tick(now); err != nil {
+		return fmt.Errorf("tick: %w", err)
+	}
+	return nil
+}
+
+// stop closes the open span at the agent's current time.
+func (a *Agent) stop(logTime bool) error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	now := time.Now()
+	if logTime {
+		last := a.C.LastFrame.Load()
+		if last == 0 {
+			return nil
+		}
+		now = time.Unix(0, last)
+	}
+	if err := a.att.Stop(now); err != nil {
+		return fmt.Errorf("stop: %w", err)
+	}
+	a.log.Info("open span closed at stop", "made", a.att.Made())
+	return nil
+}
+
+// grace waits up to Grace for the uplink to drain the outbox.
+func (a *Agent) grace(ctx context.Context) {
+	deadline := time.NewTimer(a.opts.Grace)
+	defer deadline.Stop()
+	poll := time.NewTicker(100 * time.Millisecond)
+	defer poll.Stop()
+	for {
+		if a.opts.Drained != nil && a.opts.Drained() {
+			return
+		}
+		select {
+		case <-deadline.C:
+			a.log.Warn("stopping with attestations not yet acked; they stay in the outbox")
+			return
+		case <-ctx.Done():
+			return
+		case <-poll.C:
+		}
+	}
+}

@@ -1,0 +1,265 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strconv"
+	"time"
+
+	"github.com/csop/tbox/agent"
+	"github.com/csop/tbox/agent/profile"
+	"github.com/csop/tbox/agent/uplink"
+	"github.com/csop/tbox/can"
+	"github.com/csop/tbox/can/socketcan"
+	"github.com/csop/tbox/signer"
+	"github.com/csop/tbox/store"
+)
+
+// exitCode maps an error to tboxd's exit status: 2 for bad configuration,
+// 1 for a runtime error.
+func exitCode(err error) int {
+	if err == nil {
+		return 0
+	}
+	fmt.Fprintln(os.Stderr, "tboxd:", err)
+	var ce *ConfigError
+	var pe *profile.ConfigError
+	var ue *uplink.ConfigError
+	if errors.As(err, &ce) || errors.As(err, &pe) || errors.As(err, &ue) ||
+		errors.Is(err, signer.ErrBadKey) || errors.Is(err, signer.ErrKeyPermissions) {
+		return 2
+	}
+	return 1
+}
+
+func newLogger(c LogConfig, w io.Writer) *slog.Logger {
+	var lvl slog.Level
+	lvl.UnmarshalText([]byte(c.Level)) // validated
+	opts := &slog.HandlerOptions{Level: lvl}
+	if c.Format == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+func run(ctx context.Context, cfgPath string) error {
+	cfg, err := LoadConfig(cfgPath)
+	if err != nil {
+		return err
+	}
+	log := newLogger(cfg.Log, os.Stderr)
+	p, err := profile.Load(cfg.path(cfg.Profile))
+	if err != nil {
+		return err
+	}
+	for _, w := range p.Warnings() {
+		log.Warn("profile", "warning", w)
+	}
+	key, err := signer.LoadKeyFile(cfg.path(cfg.Key))
+	if err != nil {
+		return err
+	}
+	device := key.Address().String()
+	log = log.With("device", device)
+
+	if err := os.MkdirAll(cfg.path(cfg.StateDir), 0o700); err != nil {
+		return fmt.Errorf("state_dir: %w", err)
+	}
+	st, err := store.Open(cfg.path(cfg.StateDir), &store.Options{
+		MaxBytes:        cfg.Outbox.MaxBytes,
+		CheckpointEvery: cfg.Outbox.Checkpoint.Duration,
+		Logger:          log.With("part", "outbox"),
+	})
+	if err != nil {
+		return fmt.Errorf("outbox: %w", err)
+	}
+	defer st.Close()
+	if rec := st.Stats().Recovery; rec.Repaired() {
+		log.Error("outbox was damaged and repaired", "recovery", fmt.Sprintf("%+v", rec))
+	}
+
+	var up *uplink.Uplink
+	if cfg.MQTT.Broker != "" {
+		up, err = uplink.New(uplink.Config{
+			Broker:         cfg.MQTT.Broker,
+			Device:         device,
+			CAFile:         cfg.path(cfg.MQTT.CAFile),
+			CertFile:       cfg.path(cfg.MQTT.CertFile),
+			KeyFile:        cfg.path(cfg.MQTT.KeyFile),
+			AllowInsecure:  cfg.MQTT.AllowInsecure,
+			KeepAlive:      cfg.MQTT.KeepAlive.Duration,
+			BackoffMin:     cfg.MQTT.BackoffMin.Duration,
+			BackoffMax:     cfg.MQTT.BackoffMax.Duration,
+			Window:         cfg.MQTT.Window,
+			NackRetry:      cfg.MQTT.NackRetry.Duration,
+			HealthInterval: cfg.MQTT.HealthInterval.Duration,
+			Logger:         log.With("part", "uplink"),
+			Health:         func() any { return health(st) },
+		}, outbox{st})
+		if err != nil {
+			return err
+		}
+	} else {
+		log.Warn("no mqtt.broker configured: attestations stay in the outbox")
+	}
+
+	bt, _ := strconv.ParseInt(buildTime, 10, 64)
+	acfg := agent.AttesterConfig{
+		ChainID: cfg.ChainID,
+		Profile: p,
+		MinTime: time.Unix(bt, 0),
+		Logger:  log.With("part", "attester"),
+	}
+	if bt == 0 {
+		acfg.MinTime = time.Time{}
+	}
+	if up != nil {
+		acfg.OnDurable = func(store.Record, *signer.Attestation) { up.Notify() }
+	}
+	att, err := agent.NewAttester(acfg, key, st)
+	if err != nil {
+		return err
+	}
+	if att.Restarted() {
+		log.Info("resumed", "head", st.Stats().Head, "pending", st.Stats().Depth)
+	}
+
+	sources, err := openSources(ctx, cfg, p, log)
+	if err != nil {
+		return err
+	}
+	opts := agent.Options{
+		Sources: sources,
+		Clock:   &agent.ClockCheck{Build: acfg.MinTime},
+		Grace:   cfg.Shutdown.Duration,
+		Logger:  log.With("part", "agent"),
+		Drained: func() bool { return st.Stats().Depth == 0 },
+	}
+	if up != nil {
+		opts.Uplink = up
+	}
+	a := agent.New(att, opts)
+	log.Info("tboxd started", "version", version, "sources", len(sources), "chain_id", cfg.ChainID)
+	err = a.Run(ctx)
+	log.Info("tboxd stopped", "attestations_made", att.Made(), "outbox_depth", st.Stats().Depth, "err", err)
+	return err
+}
+
+// health is the agent's part of the retained health report.
+func health(st *store.Store) any {
+	s := st.Stats()
+	h := map[string]any{
+		"version":      version,
+		"outbox_depth": s.Depth,
+		"head":         s.Head,
+		"acked":        s.AckedThrough,
+		"outbox_full":  s.Full,
+	}
+	if !s.Oldest.IsZero() {
+		h["oldest_pending_s"] = int64(time.Since(s.Oldest).Seconds())
+	}
+	return h
+}
+
+// outbox adapts the store to the uplink.
+type outbox struct{ st *store.Store }
+
+func (o outbox) Pending(after uint64, limit int) ([]uplink.Message, error) {
+	recs, err := o.st.Pending(after, limit)
+	if err != nil {
+		return nil, err
+	}
+	msgs := make([]uplink.Message, len(recs))
+	for i, r := range recs {
+		msgs[i] = uplink.Message{Seq: r.Seq, Wire: r.Wire}
+	}
+	return msgs, nil
+}
+
+func (o outbox) Ack(seq uint64) error {
+	_, err := o.st.Ack(seq)
+	return err
+}
+
+func (o outbox) Nack(seq uint64, reason string) error { return o.st.Nack(seq, reason) }
+
+// openSources opens the CAN inputs: a candump log, or one SocketCAN socket
+// per bus the profile reads, each with the kernel filter of exactly that
+// bus's profile messages.
+func openSources(ctx context.Context, cfg *Config, p *profile.Profile, log *slog.Logger) ([]agent.Source, error) {
+	if cfg.CAN.Replay != "" {
+		f, err := os.Open(cfg.path(cfg.CAN.Replay))
+		if err != nil {
+			return nil, &ConfigError{File: cfg.file, Field: "can.replay", Msg: "cannot open the log", Err: err}
+		}
+		var keys []can.Key
+		for _, bus := range p.Buses() {
+			keys = append(keys, p.Filter(bus).Keys()...)
+		}
+		opts := []can.ReaderOption{can.WithFilter(can.NewFilter(keys...)), can.WithContext(ctx)}
+		if cfg.CAN.ReplayPace > 0 {
+			opts = append(opts, can.WithPace(scaledClock{start: time.Now(), speed: cfg.CAN.ReplayPace}))
+		}
+		return []agent.Source{{Name: cfg.CAN.Replay, Rx: can.NewReader(f, opts...), Close: f.Close, LogTime: true}}, nil
+	}
+	var out []agent.Source
+	for _, bus := range p.Buses() {
+		iface := bus
+		if iface == "" {
+			iface = cfg.CAN.Interface
+		}
+		reopenMax := cfg.CAN.ReopenMax.Duration
+		if reopenMax == 0 {
+			reopenMax = 2 * time.Second
+		}
+		opts := []socketcan.Option{
+			socketcan.WithFilter(p.Filter(bus)),
+			socketcan.WithReopen(50*time.Millisecond, reopenMax),
+			socketcan.WithLogger(log.With("bus", iface)),
+		}
+		if cfg.CAN.ReceiveBuffer > 0 {
+			opts = append(opts, socketcan.WithReceiveBuffer(cfg.CAN.ReceiveBuffer))
+		}
+		conn, err := socketcan.Open(iface, opts...)
+		if err != nil {
+			for _, s := range out {
+				s.Close()
+			}
+			return nil, fmt.Errorf("CAN interface %s (bring it up with `ip link set %s up type can bitrate 500000`): %w", iface, iface, err)
+		}
+		go logEvents(conn, log.With("bus", iface))
+		out = append(out, agent.Source{Name: iface, Rx: conn, Close: conn.Close})
+	}
+	return out, nil
+}
+
+// logEvents logs the bus's error and link events until the socket closes.
+func logEvents(conn *socketcan.Conn, log *slog.Logger) {
+	for ev := range conn.Events() {
+		switch ev.Kind {
+		case socketcan.BusOff, socketcan.ErrorPassive, socketcan.Down:
+			log.Warn("CAN event", "kind", ev.Kind.String(), "err", ev.Err)
+		default:
+			log.Info("CAN event", "kind", ev.Kind.String())
+		}
+	}
+}
+
+// scaledClock runs speed times faster than the wall clock, for a paced log
+// replay.
+type scaledClock struct {
+	start time.Time
+	speed float64
+}
+
+func (c scaledClock) Now() time.Time {
+	return c.start.Add(time.Duration(float64(time.Since(c.start)) * c.speed))
+}
+
+func (c scaledClock) After(d time.Duration) <-chan time.Time {
+	return time.After(time.Duration(float64(d) / c.speed))
+}
