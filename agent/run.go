@@ -49,8 +49,8 @@ type Service interface {
 // Options configures Run.
 type Options struct {
 	Sources []Source
-	Uplink  Uploader  // nil: attestations stay in the outbox
-	Shell   Service   // nil: no diagnostic shell
+	Uplink  Uploader // nil: attestations stay in the outbox
+	Shell   Service  // nil: no diagnostic shell
 	Clock   *ClockCheck
 	// Tick is how often the batch clock and the wall clock are checked on
 	// a quiet bus; default 1 s.
