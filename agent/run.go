@@ -61,6 +61,12 @@ type Options struct {
 	// Queue is the number of frames buffered between the CAN readers and
 	// the mileage engine; default 4096.
 	Queue int
+	// TimeScale, when above 1, compresses time for a bench or a demo: a
+	// frame's time t counts as Epoch + (t-Epoch)*TimeScale, so a drive
+	// simulated TimeScale times faster than real time keeps its speeds,
+	// and its batches, in the mileage engine. Never set on a vehicle.
+	TimeScale float64
+	Epoch     time.Time
 	// Drained, if set, reports that the uplink has nothing left to send,
 	// which ends the Grace early.
 	Drained func() bool
@@ -100,6 +106,9 @@ func New(att *Attester, opts Options) *Agent {
 	log := opts.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
+	}
+	if opts.Epoch.IsZero() {
+		opts.Epoch = time.Now()
 	}
 	a := &Agent{att: att, opts: opts, log: log}
 	a.C.Started = time.Now()
@@ -207,6 +216,9 @@ func (a *Agent) loop(ctx context.Context, frames <-chan can.Frame, logTime bool)
 				<-ctx.Done() // every bus is gone: wait to be stopped
 				return nil
 			}
+			if a.opts.TimeScale > 1 {
+				f.Time = a.scale(f.Time)
+			}
 			a.mu.Lock()
 			err := a.att.Frame(&f)
 			a.mu.Unlock()
@@ -241,6 +253,9 @@ func (a *Agent) tick(now time.Time) error {
 		}
 		a.att.MarkClock(why != "")
 	}
+	if a.opts.TimeScale > 1 {
+		now = a.scale(now)
+	}
 	if err := a.att.Tick(now); err != nil {
 		return fmt.Errorf("tick: %w", err)
 	}
@@ -252,6 +267,9 @@ func (a *Agent) stop(logTime bool) error {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	now := time.Now()
+	if a.opts.TimeScale > 1 {
+		now = a.scale(now)
+	}
 	if logTime {
 		last := a.C.LastFrame.Load()
 		if last == 0 {
@@ -285,4 +303,10 @@ func (a *Agent) grace(ctx context.Context) {
 		case <-poll.C:
 		}
 	}
+}
+
+// scale maps a real time to the compressed time of a bench (TimeScale).
+func (a *Agent) scale(t time.Time) time.Time {
+	d := float64(t.Sub(a.opts.Epoch)) * a.opts.TimeScale
+	return a.opts.Epoch.Add(time.Duration(d))
 }

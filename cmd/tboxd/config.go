@@ -37,6 +37,9 @@ type CANConfig struct {
 	ReplayPace    float64  `toml:"replay_pace"`    // 0: as fast as possible, 1: recorded pace
 	ReceiveBuffer int      `toml:"receive_buffer"` // SO_RCVBUF bytes, 0 = kernel default
 	ReopenMax     duration `toml:"reopen_max"`     // longest wait between reopen attempts
+	// TimeScale compresses time for a bench or a demo (never on a car):
+	// frame times count TimeScale times faster from the agent's start.
+	TimeScale float64 `toml:"time_scale"`
 }
 
 // OutboxConfig bounds the on-flash buffer.
@@ -189,6 +192,8 @@ func (c *Config) validate() error {
 		return c.fail("state_dir", "required: the directory of the outbox and state")
 	case c.CAN.ReplayPace < 0:
 		return c.fail("can.replay_pace", "want 0 (as fast as possible) or a positive speed-up, found %v", c.CAN.ReplayPace)
+	case c.CAN.TimeScale != 0 && c.CAN.TimeScale < 1:
+		return c.fail("can.time_scale", "want 0 (real time) or a speed-up >= 1, found %v", c.CAN.TimeScale)
 	case c.CAN.ReceiveBuffer < 0:
 		return c.fail("can.receive_buffer", "want bytes >= 0, found %d", c.CAN.ReceiveBuffer)
 	case c.Outbox.MaxBytes < 0 || (c.Outbox.MaxBytes > 0 && c.Outbox.MaxBytes < 64<<10):

@@ -133,11 +133,15 @@ func run(ctx context.Context, cfgPath string) error {
 		return err
 	}
 	opts := agent.Options{
-		Sources: sources,
-		Clock:   &agent.ClockCheck{Build: acfg.MinTime},
-		Grace:   cfg.Shutdown.Duration,
-		Logger:  log.With("part", "agent"),
-		Drained: func() bool { return st.Stats().Depth == 0 },
+		Sources:   sources,
+		Clock:     &agent.ClockCheck{Build: acfg.MinTime},
+		Grace:     cfg.Shutdown.Duration,
+		Logger:    log.With("part", "agent"),
+		Drained:   func() bool { return st.Stats().Depth == 0 },
+		TimeScale: cfg.CAN.TimeScale,
+	}
+	if cfg.CAN.TimeScale > 1 {
+		log.Warn("time compressed for a bench: not for a vehicle", "time_scale", cfg.CAN.TimeScale)
 	}
 	if up != nil {
 		opts.Uplink = up
