@@ -186,10 +186,7 @@ func duration(s string, def, min time.Duration) (time.Duration, error) {
 }
 
 func knownFields() string {
-	var names []string
-	for _, f := range []string{"broker", "client_id", "ca", "cert", "key", "chain_id", "registry", "db", "seed", "winners", "max_speed_kmh", "grace", "draw_every", "log_level"} {
-		names = append(names, f)
-	}
+	names := []string{"broker", "client_id", "ca", "cert", "key", "chain_id", "registry", "db", "seed", "winners", "max_speed_kmh", "grace", "draw_every", "log_level"}
 	sort.Strings(names)
 	return strings.Join(names, ", ")
 }

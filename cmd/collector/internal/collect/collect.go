@@ -229,45 +229,44 @@ func (c *Collector) Process(msgs []Message) ([]Reply, error) {
 			cands = append(cands, cand)
 		}
 	}
-	if len(cands) == 0 {
-		return replies, nil
-	}
 	var chainReplies []Reply
 	var accepted, dups uint64
-	err := c.l.Update(func(tx *ledger.Tx) error {
-		chainReplies, accepted, dups = chainReplies[:0], 0, 0
-		var ackOrder []signer.Address
-		ackSeg := map[signer.Address]string{}
-		for _, cd := range cands {
-			nack, stored, err := c.decide(tx, cd)
-			if err != nil {
-				return err
+	if len(cands) > 0 {
+		err := c.l.Update(func(tx *ledger.Tx) error {
+			chainReplies, accepted, dups = chainReplies[:0], 0, 0
+			var ackOrder []signer.Address
+			ackSeg := map[signer.Address]string{}
+			for _, cd := range cands {
+				nack, stored, err := c.decide(tx, cd)
+				if err != nil {
+					return err
+				}
+				if stored {
+					accepted++
+				} else if nack == nil {
+					dups++
+				}
+				if nack != nil {
+					chainReplies = append(chainReplies, *nack)
+					continue
+				}
+				if _, ok := ackSeg[cd.a.Device]; !ok {
+					ackOrder = append(ackOrder, cd.a.Device)
+					ackSeg[cd.a.Device] = cd.seg
+				}
 			}
-			if stored {
-				accepted++
-			} else if nack == nil {
-				dups++
+			for _, dev := range ackOrder {
+				h, err := tx.Head(dev)
+				if err != nil {
+					return err
+				}
+				chainReplies = append(chainReplies, Reply{Topic: "csop/v1/" + ackSeg[dev] + "/ack", Seq: h.Seq})
 			}
-			if nack != nil {
-				chainReplies = append(chainReplies, *nack)
-				continue
-			}
-			if _, ok := ackSeg[cd.a.Device]; !ok {
-				ackOrder = append(ackOrder, cd.a.Device)
-				ackSeg[cd.a.Device] = cd.seg
-			}
+			return nil
+		})
+		if err != nil {
+			return nil, fmt.Errorf("ledger commit of %d attestations: %w", len(cands), err)
 		}
-		for _, dev := range ackOrder {
-			h, err := tx.Head(dev)
-			if err != nil {
-				return err
-			}
-			chainReplies = append(chainReplies, Reply{Topic: "csop/v1/" + ackSeg[dev] + "/ack", Seq: h.Seq})
-		}
-		return nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("ledger commit of %d attestations: %w", len(cands), err)
 	}
 	c.received.Add(uint64(len(msgs)))
 	c.accepted.Add(accepted)

@@ -513,3 +513,73 @@ func TestTLSConfigErrors(t *testing.T) {
 		t.Errorf("no TLS files: %v, %v; want nil, nil", cfg, err)
 	}
 }
+
+// TestBrokerRestart: after the broker crashes and comes back, the
+// collector reconnects, subscribes again and continues the chains.
+func TestBrokerRestart(t *testing.T) {
+	broker := mqtttest.Start(t)
+	l := newLedger(t, false)
+	d := newDevice(t, nowBatch()-5)
+	c, err := New(l, Config{ChainID: testChainID, Allow: allowSet{d.addr: true}}, testLog(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	startCollector(t, c, MQTT{Broker: broker.URL(), ClientID: "collector-restart"})
+	d.connect(broker.URL())
+	if r := d.send(d.next(100)); r != (reply{Kind: "ack", Seq: 1}) {
+		t.Fatalf("seq 1: %+v", r)
+	}
+	d.client.Disconnect(0)
+	broker.Stop()
+	waitFor(t, "the collector to notice the lost connection", func() bool { return !c.Subscribed() })
+	broker.Restart()
+	waitFor(t, "the collector to subscribe again", c.Subscribed)
+	d.batch++
+	d.connect(broker.URL())
+	if r := d.send(d.next(200)); r != (reply{Kind: "ack", Seq: 2}) {
+		t.Fatalf("seq 2 after the restart: %+v", r)
+	}
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// TestBrokerLate: a collector started before its broker keeps trying and
+// serves once the broker is up.
+func TestBrokerLate(t *testing.T) {
+	broker := mqtttest.Start(t)
+	broker.Stop()
+	l := newLedger(t, false)
+	d := newDevice(t, nowBatch()-1)
+	c, err := New(l, Config{ChainID: testChainID, Allow: allowSet{d.addr: true}}, testLog(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- c.Run(ctx, MQTT{Broker: broker.URL(), ClientID: "collector-late"}) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Error(err)
+		}
+	}()
+	time.Sleep(200 * time.Millisecond)
+	if c.Subscribed() {
+		t.Fatal("subscribed without a broker")
+	}
+	broker.Restart()
+	waitFor(t, "the collector to connect to the late broker", c.Subscribed)
+	d.connect(broker.URL())
+	if r := d.send(d.next(100)); r != (reply{Kind: "ack", Seq: 1}) {
+		t.Fatalf("reply %+v, want ack 1", r)
+	}
+}

@@ -47,7 +47,7 @@ func TestDrawClosedBatches(t *testing.T) {
 	if got, err := c.DrawClosed(); err != nil || len(got) != 0 {
 		t.Fatalf("before the grace period: %d draws, err %v; want none", len(got), err)
 	}
-	clock.t = batchTime(G+3).Add(time.Hour) // G+2 ends at G+3's start; + grace
+	clock.t = batchTime(G + 3).Add(time.Hour) // G+2 ends at G+3's start; + grace
 	got, err := c.DrawClosed()
 	if err != nil {
 		t.Fatal(err)

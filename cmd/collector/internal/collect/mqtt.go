@@ -22,6 +22,9 @@ type MQTT struct {
 	ClientID string // must differ between collectors on one broker
 }
 
+// connectRetry is the wait between two first connection attempts.
+const connectRetry = 2 * time.Second
+
 // publishTimeout bounds the wait for the broker to take one group's replies.
 const publishTimeout = 10 * time.Second
 
@@ -68,6 +71,7 @@ func (c *Collector) Run(ctx context.Context, m MQTT) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	in := make(chan Message, 4*c.cfg.MaxGroup)
+	fatal := make(chan error, 1)
 	onMessage := func(_ mqtt.Client, msg mqtt.Message) {
 		select {
 		case in <- Message{Topic: msg.Topic(), Payload: msg.Payload()}:
@@ -81,16 +85,24 @@ func (c *Collector) Run(ctx context.Context, m MQTT) error {
 		SetCleanSession(true). // the agents resend what is not acked
 		SetOrderMatters(true).
 		SetAutoReconnect(true).
-		SetConnectRetry(true).
-		SetConnectRetryInterval(time.Second).
 		SetMaxReconnectInterval(10 * time.Second).
 		SetConnectTimeout(10 * time.Second).
 		SetKeepAlive(30 * time.Second).
 		SetOnConnectHandler(func(cl mqtt.Client) {
 			t := cl.Subscribe(SubscribeTopic, 1, onMessage)
-			if !t.WaitTimeout(10*time.Second) || t.Error() != nil {
-				log.Error("subscribe", "topic", SubscribeTopic, "err", t.Error())
-				cl.Disconnect(0) // AutoReconnect does not apply; the connect loop below notices
+			ok := t.WaitTimeout(10 * time.Second)
+			err := t.Error()
+			switch {
+			case !ok:
+				err = errors.New("no SUBACK in 10 s")
+			case err == nil && subackFailed(t):
+				err = errors.New("refused by the broker (SUBACK 0x80): check its ACL and shared-subscription support")
+			}
+			if err != nil {
+				select { // connected but deaf: stop, and let the supervisor restart us
+				case fatal <- fmt.Errorf("subscribe %s: %w", SubscribeTopic, err):
+				default:
+				}
 				return
 			}
 			c.subscribed.Store(true)
@@ -104,24 +116,46 @@ func (c *Collector) Run(ctx context.Context, m MQTT) error {
 		opts.SetTLSConfig(tlsCfg)
 	}
 	client := mqtt.NewClient(opts)
-	ct := client.Connect()
-	select {
-	case <-ct.Done():
-		if err := ct.Error(); err != nil {
-			return fmt.Errorf("broker %s: %w", m.Broker, err)
+	// Connect, retrying with the reason logged (a TLS or address mistake
+	// shows at once); later losses are AutoReconnect's.
+	for connected := false; !connected; {
+		ct := client.Connect()
+		select {
+		case <-ct.Done():
+			if err := ct.Error(); err != nil {
+				log.Warn("broker not reachable, retrying", "err", err, "in", connectRetry)
+				select {
+				case <-time.After(connectRetry):
+				case <-ctx.Done():
+					return nil
+				}
+				continue
+			}
+			connected = true
+		case err := <-fatal:
+			client.Disconnect(0)
+			return err
+		case <-ctx.Done():
+			client.Disconnect(0)
+			return nil
 		}
-	case <-ctx.Done():
-		client.Disconnect(0)
-		return nil
 	}
 	defer func() {
 		c.subscribed.Store(false)
 		client.Disconnect(250)
 	}()
 
-	g, ctx := errgroup.WithContext(ctx)
-	g.Go(func() error { return c.serve(ctx, client, in) })
-	g.Go(func() error { return c.drawLoop(ctx) })
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return c.serve(gctx, client, in) })
+	g.Go(func() error { return c.drawLoop(gctx) })
+	g.Go(func() error {
+		select {
+		case err := <-fatal:
+			return err
+		case <-gctx.Done():
+			return nil
+		}
+	})
 	return g.Wait()
 }
 
@@ -190,4 +224,11 @@ func (c *Collector) drawLoop(ctx context.Context) error {
 		case <-t.C:
 		}
 	}
+}
+
+// subackFailed reports whether the broker refused the subscription (SUBACK
+// return code 0x80).
+func subackFailed(t mqtt.Token) bool {
+	st, ok := t.(*mqtt.SubscribeToken)
+	return ok && st.Result()[SubscribeTopic] == 0x80
 }
