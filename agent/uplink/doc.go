@@ -31,10 +31,13 @@
 //
 // A nack is recorded ([Outbox.Nack]), counted in [Stats] and logged; the
 // attestation stays in the outbox and is published again after
-// Config.NackRetry (10 minutes by default), as often as it is refused. A
-// due retry is published even when the window is full, so that a refused
-// seq that holds the collector's cumulative ack back cannot stall the
-// window for good.
+// Config.NackRetry (10 minutes by default), as often as it is refused.
+// Retries count against the window, except that the oldest due one goes out
+// even when the window is full: a refused seq holds the collector's
+// cumulative ack back, so the window behind it cannot drain until it is
+// stored. While a refusal is pending, seqs after it are stored by the
+// collector but not acked, and the ack timeout re-publishes them (as
+// duplicates) every AckTimeout until the refused one is accepted.
 //
 // Ack and nack payloads are checked before anything is applied: larger than
 // [MaxReplySize], not a JSON object, seq missing, not an unsigned integer,

@@ -156,7 +156,10 @@ func (k *collector) start() {
 	k.t.Helper()
 	att, _, _, _ := uplink.Topics(device)
 	o := mqtt.NewClientOptions().AddBroker(k.url).SetClientID(k.id).SetProtocolVersion(4).
-		SetCleanSession(true).SetAutoReconnect(false).SetConnectTimeout(5 * time.Second).SetTLSConfig(k.tc)
+		SetCleanSession(true).SetAutoReconnect(false).SetConnectTimeout(5 * time.Second).SetTLSConfig(k.tc).
+		// The handler publishes acks; a publish racing a disconnect blocks
+		// for the write timeout (30 s by default) and would outlive the test.
+		SetWriteTimeout(500 * time.Millisecond)
 	c := mqtt.NewClient(o)
 	if tok := c.Connect(); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
 		k.t.Fatalf("collector connect %s: %v", k.url, tok.Error())

@@ -94,6 +94,8 @@ const (
 	maxQueuedNacks = 1024
 	// goodbyeTimeout bounds the wait for the offline report at a stop.
 	goodbyeTimeout = time.Second
+	// connectLogEvery throttles the Warn log of a repeated connect error.
+	connectLogEvery = time.Minute
 )
 
 // Uplink drains an Outbox to the broker and applies the collector's acks.
@@ -117,8 +119,11 @@ type Uplink struct {
 	everConnected bool // the next connection is a reconnect
 
 	// Owned by the Run goroutine.
-	acked  uint64               // highest ack applied to the outbox
-	nacked map[uint64]time.Time // refused seq -> when to publish it again
+	acked      uint64               // highest ack applied to the outbox
+	nacked     map[uint64]time.Time // refused seq -> when to publish it again
+	lastWarn   string               // the last connect error logged at Warn
+	lastWarnAt time.Time
+	quietFails int // failed attempts logged at Debug since
 }
 
 // New returns an Uplink for cfg draining ob. It validates cfg (see
@@ -188,7 +193,7 @@ func (u *Uplink) Run(ctx context.Context) error {
 		}
 		d := u.backoff.Delay(attempt)
 		attempt++
-		u.log.Info("mqtt reconnect scheduled", "broker", u.cfg.Broker, "in", d.Round(time.Millisecond), "attempt", attempt, "err", err)
+		u.log.Debug("mqtt reconnect scheduled", "broker", u.cfg.Broker, "in", d.Round(time.Millisecond), "attempt", attempt, "err", err)
 		select {
 		case <-ctx.Done():
 		case <-u.clock.After(d):
@@ -297,9 +302,19 @@ func (u *Uplink) session(ctx context.Context) (time.Duration, error) {
 	return up, err
 }
 
+// connectFailed records a failed attempt. A car may be offline for
+// months, retrying every second: the same error is logged at Warn at most
+// once per connectLogEvery, with the count of attempts in between.
 func (u *Uplink) connectFailed(err error) {
-	u.stat(func(s *Stats) { s.LastConnectError, s.LastConnectAt = err, u.clock.Now() })
-	u.log.Warn("mqtt connect", "broker", u.cfg.Broker, "err", err)
+	now := u.clock.Now()
+	u.stat(func(s *Stats) { s.LastConnectError, s.LastConnectAt = err, now })
+	if msg := err.Error(); msg != u.lastWarn || now.Sub(u.lastWarnAt) >= connectLogEvery {
+		u.log.Warn("mqtt connect", "broker", u.cfg.Broker, "err", err, "failed_attempts_since_last_log", u.quietFails)
+		u.lastWarn, u.lastWarnAt, u.quietFails = msg, now, 0
+		return
+	}
+	u.quietFails++
+	u.log.Debug("mqtt connect", "broker", u.cfg.Broker, "err", err)
 }
 
 // subscribe subscribes to the ack and nack topics at QoS 1 and waits for
@@ -361,9 +376,16 @@ func (u *Uplink) fill(s *session) error {
 		return nil
 	}
 	now := u.clock.Now()
+	var due []uint64
 	for seq, at := range u.nacked {
-		if now.Before(at) || seq > s.cursor {
-			continue // not due, or the window below will reach it
+		if !now.Before(at) && seq <= s.cursor { // the window below reaches the others
+			due = append(due, seq)
+		}
+	}
+	slices.Sort(due)
+	for i, seq := range due {
+		if i > 0 && len(s.inflight) >= u.cfg.Window {
+			break // one retry may exceed the window, not a flood of them
 		}
 		msgs, err := u.ob.Pending(seq-1, 1)
 		if err != nil {

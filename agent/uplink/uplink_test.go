@@ -288,6 +288,35 @@ func TestNackRetriedSlowly(t *testing.T) {
 	}
 }
 
+// TestNackRetryWithFullWindow: the refused seq holds the collector's
+// cumulative ack back while the window behind it is full; its retry goes
+// out anyway, without waiting for an ack timeout.
+func TestNackRetryWithFullWindow(t *testing.T) {
+	const retry = 300 * time.Millisecond
+	b := mqtttest.Start(t)
+	k := newCollector(t, b.URL(), true)
+	k.refuse = func(seq uint64, delivery int) string {
+		if seq == 2 && delivery == 1 {
+			return "chain id mismatch"
+		}
+		return ""
+	}
+	k.start()
+	ob := newMemOutbox()
+	ob.add(20)
+	u := newUplink(t, uplink.Config{Broker: b.URL(), Window: 4, NackRetry: retry, AckTimeout: time.Minute}, ob)
+	runUplink(t, u)
+	waitFor(t, 10*time.Second, "the nack", func() bool { return u.Stats().Nacks == 1 })
+	waitFor(t, 10*time.Second, "the window to fill behind the refused seq", func() bool { return u.Stats().InFlight == 4 })
+	if got := k.firstArrivals(); !slices.Equal(got, seqs(1, 6)) {
+		t.Fatalf("collector received %v, want 1..6 (1, the refused 2, and a window of 4)", got)
+	}
+	waitFor(t, 5*time.Second, "the outbox to drain", func() bool { return ob.len() == 0 })
+	if st := u.Stats(); st.AckTimeouts != 0 {
+		t.Fatalf("Stats = %+v: drained by an ack timeout, want by the retry", st)
+	}
+}
+
 // TestMalformedReplies: garbage on the ack and nack topics is counted and
 // ignored; the uplink carries on.
 func TestMalformedReplies(t *testing.T) {
