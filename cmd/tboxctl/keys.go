@@ -39,10 +39,20 @@ func runAddress(_ context.Context, args []string, _ io.Reader, stdout, stderr io
 	if *key == "" {
 		return usagef("--key is required")
 	}
-	k, err := signer.LoadKeyFile(*key)
+	k, err := loadKey(*key)
 	if err != nil {
 		return err
 	}
 	fmt.Fprintln(stdout, k.Address())
 	return nil
+}
+
+// loadKey loads a device key file. A key file that is missing or cannot be
+// read is bad configuration (exit 2), like one that is malformed.
+func loadKey(path string) (*signer.FileKey, error) {
+	k, err := signer.LoadKeyFile(path)
+	if errors.Is(err, fs.ErrNotExist) || errors.Is(err, fs.ErrPermission) {
+		return nil, usageError{err}
+	}
+	return k, err
 }

@@ -41,7 +41,7 @@ func runReplay(ctx context.Context, args []string, stdin io.Reader, stdout, stde
 	if err != nil {
 		return err
 	}
-	key, err := signer.LoadKeyFile(*keyPath)
+	key, err := loadKey(*keyPath)
 	if err != nil {
 		return err
 	}
