@@ -151,7 +151,11 @@ func (e *Engine) Mode(t time.Time, name string) []Span {
 func (e *Engine) Speed(t time.Time, kmh float64) []Span {
 	out := e.advance(t)
 	if kmh = math.Abs(kmh); kmh <= maxSpeedKMH {
-		e.st.Speed, e.st.SpeedTime, e.st.SpeedKnown = kmh, e.st.Mono, true
+		s := &e.st
+		if kmh > 0 && !e.moving() {
+			s.MovingSince = s.Mono // starts moving: silence counts from now
+		}
+		s.Speed, s.SpeedTime, s.SpeedKnown = kmh, s.Mono, true
 	}
 	return out
 }
@@ -315,7 +319,13 @@ func (e *Engine) silentFor() int64 {
 	if !s.Started || !s.SpeedKnown || s.Speed <= 0 || s.Mono-s.SpeedTime > e.gapNs {
 		return 0
 	}
-	return max(s.Mono-s.OdoTime-e.gapNs, 0)
+	return max(s.Mono-max(s.OdoTime, s.MovingSince)-e.gapNs, 0)
+}
+
+// moving reports whether a fresh speed reading says the car moves.
+func (e *Engine) moving() bool {
+	s := &e.st
+	return s.SpeedKnown && s.Speed > 0 && s.Mono-s.SpeedTime <= e.gapNs
 }
 
 // odometer applies a valid reading m taken at the engine's time.
@@ -331,7 +341,7 @@ func (e *Engine) odometer(m float64) {
 	prev := s.Odo
 	dt := max(now-s.OdoTime, 0)
 	fresh := s.SpeedKnown && now-s.SpeedTime <= e.gapNs
-	if dt > e.gapNs && (m > prev || fresh && s.Speed > 0) {
+	if dt > e.gapNs && (m > prev || fresh && s.Speed > 0 && now-max(s.OdoTime, s.MovingSince) > e.gapNs) {
 		sp.Flags |= FlagGap
 	}
 	if s.Resumed {

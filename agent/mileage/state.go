@@ -48,6 +48,9 @@ type State struct {
 	SpeedKnown bool
 	Speed      float64 // last speed, km/h, >= 0
 	SpeedTime  int64   // Mono time of the last speed reading
+	// MovingSince is the Mono time the speed last went above zero from
+	// zero, unknown or stale: GAP counts odometer silence only from then.
+	MovingSince int64
 	Mode       string  // current drive mode; "" before the first drive-mode reading
 	Now        int64   // batch clock; 0 before the first event with a set clock
 	Mono       int64   // interval clock, never runs back
@@ -101,11 +104,11 @@ const (
 //	1  uint16 booleans: Started, SpeedKnown, Untrusted, Unset, Blocked,
 //	   Resumed, Discont, Span.Open, Span.BatchKnown, Span.Clock (bit 0 first)
 //	3  float64 First, HWM, Odo, Speed, Span.OdoMeters, Span.SpeedMeters, JumpHWM
-//	59 int64 JumpTime, OdoTime, SpeedTime, Now, Mono, Span.Start
-//	107 int64 MonoOff
-//	115 uint64 Span.Batch, Span.Last, Span.Meters
-//	139 uint32 Span.Flags
-//	143 Mode: uvarint length, bytes
+//	59 int64 JumpTime, OdoTime, SpeedTime, Now, Mono, Span.Start, MovingSince
+//	115 int64 MonoOff
+//	123 uint64 Span.Batch, Span.Last, Span.Meters
+//	147 uint32 Span.Flags
+//	151 Mode: uvarint length, bytes
 //	    Span.Modes: uvarint count, then each: uvarint length, bytes, uvarint meters
 func (s State) MarshalBinary() ([]byte, error) {
 	var bits uint16
@@ -151,11 +154,11 @@ func (s *State) floats() []*float64 {
 }
 
 func (s *State) times() []*int64 {
-	return []*int64{&s.JumpTime, &s.OdoTime, &s.SpeedTime, &s.Now, &s.Mono, &s.Span.Start}
+	return []*int64{&s.JumpTime, &s.OdoTime, &s.SpeedTime, &s.Now, &s.Mono, &s.Span.Start, &s.MovingSince}
 }
 
 var floatNames = [...]string{"First", "HWM", "Odo", "Speed", "Span.OdoMeters", "Span.SpeedMeters", "JumpHWM"}
-var timeNames = [...]string{"JumpTime", "OdoTime", "SpeedTime", "Now", "Mono", "Span.Start"}
+var timeNames = [...]string{"JumpTime", "OdoTime", "SpeedTime", "Now", "Mono", "Span.Start", "MovingSince"}
 
 // decoder reads the binary form, remembering the first error.
 type decoder struct {
@@ -254,13 +257,13 @@ func (s *State) UnmarshalBinary(data []byte) error {
 		*t = int64(binary.BigEndian.Uint64(d.fixed(timeNames[i], 8)))
 		if d.err == nil && (*t < 0 || *t > maxNanos) {
 			d.off -= 8
-			d.fail(timeNames[i], fmt.Sprintf("Unix nanoseconds in [0, %d]", maxNanos), fmt.Sprintf("%d", *t))
+			d.fail(timeNames[i], fmt.Sprintf("Unix nanoseconds in [0, %d]", int64(maxNanos)), fmt.Sprintf("%d", *t))
 		}
 	}
 	n.MonoOff = int64(binary.BigEndian.Uint64(d.fixed("MonoOff", 8)))
 	if d.err == nil && (n.MonoOff < -maxNanos || n.MonoOff > maxNanos) {
 		d.off -= 8
-		d.fail("MonoOff", fmt.Sprintf("nanoseconds in [-%d, %d]", maxNanos, maxNanos), fmt.Sprintf("%d", n.MonoOff))
+		d.fail("MonoOff", fmt.Sprintf("nanoseconds in [-%d, %d]", int64(maxNanos), int64(maxNanos)), fmt.Sprintf("%d", n.MonoOff))
 	}
 	sp := &n.Span
 	sp.Batch = binary.BigEndian.Uint64(d.fixed("Span.Batch", 8))

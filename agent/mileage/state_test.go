@@ -83,9 +83,9 @@ func TestStateUnmarshalErrors(t *testing.T) {
 		{"infinite first", set(3, f64(math.Inf(-1))...), ErrStateCorrupt, "First"},
 		{"negative speed", set(27, f64(-1)...), ErrStateCorrupt, "Speed"},
 		{"negative time", set(59, 0xff), ErrStateCorrupt, "JumpTime"},
-		{"span last before batch", set(123, 0, 0, 0, 0, 0, 0, 0, 0), ErrStateCorrupt, "Span.Batch/Last"},
-		{"CATCHUP is not stored", set(139, 0, 0, 0, 0x10), ErrStateCorrupt, "Span.Flags"},
-		{"modes do not sum to meters", set(131, 0xff), ErrStateCorrupt, "Span.Modes"},
+		{"span last before batch", set(131, 0, 0, 0, 0, 0, 0, 0, 0), ErrStateCorrupt, "Span.Batch/Last"},
+		{"CATCHUP is not stored", set(147, 0, 0, 0, 0x10), ErrStateCorrupt, "Span.Flags"},
+		{"modes do not sum to meters", set(139, 0xff), ErrStateCorrupt, "Span.Modes"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			st := State{Mode: "kept"}

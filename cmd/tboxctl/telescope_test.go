@@ -26,22 +26,13 @@ type oracle struct {
 	// rollback: batches where a reading differed from the previous one
 	// while one of the two was below the high-water mark (ROLLBACK).
 	rollback map[int64]bool
-	// wake: batches where the bus woke from silence (parking) and a speed
-	// reading above 0 came before the first odometer reading.
-	wake      map[int64]bool
-	lastFrame time.Time
-	waking    bool
 }
 
 func newOracle(p *profile.Profile) *oracle {
-	return &oracle{dec: p.NewDecoder(), rollback: map[int64]bool{}, wake: map[int64]bool{}}
+	return &oracle{dec: p.NewDecoder(), rollback: map[int64]bool{}}
 }
 
 func (o *oracle) observe(f *can.Frame) {
-	if !o.lastFrame.IsZero() && f.Time.Sub(o.lastFrame) > 5*time.Second {
-		o.waking = true
-	}
-	o.lastFrame = f.Time
 	o.buf = o.dec.Decode(f, o.buf[:0])
 	for _, r := range o.buf {
 		switch r.Kind {
@@ -52,11 +43,7 @@ func (o *oracle) observe(f *can.Frame) {
 			if !o.started || r.Value > o.hwm {
 				o.hwm = r.Value
 			}
-			o.started, o.odo, o.waking = true, r.Value, false
-		case profile.Speed:
-			if o.waking && r.Value > 0 {
-				o.wake[vehicle.BatchOf(r.Time)] = true
-			}
+			o.started, o.odo = true, r.Value
 		}
 	}
 }
@@ -196,25 +183,15 @@ func TestTelescoping(t *testing.T) {
 				t.Fatalf("a 24-hour drive of %d m in %d attestations is too little to test", tr.Meters, len(atts))
 			}
 			checkTruth(t, atts, lines, tr)
-			// A clean drive raises no flag, but for ROLLBACK where the
-			// simulated odometer steps back (hil/vehicle reports the
-			// odometer one physics step ahead, so it can fall back by one
-			// 10 m step while braking) and GAP at a wake-up from parking
-			// (TestGapAfterWake: a known false GAP of agent/mileage).
+			// A clean drive raises no flag; its odometer never steps back.
+			if len(o.rollback) > 0 {
+				t.Errorf("the clean drive's odometer stepped back in batches %v", o.rollback)
+			}
 			checkRollbacks(t, atts, o)
-			wakeGaps := 0
 			for _, a := range atts {
-				flags := a.Flags &^ signer.FlagRollback
-				if flags == signer.FlagGap && o.wake[int64(a.Batch)] {
-					wakeGaps++
-					continue
-				}
-				if flags != 0 {
+				if a.Flags != 0 {
 					t.Errorf("seq %d: flags %v on a clean drive", a.Seq, signer.FlagNames(a.Flags))
 				}
-			}
-			if wakeGaps > 0 {
-				t.Logf("known issue: %d of %d wake-ups from parking raised GAP (see TestGapAfterWake)", wakeGaps, len(o.wake))
 			}
 			// More than one drive mode, an unnamed one (MODE_n) included
 			// somewhere, and nothing UNKNOWN after the first mode frame.

@@ -142,6 +142,7 @@ type sim struct {
 	ending   bool      // trip over: braking to a stop before parking
 
 	dist      float64 // true distance since start, meters
+	prevDist  float64 // dist at the start of the current physics step
 	offset    float64 // reported - true odometer (rollbacks, jumps)
 	speed     float64 // m/s
 	target    float64 // m/s
@@ -387,6 +388,7 @@ func (m *sim) physics() {
 	case m.speed > target:
 		m.speed = math.Max(target, m.speed-3.0*dt)
 	}
+	m.prevDist = m.dist
 	m.dist += m.speed * dt
 	for len(m.events) > 0 && !m.events[0].at.After(t) {
 		m.offset += m.events[0].delta
@@ -406,7 +408,10 @@ func (m *sim) inGap(t time.Time) bool {
 // reported returns the odometer the cluster shows at t: the true distance
 // since the step, plus the offsets, floored to the signal's resolution.
 func (m *sim) reported(t time.Time) float64 {
-	v := m.offset + m.dist + m.speed*t.Sub(m.t).Seconds()
+	// The distance at t, between the step's start (prevDist) and its end
+	// (dist): monotone, so braking never makes the odometer step back.
+	frac := min(max(t.Sub(m.t).Seconds()/physicsStep.Seconds(), 0), 1)
+	v := m.offset + m.prevDist + (m.dist-m.prevDist)*frac
 	if r := m.p.Resolution(profile.Odometer); r > 0 {
 		v = math.Floor(v/r) * r
 	}
