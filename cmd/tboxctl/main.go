@@ -39,6 +39,7 @@ var commands = []command{
 	{"decode", "decode --profile FILE [--log FILE]: candump log to JSON lines", runDecode},
 	{"replay", "replay --profile FILE --key FILE [--log FILE] [--chain-id N] [--state DIR]: signed attestations", runReplay},
 	{"outbox", "outbox --state DIR: prints the attestations held in a state directory", runOutbox},
+	{"unlock", "unlock --service-key FILE --challenge TOKEN [--device ADDR]: answers the shell's service-mode challenge", runUnlock},
 	{"verify", "verify [--chain-id N] [--device ADDR] [FILE]: checks attestation JSON lines", runVerify},
 }
 

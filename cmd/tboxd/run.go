@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"os"
 	"strconv"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/csop/tbox/agent"
 	"github.com/csop/tbox/agent/profile"
+	"github.com/csop/tbox/agent/shell"
 	"github.com/csop/tbox/agent/uplink"
 	"github.com/csop/tbox/can"
 	"github.com/csop/tbox/can/socketcan"
@@ -29,8 +31,10 @@ func exitCode(err error) int {
 	var ce *ConfigError
 	var pe *profile.ConfigError
 	var ue *uplink.ConfigError
+	var ke *signer.KeyFileError
 	if errors.As(err, &ce) || errors.As(err, &pe) || errors.As(err, &ue) ||
-		errors.Is(err, signer.ErrBadKey) || errors.Is(err, signer.ErrKeyPermissions) {
+		errors.Is(err, signer.ErrBadKey) || errors.Is(err, signer.ErrKeyPermissions) ||
+		(errors.As(err, &ke) && errors.Is(err, fs.ErrNotExist)) {
 		return 2
 	}
 	return 1
@@ -51,7 +55,11 @@ func run(ctx context.Context, cfgPath string) error {
 	if err != nil {
 		return err
 	}
+	// The shell's `log` command shows recent lines; they hold no key, raw
+	// frame or biometric byte, since tboxd never logs those.
+	ring := shell.NewLogRing(200)
 	log := newLogger(cfg.Log, os.Stderr)
+	log = slog.New(ring.Handler(log.Handler(), slog.LevelInfo))
 	p, err := profile.Load(cfg.path(cfg.Profile))
 	if err != nil {
 		return err
@@ -96,6 +104,7 @@ func run(ctx context.Context, cfgPath string) error {
 			BackoffMax:     cfg.MQTT.BackoffMax.Duration,
 			Window:         cfg.MQTT.Window,
 			NackRetry:      cfg.MQTT.NackRetry.Duration,
+			AckTimeout:     cfg.MQTT.AckTimeout.Duration,
 			HealthInterval: cfg.MQTT.HealthInterval.Duration,
 			Logger:         log.With("part", "uplink"),
 			Health:         func() any { return health(st) },
@@ -146,7 +155,17 @@ func run(ctx context.Context, cfgPath string) error {
 	if up != nil {
 		opts.Uplink = up
 	}
+	sp := &shellParts{Key: key, Store: st, Uplink: up, Sources: sources, Profile: p, Logs: ring, Logger: log}
+	svc, err := newShell(cfg, sp)
+	if err != nil {
+		for _, s := range sources {
+			s.Close()
+		}
+		return err
+	}
+	opts.Shell = svc
 	a := agent.New(att, opts)
+	sp.attach(a)
 	log.Info("tboxd started", "version", version, "sources", len(sources), "chain_id", cfg.ChainID)
 	err = a.Run(ctx)
 	log.Info("tboxd stopped", "attestations_made", att.Made(), "outbox_depth", st.Stats().Depth, "err", err)

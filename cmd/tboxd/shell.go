@@ -1,0 +1,272 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"reflect"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/csop/tbox/agent"
+	"github.com/csop/tbox/agent/profile"
+	"github.com/csop/tbox/agent/shell"
+	"github.com/csop/tbox/agent/uplink"
+	"github.com/csop/tbox/can/socketcan"
+	"github.com/csop/tbox/signer"
+	"github.com/csop/tbox/store"
+)
+
+// shellParts are the running parts of tboxd that the diagnostic shell
+// reads and acts on. attach the agent once agent.New has made it; until
+// then status shows no engine counters.
+type shellParts struct {
+	Key     signer.Signer
+	Store   *store.Store
+	Uplink  *uplink.Uplink // nil without a broker
+	Sources []agent.Source
+	Profile *profile.Profile
+	Logs    *shell.LogRing // nil: no log command
+	Logger  *slog.Logger
+
+	agent atomic.Pointer[agent.Agent]
+}
+
+func (p *shellParts) attach(a *agent.Agent) { p.agent.Store(a) }
+
+// errNotSupported is a service action this build's parts cannot do.
+var errNotSupported = errors.New("not supported by this build")
+
+// newShell returns the diagnostic shell service of cfg's [shell] section,
+// or a nil Service when shell.device is empty. A malformed
+// shell.service_pubkey is a *ConfigError.
+func newShell(cfg *Config, p *shellParts) (agent.Service, error) {
+	if cfg.Shell.Device == "" {
+		return nil, nil
+	}
+	log := p.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	deps := shell.Deps{
+		Device:      p.Key.Address(),
+		Version:     version,
+		ChainID:     cfg.ChainID,
+		Status:      p.status,
+		Outbox:      p.Store,
+		Key:         p.Key,
+		ConfigText:  func() string { return configText(cfg) },
+		ProfileText: func() string { return profileText(p.Profile) },
+		Flush:       p.Store.Flush,
+		Reconnect: func() error {
+			if p.Uplink == nil {
+				return errors.New("no uplink: mqtt.broker is not configured")
+			}
+			return fmt.Errorf("%w: the uplink has no method to drop its connection", errNotSupported)
+		},
+		RetryNacked: func() error {
+			if p.Uplink == nil {
+				return errors.New("no uplink: mqtt.broker is not configured")
+			}
+			return fmt.Errorf("%w: the uplink has no method to re-publish refused attestations early", errNotSupported)
+		},
+		ReopenCAN: func(string) error {
+			return fmt.Errorf("%w: the CAN socket reopens by itself when its interface comes back, and has no method to force it", errNotSupported)
+		},
+		Logger: log.With("part", "shell"),
+	}
+	if p.Logs != nil {
+		deps.Logs = p.Logs
+	}
+	if p.Uplink != nil {
+		deps.UploadNow = p.Uplink.Notify
+	}
+	sh, err := shell.New(shell.Config{
+		Device:      cfg.Shell.Device,
+		Baud:        cfg.Shell.Baud,
+		IdleTimeout: cfg.Shell.IdleTimeout.Duration,
+		ServiceKey:  cfg.Shell.ServicePubKey,
+		UnlockTTL:   cfg.Shell.UnlockTTL.Duration,
+	}, deps)
+	if err != nil {
+		return nil, &ConfigError{File: cfg.file, Field: "shell.service_pubkey",
+			Msg: "want a secp256k1 public key in hex (33 bytes compressed or 65 uncompressed) or a 0x address",
+			Err: fmt.Errorf("%w: %w", ErrConfig, err)}
+	}
+	return sh, nil
+}
+
+// status takes a snapshot of the agent: atomics and the parts' own
+// mutex-guarded Stats, nothing that waits for the agent's loop.
+func (p *shellParts) status() shell.Status {
+	var st shell.Status
+	if a := p.agent.Load(); a != nil {
+		st.Started = a.C.Started
+		st.ClockUntrusted = a.C.ClockBad.Load()
+		st.Frames = a.C.Frames.Load()
+		st.SourceErrors = a.C.SourceErrors.Load()
+		if t := a.C.LastFrame.Load(); t != 0 {
+			st.LastFrame = time.Unix(0, t)
+		}
+	}
+	for _, s := range p.Sources {
+		bs := shell.BusStatus{Name: s.Name, State: "open"}
+		if c, ok := s.Rx.(*socketcan.Conn); ok {
+			cs := c.Stats()
+			bs.State = "up"
+			if cs.Count(socketcan.Down) > cs.Count(socketcan.Up) {
+				bs.State = "down (reopening)"
+			}
+			bs.Frames, bs.Dropped, bs.ErrorFrames, bs.Reopens = cs.Frames, cs.Dropped, cs.ErrorFrames, cs.Reopens
+			bs.BusOff, bs.ErrorPassive = cs.Count(socketcan.BusOff), cs.Count(socketcan.ErrorPassive)
+		} else if s.LogTime {
+			bs.State = "log replay"
+		}
+		st.Buses = append(st.Buses, bs)
+	}
+	if p.Store != nil {
+		o := p.Store.Stats()
+		st.Outbox = shell.OutboxStatus{
+			Head: o.Head, AckedThrough: o.AckedThrough, Depth: o.Depth, Bytes: o.Bytes, MaxBytes: o.MaxBytes,
+			Oldest: o.Oldest, Full: o.Full, Nacks: o.Nacks, LastNack: o.LastNack,
+		}
+	}
+	if p.Uplink != nil {
+		u := p.Uplink.Stats()
+		st.Uplink = shell.UplinkStatus{
+			Enabled: true, Connected: u.Connected, ConnectedSince: u.ConnectedSince, Reconnects: u.Reconnects,
+			LastErrorAt: u.LastConnectAt, InFlight: u.InFlight, Publishes: u.Publishes, LastAcked: u.LastAcked,
+			Nacks: u.Nacks, LastNackSeq: u.LastNackSeq, LastNackReason: u.LastNackReason,
+		}
+		if u.LastConnectError != nil {
+			st.Uplink.LastError = u.LastConnectError.Error()
+		}
+	}
+	return st
+}
+
+// configText renders the configuration for the shell's config command,
+// section by section from the struct's TOML keys, so a key added later
+// shows up too. It names files but never reads them; the password of a URL
+// and any key that sounds secret are redacted.
+func configText(c *Config) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "# %s\n", c.file)
+	var sections []reflect.Value
+	var names []string
+	v := reflect.ValueOf(*c)
+	for i := range v.NumField() {
+		f := v.Type().Field(i)
+		tag, _, _ := strings.Cut(f.Tag.Get("toml"), ",")
+		if !f.IsExported() || tag == "" {
+			continue
+		}
+		if f.Type.Kind() == reflect.Struct && f.Type != reflect.TypeFor[duration]() {
+			sections, names = append(sections, v.Field(i)), append(names, tag)
+			continue
+		}
+		writeKey(&b, tag, v.Field(i))
+	}
+	for i, sec := range sections {
+		fmt.Fprintf(&b, "[%s]\n", names[i])
+		for j := range sec.NumField() {
+			f := sec.Type().Field(j)
+			if tag, _, _ := strings.Cut(f.Tag.Get("toml"), ","); f.IsExported() && tag != "" {
+				writeKey(&b, tag, sec.Field(j))
+			}
+		}
+	}
+	return b.String()
+}
+
+func writeKey(b *strings.Builder, key string, v reflect.Value) {
+	if d, ok := v.Interface().(duration); ok {
+		if d.Duration == 0 {
+			fmt.Fprintf(b, "%s = (default)\n", key)
+		} else {
+			fmt.Fprintf(b, "%s = %q\n", key, d.String())
+		}
+		return
+	}
+	if v.Kind() != reflect.String {
+		fmt.Fprintf(b, "%s = %v\n", key, v.Interface())
+		return
+	}
+	s := v.String()
+	switch {
+	case strings.Contains(key, "password") || strings.Contains(key, "secret") || strings.Contains(key, "token"):
+		if s != "" {
+			s = "REDACTED"
+		}
+	case strings.Contains(s, "://"):
+		s = redactURL(s)
+	}
+	fmt.Fprintf(b, "%s = %q\n", key, s)
+}
+
+// redactURL hides the password of a URL's user info.
+func redactURL(s string) string {
+	u, err := url.Parse(s)
+	if err != nil {
+		if strings.Contains(s, "@") {
+			return "REDACTED"
+		}
+		return s
+	}
+	if u.User != nil {
+		if _, has := u.User.Password(); has {
+			u.User = url.UserPassword(u.User.Username(), "REDACTED")
+		}
+	}
+	return u.String()
+}
+
+// profileText renders the vehicle profile for the shell's profile command:
+// what is read, from which bus, and what is blocked.
+func profileText(p *profile.Profile) string {
+	if p == nil {
+		return "no profile"
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "profile %s\ndbc %s\nmax speed %.0f km/h\n", p.File(), p.DBCFile(), p.MaxSpeedKmh())
+	for _, k := range []profile.Kind{profile.Odometer, profile.DriveMode, profile.Speed} {
+		si, ok := p.Signal(k)
+		if !ok {
+			fmt.Fprintf(&b, "%-10s (not configured)\n", k)
+			continue
+		}
+		fmt.Fprintf(&b, "%-10s %s.%s, id %s, bus %s, unit %s\n", k, si.Message, si.Signal, si.Key, busName(si.Bus), orNone(si.Unit))
+	}
+	if names := p.ModeNames(); len(names) > 0 {
+		fmt.Fprintf(&b, "modes      %s\n", strings.Join(names, ", "))
+	}
+	for _, bus := range p.Buses() {
+		var ids []string
+		for _, k := range p.Filter(bus).Keys() {
+			ids = append(ids, k.String())
+		}
+		fmt.Fprintf(&b, "filter     bus %s receives only %s\n", busName(bus), strings.Join(ids, ", "))
+	}
+	var bio []string
+	for _, k := range p.BiometricKeys() {
+		bio = append(bio, k.String())
+	}
+	fmt.Fprintf(&b, "blocked    %d biometric messages never received: %s\n", len(bio), orNone(strings.Join(bio, ", ")))
+	return b.String()
+}
+
+func busName(b string) string {
+	if b == "" {
+		return "default"
+	}
+	return b
+}
+
+func orNone(s string) string {
+	if s == "" {
+		return "none"
+	}
+	return s
+}
