@@ -60,6 +60,7 @@ type MQTTConfig struct {
 	BackoffMax     duration `toml:"backoff_max"`
 	Window         int      `toml:"window"`
 	NackRetry      duration `toml:"nack_retry"`
+	AckTimeout     duration `toml:"ack_timeout"`
 	HealthInterval duration `toml:"health_interval"`
 }
 
@@ -143,7 +144,13 @@ func parseConfig(path string, data []byte) (*Config, error) {
 	if err != nil {
 		var pe toml.ParseError
 		if errors.As(err, &pe) {
-			return nil, &ConfigError{File: path, Line: pe.Position.Line, Msg: pe.Message, Err: ErrConfig}
+			field := ""
+			if len(md.Keys()) > 0 {
+				// The TOML parsed and a value was refused (a bad
+				// duration): name its key. A syntax error has only a line.
+				field = pe.LastKey
+			}
+			return nil, &ConfigError{File: path, Line: pe.Position.Line, Field: field, Msg: pe.Message, Err: ErrConfig}
 		}
 		return nil, &ConfigError{File: path, Msg: err.Error(), Err: ErrConfig}
 	}
