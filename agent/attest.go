@@ -33,6 +33,9 @@ type savedState struct {
 	V       int            `json:"v"`
 	Mileage []byte         `json:"mileage"`           // mileage.State, binary
 	Pending []mileage.Span `json:"pending,omitempty"` // closed, not yet in the outbox
+	// LastBatch is the last batch covered by the newest attestation: a
+	// later span never starts before it (see flush).
+	LastBatch uint64 `json:"last_batch,omitempty"`
 }
 
 // headroom is how many attestations must still fit in the outbox for the
@@ -73,6 +76,7 @@ type Attester struct {
 	blocked   bool
 	lastCkpt  time.Time
 	log       *slog.Logger
+	lastBatch uint64 // last batch covered by the newest attestation
 	restarted bool
 	started   bool // the engine has its first odometer reading, durably
 	resumeAt  time.Time
@@ -128,6 +132,7 @@ func NewAttester(cfg AttesterConfig, key signer.Signer, ob Outbox) (*Attester, e
 		a.started = ms.Started
 		a.resumeAt = time.Unix(0, ms.Now)
 		a.pending = st.Pending
+		a.lastBatch = st.LastBatch
 	}
 	a.updateBlocked()
 	if err := a.flush(); err != nil {
@@ -245,7 +250,7 @@ func (a *Attester) stateBlob(pending []mileage.Span) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("mileage state: %w", err)
 	}
-	return json.Marshal(savedState{V: stateVersion, Mileage: mb, Pending: pending})
+	return json.Marshal(savedState{V: stateVersion, Mileage: mb, Pending: pending, LastBatch: a.lastBatch})
 }
 
 // flush signs and appends the pending spans in order. Each append carries
@@ -254,6 +259,16 @@ func (a *Attester) stateBlob(pending []mileage.Span) ([]byte, error) {
 func (a *Attester) flush() error {
 	for len(a.pending) > 0 {
 		sp := a.pending[0]
+		if sp.Batch < a.lastBatch {
+			// The wall clock went back (a step, or old frames): the span
+			// would start before the previous one ended, which the chain's
+			// batch order forbids. It moves to that batch, keeping its end
+			// when later, and gets CLOCK: the distance is kept, its timing
+			// is marked unreliable.
+			end := max(sp.Batch+uint64(sp.Batches), a.lastBatch+1)
+			sp.Batch, sp.Batches = a.lastBatch, uint32(end-a.lastBatch)
+			sp.Flags |= mileage.FlagClock
+		}
 		seq, prev := a.ob.Last()
 		att := &signer.Attestation{
 			V:       signer.Version,
@@ -274,12 +289,16 @@ func (a *Attester) flush() error {
 		if err := signer.Sign(a.key, a.cfg.ChainID, att); err != nil {
 			return fmt.Errorf("sign seq %d: %w", att.Seq, err)
 		}
+		prevLast := a.lastBatch
+		a.lastBatch = att.Batch + uint64(att.Batches) - 1
 		blob, err := a.stateBlob(a.pending[1:])
 		if err != nil {
+			a.lastBatch = prevLast
 			return err
 		}
 		rec := store.Record{Seq: att.Seq, Digest: signer.Digest(a.cfg.ChainID, att), Wire: att.AppendWire(nil)}
 		if err := a.ob.Append(rec, blob); err != nil {
+			a.lastBatch = prevLast
 			if errors.Is(err, store.ErrFull) {
 				// Keep it pending (in memory and in the next checkpoint)
 				// and hold further spans until the backend acks.

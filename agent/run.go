@@ -30,7 +30,8 @@ type Source struct {
 	Close func() error
 	// LogTime means the frames carry a log's time, not the wall clock's:
 	// the agent then takes its time from the frames alone and trusts it
-	// (a replay bench).
+	// (a replay bench). A replay restarted on its log skips the frames
+	// older than the Attester's ResumeTime, which it has accounted for.
 	LogTime bool
 }
 
@@ -204,6 +205,13 @@ func (a *Agent) read(ctx context.Context, s Source, out chan<- can.Frame) {
 func (a *Agent) loop(ctx context.Context, frames <-chan can.Frame, logTime bool) error {
 	tick := time.NewTicker(a.opts.Tick)
 	defer tick.Stop()
+	// A replay restarted on its log skips the frames the restored state
+	// has accounted for: fed again, they would go back in time.
+	var resume time.Time
+	var skipped uint64
+	if logTime {
+		resume = a.att.ResumeTime()
+	}
 	for {
 		select {
 		case <-ctx.Done():
@@ -218,6 +226,14 @@ func (a *Agent) loop(ctx context.Context, frames <-chan can.Frame, logTime bool)
 			}
 			if a.opts.TimeScale > 1 {
 				f.Time = a.scale(f.Time)
+			}
+			if !resume.IsZero() {
+				if f.Time.Before(resume) {
+					skipped++
+					continue
+				}
+				a.log.Info("replay resumed after the frames accounted for before the restart", "skipped", skipped)
+				resume = time.Time{}
 			}
 			a.mu.Lock()
 			err := a.att.Frame(&f)

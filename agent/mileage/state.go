@@ -51,16 +51,16 @@ type State struct {
 	// MovingSince is the Mono time the speed last went above zero from
 	// zero, unknown or stale: GAP counts odometer silence only from then.
 	MovingSince int64
-	Mode       string  // current drive mode; "" before the first drive-mode reading
-	Now        int64   // batch clock; 0 before the first event with a set clock
-	Mono       int64   // interval clock, never runs back
-	MonoOff    int64   // Mono minus frame time since the last clock change
-	Untrusted  bool    // MarkClock(true) in effect
-	Unset      bool    // the last event was stamped before Config.MinTime
-	Blocked    bool    // SetBlocked(true) in effect
-	Resumed    bool    // restarted, waiting for the first odometer reading
-	Discont    bool    // the clock changed: shift Mono at the next event
-	Span       OpenSpan
+	Mode        string // current drive mode; "" before the first drive-mode reading
+	Now         int64  // batch clock; 0 before the first event with a set clock
+	Mono        int64  // interval clock, never runs back
+	MonoOff     int64  // Mono minus frame time since the last clock change
+	Untrusted   bool   // MarkClock(true) in effect
+	Unset       bool   // the last event was stamped before Config.MinTime
+	Blocked     bool   // SetBlocked(true) in effect
+	Resumed     bool   // restarted, waiting for the first odometer reading
+	Discont     bool   // the clock changed: shift Mono at the next event
+	Span        OpenSpan
 }
 
 // OpenSpan is the span being accumulated.

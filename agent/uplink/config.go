@@ -22,7 +22,7 @@ const (
 	DefaultBackoffMax     = 1500 * time.Millisecond
 	DefaultWindow         = 64
 	DefaultNackRetry      = 10 * time.Minute
-	DefaultAckTimeout     = 30 * time.Second
+	DefaultAckTimeout     = 10 * time.Second
 	DefaultHealthInterval = 60 * time.Second
 
 	// MaxWindow is the largest Window: MQTT packet identifiers are 16 bits.
