@@ -85,7 +85,7 @@ func (c *Collector) Run(ctx context.Context, m MQTT) error {
 		SetCleanSession(true). // the agents resend what is not acked
 		SetOrderMatters(true).
 		SetAutoReconnect(true).
-		SetMaxReconnectInterval(time.Second) // few collectors: come back fast, the agents are waiting.
+		SetMaxReconnectInterval(time.Second). // few collectors: come back fast, the agents are waiting
 		SetConnectTimeout(10 * time.Second).
 		SetKeepAlive(30 * time.Second).
 		SetOnConnectHandler(func(cl mqtt.Client) {
