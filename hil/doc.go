@@ -66,6 +66,14 @@
 // go test -count=1 -v ./hil/ cross-compiles the can/socketcan tests, runs
 // them in one boot, and requires every vcan test to PASS there (a SKIP is a
 // failure); the flood test prints its drop figures as a "HIL-METRIC" line.
+// TestPowerCut replays a 16-hour drive with the ARM tboxctl into a state
+// directory on the virtio disk and SIGKILLs qemu 21 times at seeded moments
+// (during boot, mid-replay, as a batch's frames start, right after an
+// attestation line), then checks the chain (no fork, contiguous, prev
+// linked, verify clean) and that its meters equal the ground truth
+// (HIL_POWERCUT_SEED changes the plan; about 2.5 minutes). TestVsimOnVCAN
+// plays a drive with the ARM vsim --iface vcan0 --pace 20 and requires
+// candump's capture to equal the host vsim's log frame for frame.
 // The tests skip only when the machine cannot host the guest at all
 // (ErrUnavailable: not Linux, or not root with the kit missing).
 package hil

@@ -7,11 +7,13 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"time"
 
 	"github.com/csop/tbox/agent/profile"
 	"github.com/csop/tbox/can"
+	"github.com/csop/tbox/can/socketcan"
 	"github.com/csop/tbox/hil/vehicle"
 )
 
@@ -60,6 +62,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if *logPath != "" && *iface != "" {
 		return usage("--log and --iface exclude each other")
 	}
+	paceSet := false
+	fs.Visit(func(f *flag.Flag) { paceSet = paceSet || f.Name == "pace" })
+	if paceSet && *iface == "" {
+		return usage("--pace %v: pacing needs --iface (a log is written at full speed)", *pace)
+	}
+	if !(*pace > 0) || math.IsInf(*pace, 0) {
+		return usage("--pace %v: want a speed-up factor > 0 (1 = real time, 60 = an hour a minute)", *pace)
+	}
 	p, err := profile.Load(*profilePath)
 	if err != nil {
 		return &usageError{err}
@@ -71,12 +81,19 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	var sink vehicle.Sink
 	var flush func() error
+	var conn *socketcan.Conn
 	switch {
 	case *iface != "":
-		// TODO(lead): wire a SocketCAN writer from can/socketcan here, wrapped
-		// in vehicle.NewPacedSink(ctx, writer, *pace, nil).
-		_ = pace
-		return usage("--iface %s: SocketCAN output is not wired into vsim yet; use --log", *iface)
+		c, err := socketcan.Open(*iface)
+		if err != nil {
+			if errors.Is(err, socketcan.ErrNoInterface) {
+				return &usageError{fmt.Errorf("--iface: %w", err)}
+			}
+			return fmt.Errorf("--iface: %w", err)
+		}
+		defer c.Close()
+		conn = c
+		sink, flush = vehicle.NewPacedSink(ctx, c, *pace, nil), c.Close
 	default:
 		w := stdout
 		if *logPath != "" && *logPath != "-" {
@@ -117,5 +134,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	fmt.Fprintf(stderr, "vsim: %d frames, %d m credited in %d batches (drove %.0f m)\n",
 		truth.Frames.Total, truth.Meters, len(truth.Batches), truth.TrueDistance)
+	if conn != nil {
+		st := conn.Stats()
+		fmt.Fprintf(stderr, "vsim: %s: %d frames sent, %d retries on a full TX queue\n", *iface, st.TxFrames, st.TxRetries)
+	}
 	return nil
 }

@@ -7,10 +7,12 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 
 	"github.com/csop/tbox/agent/profile"
+	"github.com/csop/tbox/can/socketcan"
 	"github.com/csop/tbox/hil/vehicle"
 )
 
@@ -63,6 +65,10 @@ func TestRunUsage(t *testing.T) {
 		{[]string{"--profile", "../../agent/profile/testdata/bad/bad_unit.toml"}, profile.ErrUnit, "ticks"},
 		{[]string{"--profile", evProfile, "--duration", "0s"}, vehicle.ErrScenario, "duration"},
 		{[]string{"--bogus"}, nil, "bogus"},
+		{[]string{"--profile", evProfile, "--pace", "60"}, nil, "needs --iface"},
+		{[]string{"--profile", evProfile, "--iface", "vcan0", "--pace", "0"}, nil, "> 0"},
+		{[]string{"--profile", evProfile, "--iface", "vcan0", "--pace", "-3"}, nil, "> 0"},
+		{[]string{"--profile", evProfile, "--iface", "vcan0", "--pace", "NaN"}, nil, "> 0"},
 	} {
 		err := run(context.Background(), c.args, &bytes.Buffer{}, &bytes.Buffer{})
 		var ue *usageError
@@ -76,5 +82,22 @@ func TestRunUsage(t *testing.T) {
 		if !strings.Contains(err.Error(), c.text) {
 			t.Errorf("run(%q) = %q, want it to mention %q", c.args, err, c.text)
 		}
+	}
+}
+
+// TestRunIfaceMissing: a CAN interface that does not exist is a usage error
+// naming it (exit 2), before any frame is made.
+func TestRunIfaceMissing(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("SocketCAN exists only on Linux")
+	}
+	var stderr bytes.Buffer
+	err := run(context.Background(), []string{"--profile", evProfile, "--duration", "1m", "--iface", "nosuchcan7"}, &bytes.Buffer{}, &stderr)
+	var ue *usageError
+	if !errors.As(err, &ue) || !errors.Is(err, socketcan.ErrNoInterface) {
+		t.Fatalf("run with a missing interface = %v, want a usage error matching socketcan.ErrNoInterface", err)
+	}
+	if !strings.Contains(err.Error(), "nosuchcan7") {
+		t.Errorf("error %q does not name the interface", err)
 	}
 }
