@@ -5,6 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/csop/tbox/agent/mileage"
@@ -154,6 +157,48 @@ func (a *Attester) Made() uint64 { return a.made }
 
 // DecoderStats returns the frame decoder's counters.
 func (a *Attester) DecoderStats() profile.Stats { return a.dec.Stats() }
+
+// Progress is the mileage engine's open span: what the next attestation
+// would report if the span closed now.
+type Progress struct {
+	Open    bool                 // the engine has seen an event since the last span closed
+	Batch   uint64               // first batch the span covers
+	Batches uint32               // batches it covers so far; > 1 only for a catch-up span
+	Meters  uint64               // distance credited so far, whole meters
+	Modes   []mileage.ModeMeters // Meters by drive mode: sorted by name, no zero entries
+	Flags   uint32               // flags the span would carry now (signer.Flag...)
+	Held    int                  // closed spans not yet in the outbox (it is full)
+}
+
+// OpenSpan returns the open span. It copies the engine's state: cheap once
+// a second, too dear for every frame.
+func (a *Attester) OpenSpan() Progress {
+	st := a.eng.State()
+	sp := &st.Span
+	p := Progress{Open: sp.Open, Batch: sp.Batch, Meters: sp.Meters, Held: len(a.pending)}
+	if !sp.Open {
+		return p
+	}
+	p.Batches = uint32(sp.Last - sp.Batch + 1)
+	p.Flags = sp.Flags & (mileage.FlagRollback | mileage.FlagJump | mileage.FlagGap)
+	if d := math.Abs(sp.OdoMeters - sp.SpeedMeters); a.cfg.Profile.Has(profile.Speed) &&
+		d > mileage.MismatchMeters && d > mileage.MismatchRatio*sp.OdoMeters {
+		p.Flags |= mileage.FlagSpeedMismatch
+	}
+	if sp.Clock {
+		p.Flags |= mileage.FlagClock
+	}
+	if p.Batches > 1 {
+		p.Flags |= mileage.FlagCatchup
+	}
+	for _, m := range sp.Modes {
+		if m.Meters > 0 {
+			p.Modes = append(p.Modes, m)
+		}
+	}
+	slices.SortFunc(p.Modes, func(x, y mileage.ModeMeters) int { return strings.Compare(x.Mode, y.Mode) })
+	return p
+}
 
 // Frame decodes one frame and feeds its readings to the mileage engine. It
 // returns an error only when an attestation could not be made durable.

@@ -12,4 +12,11 @@
 // after it, with the span either stored or still pending in the state: it
 // is signed and stored at start-up. Nothing is counted twice, nothing is
 // lost, and seq/prev come from the store's head, so the chain cannot fork.
+//
+// # Status
+//
+// The diagnostic shell reads the agent without ever waiting for its loop:
+// [Counters] are atomics, and [Agent.Progress] is the open span
+// ([Attester.OpenSpan]: distance, modes and flags so far) as the loop last
+// published it, once per tick and after every attestation.
 package agent

@@ -91,6 +91,9 @@ type Agent struct {
 	log  *slog.Logger
 	C    Counters
 	mu   sync.Mutex // serializes the Attester between the loop and Stop
+
+	progress atomic.Pointer[Progress] // the open span, published by the loop
+	madeSeen uint64                   // Attester.Made at the last publish; under mu
 }
 
 // New returns an agent around att.
@@ -113,7 +116,26 @@ func New(att *Attester, opts Options) *Agent {
 	}
 	a := &Agent{att: att, opts: opts, log: log}
 	a.C.Started = time.Now()
+	a.publishProgress()
 	return a
+}
+
+// Progress returns the open span as the agent's loop last published it:
+// once per tick (Options.Tick) and after every attestation. It never waits
+// for the loop; its Modes must not be modified.
+func (a *Agent) Progress() Progress {
+	if p := a.progress.Load(); p != nil {
+		return *p
+	}
+	return Progress{}
+}
+
+// publishProgress snapshots the open span for Progress; the caller holds
+// a.mu or owns the Attester.
+func (a *Agent) publishProgress() {
+	p := a.att.OpenSpan()
+	a.progress.Store(&p)
+	a.madeSeen = a.att.Made()
 }
 
 // Attester returns the agent's attester (read-only use by the shell).
@@ -237,6 +259,9 @@ func (a *Agent) loop(ctx context.Context, frames <-chan can.Frame, logTime bool)
 			}
 			a.mu.Lock()
 			err := a.att.Frame(&f)
+			if err == nil && a.att.Made() != a.madeSeen {
+				a.publishProgress() // the frame closed a span
+			}
 			a.mu.Unlock()
 			if err != nil {
 				return err
@@ -245,6 +270,9 @@ func (a *Agent) loop(ctx context.Context, frames <-chan can.Frame, logTime bool)
 			a.C.LastFrame.Store(f.Time.UnixNano())
 		case now := <-tick.C:
 			if logTime {
+				a.mu.Lock()
+				a.publishProgress()
+				a.mu.Unlock()
 				continue // a replay's clock is its frames
 			}
 			if err := a.tick(now); err != nil {
@@ -275,6 +303,7 @@ func (a *Agent) tick(now time.Time) error {
 	if err := a.att.Tick(now); err != nil {
 		return fmt.Errorf("tick: %w", err)
 	}
+	a.publishProgress()
 	return nil
 }
 
@@ -296,6 +325,7 @@ func (a *Agent) stop(logTime bool) error {
 	if err := a.att.Stop(now); err != nil {
 		return fmt.Errorf("stop: %w", err)
 	}
+	a.publishProgress()
 	a.log.Info("open span closed at stop", "made", a.att.Made())
 	return nil
 }

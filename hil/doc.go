@@ -74,6 +74,12 @@
 // (HIL_POWERCUT_SEED changes the plan; about 2.5 minutes). TestVsimOnVCAN
 // plays a drive with the ARM vsim --iface vcan0 --pace 20 and requires
 // candump's capture to equal the host vsim's log frame for frame.
+// TestShellOverSerial drives a diagnostic shell session from the host over
+// the qemu serial port (/dev/hvc0) while the ARM tboxd attests the ARM
+// vsim's drive on vcan0: id, status, att last (verified on the host),
+// selftest, a challenge-response unlock signed with a service key that
+// never enters the guest, and the service actions, among them a forced
+// reopen of the CAN socket after which frames still arrive (about 15 s).
 // The tests skip only when the machine cannot host the guest at all
 // (ErrUnavailable: not Linux, or not root with the kit missing).
 package hil

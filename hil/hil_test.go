@@ -65,6 +65,7 @@ var guestTests = []string{
 	"TestVCANCancelUnblocksRead",
 	"TestVCANCloseUnblocksRead",
 	"TestVCANReopen",
+	"TestVCANReopenOnRequest",
 	"TestVCANFlood",
 	"TestVCANTimestamps",
 }

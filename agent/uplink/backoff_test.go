@@ -159,3 +159,69 @@ func TestRunWaitsTheBackoff(t *testing.T) {
 		t.Fatalf("Stats = %+v, want not connected, %d+ attempts and the connect error", st, len(want))
 	}
 }
+
+// blockingClock records every After and never fires, so Run stays in its
+// first backoff wait until something else wakes it.
+type blockingClock struct{ recordingClock }
+
+func (c *blockingClock) After(d time.Duration) <-chan time.Time {
+	c.recordingClock.After(d)
+	return make(chan time.Time)
+}
+
+// TestReconnectCutsTheBackoff: Reconnect during a backoff wait makes the
+// next attempt at once, and the attempt count starts again from 0.
+func TestReconnectCutsTheBackoff(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+
+	u, err := New(Config{Broker: "tcp://" + addr, Device: "0x" + "ab" + "00112233445566778899aabbccddeeff001122", ConnectTimeout: time.Second}, nopOutbox{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	clk := &blockingClock{recordingClock{n: make(chan struct{}, 8)}}
+	u.clock = clk
+	u.backoff.Rand = func(n int64) int64 { return n - 1 } // always the ceiling
+
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- u.Run(ctx) }()
+	waits := func() []time.Duration {
+		clk.mu.Lock()
+		defer clk.mu.Unlock()
+		return append([]time.Duration(nil), clk.waits...)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for len(waits()) < 1 {
+		if time.Now().After(deadline) {
+			t.Fatal("no backoff wait in 10 s")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	time.Sleep(100 * time.Millisecond) // the clock never fires: Run stays waiting
+	if n := u.Stats().Attempts; n != 1 {
+		t.Fatalf("%d attempts while waiting, want 1", n)
+	}
+	u.Reconnect()
+	for len(waits()) < 2 {
+		if time.Now().After(deadline) {
+			t.Fatalf("Reconnect did not end the backoff wait: waits %v, %d attempts", waits(), u.Stats().Attempts)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("Run = %v, want nil after cancel", err)
+	}
+	// Without the reset the second wait would be Delay(1) = 200 ms.
+	if w := waits(); w[0] != 100*time.Millisecond || w[1] != 100*time.Millisecond {
+		t.Fatalf("waits %v, want 100ms twice: the backoff starts again after Reconnect", w)
+	}
+	if n := u.Stats().Attempts; n != 2 {
+		t.Fatalf("%d attempts, want 2", n)
+	}
+}

@@ -79,6 +79,12 @@
 // A silently dead link (no RST, e.g. a tunnel) is noticed through the MQTT
 // keep-alive: after KeepAlive plus a ping timeout of min(KeepAlive/2, 10 s).
 //
+// [Uplink.Reconnect] (the diagnostic shell's "reconnect") drops the
+// connection cleanly and connects again at once, with the backoff reset;
+// while disconnected it cuts the wait short. [Uplink.RetryNacked] ("outbox
+// retry-nacked") makes every refused attestation due for publishing now.
+// Both only signal the Run goroutine, like Notify, and never block.
+//
 // # Health
 //
 // On every connection and every Config.HealthInterval the uplink publishes

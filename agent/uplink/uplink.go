@@ -3,6 +3,7 @@ package uplink
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -110,6 +111,8 @@ type Uplink struct {
 	will    []byte
 
 	wake     chan struct{} // Notify; one slot
+	redial   chan struct{} // Reconnect; one slot
+	retry    chan struct{} // RetryNacked; one slot
 	inbox    inbox         // replies from the paho goroutine
 	highSent atomic.Uint64 // highest seq ever published
 	running  atomic.Bool
@@ -143,6 +146,8 @@ func New(cfg Config, ob Outbox) (*Uplink, error) {
 		clock:   systemClock{},
 		backoff: Backoff{Min: r.BackoffMin, Max: r.BackoffMax},
 		wake:    make(chan struct{}, 1),
+		redial:  make(chan struct{}, 1),
+		retry:   make(chan struct{}, 1),
 		inbox:   inbox{ready: make(chan struct{}, 1)},
 		nacked:  make(map[uint64]time.Time),
 	}
@@ -160,6 +165,30 @@ func (u *Uplink) Notify() {
 	default:
 	}
 }
+
+// Reconnect asks the uplink to drop its connection and connect again at
+// once, without waiting out the backoff (a technician's "reconnect"). It
+// never blocks; a request already pending absorbs it. A connection made
+// after the call satisfies it: while disconnected, the next attempt is
+// made now. Nothing is lost: every unacked attestation is published again
+// on the new connection.
+func (u *Uplink) Reconnect() { signal(u.redial) }
+
+// RetryNacked asks the uplink to publish the attestations the collector
+// refused now, instead of after Config.NackRetry. It never blocks; while
+// disconnected the retry happens on the next connection.
+func (u *Uplink) RetryNacked() { signal(u.retry) }
+
+// signal fills a one-slot channel unless it is full.
+func signal(c chan struct{}) {
+	select {
+	case c <- struct{}{}:
+	default:
+	}
+}
+
+// errRedial ends a session on Reconnect's request.
+var errRedial = errors.New("reconnect requested")
 
 // Stats returns a snapshot of the uplink's counters.
 func (u *Uplink) Stats() Stats {
@@ -188,6 +217,10 @@ func (u *Uplink) Run(ctx context.Context) error {
 		if ctx.Err() != nil {
 			break
 		}
+		if errors.Is(err, errRedial) {
+			attempt = 0
+			continue
+		}
 		if up >= stableAfter {
 			attempt = 0
 		}
@@ -197,6 +230,8 @@ func (u *Uplink) Run(ctx context.Context) error {
 		select {
 		case <-ctx.Done():
 		case <-u.clock.After(d):
+		case <-u.redial:
+			attempt = 0
 		}
 	}
 	return nil
@@ -285,6 +320,10 @@ func (u *Uplink) session(ctx context.Context) (time.Duration, error) {
 	}
 	u.everConnected = true
 	u.mu.Unlock()
+	select {
+	case <-u.redial: // this is the new connection that was asked for
+	default:
+	}
 	u.log.Info("mqtt connected", "broker", u.cfg.Broker, "client_id", u.cfg.Device, "last_acked", u.acked)
 
 	s := &session{c: c, lost: lost, cursor: u.acked}
@@ -292,11 +331,14 @@ func (u *Uplink) session(ctx context.Context) (time.Duration, error) {
 	up := u.clock.Now().Sub(since)
 	u.stat(func(st *Stats) {
 		st.Connected, st.ConnectedSince, st.InFlight = false, time.Time{}, 0
-		if err != nil {
+		if err != nil && !errors.Is(err, errRedial) {
 			st.LastConnectError, st.LastConnectAt = err, u.clock.Now()
 		}
 	})
-	if err != nil {
+	switch {
+	case errors.Is(err, errRedial):
+		u.log.Info("mqtt reconnecting on request", "broker", u.cfg.Broker, "after", up.Round(time.Millisecond))
+	case err != nil:
 		u.log.Warn("mqtt connection lost", "broker", u.cfg.Broker, "after", up.Round(time.Millisecond), "err", err)
 	}
 	return up, err
@@ -360,6 +402,13 @@ func (u *Uplink) serve(ctx context.Context, s *session) error {
 		case err := <-s.lost:
 			return fmt.Errorf("connection lost: %w", err)
 		case <-u.wake:
+		case <-u.redial:
+			// A clean DISCONNECT: the broker drops the will, and the next
+			// connection publishes "online" at once.
+			s.c.Disconnect(0)
+			return errRedial
+		case <-u.retry:
+			u.retryNacked()
 		case <-u.inbox.ready:
 			u.applyReplies(s)
 		case <-u.clock.After(u.nextWait(s)):
@@ -533,6 +582,15 @@ func (u *Uplink) applyReplies(s *session) {
 		u.stat(func(st *Stats) { st.Nacks++; st.LastNackSeq, st.LastNackReason = n.seq, n.reason })
 		u.log.Warn("attestation refused by the collector", "seq", n.seq, "reason", n.reason, "retry_in", u.cfg.NackRetry)
 	}
+}
+
+// retryNacked makes every refused attestation due now; fill publishes them.
+func (u *Uplink) retryNacked() {
+	now := u.clock.Now()
+	for seq := range u.nacked {
+		u.nacked[seq] = now
+	}
+	u.log.Info("republishing refused attestations on request", "count", len(u.nacked))
 }
 
 // onReply runs on paho's goroutine: it parses, checks and queues; the Run

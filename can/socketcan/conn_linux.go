@@ -331,7 +331,11 @@ func (c *Conn) markDown(f *os.File, err error) {
 	}
 	if !c.down {
 		c.down = true
-		c.opts.log.Warn("CAN interface down, reopening", "iface", c.iface, "err", err)
+		if errors.Is(err, errReopenAsked) {
+			c.opts.log.Info("CAN socket closed for a reopen on request", "iface", c.iface)
+		} else {
+			c.opts.log.Warn("CAN interface down, reopening", "iface", c.iface, "err", err)
+		}
 		c.emitLocked(Event{Time: time.Now(), Bus: c.iface, Kind: Down, Err: err})
 	}
 }
@@ -379,6 +383,37 @@ func (c *Conn) reopen(ctx context.Context) error {
 		case <-t.C:
 		}
 	}
+}
+
+// errReopenAsked is the Err of the Down event of a Reopen.
+var errReopenAsked = errors.New("reopen requested")
+
+// Reopen closes the socket and opens a new one with the same options, as
+// when the interface goes down and comes back: a Down and an Up event are
+// emitted and Stats.Reopens counts it. A pending read carries on on the new
+// socket; frames that arrive while no socket is open are lost. When the
+// interface cannot be opened now (ErrDown, ErrNoInterface), Reopen returns
+// that error and the reader keeps retrying with the reopen backoff, as
+// after a real loss of the interface.
+func (c *Conn) Reopen() error {
+	if c.closed.Load() {
+		return &OpError{Op: "reopen", Iface: c.iface, Err: ErrClosed}
+	}
+	f, _ := c.current()
+	if f != nil {
+		c.markDown(f, errReopenAsked)
+	}
+	nf, nrc, err := c.openSocket()
+	if err != nil {
+		return &OpError{Op: "reopen", Iface: c.iface, Err: err}
+	}
+	if !c.install(nf, nrc) {
+		nf.Close() // the reader reopened first, or the Conn was closed
+		if c.closed.Load() {
+			return &OpError{Op: "reopen", Iface: c.iface, Err: ErrClosed}
+		}
+	}
+	return nil
 }
 
 // emit delivers an event without blocking and counts it.

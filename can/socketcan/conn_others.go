@@ -30,4 +30,5 @@ func (c *Conn) WriteFrame(f *can.Frame) error { return notSupported(c.iface, "wr
 func (c *Conn) Events() <-chan Event          { return nil }
 func (c *Conn) Stats() Stats                  { return Stats{} }
 func (c *Conn) Interface() string             { return c.iface }
+func (c *Conn) Reopen() error                 { return notSupported(c.iface, "reopen") }
 func (c *Conn) Close() error                  { return nil }

@@ -28,7 +28,9 @@
 // delivered on [Conn.Events] and counted in [Conn.Stats]. The same channel
 // carries [Down] and [Up] when the interface goes away and comes back: the
 // Conn then reopens the socket by itself with exponential backoff, reinstalls
-// its options, and reading resumes transparently.
+// its options, and reading resumes transparently. [Conn.Reopen] forces the
+// same cycle (Down, a new socket, Up) on request, as the diagnostic shell's
+// "reopen can" does.
 //
 // Each frame carries the kernel's receive timestamp (SO_TIMESTAMPNS), and the
 // kernel's count of frames dropped because the socket's receive buffer was

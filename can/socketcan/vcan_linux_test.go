@@ -595,3 +595,70 @@ func BenchmarkVCANWriteReceive(b *testing.B) {
 		}
 	}
 }
+
+// TestVCANReopenOnRequest forces a reopen under a running reader (the
+// diagnostic shell's "reopen can"): Down and Up events, a new socket with
+// the same options (the kernel filter still applies), and frames sent
+// after the reopen arrive.
+func TestVCANReopenOnRequest(t *testing.T) {
+	requireVCAN0(t)
+	rx := openT(t, WithFilter(can.NewFilter(can.Key{ID: 0x20}, can.Key{ID: 0x21})))
+	tx := openT(t)
+	frames := make(chan can.Frame, 16)
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for rx.Receive() {
+			frames <- *rx.Frame()
+		}
+	}()
+	t.Cleanup(func() { rx.Close(); wg.Wait() })
+	next := func(what string) can.Frame {
+		t.Helper()
+		select {
+		case f := <-frames:
+			return f
+		case <-time.After(5 * time.Second):
+			t.Fatalf("no frame %s", what)
+			return can.Frame{}
+		}
+	}
+
+	before := frameOf(0x20, 0, 1)
+	if err := tx.WriteFrame(&before); err != nil {
+		t.Fatal(err)
+	}
+	if f := next("before the reopen"); !sameFrame(&f, &before) {
+		t.Fatalf("got %s, want %s", &f, &before)
+	}
+
+	for i := range 3 {
+		if err := rx.Reopen(); err != nil {
+			t.Fatalf("Reopen %d: %v", i+1, err)
+		}
+		down := waitEvent(t, rx, Down, 5*time.Second)
+		if !errors.Is(down.Err, errReopenAsked) {
+			t.Errorf("Down event error %v, want the reopen request", down.Err)
+		}
+		waitEvent(t, rx, Up, 5*time.Second)
+		// The filter came with the options: 0x22 stays out.
+		blocked, after := frameOf(0x22, 0, 9), frameOf(0x21, 0, byte(i))
+		for _, f := range []*can.Frame{&blocked, &after} {
+			if err := tx.WriteFrame(f); err != nil {
+				t.Fatalf("write after Reopen %d: %v", i+1, err)
+			}
+		}
+		if f := next("after the reopen"); !sameFrame(&f, &after) {
+			t.Fatalf("after Reopen %d got %s, want %s", i+1, &f, &after)
+		}
+	}
+	st := rx.Stats()
+	if st.Reopens != 3 || st.Count(Down) != 3 || st.Count(Up) != 3 || st.Frames != 4 {
+		t.Errorf("stats %+v: want 3 reopens, 3 Down and 3 Up events, 4 frames", st)
+	}
+	rx.Close()
+	if err := rx.Reopen(); !errors.Is(err, ErrClosed) {
+		t.Errorf("Reopen after Close: %v, want ErrClosed", err)
+	}
+}

@@ -21,7 +21,7 @@ import (
 
 // shellParts are the running parts of tboxd that the diagnostic shell
 // reads and acts on. attach the agent once agent.New has made it; until
-// then status shows no engine counters.
+// then status shows no engine counters and no open span.
 type shellParts struct {
 	Key     signer.Signer
 	Store   *store.Store
@@ -36,8 +36,54 @@ type shellParts struct {
 
 func (p *shellParts) attach(a *agent.Agent) { p.agent.Store(a) }
 
-// errNotSupported is a service action this build's parts cannot do.
-var errNotSupported = errors.New("not supported by this build")
+// Errors of the shell's service actions.
+var (
+	// errNoUplink: reconnect or retry-nacked without a broker.
+	errNoUplink = errors.New("no uplink: mqtt.broker is not configured")
+	// errNoCANSocket: reopen can on a tboxd that reads a candump log.
+	errNoCANSocket = errors.New("no CAN socket to reopen: the input is a log replay")
+	// errNoSuchBus: reopen can of a bus tboxd does not read.
+	errNoSuchBus = errors.New("no such bus")
+)
+
+// reopenCAN reopens the SocketCAN socket of bus, or of every bus for "".
+// The socket's reader carries on on the new socket; frames sent while it
+// is closed are lost (the odometer is absolute: no distance is).
+func (p *shellParts) reopenCAN(bus string) error {
+	var names []string
+	var errs []error
+	found := false
+	for _, s := range p.Sources {
+		c, ok := s.Rx.(*socketcan.Conn)
+		if !ok {
+			continue
+		}
+		names = append(names, s.Name)
+		if bus != "" && bus != s.Name && bus != c.Interface() {
+			continue
+		}
+		found = true
+		if err := c.Reopen(); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		p.logger().Info("CAN socket reopened on request", "bus", s.Name)
+	}
+	switch {
+	case len(names) == 0:
+		return errNoCANSocket
+	case !found:
+		return fmt.Errorf("%w %q: want one of %s", errNoSuchBus, bus, strings.Join(names, ", "))
+	}
+	return errors.Join(errs...)
+}
+
+func (p *shellParts) logger() *slog.Logger {
+	if p.Logger == nil {
+		return slog.New(slog.DiscardHandler)
+	}
+	return p.Logger
+}
 
 // newShell returns the diagnostic shell service of cfg's [shell] section,
 // or a nil Service when shell.device is empty. A malformed
@@ -46,10 +92,7 @@ func newShell(cfg *Config, p *shellParts) (agent.Service, error) {
 	if cfg.Shell.Device == "" {
 		return nil, nil
 	}
-	log := p.Logger
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
-	}
+	log := p.logger()
 	deps := shell.Deps{
 		Device:      p.Key.Address(),
 		Version:     version,
@@ -62,20 +105,20 @@ func newShell(cfg *Config, p *shellParts) (agent.Service, error) {
 		Flush:       p.Store.Flush,
 		Reconnect: func() error {
 			if p.Uplink == nil {
-				return errors.New("no uplink: mqtt.broker is not configured")
+				return errNoUplink
 			}
-			return fmt.Errorf("%w: the uplink has no method to drop its connection", errNotSupported)
+			p.Uplink.Reconnect()
+			return nil
 		},
 		RetryNacked: func() error {
 			if p.Uplink == nil {
-				return errors.New("no uplink: mqtt.broker is not configured")
+				return errNoUplink
 			}
-			return fmt.Errorf("%w: the uplink has no method to re-publish refused attestations early", errNotSupported)
+			p.Uplink.RetryNacked()
+			return nil
 		},
-		ReopenCAN: func(string) error {
-			return fmt.Errorf("%w: the CAN socket reopens by itself when its interface comes back, and has no method to force it", errNotSupported)
-		},
-		Logger: log.With("part", "shell"),
+		ReopenCAN: p.reopenCAN,
+		Logger:    log.With("part", "shell"),
 	}
 	if p.Logs != nil {
 		deps.Logs = p.Logs
@@ -109,6 +152,9 @@ func (p *shellParts) status() shell.Status {
 		st.SourceErrors = a.C.SourceErrors.Load()
 		if t := a.C.LastFrame.Load(); t != 0 {
 			st.LastFrame = time.Unix(0, t)
+		}
+		if pr := a.Progress(); pr.Open {
+			st.Batch = shell.BatchStatus{Known: true, Batch: pr.Batch, Batches: uint64(pr.Batches), Meters: pr.Meters, Flags: pr.Flags}
 		}
 	}
 	for _, s := range p.Sources {
