@@ -528,7 +528,9 @@ func (ss *session) uploadNow([]string) {
 	ss.printf("upload: uplink woken")
 }
 
-func (ss *session) action(name string, f func() error) {
+// action runs a service action and reports it; ok is what success means
+// ("done", or "requested" for one the uplink carries out on its own).
+func (ss *session) action(name string, f func() error, ok string) {
 	if f == nil {
 		ss.notAvailable(name)
 		return
@@ -537,10 +539,12 @@ func (ss *session) action(name string, f func() error) {
 		ss.printf("%s: %v", name, err)
 		return
 	}
-	ss.printf("%s: done", name)
+	ss.printf("%s: %s", name, ok)
 }
 
-func (ss *session) reconnect([]string) { ss.action("reconnect", ss.sh.deps.Reconnect) }
+func (ss *session) reconnect([]string) {
+	ss.action("reconnect", ss.sh.deps.Reconnect, "requested (see status)")
+}
 
 func (ss *session) reopenCAN(args []string) {
 	f := ss.sh.deps.ReopenCAN
@@ -552,11 +556,11 @@ func (ss *session) reopenCAN(args []string) {
 	if len(args) == 1 {
 		bus = args[0]
 	}
-	ss.action("reopen can", func() error { return f(bus) })
+	ss.action("reopen can", func() error { return f(bus) }, "done")
 }
 
 func (ss *session) retryNacked([]string) {
-	ss.action("outbox retry-nacked", ss.sh.deps.RetryNacked)
+	ss.action("outbox retry-nacked", ss.sh.deps.RetryNacked, "requested (see status)")
 }
 
-func (ss *session) flush([]string) { ss.action("flush", ss.sh.deps.Flush) }
+func (ss *session) flush([]string) { ss.action("flush", ss.sh.deps.Flush, "done") }

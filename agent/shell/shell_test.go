@@ -109,7 +109,7 @@ func TestServiceMode(t *testing.T) {
 	for _, tc := range []struct{ line, want string }{
 		{"upload now", "upload: uplink woken"},
 		{"upload", "upload: uplink woken"},
-		{"reconnect", "reconnect: done"},
+		{"reconnect", "reconnect: requested"},
 		{"reopen can can1", "reopen can: done"},
 		{"outbox retry-nacked", "outbox retry-nacked: uplink offline"},
 		{"flush", "flush: done"},

@@ -385,7 +385,7 @@ func TestShellServiceActions(t *testing.T) {
 
 		term := openShellTerm(t, f.shell(t))
 		term.unlock(f.service)
-		if out := term.run("reconnect"); !strings.Contains(out, "reconnect: done") {
+		if out := term.run("reconnect"); !strings.Contains(out, "reconnect: requested") {
 			t.Fatalf("reconnect: %q", out)
 		}
 		waitShell(t, "the new connection", func() bool { st := up.Stats(); return st.Connected && st.Reconnects == 1 })
@@ -393,7 +393,7 @@ func TestShellServiceActions(t *testing.T) {
 			t.Errorf("status after reconnect lacks the reconnect:\n%s", out)
 		}
 		for cmd, want := range map[string]string{
-			"outbox retry-nacked": "outbox retry-nacked: done",
+			"outbox retry-nacked": "outbox retry-nacked: requested",
 			"upload now":          "upload: uplink woken",
 		} {
 			if out := term.run(cmd); !strings.Contains(out, want) {
