@@ -48,6 +48,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		jumps       = fs.Int("jumps", 0, "odometer jumps to inject")
 		second      = fs.Bool("second-device", false, "a second sender of conflicting odometer frames")
 		gaps        = fs.Int("gaps", 0, "windows without odometer frames")
+		odoHz       = fs.Float64("odometer-hz", 10, "odometer frames per second while driving")
+		speedHz     = fs.Float64("speed-hz", 50, "speed frames per second while driving")
+		modeHz      = fs.Float64("mode-hz", 5, "drive-mode frames per second while driving")
 	)
 	if err := fs.Parse(args); err != nil {
 		return &usageError{err}
@@ -74,10 +77,19 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return &usageError{err}
 	}
+	for _, r := range []struct {
+		name string
+		v    float64
+	}{{"odometer-hz", *odoHz}, {"speed-hz", *speedHz}, {"mode-hz", *modeHz}} {
+		if !(r.v > 0 && r.v <= 1000) {
+			return &usageError{fmt.Errorf("--%s: want a rate in (0, 1000] frames per second, found %v", r.name, r.v)}
+		}
+	}
 	s := vehicle.Scenario{
 		Seed: *seed, Start: start, Duration: *duration, Bus: *bus, StartOdometer: *odometer * 1000,
 		Parking: *parking, ModeChanges: *modes, StopAndGo: *traffic, Noise: *noise, Biometric: *biometric,
 		Rollbacks: *rollbacks, Jumps: *jumps, SecondDevice: *second, Gaps: *gaps,
+		OdometerHz: *odoHz, SpeedHz: *speedHz, ModeHz: *modeHz,
 	}
 	var sink vehicle.Sink
 	var flush func() error

@@ -91,7 +91,7 @@ func compareTruth(cfg Config, g *guest, rep *Report) error {
 	}
 	s := vehicle.Scenario{
 		Seed: cfg.Seed, Start: g.simStart, Duration: cfg.Drive, Bus: simBus,
-		Parking: true, ModeChanges: true, StopAndGo: true, Noise: simNoise,
+		Parking: true, ModeChanges: true, StopAndGo: true, Noise: simNoise, SpeedHz: simSpeedHz,
 	}
 	dec := p.NewDecoder(profile.WithDefaultBus(simBus))
 	var (

@@ -26,8 +26,9 @@ const (
 // truth, so both must agree (vsim's defaults otherwise: parking, drive mode
 // changes and stop-and-go traffic on).
 const (
-	simNoise = 0 // unrelated messages on the bus, dropped by tboxd's kernel filter
-	simBus   = "can0"
+	simNoise   = 0  // unrelated messages on the bus, dropped by tboxd's kernel filter
+	simSpeedHz = 10 // speed frames per second: the guest carries 120x pace with room to spare
+	simBus     = "can0"
 )
 
 // guest is the emulated T-Box of one run and what its console said.
@@ -97,7 +98,7 @@ candump -L -n 1 vcan0 > /tmp/first.log &
 cpid=$!
 sleep 1
 echo "DEMO-DRIVE-START"
-taskset 2 vsim --profile %[2]s --seed %[3]d --duration %[4]s --start %[5]s --iface vcan0 --pace %[6]g --noise %[7]d --bus %[8]s --truth /tmp/truth.json
+taskset 2 vsim --profile %[2]s --seed %[3]d --duration %[4]s --start %[5]s --iface vcan0 --pace %[6]g --noise %[7]d --speed-hz %[9]g --bus %[8]s --truth /tmp/truth.json
 vrc=$?
 echo "DEMO-VSIM-EXIT $vrc"
 [ $vrc -eq 0 ] || kill $cpid 2>/dev/null
@@ -109,7 +110,7 @@ echo "DEMO-TBOXD-EXIT $?"
 wait
 echo "DEMO-TRUTH $(tr -d ' \n' < /tmp/truth.json)"
 [ $vrc -eq 0 ]
-`, guestConfig, guestProfile, g.cfg.Seed, g.cfg.Drive, g.simStart.UTC().Format(time.RFC3339), g.cfg.Pace, simNoise, simBus)
+`, guestConfig, guestProfile, g.cfg.Seed, g.cfg.Drive, g.simStart.UTC().Format(time.RFC3339), g.cfg.Pace, simNoise, simBus, float64(simSpeedHz))
 }
 
 // boot runs the guest to its end.
