@@ -6,13 +6,14 @@ import (
 	"context"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/csop/tbox/signer/signertest"
 )
 
 // TestEthersInterop checks attestations signed here with ethers v6
@@ -20,12 +21,8 @@ import (
 // ethers into <module root>/.cache/npm-ethers once. It is skipped only when
 // node or npm is missing; a failed install fails the test.
 func TestEthersInterop(t *testing.T) {
-	node, errNode := exec.LookPath("node")
-	npm, errNpm := exec.LookPath("npm")
-	if errNode != nil || errNpm != nil {
-		t.Skip("node and npm are needed for the ethers interop test; install Node.js (v18+) to run it")
-	}
-	prefix := ethersPrefix(t, npm)
+	ethers := signertest.RequireEthers(t)
+	prefix := ethers.Prefix
 
 	// A real key file, and the EIP-712 example's public test key, which
 	// ethers also signs with.
@@ -86,7 +83,7 @@ func TestEthersInterop(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	var stderr bytes.Buffer
-	cmd := exec.CommandContext(ctx, node, filepath.Join("testdata", "interop", "verify.mjs"), prefix, inPath)
+	cmd := exec.CommandContext(ctx, ethers.Node, ethers.Script, prefix, inPath)
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()
 	if err != nil {
@@ -125,50 +122,4 @@ func TestEthersInterop(t *testing.T) {
 		t.Fatalf("ethers checked %d of %d attestations\n%s", i, len(vectors), stderr.Bytes())
 	}
 	t.Logf("ethers %s agrees on %d attestations", prefix, i)
-}
-
-// ethersPrefix returns the npm prefix holding ethers v6, installing it into
-// <module root>/.cache/npm-ethers when it is not there yet.
-func ethersPrefix(t *testing.T, npm string) string {
-	t.Helper()
-	root, err := moduleRoot()
-	if err != nil {
-		t.Fatal(err)
-	}
-	prefix := filepath.Join(root, ".cache", "npm-ethers")
-	pkg := filepath.Join(prefix, "node_modules", "ethers", "package.json")
-	if b, err := os.ReadFile(pkg); err == nil {
-		var p struct{ Version string }
-		if json.Unmarshal(b, &p) == nil && strings.HasPrefix(p.Version, "6.") {
-			return prefix
-		}
-	}
-	if err := os.MkdirAll(prefix, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, npm, "install", "--prefix", prefix, "--no-audit", "--no-fund", "--loglevel=error", "ethers@6")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("npm install ethers@6 into %s: %v\n%s", prefix, err, out)
-	}
-	return prefix
-}
-
-// moduleRoot returns the directory of the go.mod above the working directory.
-func moduleRoot() (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", errors.New("no go.mod above the working directory")
-		}
-		dir = parent
-	}
 }

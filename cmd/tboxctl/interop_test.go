@@ -6,7 +6,6 @@ import (
 	"context"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -16,6 +15,7 @@ import (
 
 	"github.com/csop/tbox/hil/vehicle"
 	"github.com/csop/tbox/signer"
+	"github.com/csop/tbox/signer/signertest"
 )
 
 // TestEthersInterop checks the attestations tboxctl replay prints, as
@@ -24,16 +24,7 @@ import (
 // installs ethers into <module root>/.cache/npm-ethers when missing, as the
 // signer's interop test does; it is skipped only when node or npm is absent.
 func TestEthersInterop(t *testing.T) {
-	node, errNode := exec.LookPath("node")
-	npm, errNpm := exec.LookPath("npm")
-	if errNode != nil || errNpm != nil {
-		t.Skip("node and npm are needed for the ethers interop test; install Node.js (v18+) to run it")
-	}
-	root, err := moduleRoot()
-	if err != nil {
-		t.Fatal(err)
-	}
-	prefix := ethersPrefix(t, npm, root)
+	ethers := signertest.RequireEthers(t)
 
 	key, addr := newKey(t)
 	log, _ := driveLog(t, loadEV(t), vehicle.Scenario{
@@ -63,7 +54,7 @@ func TestEthersInterop(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	var stderr bytes.Buffer
-	cmd := exec.CommandContext(ctx, node, filepath.Join(root, "signer", "testdata", "interop", "verify.mjs"), prefix, inPath)
+	cmd := exec.CommandContext(ctx, ethers.Node, ethers.Script, ethers.Prefix, inPath)
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()
 	if err != nil {
@@ -96,47 +87,4 @@ func TestEthersInterop(t *testing.T) {
 		t.Fatalf("ethers checked %d of %d attestations\n%s", i, len(atts), stderr.Bytes())
 	}
 	t.Logf("ethers agrees on %d replayed attestations", i)
-}
-
-// ethersPrefix returns the npm prefix holding ethers v6, installing it into
-// <module root>/.cache/npm-ethers when it is not there yet (the same
-// directory signer's interop test uses).
-func ethersPrefix(t *testing.T, npm, root string) string {
-	t.Helper()
-	prefix := filepath.Join(root, ".cache", "npm-ethers")
-	pkg := filepath.Join(prefix, "node_modules", "ethers", "package.json")
-	if b, err := os.ReadFile(pkg); err == nil {
-		var p struct{ Version string }
-		if json.Unmarshal(b, &p) == nil && strings.HasPrefix(p.Version, "6.") {
-			return prefix
-		}
-	}
-	if err := os.MkdirAll(prefix, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, npm, "install", "--prefix", prefix, "--no-audit", "--no-fund", "--loglevel=error", "ethers@6")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("npm install ethers@6 into %s: %v\n%s", prefix, err, out)
-	}
-	return prefix
-}
-
-// moduleRoot returns the directory of the go.mod above the working directory.
-func moduleRoot() (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", errors.New("no go.mod above the working directory")
-		}
-		dir = parent
-	}
 }
