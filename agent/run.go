@@ -59,9 +59,6 @@ type Options struct {
 	// Grace is how long, after a stop is asked, the uplink may go on
 	// uploading the last span; default 5 s.
 	Grace time.Duration
-	// Queue is the number of frames buffered between the CAN readers and
-	// the mileage engine; default 4096.
-	Queue int
 	// TimeScale, when above 1, compresses time for a bench or a demo: a
 	// frame's time t counts as Epoch + (t-Epoch)*TimeScale, so a drive
 	// simulated TimeScale times faster than real time keeps its speeds,
@@ -90,7 +87,10 @@ type Agent struct {
 	opts Options
 	log  *slog.Logger
 	C    Counters
-	mu   sync.Mutex // serializes the Attester between the loop and Stop
+	mu   sync.Mutex // serializes the Attester between the sources, the ticks and Stop
+
+	resume  time.Time // a replay skips frames older than this; under mu
+	skipped uint64    // frames so skipped; under mu
 
 	progress atomic.Pointer[Progress] // the open span, published by the loop
 	madeSeen uint64                   // Attester.Made at the last publish; under mu
@@ -103,9 +103,6 @@ func New(att *Attester, opts Options) *Agent {
 	}
 	if opts.Grace <= 0 {
 		opts.Grace = 5 * time.Second
-	}
-	if opts.Queue <= 0 {
-		opts.Queue = 4096
 	}
 	log := opts.Logger
 	if log == nil {
@@ -146,18 +143,29 @@ func (a *Agent) Attester() *Attester { return a.att }
 // not stop the others; Run returns the first error of the engine or of a
 // durable write, which are fatal.
 func (a *Agent) Run(ctx context.Context) error {
-	frames := make(chan can.Frame, a.opts.Queue)
 	srcCtx, stopSources := context.WithCancel(ctx)
 	defer stopSources()
 
+	// Each source's goroutine feeds the attester itself, under a.mu: no
+	// hand-off between goroutines per frame. While an attestation is made
+	// durable (an fsync), the kernel's socket buffer holds the frames.
 	var readers sync.WaitGroup
+	fatal := make(chan error, len(a.opts.Sources))
+	done := make(chan struct{})
 	logTime := false
 	for _, s := range a.opts.Sources {
 		logTime = logTime || s.LogTime
+	}
+	if logTime {
+		a.resume = a.att.ResumeTime()
+	}
+	for _, s := range a.opts.Sources {
 		readers.Add(1)
 		go func(s Source) {
 			defer readers.Done()
-			a.read(srcCtx, s, frames)
+			if err := a.read(srcCtx, s); err != nil {
+				fatal <- err
+			}
 		}(s)
 		if s.Close != nil {
 			go func(s Source) {
@@ -168,7 +176,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	}
 	go func() {
 		readers.Wait()
-		close(frames)
+		close(done)
 	}()
 
 	upCtx, stopUplink := context.WithCancel(context.WithoutCancel(ctx))
@@ -187,10 +195,9 @@ func (a *Agent) Run(ctx context.Context) error {
 		})
 	}
 
-	err := a.loop(ctx, frames, logTime)
+	err := a.loop(ctx, done, fatal, logTime)
 	stopSources()
-	for range frames { // let the readers finish
-	}
+	<-done // let the readers finish
 	if err == nil {
 		err = a.stop(logTime)
 	}
@@ -205,69 +212,81 @@ func (a *Agent) Run(ctx context.Context) error {
 	return err
 }
 
-// read copies frames from one source to the engine's queue.
-func (a *Agent) read(ctx context.Context, s Source, out chan<- can.Frame) {
+// read feeds the frames of one source to the attester until the source
+// ends; it returns only an error of the attester (a durable write), which
+// is fatal.
+func (a *Agent) read(ctx context.Context, s Source) error {
 	for s.Rx.Receive() {
-		select {
-		case out <- *s.Rx.Frame():
-		case <-ctx.Done():
-			return
+		if ctx.Err() != nil {
+			return nil
+		}
+		if err := a.handle(s.Rx.Frame()); err != nil {
+			return err
 		}
 	}
 	if err := s.Rx.Err(); err != nil && ctx.Err() == nil && !errors.Is(err, context.Canceled) {
 		a.C.SourceErrors.Add(1)
 		a.log.Error("CAN source stopped", "source", s.Name, "err", err)
-		return
+		return nil
 	}
 	a.log.Info("CAN source ended", "source", s.Name)
+	return nil
 }
 
-// loop feeds frames and clock ticks to the attester until ctx is done or,
-// for log sources, every log has ended.
-func (a *Agent) loop(ctx context.Context, frames <-chan can.Frame, logTime bool) error {
+// handle feeds one frame to the attester. f belongs to the source and may
+// be changed (its time, under TimeScale).
+func (a *Agent) handle(f *can.Frame) error {
+	if a.opts.TimeScale > 1 {
+		f.Time = a.scale(f.Time)
+	}
+	a.mu.Lock()
+	if !a.resume.IsZero() {
+		// A replay restarted on its log skips the frames the restored
+		// state has accounted for: fed again, they would go back in time.
+		if f.Time.Before(a.resume) {
+			a.skipped++
+			a.mu.Unlock()
+			return nil
+		}
+		a.log.Info("replay resumed after the frames accounted for before the restart", "skipped", a.skipped)
+		a.resume = time.Time{}
+	}
+	err := a.att.Frame(f)
+	if err == nil && a.att.Made() != a.madeSeen {
+		a.publishProgress() // the frame closed a span
+	}
+	a.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	if a.C.Frames.Add(1) == 1 {
+		a.log.Info("first frame", "bus", f.Bus, "since_start", time.Since(a.C.Started))
+	}
+	a.C.LastFrame.Store(f.Time.UnixNano())
+	return nil
+}
+
+// loop ticks the batch clock until ctx is done, a source fails fatally,
+// or, for log sources, every log has ended.
+func (a *Agent) loop(ctx context.Context, done <-chan struct{}, fatal <-chan error, logTime bool) error {
 	tick := time.NewTicker(a.opts.Tick)
 	defer tick.Stop()
-	// A replay restarted on its log skips the frames the restored state
-	// has accounted for: fed again, they would go back in time.
-	var resume time.Time
-	var skipped uint64
-	if logTime {
-		resume = a.att.ResumeTime()
-	}
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
-		case f, ok := <-frames:
-			if !ok {
-				if logTime {
-					return nil // the logs are done: close the last span
-				}
-				<-ctx.Done() // every bus is gone: wait to be stopped
-				return nil
-			}
-			if a.opts.TimeScale > 1 {
-				f.Time = a.scale(f.Time)
-			}
-			if !resume.IsZero() {
-				if f.Time.Before(resume) {
-					skipped++
-					continue
-				}
-				a.log.Info("replay resumed after the frames accounted for before the restart", "skipped", skipped)
-				resume = time.Time{}
-			}
-			a.mu.Lock()
-			err := a.att.Frame(&f)
-			if err == nil && a.att.Made() != a.madeSeen {
-				a.publishProgress() // the frame closed a span
-			}
-			a.mu.Unlock()
-			if err != nil {
+		case err := <-fatal:
+			return err
+		case <-done:
+			select {
+			case err := <-fatal:
 				return err
+			default:
 			}
-			a.C.Frames.Add(1)
-			a.C.LastFrame.Store(f.Time.UnixNano())
+			if logTime {
+				return nil // the logs are done: close the last span
+			}
+			done = nil // every bus is gone: wait to be stopped
 		case now := <-tick.C:
 			if logTime {
 				a.mu.Lock()
