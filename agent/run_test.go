@@ -1,11 +1,14 @@
 package agent_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"maps"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -401,5 +404,35 @@ func TestRunGrace(t *testing.T) {
 				t.Error("no attestation of the open span")
 			}
 		})
+	}
+}
+
+// TestRunLogsFirstFrame: the first frame handed to the engine is logged
+// once, with its bus and the time since the agent started; make bench
+// times a cold start by this line.
+func TestRunLogsFirstFrame(t *testing.T) {
+	r := newRunRig(t)
+	bus := cantest.NewBus()
+	src := busSource(bus, "drive.log", true)
+	t0 := time.Date(2024, 3, 4, 5, 6, 0, 0, time.UTC)
+	for i := range 3 {
+		bus.Send(r.odo(t, 1_000_000+float64(i*30), t0.Add(time.Duration(i)*time.Second)))
+	}
+	bus.Close()
+	var logs bytes.Buffer
+	a := agent.New(r.att, agent.Options{Sources: []agent.Source{src}, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := a.Run(ctx); err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	var lines []string
+	for _, l := range strings.Split(logs.String(), "\n") {
+		if strings.Contains(l, `msg="first frame"`) {
+			lines = append(lines, l)
+		}
+	}
+	if len(lines) != 1 || !strings.Contains(lines[0], "bus=can0") || !strings.Contains(lines[0], "since_start=") {
+		t.Fatalf("first-frame log lines %q, want one with bus=can0 and since_start\nlog:\n%s", lines, logs.String())
 	}
 }

@@ -168,7 +168,7 @@ func run(ctx context.Context, cfgPath string) error {
 	sp.attach(a)
 	log.Info("tboxd started", "version", version, "sources", len(sources), "chain_id", cfg.ChainID)
 	err = a.Run(ctx)
-	log.Info("tboxd stopped", "attestations_made", att.Made(), "outbox_depth", st.Stats().Depth, "err", err)
+	log.Info("tboxd stopped", "frames", a.C.Frames.Load(), "attestations_made", att.Made(), "outbox_depth", st.Stats().Depth, "err", err)
 	return err
 }
 

@@ -5,14 +5,22 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"context"
+	"errors"
 	"flag"
 	"fmt"
+	"io"
+	"math"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"runtime"
 	"strconv"
 	"strings"
+	"time"
+
+	"github.com/csop/tbox/hil"
 )
 
 // row is one line of the table: a benchmark and the target the issues set
@@ -21,90 +29,381 @@ type row struct {
 	what    string
 	pkg     string   // go package of the benchmark
 	bench   string   // benchmark name regexp
-	metrics []string // metrics to show, besides allocs/op
+	metrics []string // metrics to show, besides allocs/op; the first is compared with the peer
+	peer    string   // prefix of the sub-benchmarks that measure a peer in the same run ("einride/")
 	target  string
 }
 
 var rows = []row{
-	{"candump parse + filter (1 core)", "./can/", "^BenchmarkReaderFilter$", []string{"frames/s"}, ">= 5,000,000 frames/s, 0 allocs/frame"},
-	{"DBC decode + mileage update (1 core)", "./agent/", "^BenchmarkDecodeMileage$", []string{"frames/s", "allocs/frame"}, ">= 5,000,000 frames/s, 0 allocs/frame"},
-	{"decode: ours vs einride, same frames, same run", "./agent/profile/", "^BenchmarkDecode$", []string{"frames/s"}, ">= 1x einride"},
-	{"mileage engine update alone", "./agent/mileage/", "^BenchmarkOdometerUpdate$", []string{"frames/s"}, "0 allocs"},
-	{"sign attestation (1 core)", "./signer/", "^BenchmarkSign$", []string{"sigs/s"}, ">= 20,000 /s"},
-	{"verify attestation (1 core)", "./signer/", "^BenchmarkVerify$", []string{"verifies/s"}, "reported"},
-	{"outbox append with fsync", "./store/", "^BenchmarkAppendFsync$", []string{"appends/s", "fsyncs/op"}, "reported"},
-	{"outbox per driven hour (eMMC wear)", "./store/", "^BenchmarkDrivenHour$", []string{"fsyncs/h", "written-B/h", "disk-B/h"}, "reported"},
-	{"drain 10,000-attestation backlog via mosquitto", "./agent/uplink/", "^BenchmarkDrain$", []string{"msgs/s"}, ">= 1,000 /s"},
-	{"collector verification (1 core)", "./cmd/collector/internal/collect/", "^BenchmarkProcess$", []string{"verifications/s"}, ">= 5,000 /s"},
+	{what: "candump parse + filter (1 core)", pkg: "./can/", bench: "^BenchmarkReaderFilter$", metrics: []string{"frames/s"}, target: ">= 5,000,000 frames/s, 0 allocs/frame"},
+	{what: "DBC decode + mileage update (1 core)", pkg: "./agent/", bench: "^BenchmarkDecodeMileage$", metrics: []string{"frames/s", "allocs/frame"}, target: ">= 5,000,000 frames/s, 0 allocs/frame"},
+	{what: "DBC decode, same frames as einride/can-go", pkg: "./agent/profile/", bench: "^BenchmarkDecode$", metrics: []string{"frames/s"}, peer: "einride/", target: ">= 1x einride"},
+	{what: "mileage engine update alone", pkg: "./agent/mileage/", bench: "^BenchmarkOdometerUpdate$", metrics: []string{"frames/s"}, target: "0 allocs"},
+	{what: "sign attestation (1 core)", pkg: "./signer/", bench: "^BenchmarkSign$", metrics: []string{"sigs/s"}, target: ">= 20,000 /s"},
+	{what: "verify attestation (1 core)", pkg: "./signer/", bench: "^BenchmarkVerify$", metrics: []string{"verifies/s"}, target: "reported"},
+	{what: "outbox append with fsync", pkg: "./store/", bench: "^BenchmarkAppendFsync$", metrics: []string{"appends/s", "fsyncs/op"}, target: "reported"},
+	{what: "outbox per driven hour (eMMC wear)", pkg: "./store/", bench: "^BenchmarkDrivenHour$", metrics: []string{"fsyncs/h", "written-B/h", "disk-B/h"}, target: "reported"},
+	{what: "drain 10,000-attestation backlog via mosquitto", pkg: "./agent/uplink/", bench: "^BenchmarkDrain$", metrics: []string{"msgs/s"}, target: ">= 1,000 /s"},
+	{what: "collector verification (1 core)", pkg: "./cmd/collector/internal/collect/", bench: "^BenchmarkProcess$", metrics: []string{"verifications/s"}, target: ">= 5,000 /s"},
 }
+
+// sizeBuild is how the size rows build: static, stripped, as `make arm`
+// and `make arm64` do but without the version stamp.
+const sizeBuild = `CGO_ENABLED=0 GOOS=linux GOARCH=<arch> [GOARM=7] go build -trimpath -buildvcs=false -ldflags "-s -w"`
 
 func main() {
 	benchtime := flag.String("benchtime", "1s", "go test -benchtime")
+	host := flag.Bool("host", true, "run the Go benchmarks")
+	sizes := flag.Bool("sizes", true, "build tboxd for linux/arm and linux/arm64 and report the sizes")
+	guest := flag.Bool("guest", true, "measure tboxd in the emulated T-Box (cold start, RSS, CPU per frame)")
+	coldRuns := flag.Int("cold-runs", 5, "tboxd starts timed in the guest")
+	loadFrames := flag.Int("load-frames", 60000, "frames sent in the guest's full-load phase")
+	loadGap := flag.Float64("load-gap-ms", 0, "cangen's gap per generator (two generators) in the full-load phase; 0 sends as fast as the guest can")
+	coldGap := flag.Float64("cold-gap-ms", 5, "cangen's gap while tboxd starts")
+	fieldLoad := flag.String("fieldload", "TestFieldFullBusLoad", "the ./hil/ field test whose HIL-METRIC figures to show (peak RSS and CPU per frame at full bus load); empty for none")
+	verbose := flag.Bool("v", false, "echo the guest's console to stderr")
 	flag.Parse()
-	fmt.Printf("Machine: %s/%s, %d CPUs, %s\n\n", runtime.GOOS, runtime.GOARCH, runtime.NumCPU(), cpuModel())
-	fmt.Println("| row | result | target |")
-	fmt.Println("|---|---|---|")
-	for _, r := range rows {
-		res, err := runBench(r, *benchtime)
-		if err != nil {
-			res = "error: " + err.Error()
-		}
-		fmt.Printf("| %s | %s | %s |\n", r.what, res, r.target)
+	ctx := context.Background()
+	start := time.Now()
+
+	var out []string
+	add := func(what, result, peer, target string) {
+		out = append(out, fmt.Sprintf("| %s | %s | %s | %s |", what, cell(result), cell(peer), cell(target)))
 	}
-	for _, arch := range []string{"arm", "arm64"} {
-		fmt.Printf("| static stripped tboxd, linux/%s | %s | <= 6 MiB |\n", arch, binSize(arch))
+	if *host {
+		for _, r := range rows {
+			fmt.Fprintf(os.Stderr, "benchtable: %s %s\n", r.pkg, r.bench)
+			subs, err := runBench(r, *benchtime)
+			if err != nil {
+				add(r.what, "error: "+err.Error(), "", r.target)
+				continue
+			}
+			res, peer := formatRow(r, subs)
+			add(r.what, res, peer, r.target)
+		}
+	}
+	if *sizes {
+		for _, arch := range []string{"arm", "arm64"} {
+			fmt.Fprintf(os.Stderr, "benchtable: sizes for linux/%s\n", arch)
+			res, peer := sizeRow(arch)
+			add("static stripped tboxd, linux/"+arch, res, peer, "<= 6 MiB")
+		}
+	}
+	if *guest {
+		fmt.Fprintln(os.Stderr, "benchtable: the emulated T-Box (about 30 s)")
+		var progress io.Writer
+		if *verbose {
+			progress = os.Stderr
+		}
+		g, err := runGuest(ctx, guestPlan{ColdRuns: *coldRuns, Frames: *loadFrames, GapMS: *loadGap, ColdGapMS: *coldGap}, progress)
+		for _, r := range guestRows(g, err) {
+			add(r[0], r[1], r[2], r[3])
+		}
+	}
+	if *fieldLoad != "" {
+		for _, r := range fieldLoadRows(ctx, *fieldLoad) {
+			add(r[0], r[1], r[2], r[3])
+		}
+	}
+
+	fmt.Printf("Machine: %s, %d cores (%s/%s), %s\n", cpuModel(), runtime.NumCPU(), runtime.GOOS, runtime.GOARCH, goVersion())
+	fmt.Printf("Command: `make bench` (go run ./hil/benchtable -benchtime %s), %s, took %v\n\n", *benchtime,
+		time.Now().UTC().Format("2006-01-02 15:04 MST"), time.Since(start).Round(time.Second))
+	fmt.Println("| row | result | peer, same run | target |")
+	fmt.Println("|---|---|---|---|")
+	for _, l := range out {
+		fmt.Println(l)
+	}
+	fmt.Println()
+	fmt.Println("Go benchmarks: go test -run '^$' -bench <row> -benchmem -cpu 1 -benchtime " + *benchtime + ".")
+	fmt.Println("Sizes: " + sizeBuild + "; the peer column is hil/benchtable/floor, the libraries tboxd must link used minimally.")
+	if *guest {
+		fmt.Println("Guest rows: the emulated T-Box (qemu-system-arm, Cortex-A15, TCG, 1 CPU, 256 MiB) running the GOARM=7 tboxd on vcan0 " +
+			"fed by can-utils cangen (CLU_Odometer and ESP_Speed frames, both in tboxd's kernel filter); no broker configured.")
 	}
 }
 
-// runBench runs one benchmark on one core and formats every sub-benchmark's
-// chosen metric and allocations.
-func runBench(r row, benchtime string) (string, error) {
+// bench is one (sub-)benchmark's result line.
+type bench struct {
+	name string             // sub-benchmark name, "" for the top level
+	vals map[string]float64 // unit -> value
+	keys []string           // units in output order
+}
+
+// runBench runs one benchmark on one core.
+func runBench(r row, benchtime string) ([]bench, error) {
 	if _, err := os.Stat(r.pkg); err != nil {
-		return "", fmt.Errorf("no package %s yet", r.pkg)
+		return nil, fmt.Errorf("no package %s yet", r.pkg)
 	}
 	cmd := exec.Command("go", "test", "-run", "^$", "-bench", r.bench, "-benchmem",
 		"-benchtime", benchtime, "-cpu", "1", r.pkg)
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Run(); err != nil {
-		return "", fmt.Errorf("%v: %s", err, lastLine(out.String()))
+		return nil, fmt.Errorf("%v: %s", err, lastLine(out.String()))
 	}
-	var parts []string
-	sc := bufio.NewScanner(&out)
+	subs := parseBench(out.String())
+	if len(subs) == 0 {
+		return nil, fmt.Errorf("no benchmark matched %s", r.bench)
+	}
+	return subs, nil
+}
+
+// parseBench reads go test -bench output run with -cpu 1.
+func parseBench(out string) []bench {
+	var subs []bench
+	sc := bufio.NewScanner(strings.NewReader(out))
 	for sc.Scan() {
 		f := strings.Fields(sc.Text())
-		if len(f) < 3 || !strings.HasPrefix(f[0], "Benchmark") {
+		if len(f) < 4 || !strings.HasPrefix(f[0], "Benchmark") {
 			continue
 		}
-		name := strings.TrimSuffix(f[0], "-1")
-		if i := strings.IndexByte(name, '/'); i >= 0 {
-			name = name[i+1:]
-		} else {
-			name = ""
+		if _, err := strconv.ParseInt(f[1], 10, 64); err != nil {
+			continue // not a result line
 		}
-		var vals []string
+		b := bench{vals: map[string]float64{}}
+		if _, sub, ok := strings.Cut(f[0], "/"); ok {
+			b.name = sub
+		}
 		for i := 2; i+1 < len(f); i += 2 {
-			unit := f[i+1]
+			v, err := strconv.ParseFloat(f[i], 64)
+			if err != nil {
+				continue
+			}
+			b.vals[f[i+1]] = v
+			b.keys = append(b.keys, f[i+1])
+		}
+		subs = append(subs, b)
+	}
+	return subs
+}
+
+// formatRow gives the result cell (our sub-benchmarks) and the peer cell
+// (r.peer's, each with our figure as a multiple of the peer's).
+func formatRow(r row, subs []bench) (result, peer string) {
+	show := func(b bench) string {
+		var vals []string
+		for _, unit := range b.keys {
 			if unit == "allocs/op" || contains(r.metrics, unit) {
-				vals = append(vals, humanize(f[i])+" "+unit)
+				vals = append(vals, humanize(b.vals[unit])+" "+unit)
 			}
 		}
-		s := strings.Join(vals, ", ")
+		return strings.Join(vals, ", ")
+	}
+	var res, peers []string
+	for _, b := range subs {
+		if r.peer != "" && strings.HasPrefix(b.name, r.peer) {
+			continue
+		}
+		name := b.name
+		if r.peer != "" {
+			// "tbox/bus-mix": the mix is what tells the lines apart
+			if _, mix, ok := strings.Cut(name, "/"); ok {
+				name = mix
+			}
+		}
+		s := show(b)
 		if name != "" {
 			s = name + ": " + s
 		}
-		parts = append(parts, s)
+		res = append(res, s)
+		if r.peer == "" {
+			continue
+		}
+		for _, p := range subs {
+			if !strings.HasPrefix(p.name, r.peer) || strings.TrimPrefix(p.name, r.peer) != name {
+				continue
+			}
+			ps := strings.TrimSuffix(r.peer, "/") + " " + name + ": " + show(p)
+			m := r.metrics[0]
+			if ours, theirs := b.vals[m], p.vals[m]; ours > 0 && theirs > 0 {
+				ps += fmt.Sprintf(" (ours %.2fx)", ours/theirs)
+			}
+			peers = append(peers, ps)
+		}
 	}
-	if len(parts) == 0 {
-		return "", fmt.Errorf("no benchmark matched %s", r.bench)
-	}
-	return strings.Join(parts, "; "), nil
+	return strings.Join(res, "; "), strings.Join(peers, "; ")
 }
 
-func humanize(v string) string {
-	f, err := strconv.ParseFloat(v, 64)
-	if err != nil || f < 10000 {
-		return v
+// sizeRow builds tboxd and the library floor for arch, one after the
+// other, each into its own temporary directory.
+func sizeRow(arch string) (result, peer string) {
+	tboxd, err := buildSize(arch, "./cmd/tboxd")
+	if err != nil {
+		return "error: " + err.Error(), ""
+	}
+	floor, err := buildSize(arch, "./hil/benchtable/floor")
+	if err != nil {
+		return mib(tboxd), "error: " + err.Error()
+	}
+	return mib(tboxd), fmt.Sprintf("required libraries alone: %s; tboxd's own code and glue: %s", mib(floor), mib(tboxd-floor))
+}
+
+func buildSize(arch, pkg string) (int64, error) {
+	dir, err := os.MkdirTemp("", "benchtable-size")
+	if err != nil {
+		return 0, err
+	}
+	defer os.RemoveAll(dir)
+	out := filepath.Join(dir, "bin")
+	cmd := exec.Command("go", "build", "-trimpath", "-buildvcs=false", "-ldflags", "-s -w", "-o", out, pkg)
+	env := []string{"CGO_ENABLED=0", "GOOS=linux", "GOARCH=" + arch}
+	if arch == "arm" {
+		env = append(env, "GOARM=7")
+	}
+	cmd.Env = append(cleanEnv(), env...)
+	if b, err := cmd.CombinedOutput(); err != nil {
+		return 0, fmt.Errorf("go build %s for linux/%s: %v: %s", pkg, arch, err, firstLine(string(b)))
+	}
+	st, err := os.Stat(out)
+	if err != nil {
+		return 0, err
+	}
+	return st.Size(), nil
+}
+
+// cleanEnv is the environment without the variables that would change a
+// cross build (a GOARM meant for another target, GOFLAGS, CC).
+func cleanEnv() []string {
+	var env []string
+	for _, e := range os.Environ() {
+		k, _, _ := strings.Cut(e, "=")
+		switch k {
+		case "GOOS", "GOARCH", "GOARM", "GOARM64", "GOAMD64", "GO386", "GOFLAGS", "CGO_ENABLED", "CC", "CXX":
+			continue
+		}
+		env = append(env, e)
+	}
+	return env
+}
+
+// guestRows are the table's rows for the emulated T-Box.
+func guestRows(g *guestFigures, err error) [][4]string {
+	const (
+		coldWhat = "cold start: exec to first frame processed, emulated T-Box"
+		rssWhat  = "peak RSS at full bus load (no broker), emulated T-Box"
+		cpuWhat  = "CPU per received frame, emulated T-Box"
+	)
+	if err != nil {
+		why := "error: " + err.Error()
+		if errors.Is(err, hil.ErrUnavailable) {
+			why = "skipped: " + err.Error()
+		}
+		why = firstLine(why)
+		return [][4]string{{coldWhat, why, "", "reported"}, {rssWhat, why, "", "reported"}, {cpuWhat, why, "", "reported"}}
+	}
+	var rs [][4]string
+	if len(g.Cold) > 0 {
+		first := g.Cold[0]
+		rs = append(rs, [4]string{coldWhat,
+			fmt.Sprintf("%s median of %d (\"tboxd started\" at %s); first start, no state yet: %s",
+				ms(median(g.Cold, func(c coldRun) time.Duration { return c.FirstFrame })), len(g.Cold),
+				ms(median(g.Cold, func(c coldRun) time.Duration { return c.Started })), ms(first.FirstFrame)),
+			"", "reported"})
+	}
+	rate := "?"
+	if g.LoadSeconds > 0 {
+		rate = humanize(math.Round(float64(g.Sent) / g.LoadSeconds))
+	}
+	rs = append(rs, [4]string{rssWhat,
+		fmt.Sprintf("tboxd %s VmHWM (%d frames at %s frames/s)", mib(g.TboxdHWM), g.Sent, rate),
+		fmt.Sprintf("candump %s VmHWM", mib(g.CandumpHWM)), "reported"})
+	per := func(cpu time.Duration, frames int64) string {
+		if frames <= 0 {
+			return "no frames"
+		}
+		return fmt.Sprintf("%.1f µs/frame (%d frames, %s CPU)", float64(cpu.Microseconds())/float64(frames), frames, cpu.Round(10*time.Millisecond))
+	}
+	res := "tboxd " + per(g.TboxdCPU, g.TboxdFrames)
+	if g.TboxdFrames < g.Sent {
+		res += fmt.Sprintf(", %d of %d sent not counted", g.Sent-g.TboxdFrames, g.Sent)
+	}
+	peer := "candump -L to a file " + per(g.CandumpCPU, g.CandumpFrames)
+	if g.TboxdFrames > 0 && g.CandumpFrames > 0 && g.CandumpCPU > 0 {
+		peer += fmt.Sprintf("; tboxd %.2fx candump's", (float64(g.TboxdCPU)/float64(g.TboxdFrames))/(float64(g.CandumpCPU)/float64(g.CandumpFrames)))
+	}
+	rs = append(rs, [4]string{cpuWhat, res, peer, "reported"})
+	for _, p := range g.Problems {
+		rs = append(rs, [4]string{"guest note", p, "", ""})
+	}
+	return rs
+}
+
+// reMetric is a HIL-METRIC line of the guest tests, maybe behind t.Log's
+// file:line prefix.
+var reMetric = regexp.MustCompile(`(?m)HIL-METRIC (.*)$`)
+
+// fieldLoadRows runs the field scenario of a flooded bus (./hil/
+// TestFieldFullBusLoad) when it exists and shows its HIL-METRIC figures.
+func fieldLoadRows(ctx context.Context, test string) [][4]string {
+	what := "full bus load while driving, field scenario (./hil/ " + test + ")"
+	list, err := exec.CommandContext(ctx, "go", "test", "-list", "^"+test+"$", "./hil/").CombinedOutput()
+	if err != nil || !strings.Contains(string(list), test) {
+		return [][4]string{{what, "not run: no " + test + " in ./hil/", "", "reported"}}
+	}
+	fmt.Fprintf(os.Stderr, "benchtable: go test -count=1 -run '^%s$' -v ./hil/\n", test)
+	ctx, cancel := context.WithTimeout(ctx, 8*time.Minute)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, "go", "test", "-count=1", "-run", "^"+test+"$", "-v", "-timeout", "8m", "./hil/").CombinedOutput()
+	if err != nil {
+		return [][4]string{{what, "test failed: " + lastLine(string(out)), "", "reported"}}
+	}
+	return metricRows(test, string(out))
+}
+
+// metricRows turns TestFieldFullBusLoad's HIL-METRIC lines into the RSS
+// and CPU rows; lines it does not know are shown as they are.
+func metricRows(test, out string) [][4]string {
+	m := map[string]float64{}
+	var raw []string
+	for _, l := range reMetric.FindAllStringSubmatch(out, -1) {
+		raw = append(raw, l[1])
+		for k, v := range keyValues(l[1]) {
+			if f, err := strconv.ParseFloat(v, 64); err == nil {
+				m[k] = f
+			}
+		}
+	}
+	has := func(keys ...string) bool {
+		for _, k := range keys {
+			if _, ok := m[k]; !ok {
+				return false
+			}
+		}
+		return true
+	}
+	if !has("tboxd_cpu_s", "tboxd_vmhwm_kb", "profile_frames", "candump_filtered_cpu_s", "candump_all_cpu_s", "bus_frames", "window_s") ||
+		m["profile_frames"] <= 0 || m["bus_frames"] <= 0 || m["window_s"] <= 0 {
+		what := "field scenario (./hil/ " + test + ")"
+		if len(raw) == 0 {
+			return [][4]string{{what, "passed, but printed no HIL-METRIC line", "", "reported"}}
+		}
+		var rs [][4]string
+		for _, l := range raw {
+			rs = append(rs, [4]string{what, l, "", "reported"})
+		}
+		return rs
+	}
+	load := fmt.Sprintf("%s bus frames in %.0f s (%s frames/s), %s of them the profile's, while driving",
+		humanize(m["bus_frames"]), m["window_s"], humanize(math.Round(m["bus_frames"]/m["window_s"])), humanize(m["profile_frames"]))
+	us := func(cpu, frames float64) string { return fmt.Sprintf("%.1f µs/frame", cpu*1e6/frames) }
+	tboxd := m["tboxd_cpu_s"] / m["profile_frames"]
+	filtered := m["candump_filtered_cpu_s"] / m["profile_frames"]
+	peer := fmt.Sprintf("candump, same filter: %s; candump, no filter: %s per bus frame", us(m["candump_filtered_cpu_s"], m["profile_frames"]), us(m["candump_all_cpu_s"], m["bus_frames"]))
+	if filtered > 0 {
+		peer += fmt.Sprintf("; tboxd %.2fx candump's, same filter", tboxd/filtered)
+	}
+	return [][4]string{
+		{"peak RSS at full bus load, field scenario (./hil/ " + test + ")",
+			fmt.Sprintf("tboxd %s VmHWM; %s", mib(int64(m["tboxd_vmhwm_kb"])<<10), load), "", "reported"},
+		{"CPU per received frame, field scenario (./hil/ " + test + ")",
+			fmt.Sprintf("tboxd %s (%.2f s CPU)", us(m["tboxd_cpu_s"], m["profile_frames"]), m["tboxd_cpu_s"]), peer, "reported"},
+	}
+}
+
+func humanize(f float64) string {
+	if f < 10000 {
+		return strconv.FormatFloat(f, 'f', -1, 64)
 	}
 	s := strconv.FormatFloat(f, 'f', 0, 64)
 	var b strings.Builder
@@ -117,23 +416,16 @@ func humanize(v string) string {
 	return b.String()
 }
 
-func binSize(arch string) string {
-	dir, err := os.MkdirTemp("", "benchtable")
-	if err != nil {
-		return "error: " + err.Error()
+func mib(n int64) string { return fmt.Sprintf("%.2f MiB", float64(n)/(1<<20)) }
+
+func ms(d time.Duration) string { return fmt.Sprintf("%d ms", d.Milliseconds()) }
+
+// cell makes s safe inside a markdown table cell.
+func cell(s string) string {
+	if s == "" {
+		return "—"
 	}
-	defer os.RemoveAll(dir)
-	out := filepath.Join(dir, "tboxd")
-	cmd := exec.Command("go", "build", "-trimpath", "-ldflags", "-s -w", "-o", out, "./cmd/tboxd")
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH="+arch, "GOARM=7")
-	if b, err := cmd.CombinedOutput(); err != nil {
-		return "error: " + lastLine(string(b))
-	}
-	st, err := os.Stat(out)
-	if err != nil {
-		return "error: " + err.Error()
-	}
-	return fmt.Sprintf("%.2f MiB", float64(st.Size())/(1<<20))
+	return strings.ReplaceAll(strings.ReplaceAll(s, "|", `\|`), "\n", " ")
 }
 
 func cpuModel() string {
@@ -151,10 +443,26 @@ func cpuModel() string {
 	return "unknown CPU"
 }
 
+func goVersion() string {
+	b, err := exec.Command("go", "env", "GOVERSION").Output()
+	if err != nil {
+		return runtime.Version()
+	}
+	return strings.TrimSpace(string(b))
+}
+
 func lastLine(s string) string {
 	s = strings.TrimSpace(s)
 	if i := strings.LastIndexByte(s, '\n'); i >= 0 {
 		return s[i+1:]
+	}
+	return s
+}
+
+func firstLine(s string) string {
+	s = strings.TrimSpace(s)
+	if i := strings.IndexByte(s, '\n'); i >= 0 {
+		return s[:i]
 	}
 	return s
 }
