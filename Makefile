@@ -51,16 +51,18 @@ lint: vet
 # then the emulated ARM T-Box (HIL) suite on its own, so that its timing is
 # not measured on a machine busy with the other packages.
 test: deps vet
-	$(GO) test -count=1 -timeout 30m $(TESTFLAGS) $$($(GO) list ./... | grep -v -e '/hil$$' -e '/hil/demo$$')
+	$(GO) test -count=1 -timeout 30m $(TESTFLAGS) $$($(GO) list ./... | grep -v -e '/hil$$' -e '/hil/demo$$' -e '/hil/rig$$')
 	$(GO) test -count=1 -timeout 40m -v $(TESTFLAGS) ./hil/
+	$(GO) test -count=1 -timeout 20m -v $(TESTFLAGS) ./hil/rig/
 	$(GO) test -count=1 -timeout 10m -v $(TESTFLAGS) ./hil/demo/
 
 # unit runs everything but the emulated T-Box.
 unit: vet
-	$(GO) test -count=1 -timeout 30m $(TESTFLAGS) $$($(GO) list ./... | grep -v -e '/hil$$' -e '/hil/demo$$')
+	$(GO) test -count=1 -timeout 30m $(TESTFLAGS) $$($(GO) list ./... | grep -v -e '/hil$$' -e '/hil/demo$$' -e '/hil/rig$$')
 
 hil: deps
 	$(GO) test -count=1 -timeout 40m -v $(TESTFLAGS) ./hil/
+	$(GO) test -count=1 -timeout 20m -v $(TESTFLAGS) ./hil/rig/
 	$(GO) test -count=1 -timeout 10m -v $(TESTFLAGS) ./hil/demo/
 
 # fuzz runs each fuzz target briefly (FUZZTIME each).

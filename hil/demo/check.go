@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"fmt"
 	"io"
 	"slices"
@@ -10,8 +9,7 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/csop/tbox/agent/profile"
-	"github.com/csop/tbox/can"
+	"github.com/csop/tbox/hil/rig"
 	"github.com/csop/tbox/hil/vehicle"
 	"github.com/csop/tbox/signer"
 )
@@ -24,12 +22,12 @@ type Report struct {
 	Pace   float64
 	Device signer.Address
 
-	Guest        *guestFacts
+	Guest        *rig.Facts
 	Attestations []*seenAtt // every attestation published, by seq
 	AckedThrough uint64     // the collector's highest ack
 	Nacks        []string   // the collector's refusals
-	Stats        *collectorStats
-	Draws        map[uint64]*drawOut // by batch
+	Stats        *rig.Stats
+	Draws        map[uint64]*rig.Draw // by batch
 
 	// The truth: the scenario replayed on the host, aligned on the first
 	// frame's kernel time in the guest.
@@ -42,6 +40,13 @@ type Report struct {
 	Elapsed  time.Duration
 	Problems []string
 	Notes    []string
+}
+
+// seenAtt is an attestation the capture saw.
+type seenAtt struct {
+	att      *signer.Attestation
+	verified error // the demo's own signature check
+	copies   int   // publishes seen (re-publishes after a missing ack)
 }
 
 // Row is one batch of the final table.
@@ -66,92 +71,6 @@ func (r *Report) note(format string, a ...any) {
 	r.Notes = append(r.Notes, fmt.Sprintf(format, a...))
 }
 
-// event is one credit of the SPEC.md §1 rule: a reading that raised the
-// odometer's high-water mark.
-type event struct {
-	t      time.Time
-	meters int64
-	mode   string
-}
-
-// compareTruth replays the guest's scenario on the host (the same code and
-// seed as vsim, so the same frames) and computes, per batch and mode, the
-// meters the SPEC.md §1 rule credits when every frame counts at the time
-// tboxd gave it: the simulated time shifted by the offset between vsim's
-// first frame and the compressed time tboxd stamped on it.
-func compareTruth(cfg Config, g *guest, rep *Report) error {
-	gf := rep.Guest
-	if gf == nil || gf.Truth == nil || gf.FirstFrame == nil || gf.Epoch.IsZero() {
-		return fmt.Errorf("the guest's run is incomplete: nothing to compare")
-	}
-	rep.TruthMeters = gf.Truth.Meters
-	p, err := profile.Load(g.f.profile)
-	if err != nil {
-		return err
-	}
-	s := vehicle.Scenario{
-		Seed: cfg.Seed, Start: g.simStart, Duration: cfg.Drive, Bus: simBus,
-		Parking: true, ModeChanges: true, StopAndGo: true, Noise: simNoise, SpeedHz: simSpeedHz,
-	}
-	dec := p.NewDecoder(profile.WithDefaultBus(simBus))
-	var (
-		buf     []profile.Reading
-		events  []event
-		mode    = vehicle.UnknownMode
-		started bool
-		hwm     float64
-		match   time.Time
-		seen    int
-	)
-	first := gf.FirstFrame
-	truth, err := s.Frames(p, func(f *can.Frame) error {
-		seen++
-		if match.IsZero() && seen <= 10000 && f.ID == first.ID && f.Len == first.Len &&
-			bytes.Equal(f.Data[:f.Len], first.Data[:first.Len]) {
-			match = f.Time
-		}
-		buf = dec.Decode(f, buf[:0])
-		for _, r := range buf {
-			switch r.Kind {
-			case profile.DriveMode:
-				mode = r.Mode
-			case profile.Odometer:
-				var m int64
-				m, hwm = vehicle.Credit(started, hwm, r.Value)
-				started = true
-				if m > 0 {
-					events = append(events, event{t: f.Time, meters: m, mode: mode})
-				}
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		return fmt.Errorf("host replay of the scenario: %w", err)
-	}
-	if truth.Meters != gf.Truth.Meters || truth.Frames != gf.Truth.Frames {
-		return fmt.Errorf("the host's replay (%d m, %d frames) differs from vsim's run in the guest (%d m, %d frames): cannot align the truth",
-			truth.Meters, truth.Frames.Total, gf.Truth.Meters, gf.Truth.Frames.Total)
-	}
-	if match.IsZero() {
-		return fmt.Errorf("the first frame candump saw in the guest (%03X#%X) is not among the scenario's first frames", first.ID, first.Data[:first.Len])
-	}
-	// tboxd's compressed time of the first frame: Epoch + (t - Epoch) * pace.
-	c0 := gf.Epoch.Add(time.Duration(float64(first.Time.Sub(gf.Epoch)) * cfg.Pace))
-	rep.Shift = c0.Sub(match)
-
-	rep.Expected = map[uint64]map[string]int64{}
-	for i := range events {
-		events[i].t = events[i].t.Add(rep.Shift)
-		b := uint64(vehicle.BatchOf(events[i].t))
-		if rep.Expected[b] == nil {
-			rep.Expected[b] = map[string]int64{}
-		}
-		rep.Expected[b][events[i].mode] += events[i].meters
-	}
-	return nil
-}
-
 // check builds the table's rows and runs every check.
 func (r *Report) check(cfg Config) {
 	// Attestations: published, verified by the demo, acked by the collector.
@@ -164,7 +83,7 @@ func (r *Report) check(cfg Config) {
 	}
 	var total int64
 	modes := map[string]int64{}
-	seqs := signer.NewChainChecker(chainID, signer.WithDevice(r.Device))
+	seqs := signer.NewChainChecker(rig.ChainID, signer.WithDevice(r.Device))
 	for _, s := range r.Attestations {
 		a := s.att
 		rw := row(a.Batch)

@@ -2,42 +2,21 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
-	"os"
-	"path/filepath"
-	"strconv"
+	"slices"
 	"strings"
 	"sync"
 	"time"
 
-	"golang.org/x/sync/errgroup"
-
-	"github.com/csop/tbox/hil"
+	"github.com/csop/tbox/hil/rig"
 	"github.com/csop/tbox/signer"
 )
 
-// Fixed parameters of the demo.
-const (
-	chainID = 20220807
-	// drawSeed is the collector's public random value: fixed, so that a
-	// run's draws can be re-run by anyone.
-	drawSeed = "0x64656d6f2d64656d6f2d64656d6f2d64656d6f2d64656d6f2d64656d6f2d6421"
-	winners  = 100
-	// clockMargin: the compressed drive ends about this long, less the
-	// compressed start-up and shutdown, before the host's now.
-	clockMargin = 30 * time.Minute
-)
-
-// files are the working files of one run.
-type files struct {
-	dir                     string
-	tboxd, vsim, clocksync  string // ARM binaries
-	collector               string // host binary
-	key, registry           string
-	tboxdConf, collConf, db string
-	profile, dbc            string
-}
+// clockMargin: the compressed drive ends about this long, less the
+// compressed start-up and shutdown, before the host's now.
+const clockMargin = 30 * time.Minute
 
 // run is the whole demo. It returns a report (with Problems when a check
 // failed) or an error when the demo could not run to its end.
@@ -53,72 +32,38 @@ func run(ctx context.Context, cfg Config) (rep *Report, err error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 
-	// 1. The kit (installs qemu and the guest's packages on a fresh machine).
-	t := time.Now()
-	kit, err := hil.Prepare(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("emulated T-Box kit: %w", err)
-	}
-	p.say("kit ready in %v: %s, kernel %s", since(t), kit.QEMU, kit.KernelVersion)
-
-	f, cleanup, err := workDir(cfg.Keep)
+	// 1. The rig: the kit (installs qemu and the guest's packages on a
+	// fresh machine), the binaries, the device key on the collector's
+	// allowlist.
+	r, err := rig.New(ctx, rig.Options{Dir: cfg.Keep, Log: p.say, Verbose: cfg.Verbose})
 	if err != nil {
 		return nil, err
 	}
-	defer cleanup()
+	defer r.Close()
+	p.say("device key made: the T-Box is %s (on the collector's allowlist)", r.Device)
 
-	// 2. Binaries: tboxd, vsim and clocksync for the guest, the collector
-	// for the host. No build-time stamp: the guest's clock reads earlier
-	// than any build, which tboxd would flag as CLOCK.
-	t = time.Now()
-	if err := build(ctx, f); err != nil {
-		return nil, err
-	}
-	p.say("built tboxd, vsim, clocksync (linux/arm GOARM=7, static) and the collector (host) in %v", since(t))
-
-	// 3. The device key and the collector's allowlist.
-	addr, err := signer.GenerateKeyFile(f.key)
-	if err != nil {
-		return nil, fmt.Errorf("device key: %w", err)
-	}
-	if err := os.WriteFile(f.registry, []byte("# the demo's T-Box\n"+addr.String()+"\n"), 0o644); err != nil {
-		return nil, err
-	}
-	p.say("device key made: the T-Box is %s (on the collector's allowlist)", addr)
-
-	// 4. Host side: broker, collector, and our own watcher of the topics.
-	procs := &procSet{}
-	defer procs.killAll()
-	broker, err := startBroker(ctx, f.dir, procs)
+	// 2. Host side: broker, collector, and a capture of the topics.
+	broker, err := r.StartBroker(ctx)
 	if err != nil {
 		return nil, err
 	}
-	p.say("mosquitto listening on 127.0.0.1:%d (the guest reaches it as %s)", broker.port, hil.BrokerAddr)
-
-	watch, err := newWatcher(broker.port, chainID, p)
+	w := &watcher{p: p}
+	capt, err := r.CaptureMQTT(broker, "mqtt.jsonl", w.onMessage)
 	if err != nil {
 		return nil, err
 	}
-	defer watch.close()
-
-	if err := writeCollectorConfig(f, broker.port); err != nil {
-		return nil, err
-	}
-	coll, err := startCollector(ctx, f, procs, p, cfg.Verbose)
+	coll, err := r.StartCollector(ctx, broker, rig.CollectorOptions{})
 	if err != nil {
 		return nil, err
 	}
-	p.say("collector running (seed %s…, %d winners per batch, draws each batch once it has ended)", drawSeed[:10], winners)
+	p.say("collector running (seed %s…, %d winners per batch, draws each batch once it has ended)", rig.DrawSeed[:10], rig.Winners)
 
-	// 5. The guest.
-	g := newGuest(cfg, f)
-	if err := g.writeConfig(); err != nil {
-		return nil, err
-	}
+	// 3. The guest.
+	g := newGuest(cfg, p)
 	p.say("booting the T-Box: guest clock %s UTC (host's now - %v - %v), drive starts about %s",
-		g.clock.UTC().Format("2006-01-02 15:04:05"), cfg.Drive, clockMargin, g.simStart.UTC().Format("15:04"))
-	t = time.Now()
-	res, gerr := g.boot(ctx, kit, broker.port, p)
+		g.clock.UTC().Format("2006-01-02 15:04:05"), cfg.Drive, clockMargin, g.drive.Start.UTC().Format("15:04"))
+	t := time.Now()
+	facts, res, gerr := g.boot(ctx, r, broker)
 	if res != nil {
 		p.say("guest powered off after %v (booted in %v)", since(t), res.BootTime.Round(time.Millisecond))
 	}
@@ -126,7 +71,7 @@ func run(ctx context.Context, cfg Config) (rep *Report, err error) {
 	if ctx.Err() != nil {
 		return nil, fmt.Errorf("interrupted: %w", ctx.Err())
 	}
-	rep = &Report{Seed: cfg.Seed, Drive: cfg.Drive, Pace: cfg.Pace, Device: addr}
+	rep = &Report{Seed: cfg.Seed, Drive: cfg.Drive, Pace: cfg.Pace, Device: r.Device}
 	defer func() {
 		if rep != nil {
 			rep.Elapsed = time.Since(start)
@@ -135,89 +80,113 @@ func run(ctx context.Context, cfg Config) (rep *Report, err error) {
 	if gerr != nil {
 		rep.problem("guest: %v", gerr)
 	}
-	g.parse(rep)
+	rep.guestFacts(facts)
 
-	// 6. Let the collector finish: every attestation acked, every batch
+	// 4. Let the collector finish: every attestation acked, every batch
 	// drawn; then stop it so that its database can be read.
-	watch.waitSettled(ctx, rep, coll, 20*time.Second)
-	if err := coll.stop(10 * time.Second); err != nil {
+	settle(ctx, capt, coll, r.Device, 20*time.Second)
+	if err := coll.Stop(10 * time.Second); err != nil {
 		rep.problem("collector: %v", err)
 	}
-	watch.close()
-	rep.Attestations = watch.attestations()
-	rep.Nacks = watch.nacks()
-	rep.AckedThrough = watch.acked()
+	capt.Close()
+	tr := rig.Analyze(capt.Messages(), r.Device)
+	for _, seq := range tr.Order {
+		a := tr.Atts[seq]
+		rep.Attestations = append(rep.Attestations, &seenAtt{att: a, verified: signer.Verify(rig.ChainID, a), copies: tr.Copies[seq]})
+	}
+	slices.SortFunc(rep.Attestations, func(a, b *seenAtt) int { return int(a.att.Seq) - int(b.att.Seq) })
+	rep.Nacks = tr.Nacks
+	rep.AckedThrough = tr.AckedThrough
+	for _, pr := range tr.Problems {
+		rep.problem("mqtt: %s", pr)
+	}
 
-	// 7. The collector's view: stats and every batch's draw.
-	if err := collectorResults(ctx, f, rep); err != nil {
+	// 5. The collector's view: stats and every batch's draw.
+	if err := collectorResults(ctx, r, rep); err != nil {
 		rep.problem("collector results: %v", err)
 	}
 
-	// 8. The simulator's truth, and every check.
-	if err := compareTruth(cfg, g, rep); err != nil {
+	// 6. The simulator's truth, and every check.
+	al, err := rig.AlignTruth(r.Profile, g.drive, facts.Epoch(), facts.FirstFrame, facts.Truth)
+	if err != nil {
 		rep.problem("truth: %v", err)
+	} else {
+		rep.Shift, rep.Expected, rep.TruthMeters = al.Shift, al.Expected, facts.Truth.Meters
 	}
 	rep.check(cfg)
 	return rep, nil
 }
 
-// workDir returns the run's directory and its cleanup.
-func workDir(keep string) (*files, func(), error) {
-	var dir string
-	cleanup := func() {}
-	if keep != "" {
-		if err := os.MkdirAll(keep, 0o700); err != nil {
-			return nil, nil, err
-		}
-		d, err := filepath.Abs(keep)
-		if err != nil {
-			return nil, nil, err
-		}
-		dir = d
-	} else {
-		d, err := os.MkdirTemp("", "tbox-demo-")
-		if err != nil {
-			return nil, nil, err
-		}
-		dir = d
-		cleanup = func() { os.RemoveAll(d) }
-	}
-	root, err := hil.RepoRoot()
-	if err != nil {
-		cleanup()
-		return nil, nil, err
-	}
-	j := func(n string) string { return filepath.Join(dir, n) }
-	td := filepath.Join(root, "agent", "profile", "testdata")
-	return &files{
-		dir: dir, tboxd: j("arm/tboxd"), vsim: j("arm/vsim"), clocksync: j("arm/clocksync"),
-		collector: j("collector"), key: j("device.key"), registry: j("devices.txt"),
-		tboxdConf: j("tboxd.toml"), collConf: j("collector.toml"), db: j("collector.db"),
-		profile: filepath.Join(td, "ev.toml"), dbc: filepath.Join(td, "ev.dbc"),
-	}, cleanup, nil
+// watcher shows the collector's replies as the capture sees them.
+type watcher struct {
+	p   *printer
+	mu  sync.Mutex
+	ack uint64
 }
 
-// build cross-compiles the guest's binaries and builds the host collector,
-// two at a time.
-func build(ctx context.Context, f *files) error {
-	root, err := hil.RepoRoot()
+func (w *watcher) onMessage(m rig.Message) {
+	switch {
+	case strings.HasSuffix(m.Topic, "/ack"):
+		var r struct {
+			Seq uint64 `json:"seq"`
+		}
+		if json.Unmarshal(m.Bytes(), &r) != nil {
+			return
+		}
+		w.mu.Lock()
+		up := r.Seq > w.ack
+		w.ack = max(w.ack, r.Seq)
+		w.mu.Unlock()
+		if up {
+			w.p.say("collector: verified, stored and acked through seq %d", r.Seq)
+		}
+	case strings.HasSuffix(m.Topic, "/nack"):
+		w.p.say("collector: REFUSED %s", m.Bytes())
+	}
+}
+
+// settle waits until the collector has acked every attestation published
+// and drawn every batch they cover, or until d has passed.
+func settle(ctx context.Context, capt *rig.Capture, coll *rig.Collector, device signer.Address, d time.Duration) {
+	capt.Wait(ctx, d, func(msgs []rig.Message) bool {
+		tr := rig.Analyze(msgs, device)
+		drawn := coll.Drawn()
+		var maxSeq uint64
+		for seq, a := range tr.Atts {
+			maxSeq = max(maxSeq, seq)
+			for i := uint32(0); i < a.Batches; i++ {
+				if !drawn[a.Batch+uint64(i)] {
+					return false
+				}
+			}
+		}
+		return tr.AckedThrough >= maxSeq
+	})
+}
+
+// collectorResults reads the stopped collector's database: its stats and
+// the draw of every batch the attestations cover.
+func collectorResults(ctx context.Context, r *rig.Rig, rep *Report) error {
+	st, err := r.CollectorStats(ctx)
 	if err != nil {
 		return err
 	}
-	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(2)
-	for pkg, out := range map[string]string{"./cmd/tboxd": f.tboxd, "./cmd/vsim": f.vsim, "./hil/demo/clocksync": f.clocksync} {
-		g.Go(func() error { return hil.CrossBuild(gctx, pkg, out) })
-	}
-	g.Go(func() error {
-		cmd := commandContext(gctx, "go", "build", "-trimpath", "-o", f.collector, "./cmd/collector")
-		cmd.Dir = root
-		if b, err := cmd.CombinedOutput(); err != nil {
-			return fmt.Errorf("go build ./cmd/collector: %w\n%s", err, b)
+	rep.Stats = st
+	rep.Draws = map[uint64]*rig.Draw{}
+	for _, s := range rep.Attestations {
+		for i := uint32(0); i < s.att.Batches; i++ {
+			bn := s.att.Batch + uint64(i)
+			if rep.Draws[bn] != nil {
+				continue
+			}
+			d, err := r.CollectorDraw(ctx, bn)
+			if err != nil {
+				return err
+			}
+			rep.Draws[bn] = d
 		}
-		return nil
-	})
-	return g.Wait()
+	}
+	return nil
 }
 
 // printer writes progress lines stamped with the time since the start.
@@ -234,34 +203,3 @@ func (p *printer) say(format string, a ...any) {
 }
 
 func since(t time.Time) time.Duration { return time.Since(t).Round(100 * time.Millisecond) }
-
-// logfmt parses the key=value pairs of a slog text line (values may be
-// quoted).
-func logfmt(line string) map[string]string {
-	kv := map[string]string{}
-	s := line
-	for s != "" {
-		s = strings.TrimLeft(s, " ")
-		eq := strings.IndexByte(s, '=')
-		if eq <= 0 {
-			break
-		}
-		key := s[:eq]
-		s = s[eq+1:]
-		var val string
-		if strings.HasPrefix(s, `"`) {
-			if q, err := strconv.QuotedPrefix(s); err == nil {
-				val, _ = strconv.Unquote(q)
-				s = s[len(q):]
-			} else {
-				val, s = s, ""
-			}
-		} else if sp := strings.IndexByte(s, ' '); sp >= 0 {
-			val, s = s[:sp], s[sp:]
-		} else {
-			val, s = s, ""
-		}
-		kv[key] = val
-	}
-	return kv
-}

@@ -9,13 +9,17 @@
 //     cross-compiled for GOARCH=arm GOARM=7, vcan0 in the guest kernel, and
 //     qemu's guestfwd from 10.0.2.100:1883 to the host's broker.
 //
+// The bench is package hil/rig (the field rig the scenarios of issue 8 use
+// too): the host processes, the guest's script and configuration, the MQTT
+// capture, the collector's readers and the truth's alignment.
+//
 // Time: vsim plays a drive of --drive at --pace times the recorded pace and
 // tboxd runs with can.time_scale = --pace, so the drive keeps its speeds
 // and its 10-minute batches. The guest's clock is set from the host at boot
 // to (now - drive - 30 min), so that the compressed drive ends in the past
 // of the host's clock: every batch is closed by the end and the collector
 // draws it. With no NTP in the guest the kernel calls its clock
-// unsynchronized; the guest helper clocksync marks it synchronized, as NTP
+// unsynchronized; the guest helper clocksync (hil/rig/clocksync) marks it synchronized, as NTP
 // would, so that attestations do not carry CLOCK.
 //
 // The demo ends with a table: per batch the meters per drive mode, the

@@ -121,28 +121,3 @@ func TestUsage(t *testing.T) {
 		}
 	}
 }
-
-func TestLogfmt(t *testing.T) {
-	tests := []struct {
-		line string
-		want map[string]string
-	}{
-		{`time=2026-11-23T05:43:26.123Z level=INFO msg="tboxd started" sources=1`,
-			map[string]string{"time": "2026-11-23T05:43:26.123Z", "level": "INFO", "msg": "tboxd started", "sources": "1"}},
-		{`msg=attested seq=3 flags="[JUMP GAP]"`, map[string]string{"msg": "attested", "seq": "3", "flags": "[JUMP GAP]"}},
-		{`msg="a \"quoted\" word" x=`, map[string]string{"msg": `a "quoted" word`, "x": ""}},
-		{`no pairs here`, map[string]string{}},
-		{`k="unterminated`, map[string]string{"k": `"unterminated`}},
-	}
-	for _, tt := range tests {
-		got := logfmt(tt.line)
-		for k, v := range tt.want {
-			if got[k] != v {
-				t.Errorf("logfmt(%q)[%q] = %q, want %q", tt.line, k, got[k], v)
-			}
-		}
-		if len(tt.want) == 0 && len(got) != 0 {
-			t.Errorf("logfmt(%q) = %v, want nothing", tt.line, got)
-		}
-	}
-}

@@ -1,6 +1,6 @@
-// Command clocksync marks the emulated T-Box's clock synchronized, as an NTP daemon does once it has set the time (guest-only helper of the demo).
+// Command clocksync marks the emulated T-Box's clock synchronized, as an NTP daemon does once it has set the time (guest-only helper of the field rig).
 //
-// The demo's guest gets its wall clock from the host at boot (hil.time=),
+// The rig's guest gets its wall clock from the host at boot (hil.time=),
 // but its kernel, with no NTP daemon, reports the clock unsynchronized
 // (adjtimex STA_UNSYNC), which tboxd rightly flags as CLOCK on every
 // attestation. clocksync does what ntpd or chronyd do after a successful
