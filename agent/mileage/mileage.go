@@ -341,7 +341,15 @@ func (e *Engine) odometer(m float64) {
 	prev := s.Odo
 	dt := max(now-s.OdoTime, 0)
 	fresh := s.SpeedKnown && now-s.SpeedTime <= e.gapNs
-	if dt > e.gapNs && (m > prev || fresh && s.Speed > 0 && now-max(s.OdoTime, s.MovingSince) > e.gapNs) {
+	// After a silence, an advance is evidence of unseen driving only
+	// beyond what one odometer step (the reading before the silence was
+	// rounded down) and the driving seen since the car started moving
+	// again can explain.
+	explained := e.res
+	if s.MovingSince > s.OdoTime {
+		explained += e.maxMps * float64(now-s.MovingSince) / 1e9
+	}
+	if dt > e.gapNs && (m-prev > explained || fresh && s.Speed > 0 && now-max(s.OdoTime, s.MovingSince) > e.gapNs) {
 		sp.Flags |= FlagGap
 	}
 	if s.Resumed {

@@ -78,6 +78,10 @@ var ErrScenario = errors.New("invalid scenario")
 
 const physicsStep = 100 * time.Millisecond
 
+// keyOffDelay is how long the bus stays awake after the car stops at the
+// end of a trip.
+const keyOffDelay = 5 * time.Second
+
 // source kinds
 const (
 	srcOdometer = iota
@@ -135,11 +139,12 @@ type sim struct {
 	out     func(*can.Frame) error
 	tr      *truthBuilder
 
-	t        time.Time
-	end      time.Time
-	awake    bool
-	phaseEnd time.Time // end of the current trip or parking
-	ending   bool      // trip over: braking to a stop before parking
+	t         time.Time
+	end       time.Time
+	awake     bool
+	phaseEnd  time.Time // end of the current trip or parking
+	ending    bool      // trip over: braking to a stop before parking
+	stoppedAt time.Time // when the car stood still at the end of a trip
 
 	dist      float64 // true distance since start, meters
 	prevDist  float64 // dist at the start of the current physics step
@@ -349,7 +354,14 @@ func (m *sim) run() error {
 		}
 		m.t = next
 		if m.ending && m.speed == 0 {
-			m.awake = false
+			// Like a real car, the bus stays awake a few seconds after
+			// the car stops (until the key is off), so the last frames
+			// report the final odometer before the bus goes silent.
+			if m.stoppedAt.IsZero() {
+				m.stoppedAt = m.t
+			} else if m.t.Sub(m.stoppedAt) >= keyOffDelay {
+				m.awake, m.stoppedAt = false, time.Time{}
+			}
 		}
 	}
 	return nil
