@@ -80,6 +80,15 @@
 // selftest, a challenge-response unlock signed with a service key that
 // never enters the guest, and the service actions, among them a forced
 // reopen of the CAN socket after which frames still arrive (about 15 s).
+// The field scenarios judge tboxd from its outbox and logs:
+// TestFieldOdometerAttacks (a rollback, a jump and a second device: the
+// flags where SPEC §1 puts them, no distance credited twice),
+// TestFieldBusOutage (vcan0 deleted and re-added mid-drive: the socket
+// reopens by itself, GAP, no distance lost) and TestFieldFullBusLoad (cangen
+// noise at the guest's highest rate: every profile frame counted, no drops;
+// CPU and peak RSS against candump on the same traffic). The scenarios with
+// the host broker and collector (a normal day, power cuts of a live drive,
+// a week-long outage, biometric injection) are in hil/rig.
 // The tests skip only when the machine cannot host the guest at all
 // (ErrUnavailable: not Linux, or not root with the kit missing).
 package hil
