@@ -141,6 +141,7 @@ type Stats struct {
 	Bytes         uint64 // payload bytes of those frames
 	ErrorFrames   uint64 // error frames received (decoded into events)
 	Malformed     uint64 // kernel messages of an unexpected size, skipped
+	Reads         uint64 // receive system calls that returned messages (Frames/Reads frames per call)
 	Dropped       uint64 // frames the kernel dropped because the receive buffer was full (SO_RXQ_OVFL)
 	EventsDropped uint64 // events that found the Events channel full
 	Reopens       uint64 // successful reopens after the interface went down
@@ -160,6 +161,7 @@ func (s Stats) Count(k Kind) uint64 {
 
 type counters struct {
 	frames, bytes, errorFrames, malformed, dropped, eventsDropped atomic.Uint64
+	reads                                                         atomic.Uint64
 	reopens, txFrames, txBytes, txRetries                         atomic.Uint64
 	events                                                        [numKinds]atomic.Uint64
 }
@@ -167,7 +169,7 @@ type counters struct {
 func (c *counters) snapshot() Stats {
 	s := Stats{
 		Frames: c.frames.Load(), Bytes: c.bytes.Load(), ErrorFrames: c.errorFrames.Load(),
-		Malformed: c.malformed.Load(), Dropped: c.dropped.Load(), EventsDropped: c.eventsDropped.Load(),
+		Malformed: c.malformed.Load(), Reads: c.reads.Load(), Dropped: c.dropped.Load(), EventsDropped: c.eventsDropped.Load(),
 		Reopens: c.reopens.Load(), TxFrames: c.txFrames.Load(), TxBytes: c.txBytes.Load(),
 		TxRetries: c.txRetries.Load(),
 	}

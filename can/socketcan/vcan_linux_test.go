@@ -534,7 +534,9 @@ func TestVCANFlood(t *testing.T) {
 }
 
 // TestVCANTimestamps checks that frames carry kernel receive times that are
-// in the send window and do not go backwards.
+// in the send window and do not go backwards. The frames are all queued
+// before the first read, so they come in batches (one recvmmsg each): each
+// frame must still have its own time, payload and place.
 func TestVCANTimestamps(t *testing.T) {
 	requireVCAN0(t)
 	tx := openT(t)
@@ -555,6 +557,9 @@ func TestVCANTimestamps(t *testing.T) {
 		if f.Time.IsZero() {
 			t.Fatalf("frame %d has no timestamp", i)
 		}
+		if f.Data[0] != byte(i) {
+			t.Fatalf("frame %d carries payload %d: out of order", i, f.Data[0])
+		}
 		if f.Time.Before(start.Add(-50*time.Millisecond)) || f.Time.After(end.Add(50*time.Millisecond)) {
 			t.Errorf("frame %d: time %v outside the send window [%v, %v]", i, f.Time, start, end)
 		}
@@ -565,6 +570,9 @@ func TestVCANTimestamps(t *testing.T) {
 			t.Errorf("frame %d: %v after the previous, the sender paused 2ms", i, f.Time.Sub(prev))
 		}
 		prev = f.Time
+	}
+	if s := rx.Stats(); s.Frames != n || s.Reads > (n+rxBatch-1)/rxBatch+1 {
+		t.Errorf("%d frames in %d receive calls, want %d in at most %d: batches of up to %d", s.Frames, s.Reads, n, (n+rxBatch-1)/rxBatch+1, rxBatch)
 	}
 }
 

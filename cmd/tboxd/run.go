@@ -168,6 +168,13 @@ func run(ctx context.Context, cfgPath string) error {
 	sp.attach(a)
 	log.Info("tboxd started", "version", version, "sources", len(sources), "chain_id", cfg.ChainID)
 	err = a.Run(ctx)
+	for _, s := range sources {
+		if c, ok := s.Rx.(*socketcan.Conn); ok {
+			cs := c.Stats()
+			log.Info("CAN counters", "bus", s.Name, "frames", cs.Frames, "reads", cs.Reads, "dropped", cs.Dropped,
+				"error_frames", cs.ErrorFrames, "malformed", cs.Malformed, "reopens", cs.Reopens)
+		}
+	}
 	log.Info("tboxd stopped", "frames", a.C.Frames.Load(), "attestations_made", att.Made(), "outbox_depth", st.Stats().Depth, "err", err)
 	return err
 }

@@ -42,6 +42,7 @@ func guestScript(p guestPlan) string {
 	spdID, spdData, _ := strings.Cut(speedFrame, "#")
 	return fmt.Sprintf(`
 cpu() { set -- $(cat /proc/$1/stat); echo $((${14} + ${15})); }
+ucpu() { set -- $(cat /proc/$1/stat); echo ${14}; }
 # busybox date has no %%N: adjtimex reads the clock to the microsecond
 us() { echo "$1" | awk '/tv_sec/ {s=$2} /tv_usec/ {u=$2} END {printf "%%d%%06d", s, u}'; }
 hwm() { awk '/^VmHWM/ {print $2}' /proc/$1/status; }
@@ -80,7 +81,7 @@ waitlog /tmp/load.log 'msg="tboxd started"' $pid 600 || echo "HIL-BENCH error tb
 candump -L -r 8388608 vcan0,%[1]s:7FF,%[3]s:7FF > /tmp/candump.log &
 cpid=$!
 sleep 1
-tc0=$(cpu $pid); cc0=$(cpu $cpid); s0=$(us "$(adjtimex)")
+tc0=$(cpu $pid); cc0=$(cpu $cpid); tu0=$(ucpu $pid); cu0=$(ucpu $cpid); s0=$(us "$(adjtimex)")
 cangen vcan0 -I %[1]s -L 8 -D %[2]s -g %[7]s -n %[6]d &
 g1=$!
 cangen vcan0 -I %[3]s -L 8 -D %[4]s -g %[7]s -n %[6]d &
@@ -88,12 +89,12 @@ g2=$!
 wait $g1; wait $g2
 s1=$(us "$(adjtimex)")
 sleep 2
-tc1=$(cpu $pid); cc1=$(cpu $cpid)
+tc1=$(cpu $pid); cc1=$(cpu $cpid); tu1=$(ucpu $pid); cu1=$(ucpu $cpid)
 th=$(hwm $pid); ch=$(hwm $cpid)
 kill -TERM $pid; wait $pid
 kill $cpid; wait $cpid 2>/dev/null
-echo "HIL-BENCH load sent=%[8]d start=$s0 end=$s1 tboxd_ticks=$((tc1-tc0)) candump_ticks=$((cc1-cc0)) tboxd_hwm_kb=$th candump_hwm_kb=$ch candump_frames=$(wc -l < /tmp/candump.log)"
-grep 'msg="tboxd stopped"' /tmp/load.log | sed 's/^/HIL-BENCH log /'
+echo "HIL-BENCH load sent=%[8]d start=$s0 end=$s1 tboxd_ticks=$((tc1-tc0)) candump_ticks=$((cc1-cc0)) tboxd_user_ticks=$((tu1-tu0)) candump_user_ticks=$((cu1-cu0)) tboxd_hwm_kb=$th candump_hwm_kb=$ch candump_frames=$(wc -l < /tmp/candump.log)"
+grep -E 'msg="(tboxd stopped|CAN counters)"' /tmp/load.log | sed 's/^/HIL-BENCH log /'
 grep -E 'level=(WARN|ERROR)' /tmp/load.log | grep -v -e 'no mqtt.broker' -e 'wall clock untrustworthy' | head -5 | sed 's/^/HIL-BENCH warn /'
 `, odoID, odoData, spdID, spdData, p.ColdRuns, p.Frames/2, strconv.FormatFloat(p.GapMS, 'f', -1, 64), p.Frames/2*2, strconv.FormatFloat(p.ColdGapMS, 'f', -1, 64))
 }
@@ -103,9 +104,11 @@ type guestFigures struct {
 	Cold []coldRun // one per tboxd start
 
 	Sent, CandumpFrames, TboxdFrames int64
-	LoadSeconds                      float64 // how long the generators took
-	TboxdCPU, CandumpCPU             time.Duration
-	TboxdHWM, CandumpHWM             int64 // bytes
+	TboxdReads                       int64         // receive system calls that returned frames
+	LoadSeconds                      float64       // how long the generators took
+	TboxdCPU, CandumpCPU             time.Duration // user + system
+	TboxdUser, CandumpUser           time.Duration // user only
+	TboxdHWM, CandumpHWM             int64         // bytes
 	Problems                         []string
 }
 
@@ -232,6 +235,9 @@ func parseGuest(console string) (*guestFigures, error) {
 				run.FirstFrame = since
 			case "tboxd stopped":
 				g.TboxdFrames, _ = strconv.ParseInt(lv["frames"], 10, 64)
+			case "CAN counters":
+				n, _ := strconv.ParseInt(lv["reads"], 10, 64)
+				g.TboxdReads += n
 			}
 		case "load":
 			flush()
@@ -247,6 +253,8 @@ func parseGuest(console string) (*guestFigures, error) {
 			tick := time.Second / time.Duration(tck)
 			g.TboxdCPU = time.Duration(num("tboxd_ticks")) * tick
 			g.CandumpCPU = time.Duration(num("candump_ticks")) * tick
+			g.TboxdUser = time.Duration(num("tboxd_user_ticks")) * tick
+			g.CandumpUser = time.Duration(num("candump_user_ticks")) * tick
 			g.TboxdHWM = num("tboxd_hwm_kb") << 10
 			g.CandumpHWM = num("candump_hwm_kb") << 10
 			g.CandumpFrames = num("candump_frames")

@@ -308,17 +308,21 @@ func guestRows(g *guestFigures, err error) [][4]string {
 	rs = append(rs, [4]string{rssWhat,
 		fmt.Sprintf("tboxd %s VmHWM (%d frames at %s frames/s)", mib(g.TboxdHWM), g.Sent, rate),
 		fmt.Sprintf("candump %s VmHWM", mib(g.CandumpHWM)), "<= 16 MiB"})
-	per := func(cpu time.Duration, frames int64) string {
+	per := func(cpu, user time.Duration, frames int64) string {
 		if frames <= 0 {
 			return "no frames"
 		}
-		return fmt.Sprintf("%.1f µs/frame (%d frames, %s CPU)", float64(cpu.Microseconds())/float64(frames), frames, cpu.Round(10*time.Millisecond))
+		return fmt.Sprintf("%.1f µs/frame (%d frames, %s CPU, %.0f %% of it in the kernel)", float64(cpu.Microseconds())/float64(frames), frames,
+			cpu.Round(10*time.Millisecond), 100*float64(cpu-user)/float64(max(cpu, 1)))
 	}
-	res := "tboxd " + per(g.TboxdCPU, g.TboxdFrames)
+	res := "tboxd " + per(g.TboxdCPU, g.TboxdUser, g.TboxdFrames)
 	if g.TboxdFrames < g.Sent {
 		res += fmt.Sprintf(", %d of %d sent not counted", g.Sent-g.TboxdFrames, g.Sent)
 	}
-	peer := "candump -L to a file " + per(g.CandumpCPU, g.CandumpFrames)
+	if g.TboxdReads > 0 {
+		res += fmt.Sprintf(", %.1f frames per receive call", float64(g.TboxdFrames)/float64(g.TboxdReads))
+	}
+	peer := "candump -L to a file " + per(g.CandumpCPU, g.CandumpUser, g.CandumpFrames)
 	if g.TboxdFrames > 0 && g.CandumpFrames > 0 && g.CandumpCPU > 0 {
 		peer += fmt.Sprintf("; tboxd %.2fx candump's", (float64(g.TboxdCPU)/float64(g.TboxdFrames))/(float64(g.CandumpCPU)/float64(g.CandumpFrames)))
 	}

@@ -54,7 +54,8 @@ HIL-BENCH log time=2026-11-23T06:02:09.560Z level=INFO msg="first frame" device=
 HIL-BENCH cold run=2 t0_us=1795413730000000
 HIL-BENCH log time=2026-11-23T06:02:10.200Z level=INFO msg="tboxd started" device=0x56 version=dev sources=1 chain_id=20220807
 HIL-BENCH log time=2026-11-23T06:02:10.210Z level=INFO msg="first frame" device=0x56 part=agent bus=vcan0 since_start=10ms
-HIL-BENCH load sent=60000 start=1795413732000000 end=1795413737000000 tboxd_ticks=252 candump_ticks=78 tboxd_hwm_kb=8892 candump_hwm_kb=172 candump_frames=59000
+HIL-BENCH load sent=60000 start=1795413732000000 end=1795413737000000 tboxd_ticks=252 candump_ticks=78 tboxd_user_ticks=200 candump_user_ticks=39 tboxd_hwm_kb=8892 candump_hwm_kb=172 candump_frames=59000
+HIL-BENCH log time=2026-11-23T06:02:22.730Z level=INFO msg="CAN counters" device=0x56 bus=vcan0 frames=60000 reads=2000 dropped=0 error_frames=0 malformed=0 reopens=0
 HIL-BENCH log time=2026-11-23T06:02:22.733Z level=INFO msg="tboxd stopped" device=0x56 frames=60000 attestations_made=0 outbox_depth=0 err=<nil>
 HIL-BENCH warn time=2026-11-23T06:02:20.000Z level=WARN msg="CAN frames dropped" dropped=3
 HIL-EXIT 0
@@ -75,6 +76,9 @@ func TestParseGuest(t *testing.T) {
 	}
 	if g.TboxdCPU != 2520*time.Millisecond || g.CandumpCPU != 780*time.Millisecond {
 		t.Errorf("CPU tboxd %v candump %v, want 2.52s and 780ms", g.TboxdCPU, g.CandumpCPU)
+	}
+	if g.TboxdUser != 2000*time.Millisecond || g.CandumpUser != 390*time.Millisecond || g.TboxdReads != 2000 {
+		t.Errorf("user CPU tboxd %v candump %v, reads %d, want 2s, 390ms and 2000", g.TboxdUser, g.CandumpUser, g.TboxdReads)
 	}
 	if g.TboxdHWM != 8892<<10 || g.CandumpHWM != 172<<10 {
 		t.Errorf("VmHWM tboxd %d candump %d", g.TboxdHWM, g.CandumpHWM)
