@@ -193,7 +193,13 @@ type Store struct {
 	sidecars  uint64
 	fileSize  int64
 	recovery  Recovery
+	untrimmed int64 // bytes of records appended or acked since the last trimMapping
 }
+
+// trimEvery is how many bytes of records (about 1,100 attestations)
+// appended or acked go through the memory map before its pages are
+// dropped from the resident set (trimMapping).
+const trimEvery = 512 << 10
 
 // testHookAfterSidecar, if set, runs between the sidecar write and the
 // database commit of an Append; an error aborts the Append there, as a
@@ -237,7 +243,6 @@ func Open(dir string, opts *Options) (*Store, error) {
 func (s *Store) boltOptions() *bbolt.Options {
 	return &bbolt.Options{
 		Timeout:         s.opt.LockTimeout,
-		NoFreelistSync:  true,
 		FreelistType:    bbolt.FreelistMapType,
 		InitialMmapSize: s.opt.MmapSize,
 		NoSync:          s.opt.NoSync,
@@ -416,6 +421,7 @@ func (s *Store) openExisting() error {
 		s.db = nil
 		return &CorruptError{Path: s.path, Err: err}
 	}
+	trimMapping(db) // loadAll read every record
 	if badMeta >= 0 {
 		// One commit writes the invalid meta page: bbolt alternates them.
 		err := s.update(func(tx *bbolt.Tx) error {
@@ -517,6 +523,9 @@ func (s *Store) load(tx *bbolt.Tx) error {
 		lastSize = recordSize(len(v))
 		size += lastSize
 		prev = r
+		if size/trimEvery != (size-lastSize)/trimEvery {
+			trimTx(tx) // a backlog read once at startup need not stay resident
+		}
 	}
 	if depth > 0 && (prev.Seq != head.Seq || prev.Digest != head.Digest) {
 		return fmt.Errorf("last record %d (digest %x): expected the head %d (digest %x)", prev.Seq, prev.Digest[:8], head.Seq, head.Digest[:8])
@@ -785,7 +794,17 @@ func (s *Store) Append(rec Record, state []byte) error {
 	s.depth++
 	s.bytes += size
 	s.lastSize = size
+	s.trimAfter(size)
 	return nil
+}
+
+// trimAfter counts bytes of records that went through the memory map and
+// trims it (trimMapping) every trimEvery bytes.
+func (s *Store) trimAfter(n int64) {
+	if s.untrimmed += n; s.untrimmed >= trimEvery {
+		trimMapping(s.db)
+		s.untrimmed = 0
+	}
 }
 
 // Checkpoint saves the caller's state without a record (the open span, the
@@ -965,6 +984,10 @@ func (s *Store) Ack(seq uint64) (removed int, err error) {
 	s.depth -= removed
 	s.bytes -= freed
 	s.oldest = oldest
+	if s.depth == 0 {
+		s.untrimmed = trimEvery // drained: nothing more to read for now
+	}
+	s.trimAfter(freed)
 	return removed, nil
 }
 

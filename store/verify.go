@@ -11,8 +11,9 @@ import (
 
 // verifyBolt walks a bbolt file with bounds-checked reads before bbolt maps
 // it. bbolt trusts its file: a page id past the end of the file faults on
-// the mmap, and with NoFreelistSync its Open walks the whole tree in a
-// goroutine that panics on a damaged page. Neither can be recovered, so a
+// the mmap, a freelist page is read by its own count, and without a synced
+// freelist its Open walks the whole tree in a goroutine that panics on a
+// damaged page. Neither can be recovered, so a
 // damaged file must be refused here, in plain Go, before bbolt.Open.
 //
 // It mirrors bbolt v1.5 (internal/common): the meta page bbolt would pick
@@ -163,15 +164,21 @@ type boltWalker struct {
 	ps   int64
 	hwm  uint64
 	seen map[uint64]bool
+	hdr  [pageHeaderSize]byte
+	// bufs holds one page buffer per tree depth: a page's bytes are in use
+	// (its keys bound its children's) until the walk leaves it, and only
+	// then does a page at the same depth reuse them. Allocating a buffer
+	// per page made the walk of a 10 MB outbox allocate 10 MB at Open.
+	bufs [][]byte
 }
 
 // page reads page id and its overflow pages, checking that it is inside the
 // file, below the high-water mark, self-identified and referenced once.
-func (w *boltWalker) page(id uint64, where string) ([]byte, error) {
+func (w *boltWalker) page(id uint64, depth int, where string) ([]byte, error) {
 	if id < 2 || id >= w.hwm {
 		return nil, fmt.Errorf("%s: page id: expected 2..%d, found %d", where, w.hwm-1, id)
 	}
-	hdr := make([]byte, pageHeaderSize)
+	hdr := w.hdr[:]
 	if _, err := w.r.ReadAt(hdr, int64(id)*w.ps); err != nil {
 		return nil, fmt.Errorf("%s: page %d: %w", where, id, err)
 	}
@@ -188,7 +195,14 @@ func (w *boltWalker) page(id uint64, where string) ([]byte, error) {
 		}
 		w.seen[i] = true
 	}
-	b := make([]byte, int64(overflow+1)*w.ps)
+	for len(w.bufs) <= depth {
+		w.bufs = append(w.bufs, nil)
+	}
+	n := int64(overflow+1) * w.ps
+	if int64(cap(w.bufs[depth])) < n {
+		w.bufs[depth] = make([]byte, n)
+	}
+	b := w.bufs[depth][:n]
 	if _, err := w.r.ReadAt(b, int64(id)*w.ps); err != nil {
 		return nil, fmt.Errorf("%s: page %d: %w", where, id, err)
 	}
@@ -205,7 +219,7 @@ func (w *boltWalker) node(id uint64, depth int, where string, lo, hi []byte) err
 	if depth > maxTreeDepth {
 		return fmt.Errorf("%s: page %d: tree deeper than %d", where, id, maxTreeDepth)
 	}
-	p, err := w.page(id, where)
+	p, err := w.page(id, depth, where)
 	if err != nil {
 		return err
 	}
@@ -300,7 +314,7 @@ func (w *boltWalker) pageBody(p []byte, id uint64, depth int, where string, lo, 
 // freelist checks a synced freelist page: its ids must be below the
 // high-water mark and unreferenced, or bbolt would hand out live pages.
 func (w *boltWalker) freelist(id uint64) error {
-	p, err := w.page(id, "freelist")
+	p, err := w.page(id, 0, "freelist") // after the tree: any buffer will do
 	if err != nil {
 		return err
 	}
