@@ -61,6 +61,8 @@ func main() {
 	loadGap := flag.Float64("load-gap-ms", 0, "cangen's gap per generator (two generators) in the full-load phase; 0 sends as fast as the guest can")
 	coldGap := flag.Float64("cold-gap-ms", 5, "cangen's gap while tboxd starts")
 	fieldLoad := flag.String("fieldload", "TestFieldFullBusLoad", "the ./hil/ field test whose HIL-METRIC figures to show (peak RSS and CPU per frame at full bus load); empty for none")
+	backlog := flag.String("backlog", "TestBacklogDrainUnderLoad", "the ./hil/rig/ test whose HIL-METRIC figures to show (peak RSS at full bus load with a backlog draining); empty for none")
+	backlogSize := flag.Int("backlog-size", 10000, "attestations in that test's backlog (TBOX_BACKLOG)")
 	verbose := flag.Bool("v", false, "echo the guest's console to stderr")
 	flag.Parse()
 	ctx := context.Background()
@@ -102,6 +104,11 @@ func main() {
 	}
 	if *fieldLoad != "" {
 		for _, r := range fieldLoadRows(ctx, *fieldLoad) {
+			add(r[0], r[1], r[2], r[3])
+		}
+	}
+	if *backlog != "" {
+		for _, r := range backlogRows(ctx, *backlog, *backlogSize) {
 			add(r[0], r[1], r[2], r[3])
 		}
 	}
@@ -353,6 +360,45 @@ func fieldLoadRows(ctx context.Context, test string) [][4]string {
 		return [][4]string{{what, "test failed: " + lastLine(string(out)), "", "reported"}}
 	}
 	return metricRows(test, string(out))
+}
+
+// backlogRows runs the rig's backlog scenario (./hil/rig/
+// TestBacklogDrainUnderLoad) with a backlog of size attestations and
+// shows its figures.
+func backlogRows(ctx context.Context, test string, size int) [][4]string {
+	what := "peak RSS at full bus load with a backlog draining, emulated T-Box (./hil/rig/ " + test + ")"
+	fmt.Fprintf(os.Stderr, "benchtable: TBOX_BACKLOG=%d go test -count=1 -run '^%s$' -v ./hil/rig/\n", size, test)
+	ctx, cancel := context.WithTimeout(ctx, 12*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "go", "test", "-count=1", "-run", "^"+test+"$", "-v", "-timeout", "12m", "./hil/rig/")
+	cmd.Env = append(os.Environ(), fmt.Sprintf("TBOX_BACKLOG=%d", size))
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		return [][4]string{{what, "test failed: " + lastLine(string(out)), "", "<= 16 MiB"}}
+	}
+	return backlogMetricRows(what, string(out))
+}
+
+// backlogMetricRows turns the backlog scenario's HIL-METRIC line into its row.
+func backlogMetricRows(what, out string) [][4]string {
+	m := map[string]float64{}
+	for _, l := range reMetric.FindAllStringSubmatch(out, -1) {
+		for k, v := range keyValues(l[1]) {
+			if f, err := strconv.ParseFloat(v, 64); err == nil {
+				m[k] = f
+			}
+		}
+	}
+	for _, k := range []string{"backlog", "drain_s", "tboxd_vmhwm_kb", "profile_frames", "bus_frames", "window_s"} {
+		if _, ok := m[k]; !ok || m["window_s"] <= 0 || m["drain_s"] <= 0 {
+			return [][4]string{{what, "passed, but printed no complete HIL-METRIC line", "", "<= 16 MiB"}}
+		}
+	}
+	return [][4]string{{what,
+		fmt.Sprintf("tboxd %s VmHWM; %s attestations drained in %.1f s (%s/s) while %s bus frames arrived in %.0f s (%s frames/s), %s of them the profile's (none dropped)",
+			mib(int64(m["tboxd_vmhwm_kb"])<<10), humanize(m["backlog"]), m["drain_s"], humanize(math.Round(m["backlog"]/m["drain_s"])),
+			humanize(m["bus_frames"]), m["window_s"], humanize(math.Round(m["bus_frames"]/m["window_s"])), humanize(m["profile_frames"])),
+		"", "<= 16 MiB"}}
 }
 
 // metricRows turns TestFieldFullBusLoad's HIL-METRIC lines into the RSS

@@ -166,3 +166,20 @@ HIL-METRIC candump_filtered_cpu_s=0.60 candump_all_cpu_s=3.00 bus_frames=120000 
 		t.Errorf("unknown metrics: %q", rs)
 	}
 }
+
+func TestBacklogMetricRows(t *testing.T) {
+	out := `    rig_test.go:72: guest: HIL-METRIC backlog_tboxd_vmhwm_kb=12000 backlog_tboxd_cpu_ticks=100 backlog_load_s=130 bus_frames=5000000
+HIL-METRIC backlog=10001 drain_s=20.00 tboxd_vmhwm_kb=12288 tboxd_cpu_s=74.99 profile_frames=181391 bus_frames=5736470 window_s=130
+--- PASS: TestBacklogDrainUnderLoad (166.19s)
+`
+	rs := backlogMetricRows("what", out)
+	if len(rs) != 1 {
+		t.Fatalf("rows %q, want one", rs)
+	}
+	if want := "tboxd 12.00 MiB VmHWM; 10,001 attestations drained in 20.0 s (500/s) while 5,736,470 bus frames arrived in 130 s (44,127 frames/s), 181,391 of them the profile's (none dropped)"; rs[0][1] != want {
+		t.Errorf("row %q, want %q", rs[0][1], want)
+	}
+	if rs := backlogMetricRows("what", "HIL-METRIC backlog=1\n"); !strings.Contains(rs[0][1], "no complete") {
+		t.Errorf("incomplete metrics: %q", rs)
+	}
+}
