@@ -32,6 +32,11 @@
 // same cycle (Down, a new socket, Up) on request, as the diagnostic shell's
 // "reopen can" does.
 //
+// Frames are received in batches: one recvmmsg takes whatever the socket
+// holds, up to 32 frames, and the reader hands them out one by one. Under
+// load that is one system call and one wake-up of the runtime's poller per
+// batch instead of per frame ([Stats].Reads counts the calls).
+//
 // Each frame carries the kernel's receive timestamp (SO_TIMESTAMPNS), and the
 // kernel's count of frames dropped because the socket's receive buffer was
 // full (SO_RXQ_OVFL) is reported as [Stats].Dropped.

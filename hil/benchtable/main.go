@@ -142,18 +142,45 @@ func runBench(r row, benchtime string) ([]bench, error) {
 	if _, err := os.Stat(r.pkg); err != nil {
 		return nil, fmt.Errorf("no package %s yet", r.pkg)
 	}
-	cmd := exec.Command("go", "test", "-run", "^$", "-bench", r.bench, "-benchmem",
-		"-benchtime", benchtime, "-cpu", "1", r.pkg)
+	args := []string{"test", "-run", "^$", "-bench", r.bench, "-benchmem", "-benchtime", benchtime, "-cpu", "1"}
+	if r.peer != "" {
+		// Ours and the peer's alternate peerRounds times; each keeps its
+		// best round. Another tenant's load only ever slows a round, so the
+		// best of several, taken in turns, compares the two fairly.
+		args = append(args, "-count", strconv.Itoa(peerRounds))
+	}
+	cmd := exec.Command("go", append(args, r.pkg)...)
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Run(); err != nil {
 		return nil, fmt.Errorf("%v: %s", err, lastLine(out.String()))
 	}
-	subs := parseBench(out.String())
+	subs := bestRounds(parseBench(out.String()), r.metrics[0])
 	if len(subs) == 0 {
 		return nil, fmt.Errorf("no benchmark matched %s", r.bench)
 	}
 	return subs, nil
+}
+
+// peerRounds is how many rounds a row with a peer runs.
+const peerRounds = 5
+
+// bestRounds keeps, of the rounds of each sub-benchmark, the one with the
+// highest metric (a rate), in the order the sub-benchmarks first ran.
+func bestRounds(subs []bench, metric string) []bench {
+	var out []bench
+	at := map[string]int{}
+	for _, b := range subs {
+		i, ok := at[b.name]
+		switch {
+		case !ok:
+			at[b.name] = len(out)
+			out = append(out, b)
+		case b.vals[metric] > out[i].vals[metric]:
+			out[i] = b
+		}
+	}
+	return out
 }
 
 // parseBench reads go test -bench output run with -cpu 1.

@@ -183,3 +183,16 @@ HIL-METRIC backlog=10001 drain_s=20.00 tboxd_vmhwm_kb=12288 tboxd_cpu_s=74.99 pr
 		t.Errorf("incomplete metrics: %q", rs)
 	}
 }
+
+func TestBestRounds(t *testing.T) {
+	out := `BenchmarkDecode/tbox/profile-frames   	 1000	 30.0 ns/op	 33000000 frames/s	 0 B/op	 0 allocs/op
+BenchmarkDecode/einride/profile-frames	 1000	 27.0 ns/op	 37000000 frames/s	 0 B/op	 0 allocs/op
+BenchmarkDecode/tbox/profile-frames   	 1000	 25.0 ns/op	 40000000 frames/s	 0 B/op	 0 allocs/op
+BenchmarkDecode/einride/profile-frames	 1000	 26.0 ns/op	 38000000 frames/s	 0 B/op	 0 allocs/op
+`
+	got := bestRounds(parseBench(out), "frames/s")
+	if len(got) != 2 || got[0].name != "tbox/profile-frames" || got[0].vals["frames/s"] != 40e6 ||
+		got[1].name != "einride/profile-frames" || got[1].vals["frames/s"] != 38e6 {
+		t.Errorf("best rounds %+v, want tbox 40M then einride 38M", got)
+	}
+}

@@ -136,7 +136,7 @@ func TestBacklogDrainUnderLoad(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	coll, err := r.StartCollector(ctx, broker, CollectorOptions{})
+	coll, err := r.StartCollector(ctx, broker, CollectorOptions{Quiet: true})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -30,6 +30,9 @@ type CollectorOptions struct {
 	// DrawEvery is how often the collector looks for batches to draw
 	// (default 1 s).
 	DrawEvery time.Duration
+	// Quiet leaves the draws out of the rig's log (a backlog of
+	// thousands of batches).
+	Quiet bool
 }
 
 // Collector is the running host collector and what its log said.
@@ -105,7 +108,7 @@ log_level  = "info"
 			switch {
 			case r.opts.Verbose:
 				r.logf("collector| %s", line)
-			case kv["msg"] == "batch drawn":
+			case kv["msg"] == "batch drawn" && !o.Quiet:
 				r.logf("collector: batch %s drawn: %s tickets, drop %s Stones", kv["batch"], kv["tickets"], kv["drop"])
 			case kv["level"] == "WARN" || kv["level"] == "ERROR" || kv["msg"] == "attestation refused":
 				r.logf("collector: %s", line)
