@@ -56,6 +56,12 @@ type Options struct {
 	// Tick is how often the batch clock and the wall clock are checked on
 	// a quiet bus; default 1 s.
 	Tick time.Duration
+	// ReadLag is how late a source may hand over a frame after its kernel
+	// receive time (socketcan.WithCoalesce's interval, with a margin). A
+	// tick moves the batch clock only up to now - ReadLag, so that such a
+	// frame still counts in its own batch, not in the next one a tick
+	// opened meanwhile.
+	ReadLag time.Duration
 	// Grace is how long, after a stop is asked, the uplink may go on
 	// uploading the last span; default 5 s.
 	Grace time.Duration
@@ -316,6 +322,7 @@ func (a *Agent) tick(now time.Time) error {
 		}
 		a.att.MarkClock(why != "")
 	}
+	now = now.Add(-a.opts.ReadLag)
 	if a.opts.TimeScale > 1 {
 		now = a.scale(now)
 	}

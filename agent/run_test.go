@@ -436,3 +436,56 @@ func TestRunLogsFirstFrame(t *testing.T) {
 		t.Fatalf("first-frame log lines %q, want one with bus=can0 and since_start\nlog:\n%s", lines, logs.String())
 	}
 }
+
+// TestRunReadLag: a frame handed over late by its source (a coalescing
+// socket) counts in the batch of its kernel time when ReadLag covers the
+// delay, even though ticks ran past the batch's end meanwhile; without it,
+// the tick already opened the next batch and the frame lands there.
+func TestRunReadLag(t *testing.T) {
+	const scale = 600 // a batch of 10 minutes passes in a second
+	for _, tc := range []struct {
+		lag      time.Duration
+		ownBatch bool
+		name     string
+	}{
+		{0, false, "no lag"},
+		{100 * time.Millisecond, true, "lag 100ms"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := newRunRig(t)
+			bus := cantest.NewBus()
+			defer bus.Close()
+			epoch := time.Now()
+			a := agent.New(r.att, agent.Options{
+				Sources: []agent.Source{busSource(bus, "can0", false)},
+				Tick:    5 * time.Millisecond, ReadLag: tc.lag, TimeScale: scale, Epoch: epoch,
+			})
+			scaled := func(w time.Time) time.Time { return epoch.Add(time.Duration(float64(w.Sub(epoch)) * scale)) }
+			wall := func(s time.Time) time.Time { return epoch.Add(time.Duration(float64(s.Sub(epoch)) / scale)) }
+			// The next batch boundary at least 200 ms of wall time away.
+			boundary := scaled(time.Now()).Truncate(10 * time.Minute).Add(10 * time.Minute)
+			if wall(boundary).Sub(time.Now()) < 200*time.Millisecond {
+				boundary = boundary.Add(10 * time.Minute)
+			}
+			wb := wall(boundary)
+			stop, _ := startRun(t, a)
+			bus.Send(r.odo(t, 10_000, time.Now()))
+			waitFrames(t, a, 1)
+			time.Sleep(time.Until(wb.Add(30 * time.Millisecond)))
+			// Received 20 ms before the boundary, handed over 30 ms after it.
+			bus.Send(r.odo(t, 10_500, wb.Add(-20*time.Millisecond)))
+			waitFrames(t, a, 2)
+			if err := stop(); err != nil {
+				t.Fatalf("Run: %v", err)
+			}
+			before, after := uint64(boundary.Unix()/600)-1, uint64(boundary.Unix()/600)
+			want := map[uint64]uint64{after: 500}
+			if tc.ownBatch {
+				want = map[uint64]uint64{before: 500}
+			}
+			if got := metersPerBatch(r.attestations(t)); !maps.Equal(got, want) {
+				t.Errorf("meters per batch %v, want %v", got, want)
+			}
+		})
+	}
+}

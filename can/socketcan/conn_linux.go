@@ -22,6 +22,13 @@ import (
 
 // Conn is a CAN_RAW socket bound to one interface. One goroutine reads
 // (Receive, ReadFrame); any number may write and call Stats.
+//
+// The socket is not on the Go runtime's poller: there, every frame queued
+// wakes the poller's thread (edge-triggered epoll) even while the reader
+// lets frames gather (WithCoalesce). The reader takes frames with
+// non-blocking recvmmsg and, when the socket is empty, waits in poll(2) on
+// its own thread, beside an eventfd that Close, Reopen, a lost interface
+// and a cancelled context signal.
 type Conn struct {
 	iface string
 	opts  options
@@ -40,9 +47,20 @@ type Conn struct {
 	rx       [rxBatch]rxSlot
 	iovs     [rxBatch]unix.Iovec
 	msgs     [rxBatch]unix.Mmsghdr
-	nmsg     int      // messages the last recvmmsg returned
-	next     int      // the next of them to decode
-	rxFile   *os.File // the socket they came from
+	nmsg     int       // messages the last recvmmsg returned
+	next     int       // the next of them to decode
+	rxFile   *os.File  // the socket they came from
+	short    bool      // the last batch emptied the socket's queue
+	rxAt     time.Time // when it was taken (WithCoalesce)
+	coalesce *time.Timer
+	pfds     [2]unix.PollFd
+
+	// The reader's wake-up: an eventfd, -1 once closed. rmu is held by the
+	// reader for a whole read, so that Close frees the eventfd only when
+	// no read can poll it; wkmu orders writes to it with its closing.
+	wake     int
+	wkmu     sync.Mutex
+	rmu      sync.Mutex
 	rerr     error
 	readFn   func(uintptr) bool
 	frame    can.Frame
@@ -80,8 +98,8 @@ const (
 	writeRetryMax    = 10 * time.Millisecond
 )
 
-// longAgo is a read deadline in the past: it wakes a pending read at once.
-var longAgo = time.Unix(1, 0)
+// errWoken is the read callback's result when the eventfd ended the wait.
+var errWoken = errors.New("woken")
 
 // Open opens a CAN_RAW socket on the interface. It fails, naming the
 // interface, when the interface does not exist (ErrNoInterface), is down
@@ -104,6 +122,11 @@ func Open(iface string, opts ...Option) (*Conn, error) {
 	if err != nil {
 		return nil, &OpError{Op: "open", Iface: iface, Err: err}
 	}
+	c.wake, err = unix.Eventfd(0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK)
+	if err != nil {
+		f.Close()
+		return nil, &OpError{Op: "open", Iface: iface, Err: fmt.Errorf("eventfd: %w", err)}
+	}
 	c.f, c.rc = f, rc
 	return c, nil
 }
@@ -120,7 +143,9 @@ func (c *Conn) openSocket() (*os.File, syscall.RawConn, error) {
 	if ifi.Flags&net.FlagUp == 0 {
 		return nil, nil, ErrDown
 	}
-	fd, err := unix.Socket(unix.AF_CAN, unix.SOCK_RAW|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, unix.CAN_RAW)
+	// A blocking socket, so that os.NewFile leaves it off the runtime's
+	// poller; every receive and send passes MSG_DONTWAIT and never blocks.
+	fd, err := unix.Socket(unix.AF_CAN, unix.SOCK_RAW|unix.SOCK_CLOEXEC, unix.CAN_RAW)
 	if err != nil {
 		return nil, nil, fmt.Errorf("socket: %w", err)
 	}
@@ -225,6 +250,8 @@ func (c *Conn) ReadFrame(ctx context.Context) (can.Frame, error) {
 // interface goes away. Messages left from the last batch come first: they
 // were received before anything that happened to the socket since.
 func (c *Conn) read(ctx context.Context) error {
+	c.rmu.Lock()
+	defer c.rmu.Unlock()
 	for {
 		if c.closed.Load() {
 			return &OpError{Op: "read", Iface: c.iface, Err: ErrClosed}
@@ -250,9 +277,16 @@ func (c *Conn) read(ctx context.Context) error {
 			}
 			continue
 		}
+		if c.short && c.opts.coalesce > 0 {
+			c.short = false
+			if err := c.gather(ctx); err != nil {
+				return &OpError{Op: "read", Iface: c.iface, Err: err}
+			}
+			continue // closed or reopened meanwhile: look again
+		}
 		var stop func() bool
 		if ctx.Done() != nil {
-			stop = context.AfterFunc(ctx, func() { f.SetReadDeadline(longAgo) })
+			stop = context.AfterFunc(ctx, c.wakeReader)
 		}
 		err := rc.Read(c.readFn)
 		if stop != nil {
@@ -266,14 +300,11 @@ func (c *Conn) read(ctx context.Context) error {
 				return &OpError{Op: "read", Iface: c.iface, Err: ErrClosed}
 			}
 			if cur, _ := c.current(); cur != f {
-				continue // a writer replaced the socket
+				continue // a writer or Reopen replaced the socket
 			}
-			if errors.Is(err, os.ErrDeadlineExceeded) {
-				if ctx.Err() != nil {
-					return &OpError{Op: "read", Iface: c.iface, Err: ctx.Err()}
-				}
-				// A cancellation of an earlier read fired late.
-				f.SetReadDeadline(time.Time{})
+			if errors.Is(err, errWoken) {
+				// ctx is checked at the top; else a late wake-up of an
+				// earlier read's cancellation: wait again.
 				continue
 			}
 			if isDownErr(err) && c.opts.reopen {
@@ -286,11 +317,75 @@ func (c *Conn) read(ctx context.Context) error {
 	}
 }
 
-// recv is the raw read callback: one recvmmsg, without allocation, of
-// whatever the socket holds, up to rxBatch messages. The socket is
-// non-blocking, so it returns at once; false (EAGAIN) parks the reader on
-// the runtime's poller until the socket is readable.
+// recv is the read callback: it takes whatever the socket holds, up to
+// rxBatch messages, in one recvmmsg without allocation, and when there is
+// nothing waits in poll until the socket is readable or has an error, or
+// the eventfd is signalled (c.rerr = errWoken). Without coalescing, a short
+// batch means the queue was empty, so the next call polls first (poll is
+// level-triggered: a frame queued meanwhile returns at once). It always
+// returns true: the file is not on the runtime's poller.
 func (c *Conn) recv(fd uintptr) bool {
+	c.rerr, c.nmsg, c.next = nil, 0, 0
+	if c.short && c.opts.coalesce == 0 {
+		c.short = false
+		if !c.wait(fd) {
+			return true
+		}
+	}
+	for {
+		if c.recvmmsg(fd) {
+			return true
+		}
+		if !c.wait(fd) {
+			return true
+		}
+	}
+}
+
+// wait blocks in poll until the socket is readable or has an error
+// (true), or the eventfd was signalled (false, c.rerr = errWoken; the
+// signal is consumed).
+func (c *Conn) wait(fd uintptr) bool {
+	c.pfds[0] = unix.PollFd{Fd: int32(fd), Events: unix.POLLIN}
+	c.pfds[1] = unix.PollFd{Fd: int32(c.wake), Events: unix.POLLIN}
+	for {
+		_, err := unix.Poll(c.pfds[:], -1)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			c.rerr = fmt.Errorf("poll: %w", err)
+			return false
+		}
+		if c.pfds[1].Revents != 0 {
+			var b [8]byte
+			unix.Read(c.wake, b[:])
+			c.rerr = errWoken
+			return false
+		}
+		if c.pfds[0].Revents&unix.POLLNVAL != 0 {
+			c.rerr = unix.EBADF
+			return false
+		}
+		return true
+	}
+}
+
+// wakeReader interrupts the reader's poll, or makes its next one return
+// at once.
+func (c *Conn) wakeReader() {
+	c.wkmu.Lock()
+	defer c.wkmu.Unlock()
+	if c.wake >= 0 {
+		var one [8]byte
+		binary.NativeEndian.PutUint64(one[:], 1)
+		unix.Write(c.wake, one[:])
+	}
+}
+
+// recvmmsg takes up to rxBatch messages from the socket; it reports
+// false when there was none (EAGAIN), true with c.nmsg set or c.rerr.
+func (c *Conn) recvmmsg(fd uintptr) bool {
 	for i := range c.msgs {
 		h := &c.msgs[i].Hdr
 		h.Control = &c.rx[i].oob[0]
@@ -309,14 +404,40 @@ func (c *Conn) recv(fd uintptr) bool {
 	if e == unix.EAGAIN {
 		return false
 	}
-	c.rerr, c.nmsg, c.next = nil, 0, 0
 	if e != 0 {
 		c.rerr = e
 	} else {
 		c.nmsg = int(n)
 		c.n.reads.Add(1)
+		if c.short = c.nmsg < rxBatch; c.short && c.opts.coalesce > 0 {
+			c.rxAt = time.Now()
+		}
 	}
 	return true
+}
+
+// gather waits until WithCoalesce's interval since the last receive has
+// passed, while frames gather in the socket; ctx and Close end it early.
+func (c *Conn) gather(ctx context.Context) error {
+	d := c.opts.coalesce - time.Since(c.rxAt)
+	if d <= 0 {
+		return nil
+	}
+	if c.coalesce == nil {
+		c.coalesce = time.NewTimer(d)
+	} else {
+		c.coalesce.Reset(d)
+	}
+	select {
+	case <-c.coalesce.C:
+		return nil
+	case <-c.done:
+		c.coalesce.Stop()
+		return ErrClosed
+	case <-ctx.Done():
+		c.coalesce.Stop()
+		return ctx.Err()
+	}
 }
 
 // decode turns message i of the batch into c.frame, or into events. It
@@ -365,8 +486,9 @@ func (c *Conn) markDown(f *os.File, err error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.f == f && f != nil {
-		f.Close()
+		f.Close() // the close(2) waits for a read in progress to let go
 		c.f, c.rc = nil, nil
+		c.wakeReader()
 	}
 	if !c.down {
 		c.down = true
@@ -531,7 +653,7 @@ func (c *Conn) WriteFrame(fr *can.Frame) error {
 			return nil
 		case c.closed.Load():
 			return &OpError{Op: "write", Iface: c.iface, Err: ErrClosed}
-		case errors.Is(err, unix.ENOBUFS):
+		case errors.Is(err, unix.ENOBUFS), errors.Is(err, unix.EAGAIN):
 			now := time.Now()
 			if deadline.IsZero() {
 				deadline = now.Add(writeRetryBudget)
@@ -560,33 +682,57 @@ func (c *Conn) WriteFrame(fr *can.Frame) error {
 
 // send is the raw write callback.
 func (c *Conn) send(fd uintptr) bool {
-	_, err := unix.Write(int(fd), c.wbuf[:c.wlen])
-	for err == unix.EINTR {
-		_, err = unix.Write(int(fd), c.wbuf[:c.wlen])
+	var deadline time.Time
+	for {
+		err := unix.Sendto(int(fd), c.wbuf[:c.wlen], unix.MSG_DONTWAIT, nil)
+		if err == unix.EINTR {
+			continue
+		}
+		if err == unix.EAGAIN && !c.closed.Load() {
+			// The socket's send buffer is full of frames not yet sent:
+			// wait until it has room, as the runtime's poller would, for
+			// up to writeRetryBudget (then WriteFrame retries like ENOBUFS).
+			now := time.Now()
+			if deadline.IsZero() {
+				deadline = now.Add(writeRetryBudget)
+			}
+			if now.Before(deadline) {
+				pfd := [1]unix.PollFd{{Fd: int32(fd), Events: unix.POLLOUT}}
+				unix.Poll(pfd[:], 50)
+				continue
+			}
+		}
+		c.werr = err
+		return true
 	}
-	if err == unix.EAGAIN {
-		return false
-	}
-	c.werr = err
-	return true
 }
 
 // Close closes the socket, ends a pending read and any reopen loop, and
 // closes the Events channel. Closing twice is a no-op.
 func (c *Conn) Close() error {
 	c.mu.Lock()
-	defer c.mu.Unlock()
 	if c.closed.Swap(true) {
+		c.mu.Unlock()
 		return nil
 	}
 	close(c.done)
 	c.eventsClosed = true
 	close(c.events)
-	if c.f == nil {
-		return nil
+	var err error
+	if c.f != nil {
+		err = c.f.Close()
+		c.f, c.rc = nil, nil
 	}
-	err := c.f.Close()
-	c.f, c.rc = nil, nil
+	c.mu.Unlock()
+
+	// End a pending read, then free the eventfd once no read can poll it.
+	c.wakeReader()
+	c.rmu.Lock()
+	c.wkmu.Lock()
+	unix.Close(c.wake)
+	c.wake = -1
+	c.wkmu.Unlock()
+	c.rmu.Unlock()
 	if err != nil {
 		return &OpError{Op: "close", Iface: c.iface, Err: err}
 	}

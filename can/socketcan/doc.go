@@ -32,10 +32,15 @@
 // same cycle (Down, a new socket, Up) on request, as the diagnostic shell's
 // "reopen can" does.
 //
-// Frames are received in batches: one recvmmsg takes whatever the socket
-// holds, up to 32 frames, and the reader hands them out one by one. Under
-// load that is one system call and one wake-up of the runtime's poller per
-// batch instead of per frame ([Stats].Reads counts the calls).
+// Frames are received in batches: one non-blocking recvmmsg takes whatever
+// the socket holds, up to 32 frames, and the reader hands them out one by
+// one ([Stats].Reads counts the calls). When the socket is empty the reader
+// waits in poll(2) on its own thread; the socket is kept off the Go
+// runtime's poller, whose edge-triggered epoll would wake a thread for
+// every frame queued. With [WithCoalesce] the reader lets frames gather in
+// the socket for a while after a receive that emptied it, so that frames
+// trickling in one at a time (a car's) come in one batch per interval, with
+// their kernel receive times unchanged.
 //
 // Each frame carries the kernel's receive timestamp (SO_TIMESTAMPNS), and the
 // kernel's count of frames dropped because the socket's receive buffer was
@@ -43,7 +48,8 @@
 //
 // # Caveats
 //
-// One goroutine reads; any number may write. The kernel reports drops only
+// One goroutine reads, and while it waits for frames it holds an OS thread
+// (in poll); any number may write. The kernel reports drops only
 // with the next frame it delivers, so Stats().Dropped can lag until another
 // frame arrives. SocketCAN exists only on Linux: on other systems Open
 // returns an error matching [ErrNotSupported].

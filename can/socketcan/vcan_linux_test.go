@@ -670,3 +670,73 @@ func TestVCANReopenOnRequest(t *testing.T) {
 		t.Errorf("Reopen after Close: %v, want ErrClosed", err)
 	}
 }
+
+// TestVCANCoalesce sends frames one at a time, 2 ms apart, to a reader
+// with WithCoalesce(50ms): every frame arrives, in order, with its own
+// kernel time 2 ms after the previous one, but in a handful of receive
+// calls instead of one each; Close and a cancelled context end the wait
+// between two receives at once.
+func TestVCANCoalesce(t *testing.T) {
+	requireVCAN0(t)
+	const n, gap, window = 100, 2 * time.Millisecond, 50 * time.Millisecond
+	tx := openT(t)
+	rx := openT(t, WithCoalesce(window), WithReceiveBuffer(1<<20))
+	start := time.Now()
+	sent := make(chan error, 1)
+	go func() {
+		for i := range n {
+			f := frameOf(0x66, 0, byte(i))
+			if err := tx.WriteFrame(&f); err != nil {
+				sent <- err
+				return
+			}
+			time.Sleep(gap)
+		}
+		sent <- nil
+	}()
+	var prev time.Time
+	for i := range n {
+		f := readT(t, rx, 5*time.Second)
+		if f.Data[0] != byte(i) {
+			t.Fatalf("frame %d carries payload %d: out of order", i, f.Data[0])
+		}
+		if i > 0 && f.Time.Sub(prev) < gap/2 {
+			t.Errorf("frame %d: kernel time %v after the previous, sent %v apart: the time is not the receive's", i, f.Time.Sub(prev), gap)
+		}
+		prev = f.Time
+	}
+	if err := <-sent; err != nil {
+		t.Fatal(err)
+	}
+	elapsed := time.Since(start)
+	s := rx.Stats()
+	t.Logf("%d frames %v apart in %v: %d receive calls", n, gap, elapsed.Round(time.Millisecond), s.Reads)
+	// One receive per window, and the first frame on its own.
+	if limit := uint64(elapsed/window) + 3; s.Reads > limit {
+		t.Errorf("%d receive calls for %d frames over %v, want at most %d (one per %v)", s.Reads, n, elapsed.Round(time.Millisecond), limit, window)
+	}
+
+	// A long coalescing wait is cut short by a cancel and by Close.
+	slow := openT(t, WithCoalesce(time.Hour))
+	f := frameOf(0x67, 0, 1)
+	if err := tx.WriteFrame(&f); err != nil {
+		t.Fatal(err)
+	}
+	readT(t, slow, 5*time.Second) // a short batch: the next read waits an hour
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	t0 := time.Now()
+	if _, err := slow.ReadFrame(ctx); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("read in a coalescing wait with a 100ms context: %v, want its deadline", err)
+	}
+	if d := time.Since(t0); d > time.Second {
+		t.Errorf("the cancelled read returned after %v", d)
+	}
+	go func() {
+		time.Sleep(100 * time.Millisecond)
+		slow.Close()
+	}()
+	if slow.Receive() || slow.Err() != nil {
+		t.Errorf("Receive in a coalescing wait on a closed Conn: true or %v, want false and nil", slow.Err())
+	}
+}

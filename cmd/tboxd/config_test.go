@@ -175,6 +175,9 @@ func TestParseConfig(t *testing.T) {
 		{"time_scale 0.9", ok + "[can]\ntime_scale = 0.9\n", "can.time_scale", 0},
 		{"time_scale 60", ok + "[can]\ntime_scale = 60.0\n", "", 0},
 		{"negative receive buffer", ok + "[can]\nreceive_buffer = -1\n", "can.receive_buffer", 0},
+		{"negative coalesce", ok + "[can]\ncoalesce = \"-1ms\"\n", "can.coalesce", 5},
+		{"coalesce 2s", ok + "[can]\ncoalesce = \"2s\"\n", "can.coalesce", 0},
+		{"coalesce off", ok + "[can]\ncoalesce = \"0s\"\n", "", 0},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -272,4 +275,24 @@ func FuzzParseConfig(f *testing.F) {
 			t.Fatalf("error %T %v: want a *ConfigError for f.toml wrapping ErrConfig", err, err)
 		}
 	})
+}
+
+func TestCoalesceDefault(t *testing.T) {
+	base := "profile = \"p.toml\"\nkey = \"k\"\nstate_dir = \"s\"\n"
+	for _, tc := range []struct {
+		conf string
+		want time.Duration
+	}{
+		{base, defaultCoalesce},
+		{base + "[can]\ncoalesce = \"0s\"\n", 0},
+		{base + "[can]\ncoalesce = \"5ms\"\n", 5 * time.Millisecond},
+	} {
+		c, err := parseConfig("t.toml", []byte(tc.conf))
+		if err != nil {
+			t.Fatalf("%q: %v", tc.conf, err)
+		}
+		if c.CAN.Coalesce.Duration != tc.want {
+			t.Errorf("%q: can.coalesce %v, want %v", tc.conf, c.CAN.Coalesce.Duration, tc.want)
+		}
+	}
 }

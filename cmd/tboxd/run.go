@@ -149,6 +149,10 @@ func run(ctx context.Context, cfgPath string) error {
 		Drained:   func() bool { return st.Stats().Depth == 0 },
 		TimeScale: cfg.CAN.TimeScale,
 	}
+	if cfg.CAN.Replay == "" {
+		// A coalescing socket hands frames over up to that late.
+		opts.ReadLag = 2 * cfg.CAN.Coalesce.Duration
+	}
 	if cfg.CAN.TimeScale > 1 {
 		log.Warn("time compressed for a bench: not for a vehicle", "time_scale", cfg.CAN.TimeScale)
 	}
@@ -253,6 +257,9 @@ func openSources(ctx context.Context, cfg *Config, p *profile.Profile, log *slog
 		}
 		if cfg.CAN.ReceiveBuffer > 0 {
 			opts = append(opts, socketcan.WithReceiveBuffer(cfg.CAN.ReceiveBuffer))
+		}
+		if cfg.CAN.Coalesce.Duration > 0 {
+			opts = append(opts, socketcan.WithCoalesce(cfg.CAN.Coalesce.Duration))
 		}
 		conn, err := socketcan.Open(iface, opts...)
 		if err != nil {
