@@ -984,8 +984,8 @@ func (s *Store) Ack(seq uint64) (removed int, err error) {
 	s.depth -= removed
 	s.bytes -= freed
 	s.oldest = oldest
-	if s.depth == 0 {
-		s.untrimmed = trimEvery // drained: nothing more to read for now
+	if s.depth == 0 && s.untrimmed+freed >= 64<<10 {
+		s.untrimmed = trimEvery // a backlog drained: nothing more to read for now
 	}
 	s.trimAfter(freed)
 	return removed, nil

@@ -118,3 +118,47 @@ func TestAckTrimsTheMapping(t *testing.T) {
 		t.Errorf("up to %d KiB resident while draining, want at most %d (a trim every %d KiB of records)", peak, limit, trimEvery>>10)
 	}
 }
+
+// TestFreelistDuplicateRefused: bbolt reads a synced freelist by its
+// count and would hand a repeated free page out twice; the walk before
+// bbolt.Open refuses it.
+func TestFreelistDuplicateRefused(t *testing.T) {
+	dir := t.TempDir()
+	s := mustOpen(t, dir, &Options{NoSync: true})
+	appendN(t, s, &chain{}, 300)
+	if _, err := s.Ack(250); err != nil { // frees pages
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, dbName)
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	fi, _ := f.Stat()
+	if _, err := verifyBolt(f, fi.Size()); err != nil {
+		t.Fatalf("the intact file: %v", err)
+	}
+	m, ps, _, err := pickMeta(f, fi.Size())
+	if err != nil || m.freelist == pgidNoFreelist {
+		t.Fatalf("meta %+v, %v: want a synced freelist", m, err)
+	}
+	off := int64(m.freelist) * int64(ps)
+	hdr := make([]byte, pageHeaderSize+16)
+	if _, err := f.ReadAt(hdr, off); err != nil {
+		t.Fatal(err)
+	}
+	if n := ne.Uint16(hdr[10:]); n < 2 || n == 0xFFFF {
+		t.Fatalf("freelist of %d ids: want at least two, inline", n)
+	}
+	copy(hdr[pageHeaderSize+8:], hdr[pageHeaderSize:pageHeaderSize+8]) // the second id = the first
+	if _, err := f.WriteAt(hdr, off); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := verifyBolt(f, fi.Size()); err == nil || !strings.Contains(err.Error(), "increasing") {
+		t.Errorf("a freelist with a repeated id: %v, want it refused", err)
+	}
+}

@@ -21,7 +21,9 @@ func trimMapping(db *bbolt.DB) {
 }
 
 // trimTx is trimMapping within a transaction: pages the transaction still
-// reads fault back in, unchanged.
+// reads fault back in, unchanged. The range is the database's high-water
+// mark (tx.Size()), which bbolt v1.5 keeps within its map: it grows the
+// map before the file's pages (DB.allocate, mmap before the new pgid).
 func trimTx(tx *bbolt.Tx) {
 	unix.Syscall(unix.SYS_MADVISE, tx.DB().Info().Data, uintptr(tx.Size()), unix.MADV_DONTNEED)
 }

@@ -335,11 +335,18 @@ func (w *boltWalker) freelist(id uint64) error {
 	if count > int64(len(p))/8 || pageHeaderSize+(idx+count)*8 > int64(len(p)) {
 		return fmt.Errorf("freelist: page %d: %d ids do not fit in %d bytes", id, count, len(p))
 	}
+	var prev uint64
 	for i := idx; i < idx+count; i++ {
 		fid := ne.Uint64(p[pageHeaderSize+i*8:])
 		if fid < 2 || fid >= w.hwm {
 			return fmt.Errorf("freelist: page %d: free id %d outside 2..%d", id, fid, w.hwm-1)
 		}
+		// bbolt writes the ids sorted; a repeated one would be handed
+		// out twice.
+		if fid <= prev {
+			return fmt.Errorf("freelist: page %d: free id %d after %d: expected increasing ids", id, fid, prev)
+		}
+		prev = fid
 		if w.seen[fid] {
 			return fmt.Errorf("freelist: page %d: free id %d is referenced", id, fid)
 		}

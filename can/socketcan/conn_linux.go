@@ -682,25 +682,20 @@ func (c *Conn) WriteFrame(fr *can.Frame) error {
 
 // send is the raw write callback.
 func (c *Conn) send(fd uintptr) bool {
-	var deadline time.Time
+	waited := false
 	for {
 		err := unix.Sendto(int(fd), c.wbuf[:c.wlen], unix.MSG_DONTWAIT, nil)
 		if err == unix.EINTR {
 			continue
 		}
-		if err == unix.EAGAIN && !c.closed.Load() {
+		if err == unix.EAGAIN && !c.closed.Load() && !waited {
 			// The socket's send buffer is full of frames not yet sent:
-			// wait until it has room, as the runtime's poller would, for
-			// up to writeRetryBudget (then WriteFrame retries like ENOBUFS).
-			now := time.Now()
-			if deadline.IsZero() {
-				deadline = now.Add(writeRetryBudget)
-			}
-			if now.Before(deadline) {
-				pfd := [1]unix.PollFd{{Fd: int32(fd), Events: unix.POLLOUT}}
-				unix.Poll(pfd[:], 50)
-				continue
-			}
+			// wait until it has room, as the runtime's poller would, up to
+			// 50 ms; then WriteFrame retries like ENOBUFS, within its budget.
+			pfd := [1]unix.PollFd{{Fd: int32(fd), Events: unix.POLLOUT}}
+			unix.Poll(pfd[:], 50)
+			waited = true
+			continue
 		}
 		c.werr = err
 		return true

@@ -85,7 +85,7 @@ func FuzzParseCmsgs(f *testing.F) {
 // TestDropCounterWrap checks that the cumulative uint32 kernel counter is
 // turned into a uint64 total across a wrap.
 func TestDropCounterWrap(t *testing.T) {
-	c := &Conn{}
+	c := &Conn{wake: -1}
 	for _, v := range []uint32{10, 0xFFFFFFF0, 5} {
 		c.n.dropped.Add(uint64(v - c.lastOvfl))
 		c.lastOvfl = v
