@@ -42,10 +42,13 @@ func readFrames(name string, b []byte) ([]can.Frame, error) {
 }
 
 // TestVsimOnVCAN plays a seeded drive with the ARM vsim onto the guest's
-// kernel vcan0 (--iface vcan0 --pace 20), captures the bus with candump, and
+// kernel vcan0 (--iface vcan0 --pace 10), captures the bus with candump, and
 // requires the capture to be exactly the frames the host's vsim writes to a
 // log for the same seed (same IDs, flags and payloads, in order), at the
-// requested pace.
+// requested pace. At --pace 20 (1,300 frames/s with candump capturing) the
+// emulated CPU of a busy host fell behind (27 s for 15 s with either
+// socketcan version): the pace is what is checked here, not the emulator's
+// throughput, so the drive is played at 650 frames/s.
 func TestVsimOnVCAN(t *testing.T) {
 	k := prepare(t)
 	ctx := context.Background()
@@ -54,7 +57,7 @@ func TestVsimOnVCAN(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	const pace = 20.0
+	const pace = 10.0
 	const duration = 5 * time.Minute
 	flags := fmt.Sprintf("--seed 5 --duration %v --start 2026-03-01T07:00:00Z --parking=false --noise 0", duration)
 
