@@ -27,6 +27,9 @@ var (
 	// ErrNoExit: qemu ended without the guest printing its exit marker
 	// (a kernel panic, a crash of /init, or a Kill).
 	ErrNoExit = errors.New("guest ended without an exit marker")
+	// ErrQEMUFile: qemu could not start because a file it looks for (a ROM,
+	// a firmware) is missing; the error names the file and its package.
+	ErrQEMUFile = errors.New("qemu file missing")
 )
 
 // Kit holds the paths of everything a guest is built from. Prepare fills it.

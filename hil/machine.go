@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -133,29 +134,7 @@ func (k *Kit) Start(ctx context.Context, o Options) (*Running, error) {
 		os.RemoveAll(tmp)
 		return nil, fmt.Errorf("initramfs: %w", err)
 	}
-	args := []string{
-		"-M", "virt", "-cpu", "cortex-a15", "-accel", "tcg",
-		"-m", strconv.Itoa(o.Memory), "-smp", strconv.Itoa(o.CPUs),
-		"-display", "none", "-monitor", "none", "-serial", "stdio", "-no-reboot",
-		"-kernel", k.Kernel, "-initrd", initrd,
-		"-append", fmt.Sprintf("console=ttyAMA0 quiet panic=-1 hil.time=%d", o.Clock.Unix()),
-	}
-	if o.BrokerPort != 0 {
-		args = append(args,
-			"-netdev", fmt.Sprintf("user,id=n0,restrict=on,guestfwd=tcp:%s-tcp:127.0.0.1:%d", BrokerAddr, o.BrokerPort),
-			"-device", "virtio-net-device,netdev=n0")
-	}
-	if o.Serial != "" {
-		args = append(args,
-			"-device", "virtio-serial-device",
-			"-chardev", fmt.Sprintf("socket,id=hv,path=%s,server=on,wait=off", o.Serial),
-			"-device", "virtconsole,chardev=hv")
-	}
-	if o.Disk != "" {
-		args = append(args,
-			"-drive", fmt.Sprintf("file=%s,format=raw,if=none,id=d0,cache=writethrough", o.Disk),
-			"-device", "virtio-blk-device,drive=d0")
-	}
+	args := qemuArgs(k.Kernel, initrd, &o)
 	cmd := exec.Command(k.QEMU, args...)
 	cmd.Stdin = nil
 	out, err := cmd.StdoutPipe()
@@ -187,6 +166,76 @@ func (k *Kit) Start(ctx context.Context, o Options) (*Running, error) {
 		close(r.done)
 	}()
 	return r, nil
+}
+
+// qemuArgs is the whole qemu command line of a guest. -nodefaults leaves out
+// every device the machine would add on its own (on "virt" a virtio-net-pci
+// NIC whose option ROM, efi-virtio.rom, comes from a package the install
+// script does not name), so the guest has the devices named here and no
+// others, and qemu reads no file but the kernel and the initramfs.
+func qemuArgs(kernel, initrd string, o *Options) []string {
+	args := []string{
+		"-nodefaults",
+		"-M", "virt", "-cpu", "cortex-a15", "-accel", "tcg",
+		"-m", strconv.Itoa(o.Memory), "-smp", strconv.Itoa(o.CPUs),
+		"-display", "none", "-monitor", "none", "-serial", "stdio", "-no-reboot",
+		"-kernel", kernel, "-initrd", initrd,
+		"-append", fmt.Sprintf("console=ttyAMA0 quiet panic=-1 hil.time=%d", o.Clock.Unix()),
+	}
+	if o.BrokerPort != 0 {
+		args = append(args,
+			"-netdev", fmt.Sprintf("user,id=n0,restrict=on,guestfwd=tcp:%s-tcp:127.0.0.1:%d", BrokerAddr, o.BrokerPort),
+			"-device", "virtio-net-device,netdev=n0")
+	} else {
+		args = append(args, "-nic", "none")
+	}
+	if o.Serial != "" {
+		args = append(args,
+			"-device", "virtio-serial-device",
+			"-chardev", fmt.Sprintf("socket,id=hv,path=%s,server=on,wait=off", o.Serial),
+			"-device", "virtconsole,chardev=hv")
+	}
+	if o.Disk != "" {
+		args = append(args,
+			"-drive", fmt.Sprintf("file=%s,format=raw,if=none,id=d0,cache=writethrough", o.Disk),
+			"-device", "virtio-blk-device,drive=d0")
+	}
+	return args
+}
+
+// romPackages names the Debian package that brings a file qemu may look for.
+// A guest started by qemuArgs needs none of them; the table makes the error
+// of one that does say what to install.
+var romPackages = []struct{ prefix, pkg string }{
+	{"efi-", "ipxe-qemu"},
+	{"pxe-", "ipxe-qemu"},
+	{"bios", "seabios"},
+	{"vgabios", "seabios"},
+	{"edk2-", "qemu-efi-arm or qemu-efi-aarch64"},
+	{"QEMU_EFI", "qemu-efi-arm or qemu-efi-aarch64"},
+}
+
+// missingFileRe matches qemu's complaints about a file it cannot find.
+var missingFileRe = regexp.MustCompile(`(?:failed to find romfile|[Cc]ould not (?:load|open|find)[^"']*) ["']([^"']+)["']`)
+
+// diagnoseQEMU turns qemu's output on a failed start into one line naming
+// the missing file and the package that brings it, or "" when the output
+// names no missing file.
+func diagnoseQEMU(out string) string {
+	m := missingFileRe.FindStringSubmatch(out)
+	if m == nil {
+		return ""
+	}
+	file := m[1]
+	base := filepath.Base(file)
+	pkg := "not known to the harness; apt-file search " + base + " tells"
+	for _, r := range romPackages {
+		if strings.HasPrefix(base, r.prefix) {
+			pkg = r.pkg
+			break
+		}
+	}
+	return fmt.Sprintf("qemu cannot start: missing file %s (Debian package: %s); a device named in hil/machine.go's qemuArgs asks for it: add the package to hil/scripts/install.sh or drop the device", file, pkg)
 }
 
 // read collects the console and watches for the markers.
@@ -246,6 +295,9 @@ func (r *Running) WaitOutput(ctx context.Context, s string) error {
 			return nil
 		}
 		if r.eof {
+			if d := diagnoseQEMU(r.console.String()); d != "" {
+				return fmt.Errorf("%w: %s", ErrQEMUFile, d)
+			}
 			return fmt.Errorf("guest ended before printing %q: %w\n%s", s, ErrNoExit, tail(r.console.String(), 20))
 		}
 		if err := ctx.Err(); err != nil {
@@ -281,6 +333,8 @@ func (r *Running) Wait() (*Result, error) {
 	switch {
 	case r.timedO:
 		return res, fmt.Errorf("%w after %v; console tail:\n%s", ErrTimeout, res.Duration.Round(time.Second), tail(res.Console, 40))
+	case !r.haveExit && !r.killed && diagnoseQEMU(res.Console) != "":
+		return res, fmt.Errorf("%w: %s", ErrQEMUFile, diagnoseQEMU(res.Console))
 	case !r.haveExit:
 		how := fmt.Sprintf("qemu: %v", r.waitErr)
 		if r.killed {
