@@ -8,12 +8,16 @@ import (
 	"syscall"
 
 	"github.com/csop/tbox/cmd/collector/internal/cli"
+	"github.com/csop/tbox/cmd/internal/buildinfo"
 )
 
-var version = "dev"
+var (
+	version   = "dev"
+	buildTime = "0" // unix seconds, stamped by the Makefile
+)
 
 func main() {
-	cli.Version = version
+	cli.Version = buildinfo.Line("collector", version, buildTime)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	code := cli.Main(ctx, os.Args[1:], os.Stdout, os.Stderr)
 	stop()

@@ -12,9 +12,14 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+
+	"github.com/csop/tbox/cmd/internal/buildinfo"
 )
 
-var version = "dev"
+var (
+	version   = "dev"
+	buildTime = "0" // unix seconds, stamped by the Makefile
+)
 
 // usageError marks bad usage or bad configuration: exit status 2.
 type usageError struct{ err error }
@@ -59,7 +64,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return 0
 	}
 	if args[0] == "version" || args[0] == "--version" {
-		fmt.Fprintln(stdout, "tboxctl", version)
+		fmt.Fprintln(stdout, buildinfo.Line("tboxctl", version, buildTime))
 		return 0
 	}
 	for _, c := range commands {
@@ -83,6 +88,8 @@ func exitCode(stderr io.Writer, name string, err error) int {
 		return 0
 	case errors.Is(err, errCheckFailed):
 		return 1
+	case errors.As(err, new(shownError)):
+		return 2 // the flag package printed it with the usage
 	case errors.As(err, &ue) || isConfigError(err):
 		fmt.Fprintf(stderr, "tboxctl %s: %v\n", name, err)
 		return 2
@@ -108,6 +115,13 @@ func newFlagSet(name string, stderr io.Writer) *flag.FlagSet {
 	return fs
 }
 
+// shownError is a usage error that the flag package has already printed,
+// with the command's usage: exit status 2 and no second copy.
+type shownError struct{ err error }
+
+func (e shownError) Error() string { return e.err.Error() }
+func (e shownError) Unwrap() error { return e.err }
+
 // parseFlags parses args and maps a parse error to a usage error. Positional
 // arguments beyond maxArgs are refused.
 func parseFlags(fs *flag.FlagSet, args []string, maxArgs int) error {
@@ -115,7 +129,7 @@ func parseFlags(fs *flag.FlagSet, args []string, maxArgs int) error {
 		if errors.Is(err, flag.ErrHelp) {
 			return err
 		}
-		return usageError{err}
+		return shownError{err}
 	}
 	if fs.NArg() > maxArgs {
 		return usagef("unexpected argument %q", fs.Arg(maxArgs))

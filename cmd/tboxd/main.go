@@ -5,11 +5,15 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"os"
 	"os/signal"
 	"syscall"
+
+	"github.com/csop/tbox/cmd/internal/buildinfo"
 )
 
 var (
@@ -18,22 +22,40 @@ var (
 )
 
 func main() {
+	os.Exit(mainArgs(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+// mainArgs parses the command line, runs the daemon and returns the exit
+// status: 0 success (and -h, --version), 1 a runtime error, 2 bad usage or
+// configuration.
+func mainArgs(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("tboxd", flag.ContinueOnError)
+	fs.SetOutput(stderr)
 	cfgPath := fs.String("config", "", "configuration file (TOML)")
 	showVersion := fs.Bool("version", false, "print the version and exit")
-	if err := fs.Parse(os.Args[1:]); err != nil {
-		os.Exit(2)
+	fs.Usage = func() {
+		fmt.Fprintln(fs.Output(), "usage: tboxd --config FILE\n\nThe T-Box mileage agent. SIGTERM or SIGINT stops it (the open span is attested\nand uploaded within shutdown_grace); SIGHUP re-reads log.level.\nExit status: 0 success, 1 a runtime error, 2 bad usage or configuration.\n\nFlags:")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2 // the flag package printed the error and the usage
 	}
 	if *showVersion {
-		fmt.Println("tboxd", version)
-		return
+		fmt.Fprintln(stdout, buildinfo.Line("tboxd", version, buildTime))
+		return 0
 	}
 	if *cfgPath == "" || fs.NArg() > 0 {
-		fmt.Fprintln(os.Stderr, "usage: tboxd --config FILE")
-		os.Exit(2)
+		fmt.Fprintln(stderr, "usage: tboxd --config FILE")
+		return 2
 	}
+	// SIGHUP (logrotate, systemctl reload) must never stop the daemon.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err := run(ctx, *cfgPath)
-	stop()
-	os.Exit(exitCode(err))
+	defer stop()
+	return exitCode(stderr, run(ctx, *cfgPath, hup))
 }

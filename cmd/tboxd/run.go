@@ -23,11 +23,11 @@ import (
 
 // exitCode maps an error to tboxd's exit status: 2 for bad configuration,
 // 1 for a runtime error.
-func exitCode(err error) int {
+func exitCode(stderr io.Writer, err error) int {
 	if err == nil {
 		return 0
 	}
-	fmt.Fprintln(os.Stderr, "tboxd:", err)
+	fmt.Fprintln(stderr, "tboxd:", err)
 	var ce *ConfigError
 	var pe *profile.ConfigError
 	var ue *uplink.ConfigError
@@ -40,17 +40,23 @@ func exitCode(err error) int {
 	return 1
 }
 
-func newLogger(c LogConfig, w io.Writer) *slog.Logger {
-	var lvl slog.Level
-	lvl.UnmarshalText([]byte(c.Level)) // validated
-	opts := &slog.HandlerOptions{Level: lvl}
+// newLogger returns the daemon's logger and the level it filters at, which
+// SIGHUP may change.
+func newLogger(c LogConfig, w io.Writer) (*slog.Logger, *slog.LevelVar) {
+	lv := new(slog.LevelVar)
+	lv.UnmarshalText([]byte(c.Level)) // validated
+	opts := &slog.HandlerOptions{Level: lv}
 	if c.Format == "json" {
-		return slog.New(slog.NewJSONHandler(w, opts))
+		return slog.New(slog.NewJSONHandler(w, opts)), lv
 	}
-	return slog.New(slog.NewTextHandler(w, opts))
+	return slog.New(slog.NewTextHandler(w, opts)), lv
 }
 
-func run(ctx context.Context, cfgPath string) error {
+// run runs the daemon until ctx is done. hup delivers SIGHUP: each one
+// re-reads the configuration and applies what can change safely while
+// running (log.level); a configuration that no longer loads is logged and
+// changes nothing.
+func run(ctx context.Context, cfgPath string, hup <-chan os.Signal) error {
 	cfg, err := LoadConfig(cfgPath)
 	if err != nil {
 		return err
@@ -58,8 +64,20 @@ func run(ctx context.Context, cfgPath string) error {
 	// The shell's `log` command shows recent lines; they hold no key, raw
 	// frame or biometric byte, since tboxd never logs those.
 	ring := shell.NewLogRing(200)
-	log := newLogger(cfg.Log, os.Stderr)
+	log, level := newLogger(cfg.Log, os.Stderr)
 	log = slog.New(ring.Handler(log.Handler(), slog.LevelInfo))
+	hupDone := make(chan struct{})
+	defer close(hupDone)
+	go func() {
+		for {
+			select {
+			case <-hupDone:
+				return
+			case <-hup:
+				reload(cfgPath, level, log)
+			}
+		}
+	}()
 	p, err := profile.Load(cfg.path(cfg.Profile))
 	if err != nil {
 		return err
@@ -123,7 +141,9 @@ func run(ctx context.Context, cfgPath string) error {
 		MinTime: time.Unix(bt, 0),
 		Logger:  log.With("part", "attester"),
 	}
-	if bt == 0 {
+	if bt == 0 || cfg.CAN.Replay != "" {
+		// A replay trusts its log's timestamps (as tboxctl replay does): a
+		// log recorded before this build is not an unset clock.
 		acfg.MinTime = time.Time{}
 	}
 	if up != nil {
@@ -152,6 +172,8 @@ func run(ctx context.Context, cfgPath string) error {
 	if cfg.CAN.Replay == "" {
 		// A coalescing socket hands frames over up to that late.
 		opts.ReadLag = 2 * cfg.CAN.Coalesce.Duration
+	} else {
+		opts.Clock = nil // the log's timestamps are the clock, not the wall's
 	}
 	if cfg.CAN.TimeScale > 1 {
 		log.Warn("time compressed for a bench: not for a vehicle", "time_scale", cfg.CAN.TimeScale)
@@ -181,6 +203,21 @@ func run(ctx context.Context, cfgPath string) error {
 	}
 	log.Info("tboxd stopped", "frames", a.C.Frames.Load(), "attestations_made", att.Made(), "outbox_depth", st.Stats().Depth, "err", err)
 	return err
+}
+
+// reload applies SIGHUP: it re-reads the configuration file and sets the
+// log level from it. Everything else takes effect at the next start; the
+// log line says so.
+func reload(cfgPath string, level *slog.LevelVar, log *slog.Logger) {
+	cfg, err := LoadConfig(cfgPath)
+	if err != nil {
+		log.Error("SIGHUP: configuration not reloaded, nothing changed", "err", err)
+		return
+	}
+	old := level.Level()
+	level.UnmarshalText([]byte(cfg.Log.Level)) // validated
+	log.Warn("SIGHUP: configuration reloaded", "log.level", level.Level().String(), "was", old.String(),
+		"note", "other settings take effect at the next start")
 }
 
 // health is the agent's part of the retained health report.

@@ -4,23 +4,40 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
+	"io"
 	"os"
 	"os/signal"
 	"syscall"
 )
 
+var (
+	version   = "dev"
+	buildTime = "0" // unix seconds, stamped by the Makefile
+)
+
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
-	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	code := exitCode(os.Stderr, run(ctx, os.Args[1:], os.Stdout, os.Stderr))
 	stop()
-	if err == nil {
-		return
-	}
-	fmt.Fprintln(os.Stderr, "vsim:", err)
+	os.Exit(code)
+}
+
+// exitCode prints err (unless the flag package already did) and maps it to
+// the exit status: 0 success and -h, 1 a runtime error, 2 bad usage.
+func exitCode(stderr io.Writer, err error) int {
 	var ue *usageError
-	if errors.As(err, &ue) {
-		os.Exit(2)
+	switch {
+	case err == nil, errors.Is(err, flag.ErrHelp):
+		return 0
+	case errors.As(err, &ue):
+		if !ue.shown {
+			fmt.Fprintln(stderr, "vsim:", err)
+		}
+		return 2
+	default:
+		fmt.Fprintln(stderr, "vsim:", err)
+		return 1
 	}
-	os.Exit(1)
 }

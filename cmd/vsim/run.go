@@ -14,16 +14,21 @@ import (
 	"github.com/csop/tbox/agent/profile"
 	"github.com/csop/tbox/can"
 	"github.com/csop/tbox/can/socketcan"
+	"github.com/csop/tbox/cmd/internal/buildinfo"
 	"github.com/csop/tbox/hil/vehicle"
 )
 
-// usageError is bad usage or bad configuration: exit code 2.
-type usageError struct{ err error }
+// usageError is bad usage or bad configuration: exit code 2. shown means
+// the flag package has already printed it, with the usage.
+type usageError struct {
+	err   error
+	shown bool
+}
 
 func (e *usageError) Error() string { return e.err.Error() }
 func (e *usageError) Unwrap() error { return e.err }
 
-func usage(format string, a ...any) error { return &usageError{fmt.Errorf(format, a...)} }
+func usage(format string, a ...any) error { return &usageError{err: fmt.Errorf(format, a...)} }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("vsim", flag.ContinueOnError)
@@ -32,7 +37,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		profilePath = fs.String("profile", "", "vehicle profile (TOML)")
 		seed        = fs.Int64("seed", 1, "random seed: the same seed gives the same frames")
 		duration    = fs.Duration("duration", 8*time.Hour, "length of the simulated drive")
-		startStr    = fs.String("start", "2026-01-01T08:00:00Z", "start time (RFC 3339)")
+		startStr    = fs.String("start", "", "start time (RFC 3339; default: the drive ends now)")
 		logPath     = fs.String("log", "", "write a candump -l log here (\"-\" for stdout; the default without --iface)")
 		iface       = fs.String("iface", "", "send the frames on this SocketCAN interface")
 		pace        = fs.Float64("pace", 1, "with --iface: speed-up against the recorded pace (60 = an hour a minute)")
@@ -52,15 +57,34 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		speedHz     = fs.Float64("speed-hz", 50, "speed frames per second while driving")
 		modeHz      = fs.Float64("mode-hz", 5, "drive-mode frames per second while driving")
 	)
+	showVersion := fs.Bool("version", false, "print the version and exit")
 	if err := fs.Parse(args); err != nil {
-		return &usageError{err}
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
+		return &usageError{err: err, shown: true}
+	}
+	if *showVersion {
+		fmt.Fprintln(stdout, buildinfo.Line("vsim", version, buildTime))
+		return nil
+	}
+	if fs.NArg() > 0 {
+		return usage("unexpected argument %q", fs.Arg(0))
 	}
 	if *profilePath == "" {
 		return usage("--profile is required")
 	}
-	start, err := time.Parse(time.RFC3339, *startStr)
-	if err != nil {
-		return usage("--start %q: want RFC 3339 such as 2026-01-01T08:00:00Z", *startStr)
+	if *duration <= 0 {
+		return usage("--duration %v: want a length > 0, such as 2h", *duration)
+	}
+	// The default drive ends now, so that a log replayed at once is neither
+	// in the future nor older than the binaries that read it.
+	start := time.Now().Add(-*duration).Truncate(time.Second)
+	if *startStr != "" {
+		var err error
+		if start, err = time.Parse(time.RFC3339, *startStr); err != nil {
+			return usage("--start %q: want RFC 3339 such as 2026-01-01T08:00:00Z", *startStr)
+		}
 	}
 	if *logPath != "" && *iface != "" {
 		return usage("--log and --iface exclude each other")
@@ -75,14 +99,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	p, err := profile.Load(*profilePath)
 	if err != nil {
-		return &usageError{err}
+		return &usageError{err: err}
 	}
 	for _, r := range []struct {
 		name string
 		v    float64
 	}{{"odometer-hz", *odoHz}, {"speed-hz", *speedHz}, {"mode-hz", *modeHz}} {
 		if !(r.v > 0 && r.v <= 1000) {
-			return &usageError{fmt.Errorf("--%s: want a rate in (0, 1000] frames per second, found %v", r.name, r.v)}
+			return &usageError{err: fmt.Errorf("--%s: want a rate in (0, 1000] frames per second, found %v", r.name, r.v)}
 		}
 	}
 	s := vehicle.Scenario{
@@ -99,7 +123,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		c, err := socketcan.Open(*iface)
 		if err != nil {
 			if errors.Is(err, socketcan.ErrNoInterface) {
-				return &usageError{fmt.Errorf("--iface: %w", err)}
+				return &usageError{err: fmt.Errorf("--iface: %w", err)}
 			}
 			return fmt.Errorf("--iface: %w", err)
 		}
@@ -131,7 +155,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	if err != nil {
 		if errors.Is(err, vehicle.ErrScenario) {
-			return &usageError{err}
+			return &usageError{err: err}
 		}
 		return err
 	}

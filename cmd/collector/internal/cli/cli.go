@@ -23,7 +23,7 @@ import (
 	"github.com/csop/tbox/signer"
 )
 
-// Version is stamped by the build (main.version).
+// Version is the --version line, set by main from what the build stamped.
 var Version = "dev"
 
 // usageError marks bad usage: exit status 2.
@@ -63,7 +63,7 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return 0
 	}
 	if args[0] == "version" || args[0] == "--version" {
-		fmt.Fprintln(stdout, "collector", Version)
+		fmt.Fprintln(stdout, Version)
 		return 0
 	}
 	for _, c := range commands {
@@ -90,6 +90,8 @@ func exitCode(stderr io.Writer, name string, err error) int {
 		return 0
 	case errors.Is(err, flag.ErrHelp):
 		return 0
+	case errors.As(err, new(shownError)):
+		return 2 // the flag package printed it with the usage
 	case errors.As(err, &ue), errors.Is(err, ErrConfig):
 		fmt.Fprintf(stderr, "collector %s: %v\n", name, err)
 		return 2
@@ -105,12 +107,19 @@ func newFlags(name string, stderr io.Writer) *flag.FlagSet {
 	return fs
 }
 
+// shownError is a usage error that the flag package has already printed,
+// with the command's usage: exit status 2 and no second copy.
+type shownError struct{ err error }
+
+func (e shownError) Error() string { return e.err.Error() }
+func (e shownError) Unwrap() error { return e.err }
+
 func parseFlags(fs *flag.FlagSet, args []string) error {
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return err
 		}
-		return usageError{err}
+		return shownError{err}
 	}
 	return nil
 }
