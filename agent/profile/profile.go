@@ -189,8 +189,8 @@ func parse(file string, data []byte, readDBC func(string) (string, []byte, error
 	}
 	p := &Profile{file: file, dbcFile: dbcPath, maxSpeed: DefaultMaxSpeedKmh, warnings: db.warnings}
 	if v := cfg.Plausibility.MaxSpeedKmh; v != nil {
-		if !(*v > 0) || math.IsInf(*v, 0) || *v > 10000 {
-			return nil, loc.err("plausibility.max_speed_kmh", fmt.Errorf("%w: max_speed_kmh = %v, want a speed above 0 and at most 10000", ErrValue, *v))
+		if !(*v >= 1) || math.IsInf(*v, 0) || *v > 10000 {
+			return nil, loc.err("plausibility.max_speed_kmh", fmt.Errorf("%w: max_speed_kmh = %v, want a speed from 1 to 10000 km/h", ErrValue, *v))
 		}
 		p.maxSpeed = *v
 	}

@@ -3,12 +3,15 @@ package main
 import (
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
 	"time"
 
 	"github.com/BurntSushi/toml"
+
+	"github.com/csop/tbox/agent/uplink"
 )
 
 // Config is tboxd's configuration file (TOML). Paths are relative to the
@@ -17,7 +20,11 @@ type Config struct {
 	Profile  string `toml:"profile"`
 	Key      string `toml:"key"`
 	StateDir string `toml:"state_dir"`
-	ChainID  uint64 `toml:"chain_id"`
+	// ChainID is the EIP-712 domain's chainId. TOML integers are signed:
+	// the file's value is read into RawChainID and range-checked, so that
+	// -1 is refused instead of becoming 2^64-1.
+	ChainID    uint64 `toml:"-"`
+	RawChainID int64  `toml:"chain_id"`
 
 	CAN    CANConfig    `toml:"can"`
 	Outbox OutboxConfig `toml:"outbox"`
@@ -120,7 +127,8 @@ func (e *ConfigError) Error() string {
 	}
 	b.WriteString(": ")
 	b.WriteString(e.Msg)
-	if e.Err != nil && !strings.Contains(e.Msg, e.Err.Error()) {
+	var ue *uplink.ConfigError
+	if e.Err != nil && !strings.Contains(e.Msg, e.Err.Error()) && !errors.As(e.Err, &ue) {
 		b.WriteString(": ")
 		b.WriteString(e.Err.Error())
 	}
@@ -176,8 +184,11 @@ func parseConfig(path string, data []byte) (*Config, error) {
 const defaultCoalesce = 20 * time.Millisecond
 
 func (c *Config) defaults() {
-	if c.ChainID == 0 {
-		c.ChainID = 20220807
+	if c.RawChainID == 0 {
+		c.RawChainID = 20220807
+	}
+	if c.RawChainID > 0 {
+		c.ChainID = uint64(c.RawChainID)
 	}
 	if c.CAN.Interface == "" {
 		c.CAN.Interface = "can0"
@@ -200,41 +211,94 @@ func (c *Config) fail(field, format string, a ...any) error {
 	return &ConfigError{File: c.file, Field: field, Msg: fmt.Sprintf(format, a...), Err: ErrConfig}
 }
 
+// durationRange is the range of a duration key; 0 means "the default" for
+// the keys where zero is allowed.
+type durationRange struct {
+	key      string
+	v        time.Duration
+	zeroOK   bool
+	min, max time.Duration
+}
+
+// validate checks every field and returns every problem found (joined), so
+// that a provisioning line sees them all at once. Each is a *ConfigError
+// naming the file and the key.
 func (c *Config) validate() error {
-	switch {
-	case c.Profile == "":
-		return c.fail("profile", "required: the vehicle profile (TOML)")
-	case c.Key == "":
-		return c.fail("key", "required: the device key file")
-	case c.StateDir == "":
-		return c.fail("state_dir", "required: the directory of the outbox and state")
-	case c.CAN.ReplayPace < 0:
-		return c.fail("can.replay_pace", "want 0 (as fast as possible) or a positive speed-up, found %v", c.CAN.ReplayPace)
-	case c.CAN.TimeScale != 0 && c.CAN.TimeScale < 1:
-		return c.fail("can.time_scale", "want 0 (real time) or a speed-up >= 1, found %v", c.CAN.TimeScale)
-	case c.CAN.ReceiveBuffer < 0:
-		return c.fail("can.receive_buffer", "want bytes >= 0, found %d", c.CAN.ReceiveBuffer)
-	case c.CAN.Coalesce.Duration < 0 || c.CAN.Coalesce.Duration > time.Second:
-		return c.fail("can.coalesce", "want 0 (off) up to 1s, found %v", c.CAN.Coalesce.Duration)
-	case c.Outbox.MaxBytes < 0 || (c.Outbox.MaxBytes > 0 && c.Outbox.MaxBytes < 64<<10):
-		return c.fail("outbox.max_bytes", "want at least 65536 bytes (or 0 for the default), found %d", c.Outbox.MaxBytes)
-	case c.MQTT.Window < 0:
-		return c.fail("mqtt.window", "want a positive number, found %d", c.MQTT.Window)
-	case c.Shell.Baud < 0:
-		return c.fail("shell.baud", "want a positive baud rate, found %d", c.Shell.Baud)
+	var errs []error
+	add := func(field, format string, a ...any) { errs = append(errs, c.fail(field, format, a...)) }
+	if c.Profile == "" {
+		add("profile", "required: the vehicle profile (TOML)")
+	}
+	if c.Key == "" {
+		add("key", "required: the device key file")
+	}
+	if c.StateDir == "" {
+		add("state_dir", "required: the directory of the outbox and state")
+	}
+	if c.RawChainID <= 0 {
+		add("chain_id", "want a chain ID from 1 to %d, found %d", int64(math.MaxInt64), c.RawChainID)
+	}
+	if p := c.CAN.ReplayPace; !(p >= 0 && p <= maxSpeedUp) {
+		add("can.replay_pace", "want 0 (as fast as possible) or a speed-up up to %g, found %v", float64(maxSpeedUp), p)
+	}
+	if ts := c.CAN.TimeScale; !(ts == 0 || (ts >= 1 && ts <= maxSpeedUp)) {
+		add("can.time_scale", "want 0 (real time) or a speed-up from 1 to %g, found %v", float64(maxSpeedUp), ts)
+	}
+	if b := c.CAN.ReceiveBuffer; b < 0 || b > 64<<20 {
+		add("can.receive_buffer", "want bytes from 0 (the kernel's default) to 67108864, found %d", b)
+	}
+	if b := c.Outbox.MaxBytes; b < 0 || (b > 0 && b < 64<<10) || b > 1<<40 {
+		add("outbox.max_bytes", "want 0 (the default) or 65536 to 1099511627776 bytes, found %d", b)
+	}
+	if w := c.MQTT.Window; w < 0 || w > 10000 {
+		add("mqtt.window", "want 0 (the default) to 10000 attestations in flight, found %d", w)
+	}
+	if b := c.Shell.Baud; b < 50 || b > 4000000 {
+		add("shell.baud", "want a baud rate from 50 to 4000000, found %d", b)
+	}
+	for _, d := range []durationRange{
+		{"shutdown_grace", c.Shutdown.Duration, false, 100 * time.Millisecond, 10 * time.Minute},
+		{"can.reopen_max", c.CAN.ReopenMax.Duration, true, 10 * time.Millisecond, time.Minute},
+		{"can.coalesce", c.CAN.Coalesce.Duration, true, 0, time.Second},
+		{"outbox.checkpoint_interval", c.Outbox.Checkpoint.Duration, true, time.Second, time.Hour},
+		{"mqtt.keepalive", c.MQTT.KeepAlive.Duration, true, time.Second, time.Hour},
+		{"mqtt.backoff_min", c.MQTT.BackoffMin.Duration, true, 10 * time.Millisecond, time.Minute},
+		{"mqtt.backoff_max", c.MQTT.BackoffMax.Duration, true, 10 * time.Millisecond, time.Hour},
+		{"mqtt.nack_retry", c.MQTT.NackRetry.Duration, true, time.Second, 24 * time.Hour},
+		{"mqtt.ack_timeout", c.MQTT.AckTimeout.Duration, true, 100 * time.Millisecond, time.Hour},
+		{"mqtt.health_interval", c.MQTT.HealthInterval.Duration, true, time.Second, 24 * time.Hour},
+		{"shell.idle_timeout", c.Shell.IdleTimeout.Duration, true, 10 * time.Second, 24 * time.Hour},
+		{"shell.unlock_ttl", c.Shell.UnlockTTL.Duration, true, 10 * time.Second, 24 * time.Hour},
+	} {
+		if d.v == 0 && d.zeroOK {
+			continue
+		}
+		if d.v < d.min || d.v > d.max {
+			zero := ""
+			if d.zeroOK {
+				zero = "unset (the default) or "
+			}
+			add(d.key, "want %sa duration from %v to %v, found %v", zero, d.min, d.max, d.v)
+		}
+	}
+	if lo, hi := c.MQTT.BackoffMin.Duration, c.MQTT.BackoffMax.Duration; lo > 0 && hi > 0 && lo > hi {
+		add("mqtt.backoff_max", "want at least mqtt.backoff_min (%v), found %v", lo, hi)
 	}
 	switch c.Log.Level {
 	case "debug", "info", "warn", "error":
 	default:
-		return c.fail("log.level", "want debug, info, warn or error, found %q", c.Log.Level)
+		add("log.level", "want debug, info, warn or error, found %q", c.Log.Level)
 	}
 	switch c.Log.Format {
 	case "text", "json":
 	default:
-		return c.fail("log.format", "want text or json, found %q", c.Log.Format)
+		add("log.format", "want text or json, found %q", c.Log.Format)
 	}
-	return nil
+	return errors.Join(errs...)
 }
+
+// maxSpeedUp bounds can.replay_pace and can.time_scale: a week a second.
+const maxSpeedUp = 1e6
 
 // path resolves p relative to the configuration file.
 func (c *Config) path(p string) string {

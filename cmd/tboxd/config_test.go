@@ -103,6 +103,14 @@ func TestBadConfigExits(t *testing.T) {
 		conf: baseConfig + "\n[mqtt]\nbroker = \"tcp://192.0.2.10:1883\"\n",
 		code: 2, want: []string{"broker", "tcp://192.0.2.10:1883", "allow_insecure", "ssl://"},
 	}, {
+		name: "mqtt key file missing",
+		conf: baseConfig + "\n[mqtt]\nbroker = \"ssl://127.0.0.1:8883\"\nca_file = \"empty.log\"\ncert_file = \"empty.log\"\nkey_file = \"nosuch.pem\"\n",
+		code: 2, want: []string{"tboxd.toml: mqtt.", "file"},
+	}, {
+		name: "chain_id negative",
+		conf: "chain_id = -1\n" + baseConfig,
+		code: 2, want: []string{"tboxd.toml: chain_id: want a chain ID from 1", "found -1"},
+	}, {
 		name: "key file readable by others",
 		conf: baseConfig,
 		prep: func(t *testing.T, dir string) {
@@ -178,6 +186,28 @@ func TestParseConfig(t *testing.T) {
 		{"negative coalesce", ok + "[can]\ncoalesce = \"-1ms\"\n", "can.coalesce", 5},
 		{"coalesce 2s", ok + "[can]\ncoalesce = \"2s\"\n", "can.coalesce", 0},
 		{"coalesce off", ok + "[can]\ncoalesce = \"0s\"\n", "", 0},
+		// Every number is range-checked: what a first user wrote by mistake.
+		{"chain_id -1", ok + "chain_id = -1\n", "chain_id", 0},
+		{"chain_id explicit", ok + "chain_id = 20220807\n", "", 0},
+		{"replay_pace nan", ok + "[can]\nreplay_pace = nan\n", "can.replay_pace", 0},
+		{"replay_pace inf", ok + "[can]\nreplay_pace = inf\n", "can.replay_pace", 0},
+		{"time_scale inf", ok + "[can]\ntime_scale = inf\n", "can.time_scale", 0},
+		{"time_scale nan", ok + "[can]\ntime_scale = nan\n", "can.time_scale", 0},
+		{"ack_timeout 1ns", ok + "[mqtt]\nack_timeout = \"1ns\"\n", "mqtt.ack_timeout", 0},
+		{"ack_timeout 2s", ok + "[mqtt]\nack_timeout = \"2s\"\n", "", 0},
+		{"health_interval 1ms", ok + "[mqtt]\nhealth_interval = \"1ms\"\n", "mqtt.health_interval", 0},
+		{"keepalive 100h", ok + "[mqtt]\nkeepalive = \"100h\"\n", "mqtt.keepalive", 0},
+		{"backoff max below min", ok + "[mqtt]\nbackoff_min = \"2s\"\nbackoff_max = \"1s\"\n", "mqtt.backoff_max", 0},
+		{"nack_retry 1ms", ok + "[mqtt]\nnack_retry = \"1ms\"\n", "mqtt.nack_retry", 0},
+		{"window huge", ok + "[mqtt]\nwindow = 100000000\n", "mqtt.window", 0},
+		{"checkpoint 1ns", ok + "[outbox]\ncheckpoint_interval = \"1ns\"\n", "outbox.checkpoint_interval", 0},
+		{"outbox 1 PiB", ok + "[outbox]\nmax_bytes = 1125899906842624\n", "outbox.max_bytes", 0},
+		{"grace 1ns", ok + "shutdown_grace = \"1ns\"\n", "shutdown_grace", 0},
+		{"grace a day", ok + "shutdown_grace = \"24h\"\n", "shutdown_grace", 0},
+		{"reopen_max 1ns", ok + "[can]\nreopen_max = \"1ns\"\n", "can.reopen_max", 0},
+		{"baud negative", ok + "[shell]\nbaud = -9600\n", "shell.baud", 0},
+		{"idle_timeout 1s", ok + "[shell]\nidle_timeout = \"1s\"\n", "shell.idle_timeout", 0},
+		{"unlock_ttl 1000h", ok + "[shell]\nunlock_ttl = \"1000h\"\n", "shell.unlock_ttl", 0},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -203,6 +233,24 @@ func TestParseConfig(t *testing.T) {
 				t.Errorf("file %q, field %q, line %d; want t.toml, %q, %d (%v)", ce.File, ce.Field, ce.Line, tt.field, tt.line, err)
 			}
 		})
+	}
+}
+
+// TestParseConfigListsEveryProblem: a configuration with several mistakes
+// gets all of them at once, each naming its key.
+func TestParseConfigListsEveryProblem(t *testing.T) {
+	conf := "key = \"k\"\nstate_dir = \"s\"\nchain_id = -5\n[can]\nreplay_pace = nan\n[mqtt]\nack_timeout = \"1ns\"\n"
+	_, err := parseConfig("t.toml", []byte(conf))
+	if !errors.Is(err, ErrConfig) {
+		t.Fatalf("error %v, want ErrConfig", err)
+	}
+	for _, want := range []string{"t.toml: profile: required", "t.toml: chain_id: want", "t.toml: can.replay_pace: want", "t.toml: mqtt.ack_timeout: want"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error does not say %q:\n%v", want, err)
+		}
+	}
+	if n := strings.Count(err.Error(), "\n") + 1; n != 4 {
+		t.Errorf("%d lines, want one per problem (4):\n%v", n, err)
 	}
 }
 

@@ -127,6 +127,18 @@ func run(ctx context.Context, cfgPath string, hup <-chan os.Signal) error {
 			Logger:         log.With("part", "uplink"),
 			Health:         func() any { return health(st) },
 		}, outbox{st})
+		var ue *uplink.ConfigError
+		if errors.As(err, &ue) {
+			// Name the key as the operator wrote it: mqtt.key_file.
+			msg := ue.Msg
+			if ue.Value != "" {
+				msg = fmt.Sprintf("%q: %s", ue.Value, ue.Msg)
+			}
+			if ue.Cause != nil {
+				msg += ": " + ue.Cause.Error()
+			}
+			return &ConfigError{File: cfg.file, Field: "mqtt." + ue.Field, Msg: msg, Err: ue}
+		}
 		if err != nil {
 			return err
 		}
