@@ -29,6 +29,7 @@ func (p Problem) Unwrap() error { return p.Kind }
 type ChainChecker struct {
 	chainID uint64
 	device  *Address
+	partial bool // a chain starts at the first seq seen (WithPartialChains)
 	chains  map[Address]*chain
 }
 
@@ -51,6 +52,14 @@ type ChainOption func(*ChainChecker)
 // ([ErrWrongDevice]); without it, each device's chain is checked apart.
 func WithDevice(device Address) ChainOption {
 	return func(c *ChainChecker) { c.device = &device }
+}
+
+// WithPartialChains lets each device's chain start at the first seq the
+// checker sees instead of seq 1: that attestation's prev is taken on trust,
+// and from there the chain is checked as usual. It fits a part of a chain,
+// such as an outbox listing after some receipts.
+func WithPartialChains() ChainOption {
+	return func(c *ChainChecker) { c.partial = true }
 }
 
 // NewChainChecker returns a checker for attestations on chainID.
@@ -106,6 +115,9 @@ func (c *ChainChecker) Check(a *Attestation) []Problem {
 	}
 
 	ch := c.chainOf(a.Device)
+	if c.partial && len(ch.seen) == 0 && ch.next == 1 {
+		ch.next, ch.base = a.Seq, a.Seq-1
+	}
 	digest := Digest(c.chainID, a)
 	old, dup := ch.seen[a.Seq]
 	switch {

@@ -102,6 +102,15 @@ func GenerateKeyFile(path string) (Address, error) {
 	if _, err := os.Lstat(path); err == nil {
 		return Address{}, &KeyFileError{Path: path, Detail: "already exists; refusing to overwrite a key", Err: fs.ErrExist}
 	}
+	dir := filepath.Dir(path)
+	if st, err := os.Stat(dir); err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return Address{}, &KeyFileError{Path: path, Detail: fmt.Sprintf("directory %s does not exist; create it first (mkdir -p -m 700 %s)", dir, dir), Err: err}
+		}
+		return Address{}, &KeyFileError{Path: path, Detail: "directory: " + err.Error(), Err: err}
+	} else if !st.IsDir() {
+		return Address{}, &KeyFileError{Path: path, Detail: fmt.Sprintf("%s is %s, expected a directory", dir, describeType(st.Mode())), Err: fs.ErrInvalid}
+	}
 	key, err := secp256k1.GeneratePrivateKey()
 	if err != nil {
 		return Address{}, fmt.Errorf("key generation: %w", err)
@@ -190,7 +199,15 @@ func marshalKey(key *secp256k1.PrivateKey) ([]byte, error) {
 // or others may read or write ([ErrKeyPermissions]) and anything that is not
 // a valid secp256k1 SEC1 PEM key ([ErrBadKey]); errors are [*KeyFileError].
 func LoadKeyFile(path string) (*FileKey, error) {
-	f, err := os.Open(path)
+	// Stat before opening: opening a FIFO blocks until a writer comes,
+	// which would hang the daemon (and ignore SIGTERM) for good.
+	if st, err := os.Stat(path); err != nil {
+		return nil, &KeyFileError{Path: path, Err: err}
+	} else if !st.Mode().IsRegular() {
+		return nil, notRegular(path, st.Mode())
+	}
+	// O_NONBLOCK as well, for a file swapped for a FIFO after the Stat.
+	f, err := os.OpenFile(path, os.O_RDONLY|openNonBlock, 0)
 	if err != nil {
 		return nil, &KeyFileError{Path: path, Err: err}
 	}
@@ -200,7 +217,7 @@ func LoadKeyFile(path string) (*FileKey, error) {
 		return nil, &KeyFileError{Path: path, Err: err}
 	}
 	if !st.Mode().IsRegular() {
-		return nil, &KeyFileError{Path: path, Detail: fmt.Sprintf("is a %s, expected a regular file", st.Mode().Type()), Err: ErrBadKey}
+		return nil, notRegular(path, st.Mode())
 	}
 	if perm := st.Mode().Perm(); perm&0o077 != 0 {
 		return nil, &KeyFileError{Path: path, Err: ErrKeyPermissions, Detail: fmt.Sprintf(
@@ -219,6 +236,31 @@ func LoadKeyFile(path string) (*FileKey, error) {
 		return nil, err
 	}
 	return &FileKey{key: key, addr: AddressOf(key.PubKey())}, nil
+}
+
+// notRegular is the error for a key path that is not a regular file.
+func notRegular(path string, m fs.FileMode) error {
+	return &KeyFileError{Path: path, Detail: fmt.Sprintf("is %s, expected a regular file holding a PEM key", describeType(m)), Err: ErrBadKey}
+}
+
+// describeType names a file's type as a person would.
+func describeType(m fs.FileMode) string {
+	switch t := m.Type(); {
+	case t&fs.ModeDir != 0:
+		return "a directory"
+	case t&fs.ModeNamedPipe != 0:
+		return "a named pipe (FIFO)"
+	case t&fs.ModeSocket != 0:
+		return "a socket"
+	case t&fs.ModeCharDevice != 0:
+		return "a character device"
+	case t&fs.ModeDevice != 0:
+		return "a block device"
+	case t&fs.ModeSymlink != 0:
+		return "a symbolic link"
+	default:
+		return "not a regular file"
+	}
 }
 
 func badKey(path, format string, args ...any) error {

@@ -36,6 +36,14 @@ var (
 	// directory for longer than Options.LockTimeout.
 	ErrLocked = errors.New("store locked")
 
+	// ErrReadOnly is returned by every write to a store opened with
+	// OpenReadOnly.
+	ErrReadOnly = errors.New("store opened read-only")
+
+	// ErrNoStore is returned by OpenReadOnly when dir is not a state
+	// directory: missing, not a directory, or without an outbox.db.
+	ErrNoStore = errors.New("no outbox")
+
 	// ErrClosed is returned after Close.
 	ErrClosed = errors.New("store closed")
 

@@ -42,6 +42,37 @@ func lockDir(dir string, timeout time.Duration) (*dirLock, error) {
 }
 
 func (l *dirLock) release() error {
+	if l.f == nil {
+		return nil
+	}
 	_ = unix.Flock(int(l.f.Fd()), unix.LOCK_UN)
 	return l.f.Close()
+}
+
+// lockDirShared takes a shared flock on dir/lock without waiting, for a
+// reader that must not run beside a writer. It creates nothing: a missing
+// lock file means no agent ever ran there, and no lock is needed.
+func lockDirShared(dir string) (*dirLock, error) {
+	path := filepath.Join(dir, "lock")
+	f, err := os.Open(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return &dirLock{}, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("lock: %w", err)
+	}
+	for {
+		err := unix.Flock(int(f.Fd()), unix.LOCK_SH|unix.LOCK_NB)
+		if err == nil {
+			return &dirLock{f: f}, nil
+		}
+		if errors.Is(err, unix.EINTR) {
+			continue
+		}
+		f.Close()
+		if errors.Is(err, unix.EWOULDBLOCK) {
+			return nil, fmt.Errorf("lock %s: %w: a running agent (tboxd) or replay holds the outbox", path, ErrLocked)
+		}
+		return nil, fmt.Errorf("lock %s: %w", path, err)
+	}
 }

@@ -194,6 +194,7 @@ type Store struct {
 	fileSize  int64
 	recovery  Recovery
 	untrimmed int64 // bytes of records appended or acked since the last trimMapping
+	readOnly  bool  // opened by OpenReadOnly: every write returns ErrReadOnly
 }
 
 // trimEvery is how many bytes of records (about 1,100 attestations)
@@ -713,6 +714,9 @@ func (s *Store) update(fn func(tx *bbolt.Tx) error) error {
 func (s *Store) writable() error {
 	if s.closed {
 		return ErrClosed
+	}
+	if s.readOnly {
+		return ErrReadOnly
 	}
 	if s.broken != nil {
 		return fmt.Errorf("%w: %w", ErrBroken, s.broken)

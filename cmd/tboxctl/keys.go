@@ -22,7 +22,7 @@ func runKeygen(_ context.Context, args []string, _ io.Reader, stdout, stderr io.
 	addr, err := signer.GenerateKeyFile(*key)
 	if err != nil {
 		if errors.Is(err, fs.ErrExist) {
-			return usagef("%w (refusing to overwrite an existing key)", err)
+			return usageError{err}
 		}
 		return err
 	}

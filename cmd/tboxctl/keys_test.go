@@ -10,7 +10,9 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/csop/tbox/signer"
 )
@@ -138,10 +140,48 @@ func TestBadKeyFileSays(t *testing.T) {
 		{"wrong curve", "secp256k1"},
 		{"mode 0644", "0644"},
 		{"missing", "no such file"},
+		{"directory", "is a directory, expected a regular file"},
 	} {
 		r := tboxctl(t, nil, "address", "--key", keys[tc.key])
 		if !strings.Contains(r.stderr, tc.says) {
 			t.Errorf("%s: stderr %q does not say %q", tc.key, r.stderr, tc.says)
 		}
+	}
+}
+
+// TestKeyPathNotAFile: a FIFO where the key should be is refused at once
+// (opening it would wait for a writer forever), keygen into a missing
+// directory says so without naming a temporary file, and a refusal to
+// overwrite is said once.
+func TestKeyPathNotAFile(t *testing.T) {
+	dir := t.TempDir()
+	fifo := filepath.Join(dir, "device.key")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Skipf("mkfifo: %v", err)
+	}
+	done := make(chan result, 1)
+	go func() { done <- tboxctl(t, nil, "address", "--key", fifo) }()
+	select {
+	case r := <-done:
+		if r.code != 2 || !strings.Contains(r.stderr, "is a named pipe (FIFO), expected a regular file") {
+			t.Errorf("FIFO key: exit %d, stderr %q", r.code, r.stderr)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("tboxctl address --key FIFO still blocked after 5 s")
+	}
+
+	missing := filepath.Join(dir, "nosuch", "device.key")
+	r := tboxctl(t, nil, "keygen", "--key", missing)
+	if r.code == 0 || !strings.Contains(r.stderr, "directory "+filepath.Dir(missing)+" does not exist") || strings.Contains(r.stderr, ".keygen-") {
+		t.Errorf("keygen into a missing directory: exit %d, stderr %q", r.code, r.stderr)
+	}
+
+	key := filepath.Join(dir, "k")
+	if r := tboxctl(t, nil, "keygen", "--key", key); r.code != 0 {
+		t.Fatalf("keygen: %q", r.stderr)
+	}
+	r = tboxctl(t, nil, "keygen", "--key", key)
+	if r.code != 2 || strings.Count(r.stderr, "overwrite") != 1 {
+		t.Errorf("keygen over a key: exit %d, stderr %q, want exit 2 and the refusal said once", r.code, r.stderr)
 	}
 }

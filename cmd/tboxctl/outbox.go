@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 
@@ -20,9 +21,16 @@ func runOutbox(_ context.Context, args []string, _ io.Reader, stdout, stderr io.
 	if *dir == "" {
 		return usagef("--state is required")
 	}
-	st, err := store.Open(*dir, nil)
-	if err != nil {
-		return fmt.Errorf("state %s: %w", *dir, err)
+	// A look never writes: a missing directory is not created, a damaged
+	// outbox is not repaired (tboxd does that at its start).
+	st, err := store.OpenReadOnly(*dir)
+	switch {
+	case errors.Is(err, store.ErrNoStore):
+		return usageError{fmt.Errorf("--state: %w", err)}
+	case errors.Is(err, store.ErrLocked):
+		return fmt.Errorf("--state %s: %w; while tboxd runs, ask it through its diagnostic shell: status, att last, att show SEQ", *dir, err)
+	case err != nil:
+		return fmt.Errorf("--state %s: %w", *dir, err)
 	}
 	defer st.Close()
 	recs, err := st.Pending(0, 0)

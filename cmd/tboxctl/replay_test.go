@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/csop/tbox/hil/vehicle"
 	"github.com/csop/tbox/signer"
+	"github.com/csop/tbox/store"
 )
 
 // shortDrive is two hours of driving with mode changes and traffic.
@@ -200,5 +202,31 @@ func TestUsage(t *testing.T) {
 	}
 	if r := tboxctl(t, nil, "version"); r.code != 0 || !strings.HasPrefix(r.stdout, "tboxctl ") {
 		t.Errorf("version: exit %d, %q", r.code, r.stdout)
+	}
+}
+
+// TestOutboxOnlyLooks: tboxctl outbox never creates or writes state. A
+// missing directory is bad usage (exit 2) and stays missing; a directory
+// that a running agent holds is refused at once with a pointer to the
+// agent's shell; afterwards the listing verifies as a part of a chain.
+func TestOutboxOnlyLooks(t *testing.T) {
+	missing := filepath.Join(t.TempDir(), "nosuch")
+	r := tboxctl(t, nil, "outbox", "--state", missing)
+	if r.code != 2 || !strings.Contains(r.stderr, "does not exist") {
+		t.Errorf("missing state: exit %d, stderr %q", r.code, r.stderr)
+	}
+	if _, err := os.Stat(missing); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("tboxctl outbox created %s", missing)
+	}
+
+	state := t.TempDir()
+	st, err := store.Open(state, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r = tboxctl(t, nil, "outbox", "--state", state)
+	st.Close()
+	if r.code != 2 || !strings.Contains(r.stderr, "att show") || !strings.Contains(r.stderr, "running agent") {
+		t.Errorf("held state: exit %d, stderr %q", r.code, r.stderr)
 	}
 }

@@ -17,6 +17,7 @@ func runVerify(_ context.Context, args []string, stdin io.Reader, stdout, stderr
 	fl := newFlagSet("verify", stderr)
 	chainID := fl.Uint64("chain-id", defaultChainID, "EIP-712 chain ID of the attestations")
 	device := fl.String("device", "", "expected device address (0x...); other devices are problems")
+	partial := fl.Bool("partial", false, "a chain may start at any seq (an outbox listing after receipts): the first attestation's prev is taken on trust")
 	if err := parseFlags(fl, args, 1); err != nil {
 		return err
 	}
@@ -27,6 +28,9 @@ func runVerify(_ context.Context, args []string, stdin io.Reader, stdout, stderr
 			return usagef("--device: %w", err)
 		}
 		opts = append(opts, signer.WithDevice(addr))
+	}
+	if *partial {
+		opts = append(opts, signer.WithPartialChains())
 	}
 	in, name := stdin, "stdin"
 	if fl.NArg() == 1 {
@@ -41,15 +45,24 @@ func runVerify(_ context.Context, args []string, stdin io.Reader, stdout, stderr
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(stderr, "%s: %d attestations, %d problems\n", name, n, problems)
+	fmt.Fprintf(stderr, "%s: %s, %s\n", name, plural(n, "attestation"), plural(problems, "problem"))
 	if problems > 0 {
 		return errCheckFailed
 	}
 	return nil
 }
 
+// plural returns "1 problem", "2 problems".
+func plural(n int, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return fmt.Sprintf("%d %ss", n, noun)
+}
+
 // verifyLines checks one attestation per line and writes one line per
-// problem: "NAME:LINE: seq N: what".
+// problem: "NAME:LINE: seq N: what". n counts the lines that parsed as
+// attestations: a line that does not is a problem, not an attestation.
 func verifyLines(in io.Reader, name string, chainID uint64, out io.Writer, opts ...signer.ChainOption) (n, problems int, err error) {
 	cc := signer.NewChainChecker(chainID, opts...)
 	sc := bufio.NewScanner(in)
@@ -61,13 +74,13 @@ func verifyLines(in io.Reader, name string, chainID uint64, out io.Writer, opts 
 		if len(trimSpace(b)) == 0 {
 			continue
 		}
-		n++
 		a, err := signer.ParseWire(b)
 		if err != nil {
 			problems++
-			fmt.Fprintf(out, "%s:%d: %v\n", name, line, err)
+			fmt.Fprintf(out, "%s:%d: not an attestation: %v\n", name, line, err)
 			continue
 		}
+		n++
 		for _, p := range cc.Check(a) {
 			problems++
 			fmt.Fprintf(out, "%s:%d: %v\n", name, line, p)

@@ -112,6 +112,7 @@ func TestVerify(t *testing.T) {
 		input string
 		args  []string
 		want  []problem
+		atts  int // attestations the summary counts; 0: not checked
 	}{
 		{name: "clean chain", input: wireLines(c...)},
 		{name: "clean chain, blank lines and CRLF", input: "\n" + strings.ReplaceAll(wireLines(c...), "\n", "\r\n") + "\n \n"},
@@ -139,7 +140,16 @@ func TestVerify(t *testing.T) {
 		{name: "unknown version", input: unknownV + wireLines(c[1:]...),
 			want: []problem{{1, 0, signer.ErrUnknownVersion}, {2, 2, signer.ErrSeqGap}}},
 		{name: "line not JSON", input: wireLines(c[0], c[1]) + "{\"v\":1,\n" + wireLines(c[2], c[3], c[4]),
-			want: []problem{{3, 0, signer.ErrMalformed}}},
+			want: []problem{{3, 0, signer.ErrMalformed}}, atts: 5},
+		{name: "garbage is no attestation", input: "hello\n" + wireLines(c[0]),
+			want: []problem{{1, 0, signer.ErrMalformed}}, atts: 1},
+		{name: "a later part of a chain", input: wireLines(c[2], c[3], c[4]),
+			want: []problem{{1, 3, signer.ErrSeqGap}}, atts: 3},
+		{name: "a later part of a chain, --partial", input: wireLines(c[2], c[3], c[4]), args: []string{"--partial"}, atts: 3},
+		{name: "--partial still checks the links", input: wireLines(c[2], badPrev, c[4]), args: []string{"--partial"},
+			want: []problem{{2, 3, signer.ErrSeqDuplicate}, {3, 5, signer.ErrSeqGap}}, atts: 3},
+		{name: "--partial: a gap after the start", input: wireLines(c[1], c[3]), args: []string{"--partial"},
+			want: []problem{{2, 4, signer.ErrSeqGap}}, atts: 2},
 		{name: "wrong chain id", input: wireLines(c...), args: []string{"--chain-id", "1"},
 			want: []problem{
 				{1, 1, signer.ErrSignerMismatch},
@@ -163,8 +173,13 @@ func TestVerify(t *testing.T) {
 				t.Errorf("exit %d, want %d; stdout %q stderr %q", r.code, wantCode, r.stdout, r.stderr)
 			}
 			checkProblems(t, "stdin", r.stdout, tc.want)
-			if !strings.Contains(r.stderr, fmt.Sprintf("%d problems", len(tc.want))) {
-				t.Errorf("summary %q does not count %d problems", r.stderr, len(tc.want))
+			if want := plural(len(tc.want), "problem"); !strings.Contains(r.stderr, ", "+want+"\n") {
+				t.Errorf("summary %q does not say %q", r.stderr, want)
+			}
+			if tc.atts > 0 {
+				if want := "stdin: " + plural(tc.atts, "attestation") + ", "; !strings.HasPrefix(r.stderr, want) {
+					t.Errorf("summary %q does not start %q", r.stderr, want)
+				}
 			}
 		})
 	}
