@@ -230,7 +230,10 @@ func (a *Agent) read(ctx context.Context, s Source) error {
 			return err
 		}
 	}
-	if err := s.Rx.Err(); err != nil && ctx.Err() == nil && !errors.Is(err, context.Canceled) {
+	if err := s.Rx.Err(); errors.Is(err, can.ErrTruncated) {
+		a.log.Warn("CAN log ends in a cut line (candump killed mid-line?); every frame before it was read", "source", s.Name, "err", err)
+		return nil
+	} else if err != nil && ctx.Err() == nil && !errors.Is(err, context.Canceled) {
 		a.C.SourceErrors.Add(1)
 		a.log.Error("CAN source stopped", "source", s.Name, "err", err)
 		return nil

@@ -2,6 +2,7 @@ package can
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -15,6 +16,10 @@ var (
 	// that cannot exist (an 11-bit id above 0x7FF, 9 bytes in a classic
 	// frame, an FD length that is not a valid FD length, ...).
 	ErrSyntax = errors.New("candump syntax")
+	// ErrTruncated means the log's last line, which has no line end, is
+	// cut short (candump killed mid-line). Every frame before it was
+	// delivered; callers may treat it as a warning.
+	ErrTruncated = errors.New("candump log truncated in its last line")
 	// ErrLineTooLong means a line is longer than MaxLineLen bytes.
 	ErrLineTooLong = errors.New("candump line too long")
 )
@@ -126,8 +131,9 @@ type Reader struct {
 	filter *Filter
 	useF   bool
 
-	names   map[string]string
-	lastBus string
+	names     map[string]string
+	lastBus   string
+	errDetail bool // the last line was an ERRORFRAME of candump's screen output
 
 	ctx   context.Context
 	ctxC  <-chan struct{}
@@ -199,6 +205,18 @@ func (r *Reader) Receive() bool {
 			return r.fail(&LineError{Line: r.line, Err: fmt.Errorf("%w: %d bytes, want at most %d", ErrLineTooLong, len(line), MaxLineLen)})
 		}
 		if perr := r.parseLine(line); perr != nil {
+			if perr == errSkipLine {
+				if err != nil {
+					r.done = true
+					return false
+				}
+				continue
+			}
+			if err != nil && !errors.Is(perr, ErrNoTimestamp) {
+				// The last line has no newline: candump was killed while
+				// writing it. Everything before it was delivered.
+				return r.fail(&LineError{Line: r.line, Err: fmt.Errorf("%w: %w", ErrTruncated, perr)})
+			}
 			return r.fail(&LineError{Line: r.line, Err: perr})
 		}
 		if err != nil {
@@ -288,6 +306,9 @@ func trimLine(b []byte) []byte {
 	return b
 }
 
+// errSkipLine is parseLine's answer for a line that holds no frame.
+var errSkipLine = errors.New("no frame on this line")
+
 // isNotice reports candump's "DROPCOUNT: dropped N CAN frames ..." line.
 func isNotice(b []byte) bool {
 	return b[0] == 'D' && len(b) >= 10 && string(b[:10]) == "DROPCOUNT:"
@@ -316,7 +337,17 @@ var pow10 = [...]int64{1, 10, 100, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9}
 func (r *Reader) parseLine(line []byte) error {
 	f := &r.frame
 	if line[0] != '(' {
+		if line[0] == '\t' && r.errDetail {
+			return errSkipLine // candump -e: the decoded error frame above
+		}
+		if looksLikeScreen(line) {
+			return fmt.Errorf("%w: no timestamps (plain candump); %s", ErrNoTimestamp, recordHint)
+		}
 		return syntaxErr("timestamp", "(seconds.microseconds)", line)
+	}
+	r.errDetail = false
+	if len(line) > 11 && line[5] == '-' && line[8] == '-' {
+		return fmt.Errorf("%w: local date and time (candump -tA) cannot be replayed exactly; %s", ErrNoTimestamp, recordHint)
 	}
 	i := 1
 	start := i
@@ -325,7 +356,8 @@ func (r *Reader) parseLine(line []byte) error {
 		sec = sec*10 + int64(line[i]-'0')
 		i++
 	}
-	if n := i - start; n == 0 || n > maxSecDigits || i >= len(line) || line[i] != '.' {
+	secDigits := i - start
+	if n := secDigits; n == 0 || n > maxSecDigits || i >= len(line) || line[i] != '.' {
 		return syntaxErr("timestamp", "1 to 12 decimal digits of seconds, then '.'", line[start:])
 	}
 	i++
@@ -370,6 +402,10 @@ func (r *Reader) parseLine(line []byte) error {
 	start = i
 	for i < len(line) && !isBlank(line[i]) {
 		i++
+	}
+	if bytes.IndexByte(line[start:i], '#') < 0 {
+		// Not a log line's frame: candump's screen output (-ta).
+		return r.parseScreen(line[start:], secDigits)
 	}
 	if err := r.parseFrame(line[start:i]); err != nil {
 		return err

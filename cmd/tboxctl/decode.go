@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"strconv"
@@ -47,10 +48,14 @@ func runDecode(ctx context.Context, args []string, stdin io.Reader, stdout, stde
 			}
 		}
 	}
+	// What was decoded before a bad line is printed before the error.
+	ferr := out.Flush()
 	if err := r.Err(); err != nil {
-		return logError(name, err)
+		if err := logError(name, err, stderr); err != nil {
+			return err
+		}
 	}
-	return out.Flush()
+	return ferr
 }
 
 // appendReading formats one reading as tboxctl decode's JSON line:
@@ -98,9 +103,15 @@ func openLog(path string, stdin io.Reader) (io.Reader, string, func(), error) {
 	return f, path, func() { f.Close() }, nil
 }
 
-// logError names the log in a reader error; a bad line is bad input (exit 2).
-func logError(name string, err error) error {
+// logError names the log in a reader error; a bad line is bad input (exit
+// 2). A cut last line (candump killed mid-line) is a warning on stderr, and
+// nil: every frame before it was read.
+func logError(name string, err error, stderr io.Writer) error {
 	var le *can.LineError
+	if errors.Is(err, can.ErrTruncated) {
+		fmt.Fprintf(stderr, "tboxctl: warning: %s: %v (the log ends in a cut line; everything before it was read)\n", name, err)
+		return nil
+	}
 	if errors.As(err, &le) {
 		return usagef("%s: %w", name, err)
 	}

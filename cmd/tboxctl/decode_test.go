@@ -169,6 +169,9 @@ func TestBadLog(t *testing.T) {
 				if !strings.Contains(r.stderr, "stdin") || !strings.Contains(r.stderr, "line 3") {
 					t.Errorf("stdin: stderr %q does not name stdin and line 3", r.stderr)
 				}
+				if args[0] == "decode" && strings.Count(r.stdout, `"kind":"odometer"`) != 2 {
+					t.Errorf("stdin: decode printed %q before the bad line 3, want its 2 readings", r.stdout)
+				}
 				r = tboxctl(t, nil, append(args, "--log", path)...)
 				if r.code != 2 {
 					t.Errorf("--log: exit %d, want 2; stderr %q", r.code, r.stderr)
@@ -234,5 +237,36 @@ func TestBadProfile(t *testing.T) {
 				}
 			})
 		}
+	}
+}
+
+// TestDecodeCommonForms: a log cut mid-line (candump killed) decodes
+// everything before the cut with a warning and exit 0; candump -ta screen
+// output decodes as its -l log does; plain candump output is refused with
+// the flag to record with.
+func TestDecodeCommonForms(t *testing.T) {
+	logL := "(1700000000.000000) can0 541#0012D68700000000\n(1700000000.100000) can0 542#0200000000000000\n"
+	want := tboxctl(t, strings.NewReader(logL), "decode", "--profile", evProfile)
+	if want.code != 0 || strings.Count(want.stdout, "\n") != 2 {
+		t.Fatalf("decode of the -l log: exit %d, %q", want.code, want.stdout)
+	}
+
+	cut := tboxctl(t, strings.NewReader(logL+"(1700000000.2000"), "decode", "--profile", evProfile)
+	if cut.code != 0 || cut.stdout != want.stdout || !strings.Contains(cut.stderr, "warning") || !strings.Contains(cut.stderr, "line 3") {
+		t.Errorf("cut log: exit %d, stdout %q, stderr %q; want exit 0, the same readings and a warning naming line 3", cut.code, cut.stdout, cut.stderr)
+	}
+	key, _ := newKey(t)
+	if r := tboxctl(t, strings.NewReader(logL+"(1700000000.2000"), "replay", "--profile", evProfile, "--key", key); r.code != 0 || !strings.Contains(r.stderr, "warning") {
+		t.Errorf("replay of a cut log: exit %d, stderr %q; want 0 and a warning", r.code, r.stderr)
+	}
+
+	ta := "(1700000000.000000)  can0  541   [8]  00 12 D6 87 00 00 00 00\n(1700000000.100000)  can0  RX - -  542   [8]  02 00 00 00 00 00 00 00\n"
+	if r := tboxctl(t, strings.NewReader(ta), "decode", "--profile", evProfile); r.code != 0 || r.stdout != want.stdout {
+		t.Errorf("candump -ta output: exit %d, stdout %q, stderr %q; want %q", r.code, r.stdout, r.stderr, want.stdout)
+	}
+
+	plain := "  can0  541   [8]  00 12 D6 87 00 00 00 00\n"
+	if r := tboxctl(t, strings.NewReader(plain), "decode", "--profile", evProfile); r.code != 2 || !strings.Contains(r.stderr, "candump -l") {
+		t.Errorf("plain candump output: exit %d, stderr %q; want 2 and how to record", r.code, r.stderr)
 	}
 }

@@ -107,7 +107,9 @@ func runReplay(ctx context.Context, args []string, stdin io.Reader, stdout, stde
 		if errors.Is(err, context.Canceled) {
 			return err
 		}
-		return logError(name, err)
+		if err := logError(name, err, stderr); err != nil {
+			return err
+		}
 	}
 	if !last.IsZero() {
 		if err := att.Stop(last); err != nil {
