@@ -1,8 +1,10 @@
 package main
 
 import (
+	"bytes"
 	"encoding/json"
 	"maps"
+	"os"
 	"regexp"
 	"slices"
 	"strconv"
@@ -258,6 +260,13 @@ type healthReport struct {
 		OutboxDepth int    `json:"outbox_depth"`
 		Head        uint64 `json:"head"`
 		Acked       uint64 `json:"acked"`
+		Frames      uint64 `json:"frames"`
+		CAN         []struct {
+			Bus    string `json:"bus"`
+			State  string `json:"state"`
+			Frames uint64 `json:"frames"`
+		} `json:"can"`
+		LastFrameAge *int64 `json:"last_frame_age_s"`
 	} `json:"agent"`
 }
 
@@ -361,6 +370,13 @@ func TestCollectorDown(t *testing.T) {
 		t.Errorf("outbox depth in the health reports %v: want it to grow while the collector is down", depths)
 	}
 	t.Logf("outbox depth while the collector was down: %v", depths)
+	// The health report carries the CAN side too: the log's frames, their
+	// source, and how long ago the last one came.
+	last := health.all()[len(health.all())-1]
+	if last.Agent.Frames == 0 || len(last.Agent.CAN) != 1 || last.Agent.CAN[0].State != "log replay" ||
+		last.Agent.CAN[0].Frames != last.Agent.Frames || last.Agent.LastFrameAge == nil {
+		t.Errorf("health report's CAN part: %+v; want the replay's frames, its state and the last frame's age", last.Agent)
+	}
 
 	r.col.start()
 	back := time.Now()
@@ -464,4 +480,48 @@ func TestSigtermMidDrive(t *testing.T) {
 	}
 	checkBatches(t, storedChain(t, ev, ob.Head), truth)
 	checkLedger(t, r.col, r.device, ob.Head, truth, false)
+}
+
+// TestSighupReloads: SIGHUP (logrotate, systemctl reload) never stops the
+// daemon. It re-reads the configuration and applies log.level, and says so;
+// a configuration broken in the meantime is logged and changes nothing.
+// The drive still ends with every attestation acked.
+func TestSighupReloads(t *testing.T) {
+	r := newRig(t)
+	sc := vehicle.Scenario{Seed: 43, Start: pastStart(time.Hour), Duration: time.Hour, OdometerHz: 10, SpeedHz: 5, ModeHz: 2}
+	log, _ := writeDrive(t, r.dir, sc)
+	r.col.start()
+	cfg := r.writeConfig(agentConf{Replay: log, Pace: 360}) // 1 h in 10 s
+	start := time.Now()
+	a := r.startAgent(cfg)
+	if _, ok := a.waitLine(reConnected, start, 10*time.Second); !ok {
+		t.Fatal("the agent did not connect to the broker")
+	}
+	orig, err := os.ReadFile(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(cfg, bytes.Replace(orig, []byte(`level = "info"`), []byte(`level = "debug"`), 1), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	hup := time.Now()
+	a.signal(syscall.SIGHUP)
+	if _, ok := a.waitLine(regexp.MustCompile(`SIGHUP: configuration reloaded.*log.level=DEBUG`), hup, 5*time.Second); !ok {
+		t.Fatalf("no reload line after SIGHUP:\n%s", a.stderr())
+	}
+	if err := os.WriteFile(cfg, []byte("this is not = = toml\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	hup = time.Now()
+	a.signal(syscall.SIGHUP)
+	if _, ok := a.waitLine(regexp.MustCompile(`SIGHUP: configuration not reloaded, nothing changed`), hup, 5*time.Second); !ok {
+		t.Fatalf("no refusal after SIGHUP with a broken file:\n%s", a.stderr())
+	}
+	if code := a.wait(40 * time.Second); code != 0 {
+		t.Fatalf("tboxd exit status %d after two SIGHUPs and the end of the log, want 0:\n%s", code, a.stderr())
+	}
+	ob := outboxStats(t, r.stateDir())
+	if ob.Head == 0 || ob.Depth != 0 || ob.AckedThrough != ob.Head {
+		t.Errorf("outbox head %d, depth %d, acked %d: want every attestation acked", ob.Head, ob.Depth, ob.AckedThrough)
+	}
 }

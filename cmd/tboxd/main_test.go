@@ -65,7 +65,11 @@ func build() error {
 	if err != nil {
 		goBin = filepath.Join(runtime.GOROOT(), "bin", "go")
 	}
-	cmd := exec.Command(goBin, "build", "-o", dir+string(filepath.Separator), ".", "../collector")
+	// Stamp the build time as the Makefile does (there the commit's time):
+	// a drive recorded before the build must still replay with its own
+	// timestamps as the clock, never as an unset clock.
+	ld := "-X main.buildTime=" + strconv.FormatInt(time.Now().Unix(), 10)
+	cmd := exec.Command(goBin, "build", "-ldflags", ld, "-o", dir+string(filepath.Separator), ".", "../collector")
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		return fmt.Errorf("go build: %w\n%s", err, out)

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/csop/tbox/agent"
@@ -108,6 +109,8 @@ func run(ctx context.Context, cfgPath string, hup <-chan os.Signal) error {
 		log.Error("outbox was damaged and repaired", "recovery", fmt.Sprintf("%+v", rec))
 	}
 
+	// The health report reads the agent's parts once they exist.
+	var sp atomic.Pointer[shellParts]
 	var up *uplink.Uplink
 	if cfg.MQTT.Broker != "" {
 		up, err = uplink.New(uplink.Config{
@@ -125,7 +128,7 @@ func run(ctx context.Context, cfgPath string, hup <-chan os.Signal) error {
 			AckTimeout:     cfg.MQTT.AckTimeout.Duration,
 			HealthInterval: cfg.MQTT.HealthInterval.Duration,
 			Logger:         log.With("part", "uplink"),
-			Health:         func() any { return health(st) },
+			Health:         func() any { return health(st, sp.Load()) },
 		}, outbox{st})
 		var ue *uplink.ConfigError
 		if errors.As(err, &ue) {
@@ -193,8 +196,8 @@ func run(ctx context.Context, cfgPath string, hup <-chan os.Signal) error {
 	if up != nil {
 		opts.Uplink = up
 	}
-	sp := &shellParts{Key: key, Store: st, Uplink: up, Sources: sources, Profile: p, Logs: ring, Logger: log}
-	svc, err := newShell(cfg, sp)
+	parts := &shellParts{Key: key, Store: st, Uplink: up, Sources: sources, Profile: p, Logs: ring, Logger: log}
+	svc, err := newShell(cfg, parts)
 	if err != nil {
 		for _, s := range sources {
 			s.Close()
@@ -203,7 +206,8 @@ func run(ctx context.Context, cfgPath string, hup <-chan os.Signal) error {
 	}
 	opts.Shell = svc
 	a := agent.New(att, opts)
-	sp.attach(a)
+	parts.attach(a)
+	sp.Store(parts)
 	log.Info("tboxd started", "version", version, "sources", len(sources), "chain_id", cfg.ChainID)
 	err = a.Run(ctx)
 	for _, s := range sources {
@@ -232,8 +236,11 @@ func reload(cfgPath string, level *slog.LevelVar, log *slog.Logger) {
 		"note", "other settings take effect at the next start")
 }
 
-// health is the agent's part of the retained health report.
-func health(st *store.Store) any {
+// health is the agent's part of the retained health report: the outbox
+// (from the store, so it is right after a restart), and once the agent
+// runs, its CAN buses (state, frames, drops, error frames, bus-off,
+// reopens), the age of the last frame and the clock's trust.
+func health(st *store.Store, parts *shellParts) any {
 	s := st.Stats()
 	h := map[string]any{
 		"version":      version,
@@ -245,6 +252,23 @@ func health(st *store.Store) any {
 	if !s.Oldest.IsZero() {
 		h["oldest_pending_s"] = int64(time.Since(s.Oldest).Seconds())
 	}
+	if parts == nil {
+		return h
+	}
+	ss := parts.status()
+	buses := make([]map[string]any, 0, len(ss.Buses))
+	for _, b := range ss.Buses {
+		buses = append(buses, map[string]any{
+			"bus": b.Name, "state": b.State, "frames": b.Frames, "dropped": b.Dropped,
+			"error_frames": b.ErrorFrames, "bus_off": b.BusOff, "error_passive": b.ErrorPassive, "reopens": b.Reopens,
+		})
+	}
+	h["can"] = buses
+	h["frames"] = ss.Frames
+	if !ss.LastFrame.IsZero() {
+		h["last_frame_age_s"] = int64(time.Since(ss.LastFrame).Seconds())
+	}
+	h["clock_trusted"] = !ss.ClockUntrusted
 	return h
 }
 

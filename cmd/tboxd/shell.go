@@ -168,7 +168,8 @@ func (p *shellParts) status() shell.Status {
 			bs.Frames, bs.Dropped, bs.ErrorFrames, bs.Reopens = cs.Frames, cs.Dropped, cs.ErrorFrames, cs.Reopens
 			bs.BusOff, bs.ErrorPassive = cs.Count(socketcan.BusOff), cs.Count(socketcan.ErrorPassive)
 		} else if s.LogTime {
-			bs.State = "log replay"
+			// A log has one source: the agent's count is its frames.
+			bs.State, bs.Frames = "log replay", st.Frames
 		}
 		st.Buses = append(st.Buses, bs)
 	}
