@@ -3,7 +3,7 @@ package agent
 import "time"
 
 // ClockStep is how far the wall clock may step against the monotonic clock
-// between two checks before it is untrustworthy (SPEC.md §1, CLOCK).
+// between two checks before it is untrustworthy (README §C1, CLOCK).
 const ClockStep = 2 * time.Minute
 
 // ClockCheck decides whether the wall clock is trustworthy: the kernel says

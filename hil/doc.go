@@ -82,7 +82,7 @@
 // reopen of the CAN socket after which frames still arrive (about 15 s).
 // The field scenarios judge tboxd from its outbox and logs:
 // TestFieldOdometerAttacks (a rollback, a jump and a second device: the
-// flags where SPEC §1 puts them, no distance credited twice),
+// flags where README §C1 puts them, no distance credited twice),
 // TestFieldBusOutage (vcan0 deleted and re-added mid-drive: the socket
 // reopens by itself, GAP, no distance lost) and TestFieldFullBusLoad (cangen
 // noise at the guest's highest rate: every profile frame counted, no drops;

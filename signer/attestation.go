@@ -11,14 +11,14 @@ import (
 // Version is the wire version "v" of attestations this package reads and writes.
 const Version = 1
 
-// Limits a verifier enforces beyond SPEC.md §1, to bound the work on input
+// Limits a verifier enforces beyond README §C1, to bound the work on input
 // from outside. The agent never comes near them.
 const (
 	MaxModes       = 64  // entries in Modes
 	MaxModeNameLen = 128 // bytes of one mode name
 )
 
-// Flags: what the agent saw within the span (SPEC.md §1). The agent is a
+// Flags: what the agent saw within the span (README §C1). The agent is a
 // witness, not a judge: the backend decides.
 const (
 	FlagRollback      uint32 = 0x01 // odometer went backwards; distance below the high-water mark not counted
@@ -34,7 +34,7 @@ const (
 var flagNames = [...]string{"ROLLBACK", "JUMP", "SPEED_MISMATCH", "CLOCK", "CATCHUP", "GAP"}
 
 // FlagNames returns the names of the bits set in flags, lowest bit first
-// (SPEC.md names; an unknown bit as its hex value, e.g. "0x40").
+// (the README contract names; an unknown bit as its hex value, e.g. "0x40").
 func FlagNames(flags uint32) []string {
 	var names []string
 	for flags != 0 {
@@ -55,7 +55,7 @@ type ModeMeters struct {
 	Meters uint64
 }
 
-// Attestation is a signed mileage attestation, SPEC.md §1. Sig covers all
+// Attestation is a signed mileage attestation, README §C1. Sig covers all
 // other fields but V through [Digest].
 type Attestation struct {
 	V       int     // wire version, [Version]

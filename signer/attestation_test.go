@@ -218,6 +218,6 @@ func TestFlagNames(t *testing.T) {
 		}
 	}
 	if KnownFlags != 0x3f {
-		t.Errorf("KnownFlags = 0x%x, SPEC.md defines bits 0x01 to 0x20", KnownFlags)
+		t.Errorf("KnownFlags = 0x%x, the README contract defines bits 0x01 to 0x20", KnownFlags)
 	}
 }

@@ -2,7 +2,7 @@
 //
 // # Attestation
 //
-// An [Attestation] is the EIP-712 typed-data message of SPEC.md §1. Its digest is
+// An [Attestation] is the EIP-712 typed-data message of README §C1. Its digest is
 //
 //	keccak256(0x19 0x01 || domainSeparator(chainID) || hashStruct(attestation))
 //

@@ -182,7 +182,7 @@ func TestEIP712MailExample(t *testing.T) {
 	}
 }
 
-// attestationTypes is the typed data of SPEC.md §1 in the generic hasher.
+// attestationTypes is the typed data of README §C1 in the generic hasher.
 var attestationTypes = eipTypes{
 	"EIP712Domain": {{"name", "string"}, {"version", "string"}, {"chainId", "uint256"}},
 	"MileageAttestation": {
@@ -204,7 +204,7 @@ func genericMessage(a *Attestation) map[string]any {
 }
 
 // The specialised attestation hashing agrees with the generic EIP-712 hasher,
-// and the type string is SPEC.md's, byte for byte.
+// and the type string is the README contract's, byte for byte.
 func TestAttestationTypedData(t *testing.T) {
 	const specType = "MileageAttestation(address device,uint64 seq,uint64 batch,uint32 batches,uint64 meters,ModeMeters[] modes,bytes32 prev,uint32 flags)ModeMeters(string mode,uint64 meters)"
 	if got := attestationTypes.encodeType("MileageAttestation"); got != specType {

@@ -14,7 +14,7 @@ import (
 // MaxWireSize bounds the wire form [ParseWire] accepts.
 const MaxWireSize = 16 << 10
 
-// Wire form, SPEC.md §1: one JSON object, fields in this order, addresses
+// Wire form, README §C1: one JSON object, fields in this order, addresses
 // and hex lowercase with 0x:
 //
 //	{"v":1,"device":"0x<40 hex>","seq":7,"batch":2811234,"batches":1,"meters":10412,
@@ -108,7 +108,7 @@ func appendJSONString(dst []byte, s string) []byte {
 }
 
 // ParseWire parses one attestation in wire form. It is strict: the input
-// must be one UTF-8 JSON object holding exactly the ten fields of SPEC.md §1,
+// must be one UTF-8 JSON object holding exactly the ten fields of README §C1,
 // each once, numbers as unsigned decimal integers in range, hex lowercase
 // with 0x and of the exact length. A "v" other than [Version] gives
 // [ErrUnknownVersion]; anything else wrong gives [ErrMalformed], naming the

@@ -9,7 +9,7 @@ import (
 	"testing"
 )
 
-// The wire form has SPEC.md's field order, lowercase 0x hex and plain JSON.
+// The wire form has the README contract's field order, lowercase 0x hex and plain JSON.
 func TestWireForm(t *testing.T) {
 	key := testKey(t, cowKey)
 	a := sampleAttestation(key, 7)

@@ -1,4 +1,4 @@
-// Package mileage turns timestamped odometer, drive-mode and speed readings into the spans of SPEC.md §1.
+// Package mileage turns timestamped odometer, drive-mode and speed readings into the spans of README §C1.
 //
 // It is pure logic: no I/O, no CAN, no signing, no goroutines. The caller (the
 // agent, or tboxctl replay) feeds readings in time order to one [Engine] and

@@ -8,7 +8,7 @@ import (
 	"unicode/utf8"
 )
 
-// Flags of an attestation, SPEC.md §1 (the same values as package signer).
+// Flags of an attestation, README §C1 (the same values as package signer).
 const (
 	FlagRollback      uint32 = 0x01 // odometer went backwards; distance below the HWM not counted
 	FlagJump          uint32 = 0x02 // odometer advanced faster than the plausible maximum speed
@@ -21,7 +21,7 @@ const (
 	observed = FlagRollback | FlagJump | FlagSpeedMismatch | FlagGap
 )
 
-// Defaults for the zero fields of Config, and fixed parameters of SPEC.md §1.
+// Defaults for the zero fields of Config, and fixed parameters of README §C1.
 const (
 	DefaultMaxSpeedKMH = 300
 	DefaultGapTimeout  = 5 * time.Second
@@ -39,7 +39,7 @@ const (
 	maxSpeedKMH      = 1e6             // km/h; readings beyond are ignored as undecodable
 	maxNanos         = 1<<62 - 1       // engine times are clamped to [0, maxNanos] (year 2116)
 	batchNanos       = BatchSeconds * int64(time.Second)
-	genesisBatch     = 2766336 // SPEC.md §6: 2022-08-07 00:00 China time
+	genesisBatch     = 2766336 // README §C6: 2022-08-07 00:00 China time
 	defaultMinTimeNs = genesisBatch * batchNanos
 )
 

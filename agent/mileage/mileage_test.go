@@ -10,7 +10,7 @@ import (
 	"time"
 )
 
-// TestFlagValuesMatchSpec pins the flag bits of SPEC.md §1, which the
+// TestFlagValuesMatchSpec pins the flag bits of README §C1, which the
 // backend and every verifier read.
 func TestFlagValuesMatchSpec(t *testing.T) {
 	for _, c := range []struct {
@@ -25,7 +25,7 @@ func TestFlagValuesMatchSpec(t *testing.T) {
 		{"GAP", FlagGap, 0x20},
 	} {
 		if c.ours != c.spec {
-			t.Errorf("%s: 0x%02x, SPEC.md says 0x%02x", c.name, c.ours, c.spec)
+			t.Errorf("%s: 0x%02x, the README contract says 0x%02x", c.name, c.ours, c.spec)
 		}
 	}
 }

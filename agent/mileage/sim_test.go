@@ -150,7 +150,7 @@ func (r *recorder) total() uint64 {
 	return n
 }
 
-// checkTelescoping asserts SPEC.md §1's identity: the spans returned plus the
+// checkTelescoping asserts README §C1's identity: the spans returned plus the
 // open span hold exactly floor(HWM) - floor(first reading), the test's own.
 func (r *recorder) checkTelescoping() {
 	r.t.Helper()

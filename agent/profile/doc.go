@@ -2,7 +2,7 @@
 //
 // # Profile
 //
-// A profile is the TOML file of SPEC.md §3. It names a DBC file (relative to
+// A profile is the TOML file of README §C3. It names a DBC file (relative to
 // the profile) and, for each of odometer, drive_mode and (optionally) speed,
 // the DBC message and signal that carry it, an optional unit override and an
 // optional bus. Unknown keys are refused with their name and line, so a typo

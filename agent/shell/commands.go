@@ -171,7 +171,7 @@ func (ss *session) serviceState() string {
 	return "locked"
 }
 
-// BatchSeconds is the length of a Stone-drop batch (SPEC.md §6).
+// BatchSeconds is the length of a Stone-drop batch (README §C6).
 const BatchSeconds = 600
 
 func formatStatus(st Status, now time.Time, version, service string) string {

@@ -8,7 +8,7 @@
 //
 // # Topics
 //
-// As in SPEC.md §2, with <device> the address ("0x" and 40 hex digits):
+// As in README §C2, with <device> the address ("0x" and 40 hex digits):
 //
 //	csop/v1/<device>/att     agent -> collector, QoS 1: one attestation, wire form
 //	csop/v1/<device>/ack     collector -> agent, QoS 1: {"seq":N}, every seq <= N stored for good

@@ -17,7 +17,7 @@ const MaxReplySize = 2048
 const MaxReasonLen = 256
 
 // reply is an ack `{"seq":N}` or a nack `{"seq":N,"reason":"..."}` from the
-// collector (SPEC.md §2). Unknown fields are allowed: the contract may add
+// collector (README §C2). Unknown fields are allowed: the contract may add
 // optional ones.
 type reply struct {
 	Seq    json.RawMessage `json:"seq"`

@@ -16,7 +16,7 @@ import (
 )
 
 // Message is one attestation in the outbox: its seq and its wire form
-// (SPEC.md §1), published as is. Wire is not modified by the uplink and
+// (README §C1), published as is. Wire is not modified by the uplink and
 // must not be modified by the outbox after Pending returns it.
 type Message struct {
 	Seq  uint64
@@ -76,7 +76,7 @@ type HealthReport struct {
 	Agent      any    `json:"agent,omitempty"` // Config.Health(): version, outbox depth, ...
 }
 
-// Topics returns the MQTT topics of a device (SPEC.md §2).
+// Topics returns the MQTT topics of a device (README §C2).
 func Topics(device string) (att, ack, nack, health string) {
 	p := "csop/v1/" + device + "/"
 	return p + "att", p + "ack", p + "nack", p + "health"

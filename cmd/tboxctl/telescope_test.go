@@ -16,7 +16,7 @@ import (
 	"github.com/csop/tbox/signer"
 )
 
-// oracle reads the frames of a drive the way SPEC §1 defines the flags it
+// oracle reads the frames of a drive the way README §C1 defines the flags it
 // can judge from the frames alone, independently of the mileage engine.
 type oracle struct {
 	dec      *profile.Decoder
@@ -266,7 +266,7 @@ func TestReplayFlags(t *testing.T) {
 }
 
 // TestGapAfterWake: GAP means "no odometer frame for more than 5 s while
-// moving" (SPEC §1). A car parked for an hour with a silent bus, which wakes
+// moving" (README §C1). A car parked for an hour with a silent bus, which wakes
 // and reports a speed above 0 a few milliseconds before its first odometer
 // frame, was not moving while the odometer was silent: no GAP. The same
 // silence of 10 s with the speed frames going on at 36 km/h is a GAP.

@@ -10,7 +10,7 @@ import (
 	"github.com/csop/tbox/signer"
 )
 
-// defaultChainID is the chain ID of SPEC.md's example configuration.
+// defaultChainID is the chain ID of the README's example configuration.
 const defaultChainID = 20220807
 
 func runVerify(_ context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {

@@ -20,7 +20,7 @@ import (
 	"github.com/csop/tbox/signer"
 )
 
-// CaptureTopic is what a capture subscribes to: every topic of SPEC.md §2.
+// CaptureTopic is what a capture subscribes to: every topic of README §C2.
 const CaptureTopic = "csop/v1/#"
 
 // ErrCaptureLine: a line of a capture file that does not parse.
@@ -198,7 +198,7 @@ type Traffic struct {
 	Problems     []string // unparsable payloads, a seq published with two contents, foreign topics
 }
 
-// Analyze reads the messages of device's topics (SPEC.md §2).
+// Analyze reads the messages of device's topics (README §C2).
 func Analyze(msgs []Message, device signer.Address) *Traffic {
 	t := &Traffic{Atts: map[uint64]*signer.Attestation{}, Wires: map[uint64][]byte{}, Copies: map[uint64]int{}}
 	prefix := "csop/v1/" + device.String() + "/"

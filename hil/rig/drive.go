@@ -81,7 +81,7 @@ echo "RIG-TRUTH $(tr -d ' \n' < /tmp/truth.json)"
 // Wall is how long the drive takes to play.
 func (d Drive) Wall() time.Duration { return time.Duration(float64(d.Duration) / d.Pace) }
 
-// Credit is one credit of the SPEC.md §1 rule: a reading that raised the
+// Credit is one credit of the README §C1 rule: a reading that raised the
 // odometer's high-water mark.
 type Credit struct {
 	Time   time.Time
@@ -89,7 +89,7 @@ type Credit struct {
 	Mode   string
 }
 
-// Ledger applies the SPEC.md §1 rule to frames as they come: the truth of
+// Ledger applies the README §C1 rule to frames as they come: the truth of
 // what a perfect agent attests for them.
 type Ledger struct {
 	dec     *profile.Decoder
@@ -152,7 +152,7 @@ type Aligned struct {
 
 // AlignTruth replays the drive on the host (the same code and seed as
 // vsim, so the same frames) and computes, per batch and drive mode, the
-// meters the SPEC.md §1 rule credits when every frame counts at the time
+// meters the README §C1 rule credits when every frame counts at the time
 // tboxd gave it: the simulated time shifted by the offset between the
 // drive's first frame and the compressed time tboxd stamped on it (epoch
 // is tboxd's start, first the first frame's kernel time in the guest).

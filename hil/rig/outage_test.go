@@ -67,7 +67,7 @@ func weekOfCommutes(p *profile.Profile, start time.Time, seed uint64) ([]can.Fra
 // and acked through N; the collector stored all N, chained, byte-identical
 // to the capture, with no fork (`collector audit`, `tboxctl verify`); the
 // outbox is empty at the end; and the meters equal the truth of the
-// week's frames (the SPEC.md §1 rule applied on the host), in total, per
+// week's frames (the README §C1 rule applied on the host), in total, per
 // drive mode and per batch: a replay's clock is its log, so every frame
 // counts in the batch of its own timestamp.
 func TestBrokerOutageWeek(t *testing.T) {

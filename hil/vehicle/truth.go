@@ -16,7 +16,7 @@ const BatchSeconds = 600
 const UnknownMode = "UNKNOWN"
 
 // Truth is what a perfect agent attests for a scenario, computed the way
-// SPEC.md §1 defines it from the odometer frames themselves: a reading above
+// README §C1 defines it from the odometer frames themselves: a reading above
 // the high-water mark credits floor(new) - floor(old) meters to the batch of
 // the frame's time and to the drive mode of the last drive-mode frame.
 type Truth struct {
@@ -90,7 +90,7 @@ func newTruthBuilder(p *profile.Profile, s Scenario) *truthBuilder {
 	}
 }
 
-// Credit applies SPEC §1's rule to an odometer reading: it returns the
+// Credit applies README §C1's rule to an odometer reading: it returns the
 // meters to credit and the new high-water mark. The first reading only sets
 // the mark.
 func Credit(started bool, hwm, reading float64) (meters int64, newHWM float64) {

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -47,6 +48,7 @@ func TestParseConfig(t *testing.T) {
 		{"valid", baseConfig("winners = 7\ngrace = \"10m\"\nmax_speed_kmh = 250"), ""},
 		{"unknown key", baseConfig("winner = 7"), "winner"},
 		{"missing chain_id", "db = \"c.db\"\nseed = \"" + seedHex + "\"", "chain_id"},
+		{"negative chain_id", "chain_id = -1\ndb = \"c.db\"\nseed = \"" + seedHex + "\"", "chain_id"},
 		{"missing db", "chain_id = 1\nseed = \"" + seedHex + "\"", "db"},
 		{"missing seed", "chain_id = 1\ndb = \"c.db\"", "seed"},
 		{"short seed", strings.Replace(baseConfig(""), seedHex, "0x1234", 1), "seed"},
@@ -278,4 +280,22 @@ func FuzzParseConfig(f *testing.F) {
 			t.Fatalf("accepted an invalid config %+v", cfg)
 		}
 	})
+}
+
+// TestExampleConfig: the example beside the binary parses, and documents
+// every key the configuration has.
+func TestExampleConfig(t *testing.T) {
+	const path = "../../collector.example.toml"
+	if _, err := LoadConfig(path); err != nil {
+		t.Fatalf("%s: %v", path, err)
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range strings.Split(knownFields(), ", ") {
+		if !regexp.MustCompile(`(?m)^#? *` + regexp.QuoteMeta(k) + ` *=`).Match(data) {
+			t.Errorf("%s does not show key %q", path, k)
+		}
+	}
 }

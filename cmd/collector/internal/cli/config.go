@@ -60,7 +60,8 @@ type Config struct {
 	CA          string `toml:"ca"`
 	Cert        string `toml:"cert"`
 	Key         string `toml:"key"`
-	ChainID     uint64 `toml:"chain_id"`
+	ChainID     uint64 `toml:"-"`        // RawChainID, range-checked
+	RawChainID  int64  `toml:"chain_id"` // TOML integers are signed: -1 must not become 2^64-1
 	Registry    string `toml:"registry"`
 	DB          string `toml:"db"`
 	Seed        string `toml:"seed"`
@@ -103,9 +104,10 @@ func ParseConfig(path string, data []byte) (*Config, error) {
 	bad := func(field, format string, args ...any) error {
 		return &ConfigError{File: path, Field: field, Msg: fmt.Sprintf(format, args...)}
 	}
-	if c.ChainID == 0 {
-		return nil, bad("chain_id", "missing or 0; expected the chain ID of the deployment (e.g. 20220807)")
+	if c.RawChainID <= 0 {
+		return nil, bad("chain_id", "missing or not positive (%d); expected the chain ID of the deployment (e.g. 20220807)", c.RawChainID)
 	}
+	c.ChainID = uint64(c.RawChainID)
 	if c.DB == "" {
 		return nil, bad("db", "missing; expected the path of the collector database")
 	}

@@ -1,4 +1,4 @@
-// Package draw computes the Stone drop of SPEC.md §6: the per-batch supply, the tickets of a batch and its winners.
+// Package draw computes the Stone drop of README §C6: the per-batch supply, the tickets of a batch and its winners.
 //
 // # Units
 //
@@ -56,7 +56,7 @@ import (
 	"golang.org/x/crypto/sha3"
 )
 
-// Schedule constants of SPEC.md §6.
+// Schedule constants of README §C6.
 const (
 	// Genesis is the first batch of Mileage Mining: 2022-08-07 00:00 in
 	// China (UTC+8), floor(1659801600/600).
