@@ -72,8 +72,8 @@ type Config struct {
 	GapTimeout  string `toml:"gap_timeout"`
 	LogLevel    string `toml:"log_level"`
 
-	seed      draw.Seed
-	grace     time.Duration
+	seed       draw.Seed
+	grace      time.Duration
 	drawEvery  time.Duration
 	gapTimeout time.Duration
 }
