@@ -93,7 +93,7 @@
 // first, then the chain checks and the writes of the whole group run in one
 // bbolt transaction, and only after it commits are acks and nacks
 // published. An ack {"seq":N} is cumulative: N is the device's highest
-// stored seq, and every seq <= N is stored.
+// stored seq, and every seq <= N is stored or in a recorded chain break.
 //
 // # Shared subscriptions
 //
@@ -283,11 +283,14 @@ type candidate struct {
 	wire   []byte
 }
 
-// Process handles a group of messages: it checks each, stores the accepted
-// ones in one transaction, and returns the replies to publish once that
-// transaction has committed: the nacks in message order, then one
-// cumulative ack per device that had an attestation accepted or repeated.
-// Messages on a topic that names no device get no reply (they are logged).
+// Process handles a group of messages: it checks each, stores (or holds)
+// the attestations that join their chains in one transaction, and returns
+// the replies to publish once that transaction has committed: the nacks
+// in message order, then one cumulative ack per device that had an
+// attestation stored or repeated. A held attestation gets no reply until
+// the chain reaches it. Health reports (topic csop/v1/<device>/health)
+// are read for loss announcements and get no reply of their own. Messages
+// on a topic that names no device get no reply (they are logged).
 // An error means the transaction failed: nothing of the group is stored
 // and nothing should be published (the devices will send again).
 func (c *Collector) Process(msgs []Message) ([]Reply, error) {
