@@ -46,10 +46,11 @@ type Held struct {
 }
 
 // Hold keeps an attestation whose seq is beyond head + 1 until the chain
-// reaches it. A copy of one already held keeps its first reception time
-// (held is true, conflict nil); another attestation for a held seq is not
-// held and the one held is returned as conflict (fork evidence). The
-// caller has verified a.
+// reaches it, with at as its reception time. A copy of one already held
+// changes nothing (it keeps its first reception time, which gap_timeout
+// counts from); for another attestation of a held seq, nothing is written
+// and the one held is returned as conflict (fork evidence). The caller has
+// verified a.
 func (t *Tx) Hold(a *signer.Attestation, digest [32]byte, wire []byte, at time.Time) (conflict *Held, err error) {
 	d, err := t.tx.Bucket(bucketDev).CreateBucketIfNotExists(a.Device[:])
 	if err != nil {
