@@ -48,6 +48,8 @@ var commands = []command{
 	{"draw", "draw --config FILE --batch B [--json]: re-run a batch's draw from the stored attestations and compare with the recorded one", runDraw},
 	{"stats", "stats --config FILE [--json]: per device attestations, meters, modes, batches and awards", runStats},
 	{"audit", "audit --config FILE: re-verify every stored attestation chain", runAudit},
+	{"verdicts", "verdicts --config FILE --device ADDR [--ineligible] [--json]: a device's stored attestations with their verdicts, chain breaks, held seqs and forks", runVerdicts},
+	{"migrate", "migrate --config FILE: bring a ledger written by an older collector to the current schema", runMigrate},
 	{"registry", "registry add --config FILE ADDR...: add device addresses to the allowlist file", runRegistry},
 }
 
@@ -183,7 +185,7 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	defer l.Close()
 	c, err := collect.New(l, collect.Config{
 		ChainID: cfg.ChainID, Allow: reg, MaxSpeedKmh: uint64(cfg.MaxSpeedKmh),
-		Seed: cfg.seed, Winners: int(cfg.Winners), Grace: cfg.grace, DrawEvery: cfg.drawEvery,
+		Seed: cfg.seed, Winners: int(cfg.Winners), Grace: cfg.grace, DrawEvery: cfg.drawEvery, GapTimeout: cfg.gapTimeout,
 	}, log)
 	if err != nil {
 		return err
@@ -324,7 +326,7 @@ func runStats(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 // PrintStats writes the summary as a table.
 func PrintStats(w io.Writer, s *ledger.Stats) {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "device\tattestations\tmeters\tbatches\twins\tStones\tmodes")
+	fmt.Fprintln(tw, "device\tattestations\tmeters\teligible\tineligible\tbatches\thead\theld\tbreaks\twins\tStones\tmodes")
 	for _, d := range s.Devices {
 		names := make([]string, 0, len(d.Modes))
 		for m := range d.Modes {
@@ -335,10 +337,12 @@ func PrintStats(w io.Writer, s *ledger.Stats) {
 		for _, m := range names {
 			modes = append(modes, fmt.Sprintf("%s=%d", m, d.Modes[m]))
 		}
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%s\t%s\n", d.Device, d.Attestations, d.Meters, d.Batches, d.Wins, draw.FormatMicro(d.AwardMicro), strings.Join(modes, " "))
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%s\t%s\n", d.Device, d.Attestations, d.Meters, d.EligibleMeters, d.Ineligible,
+			d.Batches, d.Head, d.Held, d.Breaks, d.Wins, draw.FormatMicro(d.AwardMicro), strings.Join(modes, " "))
 	}
 	tw.Flush()
-	fmt.Fprintf(w, "devices %d, draws %d, batches waiting for their draw %d, forks %d\n", len(s.Devices), s.Draws, s.Undrawn, s.Forks)
+	fmt.Fprintf(w, "devices %d, draws %d, batches waiting for their draw %d, forks %d, chain breaks %d, held seqs %d\n",
+		len(s.Devices), s.Draws, s.Undrawn, s.Forks, s.Breaks, s.Held)
 }
 
 func runAudit(ctx context.Context, args []string, stdout, stderr io.Writer) error {

@@ -56,6 +56,7 @@ func TestParseConfig(t *testing.T) {
 		{"negative winners", baseConfig("winners = -1"), "winners"},
 		{"bad speed", baseConfig("max_speed_kmh = 0.5"), ""}, // a float: a TOML type error for the whole file
 		{"bad grace", baseConfig("grace = \"soon\""), "grace"},
+		{"bad gap_timeout", baseConfig("gap_timeout = \"10ms\""), "gap_timeout"},
 		{"bad log level", baseConfig("log_level = \"loud\""), "log_level"},
 		{"cert without key", baseConfig("cert = \"c.crt\""), "cert"},
 		{"syntax", "chain_id = = 1", ""},
@@ -89,7 +90,7 @@ func TestDefaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if cfg.Winners != collect.DefaultWinners || cfg.MaxSpeedKmh != collect.DefaultMaxSpeedKmh || cfg.grace != collect.DefaultGrace || cfg.drawEvery != collect.DefaultDrawEvery {
+	if cfg.Winners != collect.DefaultWinners || cfg.MaxSpeedKmh != collect.DefaultMaxSpeedKmh || cfg.grace != collect.DefaultGrace || cfg.drawEvery != collect.DefaultDrawEvery || cfg.gapTimeout != collect.DefaultGapTimeout {
 		t.Errorf("defaults %+v", cfg)
 	}
 }

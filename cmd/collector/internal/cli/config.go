@@ -51,6 +51,7 @@ func (e *ConfigError) Unwrap() error { return ErrConfig }
 //	max_speed_kmh = 300                     # optional
 //	grace         = "1h"                    # optional: draw a batch this long after its end
 //	draw_every    = "1m"                    # optional
+//	gap_timeout   = "1h"                    # optional: held seqs wait this long for missing ones
 //	log_level     = "info"                  # optional: debug, info, warn, error
 type Config struct {
 	File string `toml:"-"`
@@ -69,11 +70,13 @@ type Config struct {
 	MaxSpeedKmh int64  `toml:"max_speed_kmh"`
 	Grace       string `toml:"grace"`
 	DrawEvery   string `toml:"draw_every"`
+	GapTimeout  string `toml:"gap_timeout"`
 	LogLevel    string `toml:"log_level"`
 
-	seed      draw.Seed
-	grace     time.Duration
-	drawEvery time.Duration
+	seed       draw.Seed
+	grace      time.Duration
+	drawEvery  time.Duration
+	gapTimeout time.Duration
 }
 
 // LoadConfig reads and validates the configuration file at path. Errors
@@ -135,6 +138,9 @@ func ParseConfig(path string, data []byte) (*Config, error) {
 	if c.drawEvery, err = duration(c.DrawEvery, collect.DefaultDrawEvery, time.Second); err != nil {
 		return nil, bad("draw_every", "%v", err)
 	}
+	if c.gapTimeout, err = duration(c.GapTimeout, collect.DefaultGapTimeout, time.Second); err != nil {
+		return nil, bad("gap_timeout", "%v", err)
+	}
 	if _, err := logLevel(c.LogLevel); err != nil {
 		return nil, bad("log_level", "%v", err)
 	}
@@ -188,7 +194,7 @@ func duration(s string, def, min time.Duration) (time.Duration, error) {
 }
 
 func knownFields() string {
-	names := []string{"broker", "client_id", "ca", "cert", "key", "chain_id", "registry", "db", "seed", "winners", "max_speed_kmh", "grace", "draw_every", "log_level"}
+	names := []string{"broker", "client_id", "ca", "cert", "key", "chain_id", "registry", "db", "seed", "winners", "max_speed_kmh", "grace", "draw_every", "gap_timeout", "log_level"}
 	sort.Strings(names)
 	return strings.Join(names, ", ")
 }

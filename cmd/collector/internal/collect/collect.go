@@ -1,32 +1,90 @@
 // Package collect is the reference collector: it verifies attestations from MQTT, stores them in the ledger, acks or nacks them and runs the Stone draw.
 //
-// # Checks
+// # What joins the chain (README §C7)
 //
-// An attestation on csop/v1/<device>/att is accepted when, in this order:
+// The agent is a witness and the collector the judge, but a judge that
+// refuses one attestation must not silence the car for good. So the
+// collector separates two questions: does the attestation join the
+// device's chain (stored and acked), and does it earn tickets (its
+// verdict, stored beside it).
 //
-//  1. it parses (signer.ParseWire) and <device> is its device;
-//  2. the device is on the registry allowlist;
-//  3. its fields and signature verify for the configured chain ID;
-//  4. its seq is the device's stored head + 1 and its prev is the digest
-//     stored for seq-1 (32 zero bytes for seq 1);
-//  5. its span starts no earlier than the last batch of the previous span:
-//     batch(N) >= batch(N-1) + batches(N-1) - 1 (spans are consecutive in
-//     time and may share the batch where one ended and the next began);
-//  6. its span ends no later than the batch after the current one
-//     (clock skew): batch + batches - 1 <= now/600 + 1;
-//  7. the meters are possible at the maximum speed: the tickets the span
-//     gives its first batch (ceil(meters/batches), see package draw) plus
-//     what the device's earlier spans already have in that batch do not
-//     exceed max_speed_kmh × 1000 / 6 m (600 s at that speed); the other
-//     batches of the span get at most as much. So no batch is credited with
-//     more than one batch of driving at the maximum speed, however the
-//     distance is split into spans.
+// An attestation on csop/v1/<device>/att is refused (nacked) only when it
+// cannot join the chain:
 //
-// A seq at or below the head is a duplicate when its digest is the stored
-// one (acked again, not stored twice) and a fork otherwise (nacked "fork",
-// logged as an error and recorded; the stored attestation is never
-// replaced). A prev that contradicts the stored seq-1 is also recorded as
-// fork evidence. A seq beyond head + 1 is nacked "gap: expected seq N".
+//  1. it does not parse (signer.ParseWire), or <device> is not its device;
+//  2. the device is not on the registry allowlist;
+//  3. its fields or signature do not verify for the configured chain ID;
+//  4. another attestation is stored (or held) for its seq: a fork, recorded
+//     as evidence and logged as an error; the stored one is never replaced.
+//     Its prev contradicting the stored seq-1 is fork evidence too;
+//  5. its seq lies in a recorded chain break (below): the chain has moved
+//     on past it.
+//
+// A copy of a stored attestation is acked again, never refused. Every
+// other attestation whose seq is the stored head + 1 with prev = the
+// digest stored for the head (32 zero bytes for seq 1) is stored and
+// acked, whatever its meters and flags.
+//
+// # Eligibility
+//
+// Each stored attestation gets a verdict ([Judge]); only eligible meters
+// are tickets in the draw. The rules, judged against the device's eligible
+// tail (the last span that was eligible, not merely stored), in order:
+//
+//  1. batch order: the span starts no earlier than the last batch of the
+//     eligible tail: batch(N) >= batch(T) + batches(T) - 1;
+//  2. batch in the future: the span ends no later than the batch after the
+//     collector's current one: batch + batches - 1 <= now/600 + 1;
+//  3. impossible meters: the tickets the span gives its first batch
+//     (ceil(meters/batches), see package draw) plus what the device's
+//     eligible spans already have in that batch do not exceed
+//     max_speed_kmh × 1000 / 6 m (600 s at that speed; 50,000 m at
+//     300 km/h); the other batches of the span get at most as much.
+//
+// The first rule that fails names the verdict: for example
+// "impossible meters: 85840 m in 1 batch; at most 50000 m per batch at
+// 300 km/h". An ineligible span earns nothing and does not become the
+// tail, so a glitch (an odometer jump of 42,803,053,630 m) or a span from a
+// wrong clock constrains nothing after it: the next span is judged as if
+// it had not been sent. The flags ROLLBACK, JUMP, SPEED_MISMATCH, GAP and
+// CATCHUP do not change the verdict: they are the witness's notes, stored
+// with the attestation for anyone to weigh.
+//
+// CLOCK (the agent's clock was not trustworthy, e.g. a new T-Box whose
+// clock was never set): the batch is the agent's best estimate. The span
+// is judged by the same three rules, which bound it by the chain's order,
+// the collector's own clock and the speed limit, exactly as they bound a
+// span with a trusted clock (a device chooses its batch numbers either
+// way). A CLOCK span that fails a rule gets a reason ending in
+// "; clock untrusted", is stored and acked like any other, and leaves the
+// tail where it was. So a T-Box that drove 2 h with its clock unset and
+// signed 68,440 m in one batch has that span stored as ineligible, and
+// earns from its next span on; an agent that attests such a drive per
+// batch, or as CATCHUP over the batches it can bound, earns its meters.
+//
+// # Held seqs and chain breaks
+//
+// A seq beyond head + 1 is held (persisted in the ledger, no reply): the
+// missing ones may still be in flight, or on another collector of the same
+// ledger. Whenever the chain grows, the held seqs that now follow the head
+// are stored in order, each judged as above. When the lowest held seq
+// still does not follow the head, the collector gives up on the missing
+// seqs and records a chain break (the missing range, visible per device)
+// if either
+//
+//   - gap_timeout (Config.GapTimeout, default 1 h) has passed since the
+//     oldest held seq arrived; it is checked whenever an attestation or
+//     a loss announcement of the device arrives, so "while later ones keep
+//     arriving" (the agent resends what is not acked); or
+//   - the device announced that the missing seqs may be lost (its outbox was
+//     re-seeded from its sidecar): a health report with
+//     "maybe_lost":{"from":F,"to":T} covering the whole gap.
+//
+// The chain then continues from the lowest held seq: its prev cannot be
+// checked against the missing seq, and is recorded in the break. A missing
+// seq that arrives after its break is refused (5. above). An ack after a
+// break is still cumulative: every seq up to it is stored or in a recorded
+// break.
 //
 // # Acks
 //
@@ -35,7 +93,7 @@
 // first, then the chain checks and the writes of the whole group run in one
 // bbolt transaction, and only after it commits are acks and nacks
 // published. An ack {"seq":N} is cumulative: N is the device's highest
-// stored seq, and every seq <= N is stored.
+// stored seq, and every seq <= N is stored or in a recorded chain break.
 //
 // # Shared subscriptions
 //
@@ -68,6 +126,8 @@ const (
 	DefaultMaxGroup    = 256
 	DefaultMaxDelay    = 5 * time.Millisecond
 	DefaultDrawEvery   = time.Minute
+	DefaultGapTimeout  = time.Hour
+	DefaultMaxHeld     = 4096
 )
 
 // maxReason bounds a nack reason.
@@ -87,6 +147,9 @@ type Config struct {
 	MaxGroup int           // messages per transaction; DefaultMaxGroup if zero
 	MaxDelay time.Duration // wait for more messages after the first; DefaultMaxDelay if zero
 
+	GapTimeout time.Duration // how long held seqs wait for missing ones; DefaultGapTimeout if zero
+	MaxHeld    int           // held seqs per device; DefaultMaxHeld if zero
+
 	Now func() time.Time // the clock; time.Now if nil
 }
 
@@ -98,6 +161,7 @@ type Collector struct {
 	log *slog.Logger
 
 	received, accepted, duplicates, refused atomic.Uint64
+	held, ineligible, breaks                atomic.Uint64
 	subscribed                              atomic.Bool
 }
 
@@ -110,11 +174,15 @@ type Counts struct {
 	Accepted   uint64 // attestations stored
 	Duplicates uint64 // attestations already stored, acked again
 	Refused    uint64 // nacks
+	Held       uint64 // attestations held beyond a gap (a copy held again counts again)
+	Ineligible uint64 // attestations stored with an ineligible verdict
+	Breaks     uint64 // chain breaks recorded
 }
 
 // Counts returns the counters.
 func (c *Collector) Counts() Counts {
-	return Counts{c.received.Load(), c.accepted.Load(), c.duplicates.Load(), c.refused.Load()}
+	return Counts{c.received.Load(), c.accepted.Load(), c.duplicates.Load(), c.refused.Load(),
+		c.held.Load(), c.ineligible.Load(), c.breaks.Load()}
 }
 
 // New returns a collector storing into l. The ledger's chain ID must be
@@ -140,6 +208,12 @@ func New(l *ledger.Ledger, cfg Config, log *slog.Logger) (*Collector, error) {
 	}
 	if cfg.MaxDelay <= 0 {
 		cfg.MaxDelay = DefaultMaxDelay
+	}
+	if cfg.GapTimeout <= 0 {
+		cfg.GapTimeout = DefaultGapTimeout
+	}
+	if cfg.MaxHeld <= 0 {
+		cfg.MaxHeld = DefaultMaxHeld
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
@@ -207,20 +281,29 @@ type candidate struct {
 	a      *signer.Attestation
 	digest [32]byte
 	wire   []byte
-	dup    bool // set by check: stored before
 }
 
-// Process handles a group of messages: it checks each, stores the accepted
-// ones in one transaction, and returns the replies to publish once that
-// transaction has committed: the nacks in message order, then one
-// cumulative ack per device that had an attestation accepted or repeated.
-// Messages on a topic that names no device get no reply (they are logged).
+// Process handles a group of messages: it checks each, stores (or holds)
+// the attestations that join their chains in one transaction, and returns
+// the replies to publish once that transaction has committed: the nacks
+// in message order, then one cumulative ack per device that had an
+// attestation stored or repeated. A held attestation gets no reply until
+// the chain reaches it. Health reports (topic csop/v1/<device>/health)
+// are read for loss announcements and get no reply of their own. Messages
+// on a topic that names no device get no reply (they are logged).
 // An error means the transaction failed: nothing of the group is stored
 // and nothing should be published (the devices will send again).
 func (c *Collector) Process(msgs []Message) ([]Reply, error) {
 	var replies []Reply
 	cands := make([]*candidate, 0, len(msgs))
+	var losses []announcement
 	for _, m := range msgs {
+		if an, ok := c.healthMessage(m); ok {
+			if an != nil {
+				losses = append(losses, *an)
+			}
+			continue
+		}
 		cand, nack := c.precheck(m)
 		if nack != nil {
 			replies = append(replies, *nack)
@@ -230,29 +313,44 @@ func (c *Collector) Process(msgs []Message) ([]Reply, error) {
 		}
 	}
 	var chainReplies []Reply
-	var accepted, dups uint64
-	if len(cands) > 0 {
+	var accepted, dups, held uint64
+	if len(cands) > 0 || len(losses) > 0 {
 		err := c.l.Update(func(tx *ledger.Tx) error {
-			chainReplies, accepted, dups = chainReplies[:0], 0, 0
+			chainReplies, accepted, dups, held = chainReplies[:0], 0, 0, 0
 			var ackOrder []signer.Address
 			ackSeg := map[signer.Address]string{}
-			for _, cd := range cands {
-				nack, stored, err := c.decide(tx, cd)
+			ackDev := func(dev signer.Address, seg string) {
+				if _, ok := ackSeg[dev]; !ok {
+					ackOrder = append(ackOrder, dev)
+					ackSeg[dev] = seg
+				}
+			}
+			for _, an := range losses {
+				o, err := c.announce(tx, an)
 				if err != nil {
 					return err
 				}
-				if stored {
-					accepted++
-				} else if nack == nil {
+				accepted += o.stored
+				chainReplies = append(chainReplies, o.nacks...)
+				if o.ack {
+					ackDev(an.dev, an.dev.String())
+				}
+			}
+			for _, cd := range cands {
+				o, err := c.decide(tx, cd)
+				if err != nil {
+					return err
+				}
+				accepted += o.stored
+				if o.dup {
 					dups++
 				}
-				if nack != nil {
-					chainReplies = append(chainReplies, *nack)
-					continue
+				if o.held {
+					held++
 				}
-				if _, ok := ackSeg[cd.a.Device]; !ok {
-					ackOrder = append(ackOrder, cd.a.Device)
-					ackSeg[cd.a.Device] = cd.seg
+				chainReplies = append(chainReplies, o.nacks...)
+				if o.ack {
+					ackDev(cd.a.Device, cd.seg)
 				}
 			}
 			for _, dev := range ackOrder {
@@ -271,6 +369,7 @@ func (c *Collector) Process(msgs []Message) ([]Reply, error) {
 	c.received.Add(uint64(len(msgs)))
 	c.accepted.Add(accepted)
 	c.duplicates.Add(dups)
+	c.held.Add(held)
 	replies = append(replies, chainReplies...)
 	for _, r := range replies {
 		if r.Err != nil {
@@ -306,98 +405,4 @@ func (c *Collector) precheck(m Message) (*candidate, *Reply) {
 		return nil, nack(a.Seq, err)
 	}
 	return &candidate{seg: seg, a: a, digest: signer.Digest(c.cfg.ChainID, a), wire: m.Payload}, nil
-}
-
-// decide runs the chain, batch and plausibility checks of one candidate
-// inside the group's transaction and appends it when it passes. It returns
-// a nack, or nil for an ack, and whether it stored the attestation now (an
-// ack without storing is a duplicate); an error aborts the transaction.
-func (c *Collector) decide(tx *ledger.Tx, cd *candidate) (*Reply, bool, error) {
-	nack, err := c.check(tx, cd)
-	if err != nil || nack != nil || cd.dup {
-		return nack, false, err
-	}
-	if err := tx.Append(cd.a, cd.digest, cd.wire); err != nil {
-		return nil, false, err
-	}
-	c.log.Debug("attestation stored", "device", cd.a.Device, "seq", cd.a.Seq, "batch", cd.a.Batch, "meters", cd.a.Meters)
-	return nil, true, nil
-}
-
-// check runs the checks that need the stored state; it sets cd.dup for a
-// duplicate.
-func (c *Collector) check(tx *ledger.Tx, cd *candidate) (*Reply, error) {
-	a := cd.a
-	nack := func(kind error, format string, args ...any) *Reply {
-		err := &refusal{kind, kind.Error() + ": " + fmt.Sprintf(format, args...)}
-		c.log.Info("attestation refused", "device", a.Device, "seq", a.Seq, "reason", err.msg)
-		return &Reply{Topic: "csop/v1/" + cd.seg + "/nack", Seq: a.Seq, Err: err}
-	}
-	h, err := tx.Head(a.Device)
-	if err != nil {
-		return nil, err
-	}
-	if a.Seq <= h.Seq {
-		stored, _, ok := tx.Stored(a.Device, a.Seq)
-		if !ok {
-			return nil, fmt.Errorf("device %s: seq %d missing below head %d: %w", a.Device, a.Seq, h.Seq, ledger.ErrCorrupt)
-		}
-		if stored == cd.digest {
-			c.log.Debug("duplicate attestation, acked again", "device", a.Device, "seq", a.Seq)
-			cd.dup = true
-			return nil, nil
-		}
-		if err := c.recordFork(tx, cd, "seq", stored); err != nil {
-			return nil, err
-		}
-		return nack(ErrFork, "seq %d is stored with digest 0x%x; this one has digest 0x%x", a.Seq, stored, cd.digest), nil
-	}
-	if a.Seq > h.Seq+1 {
-		return nack(ErrGap, "expected seq %d", h.Seq+1), nil
-	}
-	if a.Prev != h.Digest { // h.Digest is zero for a device never seen
-		if h.Seq == 0 {
-			return nack(signer.ErrPrevMismatch, "seq 1 has prev 0x%x, expected 32 zero bytes", a.Prev), nil
-		}
-		if err := c.recordFork(tx, cd, "prev", h.Digest); err != nil {
-			return nil, err
-		}
-		return nack(signer.ErrPrevMismatch, "prev 0x%x, but seq %d is stored with digest 0x%x (a fork)", a.Prev, h.Seq, h.Digest), nil
-	}
-	if h.Seq > 0 && a.Batch < h.LastBatch() {
-		return nack(ErrBatchOrder, "span starts in batch %d, before batch %d where seq %d's span (batch %d, %d batches) ended",
-			a.Batch, h.LastBatch(), h.Seq, h.Batch, h.Batches), nil
-	}
-	now := draw.BatchOf(c.cfg.Now().Unix())
-	if a.Batch > now+1 || uint64(a.Batches)-1 > now+1-a.Batch {
-		return nack(ErrFuture, "span batch %d + %d batches ends after batch %d (now is batch %d)", a.Batch, a.Batches, now+1, now), nil
-	}
-	limit := c.cfg.MaxSpeedKmh * 1000 / 6 // meters in 600 s
-	first := draw.Share(a.Batch, a.Batches, a.Meters, a.Batch)
-	credited := h.CreditedIn(a.Batch)
-	if first > limit || credited > limit-first {
-		if credited > 0 {
-			return nack(ErrImplausible, "%d m over %d batch(es) puts %d m in batch %d, which already has %d m from earlier spans; at most %d m per batch at %d km/h",
-				a.Meters, a.Batches, first, a.Batch, credited, limit, c.cfg.MaxSpeedKmh), nil
-		}
-		return nack(ErrImplausible, "%d m over %d batch(es) is more than %d m per batch at %d km/h", a.Meters, a.Batches, limit, c.cfg.MaxSpeedKmh), nil
-	}
-	return nil, nil
-}
-
-func (c *Collector) recordFork(tx *ledger.Tx, cd *candidate, kind string, stored [32]byte) error {
-	f := ledger.Fork{
-		Device: cd.a.Device, Seq: cd.a.Seq, Kind: kind,
-		Digest: fmt.Sprintf("0x%x", cd.digest), Stored: fmt.Sprintf("0x%x", stored),
-		Wire: string(cd.wire), Received: c.cfg.Now().UTC(),
-	}
-	isNew, err := tx.RecordFork(f, cd.digest)
-	if err != nil {
-		return fmt.Errorf("fork record: %w", err)
-	}
-	if isNew {
-		c.log.Error("fork: device signed two attestations where its chain allows one", "device", cd.a.Device, "seq", cd.a.Seq,
-			"kind", kind, "digest", f.Digest, "stored", f.Stored)
-	}
-	return nil
 }

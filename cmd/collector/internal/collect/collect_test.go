@@ -26,6 +26,7 @@ type attack struct {
 	head      uint64 // d's stored head afterwards
 	forks     int    // forks recorded for d
 	replyToOt bool   // the reply goes to other's topic
+	verdict   string // the verdict code of seq 2 when stored; Eligible if empty
 }
 
 func attacks() []attack {
@@ -58,10 +59,6 @@ func attacks() []attack {
 			a := d.make(1000) // the same content and key: the same deterministic signature
 			return d.msg(a.AppendWire(nil))
 		}},
-		{name: "reordering: seq 3 before 2", want: ErrGap, seq: 3, head: 1, build: func(t *testing.T, d, _ *device) Message {
-			d.advance(d.make(700))
-			return d.msg(d.next(800))
-		}},
 		{name: "tampered meters", want: signer.ErrSignerMismatch, seq: 2, head: 1, build: func(t *testing.T, d, _ *device) Message {
 			a := d.make(500)
 			a.Meters, a.Modes[0].Meters = 5000, 5000
@@ -84,7 +81,7 @@ func attacks() []attack {
 		{name: "prev not the digest of seq 1", want: signer.ErrPrevMismatch, seq: 2, head: 1, forks: 1, build: func(t *testing.T, d, _ *device) Message {
 			return d.msg(d.make(500, func(a *signer.Attestation) { a.Prev[0] ^= 1 }).AppendWire(nil))
 		}},
-		{name: "meters impossible for span", want: ErrImplausible, seq: 2, head: 1, build: func(t *testing.T, d, _ *device) Message {
+		{name: "meters impossible for span", seq: 2, head: 2, verdict: IneligibleImpossible, build: func(t *testing.T, d, _ *device) Message {
 			d.batch++
 			return d.msg(d.make(50_001).AppendWire(nil)) // 300 km/h is 50,000 m per batch
 		}},
@@ -92,7 +89,7 @@ func attacks() []attack {
 			d.batch++
 			return d.msg(d.make(50_000).AppendWire(nil))
 		}},
-		{name: "meters impossible split over spans of one batch", want: ErrImplausible, seq: 2, head: 1, build: func(t *testing.T, d, _ *device) Message {
+		{name: "meters impossible split over spans of one batch", seq: 2, head: 2, verdict: IneligibleImpossible, build: func(t *testing.T, d, _ *device) Message {
 			return d.msg(d.make(49_001).AppendWire(nil)) // seq 1 has 1000 m in this batch
 		}},
 		{name: "two spans of one batch within the limit", seq: 2, head: 2, build: func(t *testing.T, d, _ *device) Message {
@@ -101,18 +98,18 @@ func attacks() []attack {
 		{name: "catch-up span within the limit", seq: 2, head: 2, build: func(t *testing.T, d, _ *device) Message {
 			return d.msg(d.make(149_000, func(a *signer.Attestation) { a.Batch++; a.Batches = 3; a.Flags = signer.FlagCatchup }).AppendWire(nil))
 		}},
-		{name: "catch-up span too fast", want: ErrImplausible, seq: 2, head: 1, build: func(t *testing.T, d, _ *device) Message {
+		{name: "catch-up span too fast", seq: 2, head: 2, verdict: IneligibleImpossible, build: func(t *testing.T, d, _ *device) Message {
 			return d.msg(d.make(150_001, func(a *signer.Attestation) { a.Batch++; a.Batches = 3; a.Flags = signer.FlagCatchup }).AppendWire(nil))
 		}},
-		{name: "span before the previous one", want: ErrBatchOrder, seq: 2, head: 1, build: func(t *testing.T, d, _ *device) Message {
+		{name: "span before the previous one", seq: 2, head: 2, verdict: IneligibleOrder, build: func(t *testing.T, d, _ *device) Message {
 			d.batch--
 			return d.msg(d.make(100).AppendWire(nil))
 		}},
-		{name: "span from the future", want: ErrFuture, seq: 2, head: 1, build: func(t *testing.T, d, _ *device) Message {
+		{name: "span from the future", seq: 2, head: 2, verdict: IneligibleFuture, build: func(t *testing.T, d, _ *device) Message {
 			d.batch = nowBatch() + 2
 			return d.msg(d.make(100).AppendWire(nil))
 		}},
-		{name: "catch-up span ending in the future", want: ErrFuture, seq: 2, head: 1, build: func(t *testing.T, d, _ *device) Message {
+		{name: "catch-up span ending in the future", seq: 2, head: 2, verdict: IneligibleFuture, build: func(t *testing.T, d, _ *device) Message {
 			return d.msg(d.make(100, func(a *signer.Attestation) { a.Batches = 13; a.Flags = signer.FlagCatchup }).AppendWire(nil))
 		}},
 		{name: "topic names another device", want: ErrTopic, seq: 2, head: 1, replyToOt: true, build: func(t *testing.T, d, other *device) Message {
@@ -177,6 +174,33 @@ func checkAfter(t *testing.T, l *ledger.Ledger, d *device, tt attack, seq1 []byt
 	if n := forksOf(t, l, d.addr); n != tt.forks {
 		t.Errorf("%d forks recorded, want %d", n, tt.forks)
 	}
+	if tt.head == 2 {
+		want := tt.verdict
+		if want == "" {
+			want = Eligible
+		}
+		if v := verdictOf(t, l, d.addr, 2); v.Code != want || v.Eligible != (want == Eligible) || (!v.Eligible && !strings.HasPrefix(v.Reason, want+": ")) {
+			t.Errorf("seq 2 verdict %+v, want code %q", v, want)
+		}
+	}
+}
+
+func verdictOf(t testing.TB, l *ledger.Ledger, dev signer.Address, seq uint64) ledger.Verdict {
+	t.Helper()
+	var v ledger.Verdict
+	err := l.View(func(tx *ledger.Tx) error {
+		var ok bool
+		var err error
+		v, ok, err = tx.Verdict(dev, seq)
+		if err == nil && !ok {
+			t.Errorf("device %s seq %d: no verdict", dev, seq)
+		}
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
 }
 
 // TestAttacks runs each attack through Process: the reply and what is
@@ -363,14 +387,13 @@ func TestSharedSubscription(t *testing.T) {
 			for i := uint64(1); i <= each; i++ {
 				w := d.next(100 * i)
 				d.batch++
-				// The agent resends in order until acked; a gap nack (a later
-				// seq handled by the other collector first) is retried too.
+				// The agent resends in order until acked.
 				for {
 					r := d.send(w)
 					if r.Kind == "ack" && r.Seq >= i {
 						break
 					}
-					if r.Kind == "nack" && !strings.HasPrefix(r.Reason, ErrGap.Error()) {
+					if r.Kind == "nack" {
 						t.Errorf("device %s seq %d: %+v", d.addr, i, r)
 						return
 					}

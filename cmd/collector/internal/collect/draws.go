@@ -116,6 +116,11 @@ func Redraw(l *ledger.Ledger, seed draw.Seed, n int, b uint64) (*Rerun, error) {
 			if a.Device != e.Device || a.Seq != e.Seq || signer.Digest(l.ChainID(), a) != digest {
 				return fmt.Errorf("batch %d: stored device %s seq %d is another attestation: %w", b, e.Device, e.Seq, ErrIndexMismatch)
 			}
+			if v, ok, err := tx.Verdict(e.Device, e.Seq); err != nil {
+				return err
+			} else if !ok || !v.Eligible {
+				return fmt.Errorf("batch %d: index names device %s seq %d, whose verdict is not eligible (%q): %w", b, e.Device, e.Seq, v.Reason, ErrIndexMismatch)
+			}
 			t := draw.Share(a.Batch, a.Batches, a.Meters, b)
 			if t != e.Tickets {
 				return fmt.Errorf("batch %d: device %s seq %d has %d tickets by its span, %d in the index: %w", b, e.Device, e.Seq, t, e.Tickets, ErrIndexMismatch)

@@ -2,7 +2,7 @@ package collect
 
 import "errors"
 
-// Reasons an attestation is refused, besides the signer package's own
+// Reasons an attestation is refused (it cannot join the chain), besides the signer package's own
 // (signer.ErrMalformed, signer.ErrUnknownVersion, signer.ErrSignerMismatch,
 // signer.ErrBadSignature, signer.ErrHighS, signer.ErrModesSum,
 // signer.ErrBadModes, signer.ErrUnknownFlags, signer.ErrPrevMismatch).
@@ -15,14 +15,9 @@ var (
 	ErrUnknownDevice = errors.New("unknown device")
 	// ErrFork: another attestation is stored for this seq.
 	ErrFork = errors.New("fork")
-	// ErrGap: seqs before this one are not stored yet.
-	ErrGap = errors.New("gap")
-	// ErrBatchOrder: the span starts before the end of the previous one.
-	ErrBatchOrder = errors.New("batch order")
-	// ErrFuture: the span ends after the current batch plus one.
-	ErrFuture = errors.New("batch in the future")
-	// ErrImplausible: more meters than the maximum speed allows in the span.
-	ErrImplausible = errors.New("meters impossible for span")
+	// ErrBroken: the seq lies in a recorded chain break; the chain has
+	// moved on past it.
+	ErrBroken = errors.New("chain break")
 
 	// ErrRegistry: a registry file line that is not an address.
 	ErrRegistry = errors.New("bad registry line")

@@ -2,6 +2,8 @@ package collect
 
 import (
 	"bytes"
+	"errors"
+	"strings"
 	"testing"
 
 	"github.com/csop/tbox/cmd/collector/internal/ledger"
@@ -10,7 +12,8 @@ import (
 
 // FuzzProcess feeds random payloads and topics to the collector: it never
 // panics, an ack is only ever for an attestation that verifies and is
-// stored byte for byte, and the ledger always audits clean.
+// stored byte for byte (or, for a health report's loss announcement, for
+// held seqs it released), and the ledger always audits clean.
 func FuzzProcess(f *testing.F) {
 	l := newLedger(f, true)
 	d := newDevice(f, nowBatch()-5)
@@ -21,7 +24,13 @@ func FuzzProcess(f *testing.F) {
 	w1 := d.next(1200)
 	d.batch++
 	w2 := d.next(3400)
+	d.batch++
+	d.advance(d.make(500)) // seq 3: lost
+	w4 := d.next(600)
 	att := d.topic("att")
+	f.Add(att, w4)
+	f.Add(d.topic("health"), []byte(`{"status":"online","maybe_lost":{"from":3,"to":3}}`))
+	f.Add(d.topic("health"), []byte(`{"status":"online","agent":{"maybe_lost":{"from":1,"to":99}}}`))
 	f.Add(att, w1)
 	f.Add(att, w2)
 	f.Add(att, bytes.Replace(w2, []byte(`"meters":3400`), []byte(`"meters":3401`), 1))
@@ -42,6 +51,12 @@ func FuzzProcess(f *testing.F) {
 		for _, r := range rs {
 			_ = r.Payload()
 			if !r.Ack() {
+				continue
+			}
+			if strings.HasSuffix(topic, "/health") {
+				if _, _, ok, err := ParseLoss(payload); !ok || err != nil {
+					t.Fatalf("ack %+v after a health report announcing nothing: %v", r, err)
+				}
 				continue
 			}
 			a, err := signer.ParseWire(payload)
@@ -66,6 +81,33 @@ func FuzzProcess(f *testing.F) {
 			if err := l.Audit(); err != nil {
 				t.Fatalf("audit: %v", err)
 			}
+		}
+	})
+}
+
+// FuzzParseLoss: any health report gives a loss announcement with
+// 1 <= from <= to and a bounded span, or none, or an ErrLoss error;
+// never a panic.
+func FuzzParseLoss(f *testing.F) {
+	f.Add([]byte(`{"status":"online","device":"0x00","maybe_lost":{"from":5,"to":93}}`))
+	f.Add([]byte(`{"agent":{"maybe_lost":{"from":5,"to":93}}}`))
+	f.Add([]byte(`{"agent":"text","maybe_lost":null}`))
+	f.Add([]byte(`{"maybe_lost":{"from":0,"to":3}}`))
+	f.Add([]byte(`{"maybe_lost":{"from":9,"to":3}}`))
+	f.Add([]byte(`{"maybe_lost":{"from":1,"to":18446744073709551615}}`))
+	f.Add([]byte(`{"maybe_lost":{"from":-1}}`))
+	f.Add([]byte(`{"status":"offline"}`))
+	f.Add([]byte(`[`))
+	f.Fuzz(func(t *testing.T, payload []byte) {
+		from, to, ok, err := ParseLoss(payload)
+		if err != nil {
+			if ok || !errors.Is(err, ErrLoss) {
+				t.Fatalf("ok %v with error %v (want ErrLoss)", ok, err)
+			}
+			return
+		}
+		if ok && (from == 0 || to < from || to-from >= maxLossSpan) {
+			t.Fatalf("announcement %d .. %d accepted", from, to)
 		}
 	})
 }

@@ -105,6 +105,11 @@ func (c *Collector) Run(ctx context.Context, m MQTT) error {
 				}
 				return
 			}
+			// Loss announcements (README §C7); without them a gap waits
+			// for gap_timeout, so a failure here is logged, not fatal.
+			if ht := cl.Subscribe(HealthTopic, 1, onMessage); !ht.WaitTimeout(10*time.Second) || ht.Error() != nil {
+				log.Warn("subscribe to health reports failed; gaps wait for gap_timeout", "topic", HealthTopic, "err", ht.Error())
+			}
 			c.subscribed.Store(true)
 			log.Info("connected and subscribed", "topic", SubscribeTopic)
 		}).

@@ -1,13 +1,19 @@
-// Package ledger is the collector's durable store of accepted attestations, forks and draws, in bbolt.
+// Package ledger is the collector's durable store of attestations, their
+// verdicts, held seqs, chain breaks, forks and draws, in bbolt.
 //
-// # Layout
+// # Layout (schema 2)
 //
-//	meta                 "version" -> 1, "chain_id" -> uint64 BE
+//	meta                 "version" -> 2, "chain_id" -> uint64 BE
 //	dev/<device 20>/     one bucket per device:
 //	    "head"           head record (below)
+//	    "lost"           JSON Loss: the seqs the device announced it may have lost
 //	    att/<seq 8 BE>   digest (32) || wire form
-//	    modes/<name>     meters in that drive mode, uint64 BE
-//	batch/<batch 8 BE>/  per-batch ticket index for the draw:
+//	    verdict/<seq 8>  JSON Verdict: eligible for tickets or not, and why
+//	    modes/<name>     meters in that drive mode, uint64 BE (all stored spans)
+//	    held/<seq 8 BE>  digest (32) || received unix ns (8 BE) || wire form:
+//	                     a seq beyond head + 1 waiting for the missing ones
+//	    breaks/<from 8>  JSON Break: a missing range the chain continues past
+//	batch/<batch 8 BE>/  per-batch ticket index for the draw (eligible spans only):
 //	    <device 20><seq 8 BE> -> tickets, uint64 BE
 //	undrawn/<batch 8 BE> batches with tickets and no draw yet
 //	late/<batch 8><device 20><seq 8> -> tickets arriving after the batch's draw
@@ -15,14 +21,25 @@
 //	draws/<batch 8 BE>   JSON draw.Result with the time it was made
 //
 // Only the next seq of a device is ever appended (seq = head + 1), so a
-// device's stored seqs are always 1 .. head without a gap, and an
-// attestation, once stored, is never changed or removed.
+// device's stored seqs are 1 .. head except the ranges of its recorded
+// chain breaks, and an attestation, once stored, is never changed or
+// removed. Every stored attestation has a verdict; only eligible ones are in
+// the ticket index.
 //
 // A batch's index is frozen once its draw is recorded: tickets of an
 // attestation arriving later for that batch go to "late", so re-running the
 // draw from the index always gives the recorded result.
 //
 // Batches before [draw.Genesis] drop nothing and are not indexed.
+//
+// # Versions
+//
+// A ledger of schema 1 (written before verdicts, held seqs and chain breaks)
+// is migrated in place when opened for writing: every stored attestation was
+// accepted under the old rules and gets an eligible verdict, and the head
+// record is rewritten in the new form, in one transaction. Opened read-only,
+// a schema 1 ledger is refused with [ErrVersion], as is any schema newer
+// than this code knows.
 package ledger
 
 import (
@@ -45,7 +62,7 @@ import (
 // database.
 const DefaultLockTimeout = 5 * time.Second
 
-const schemaVersion = 1
+const schemaVersion = 2
 
 var (
 	bucketMeta    = []byte("meta")
@@ -60,6 +77,10 @@ var (
 	keyHead       = []byte("head")
 	bucketAtt     = []byte("att")
 	bucketModes   = []byte("modes")
+	bucketVerdict = []byte("verdict")
+	bucketHeld    = []byte("held")
+	bucketBreaks  = []byte("breaks")
+	keyLost       = []byte("lost")
 )
 
 // Errors of this package; test with errors.Is.
@@ -74,6 +95,9 @@ var (
 	ErrDrawn = errors.New("batch already drawn")
 	// ErrCorrupt: a record that does not decode.
 	ErrCorrupt = errors.New("corrupt record")
+	// ErrVersion: a ledger of a schema this code does not read (a newer
+	// one, or schema 1 opened read-only before its migration).
+	ErrVersion = errors.New("ledger schema version")
 )
 
 // Options configure a Ledger. A nil *Options or a zero field means the
@@ -127,15 +151,21 @@ func Open(path string, opts *Options) (*Ledger, error) {
 		if m == nil {
 			return fmt.Errorf("no meta bucket: %w", ErrCorrupt)
 		}
-		if v := m.Get(keyVersion); len(v) != 8 || binary.BigEndian.Uint64(v) != schemaVersion {
-			return fmt.Errorf("schema version %x, expected %d: %w", v, schemaVersion, ErrCorrupt)
-		}
 		if c := m.Get(keyChainID); len(c) != 8 || binary.BigEndian.Uint64(c) != o.ChainID {
 			found := "none"
 			if len(c) == 8 {
 				found = fmt.Sprint(binary.BigEndian.Uint64(c))
 			}
 			return fmt.Errorf("chain ID %s, expected %d: %w", found, o.ChainID, ErrChainID)
+		}
+		if v := m.Get(keyVersion); len(v) != 8 || binary.BigEndian.Uint64(v) != schemaVersion {
+			if len(v) == 8 && binary.BigEndian.Uint64(v) == 1 && o.ReadOnly {
+				return fmt.Errorf("schema 1, this collector reads schema %d: run `collector run` (or `collector migrate`) once to migrate it: %w", schemaVersion, ErrVersion)
+			}
+			if len(v) == 8 {
+				return fmt.Errorf("schema %d, this collector reads schema %d (and migrates schema 1): %w", binary.BigEndian.Uint64(v), schemaVersion, ErrVersion)
+			}
+			return fmt.Errorf("schema version record %x, expected 8 bytes: %w", v, ErrCorrupt)
 		}
 		return nil
 	}
@@ -159,6 +189,9 @@ func Open(path string, opts *Options) (*Ledger, error) {
 				if _, err := tx.CreateBucketIfNotExists(name); err != nil {
 					return err
 				}
+			}
+			if err := migrate(tx, o.ChainID); err != nil {
+				return err
 			}
 			return check(tx)
 		})
@@ -195,46 +228,57 @@ type Tx struct {
 	tx *bbolt.Tx
 }
 
-// Head is what the ledger holds about a device: its chain head and totals.
+// Head is what the ledger holds about a device: its chain head, its
+// eligible tail and totals.
 type Head struct {
-	Seq     uint64   // highest stored seq; every seq <= Seq is stored. 0: none.
-	Digest  [32]byte // digest signed for Seq
-	Batch   uint64   // first batch of Seq's span
-	Batches uint32   // batches of Seq's span
-	// Credited is the tickets (meters) credited to the last batch of Seq's
-	// span by all the device's attestations sharing that batch.
-	Credited uint64
+	Seq    uint64   // highest stored seq; every seq <= Seq is stored or in a recorded chain break. 0: none.
+	Digest [32]byte // digest signed for Seq (after a break with nothing stored yet: the prev the next seq claims)
 
-	Attestations uint64 // stored attestations (= Seq)
-	Meters       uint64 // their meters
-	BatchCount   uint64 // distinct batches covered
-	Wins         uint64 // winning tickets in recorded draws
-	AwardMicro   uint64 // their worth, µStone
+	// The eligible tail: the last span that earned tickets. Batch order and
+	// the speed limit are judged against it, so an ineligible span (a
+	// glitch, a wrong clock) constrains nothing after it.
+	TailSeq  uint64 // seq of that span; 0: none yet
+	Batch    uint64 // its first batch
+	Batches  uint32 // its batches
+	Credited uint64 // tickets credited to its last batch by all the device's eligible spans sharing that batch
+
+	Attestations   uint64 // stored attestations
+	Meters         uint64 // their meters
+	EligibleMeters uint64 // meters of the eligible ones (the tickets)
+	Ineligible     uint64 // stored attestations judged ineligible
+	Breaks         uint64 // recorded chain breaks
+	BatchCount     uint64 // distinct batches covered by eligible spans
+	Wins           uint64 // winning tickets in recorded draws
+	AwardMicro     uint64 // their worth, µStone
 }
 
-// LastBatch returns the last batch of the head's span.
+// LastBatch returns the last batch of the eligible tail's span.
 func (h Head) LastBatch() uint64 { return h.Batch + uint64(h.Batches) - 1 }
 
 // CreditedIn returns the meters the device already has credited in batch b.
-// Batches before the head's last one are closed to it by the batch order.
+// Batches before the tail's last one are closed to it by the batch order.
 func (h Head) CreditedIn(b uint64) uint64 {
-	if h.Seq == 0 || b != h.LastBatch() {
+	if h.TailSeq == 0 || b != h.LastBatch() {
 		return 0
 	}
 	return h.Credited
 }
 
-const headLen = 1 + 8 + 32 + 8 + 4 + 8 + 5*8
+const (
+	headV1Len = 1 + 8 + 32 + 8 + 4 + 8 + 5*8
+	headLen   = 1 + 8 + 32 + 8 + 8 + 4 + 8 + 8*8
+)
 
 func (h Head) marshal() []byte {
 	b := make([]byte, 0, headLen)
-	b = append(b, 1)
+	b = append(b, 2)
 	b = binary.BigEndian.AppendUint64(b, h.Seq)
 	b = append(b, h.Digest[:]...)
+	b = binary.BigEndian.AppendUint64(b, h.TailSeq)
 	b = binary.BigEndian.AppendUint64(b, h.Batch)
 	b = binary.BigEndian.AppendUint32(b, h.Batches)
 	b = binary.BigEndian.AppendUint64(b, h.Credited)
-	for _, v := range []uint64{h.Attestations, h.Meters, h.BatchCount, h.Wins, h.AwardMicro} {
+	for _, v := range []uint64{h.Attestations, h.Meters, h.EligibleMeters, h.Ineligible, h.Breaks, h.BatchCount, h.Wins, h.AwardMicro} {
 		b = binary.BigEndian.AppendUint64(b, v)
 	}
 	return b
@@ -242,8 +286,30 @@ func (h Head) marshal() []byte {
 
 func unmarshalHead(b []byte) (Head, error) {
 	var h Head
-	if len(b) != headLen || b[0] != 1 {
-		return h, fmt.Errorf("head record of %d bytes, expected %d with version 1: %w", len(b), headLen, ErrCorrupt)
+	if len(b) != headLen || b[0] != 2 {
+		return h, fmt.Errorf("head record of %d bytes, expected %d with version 2: %w", len(b), headLen, ErrCorrupt)
+	}
+	b = b[1:]
+	next := func() uint64 { v := binary.BigEndian.Uint64(b); b = b[8:]; return v }
+	h.Seq = next()
+	copy(h.Digest[:], b)
+	b = b[32:]
+	h.TailSeq = next()
+	h.Batch = next()
+	h.Batches = binary.BigEndian.Uint32(b)
+	b = b[4:]
+	h.Credited = next()
+	h.Attestations, h.Meters, h.EligibleMeters, h.Ineligible = next(), next(), next(), next()
+	h.Breaks, h.BatchCount, h.Wins, h.AwardMicro = next(), next(), next(), next()
+	return h, nil
+}
+
+// unmarshalHeadV1 reads a schema 1 head: every stored attestation was
+// accepted, so the tail is the head and all meters are eligible.
+func unmarshalHeadV1(b []byte) (Head, error) {
+	var h Head
+	if len(b) != headV1Len || b[0] != 1 {
+		return h, fmt.Errorf("schema 1 head record of %d bytes, expected %d with version 1: %w", len(b), headV1Len, ErrCorrupt)
 	}
 	b = b[1:]
 	next := func() uint64 { v := binary.BigEndian.Uint64(b); b = b[8:]; return v }
@@ -255,6 +321,7 @@ func unmarshalHead(b []byte) (Head, error) {
 	b = b[4:]
 	h.Credited = next()
 	h.Attestations, h.Meters, h.BatchCount, h.Wins, h.AwardMicro = next(), next(), next(), next(), next()
+	h.TailSeq, h.EligibleMeters = h.Seq, h.Meters
 	return h, nil
 }
 
@@ -267,7 +334,7 @@ func (t *Tx) devBucket(dev signer.Address) *bbolt.Bucket {
 // Head returns the device's head; the zero Head for a device never seen.
 func (t *Tx) Head(dev signer.Address) (Head, error) {
 	d := t.devBucket(dev)
-	if d == nil {
+	if d == nil || d.Get(keyHead) == nil { // never seen, or only held seqs or a loss announcement
 		return Head{}, nil
 	}
 	h, err := unmarshalHead(d.Get(keyHead))
@@ -293,9 +360,10 @@ func (t *Tx) Stored(dev signer.Address, seq uint64) (digest [32]byte, wire []byt
 }
 
 // Append stores a, whose signed digest is digest and wire form wire, as
-// the device's next seq, and indexes its tickets. The caller has verified
-// it; Append only refuses a seq other than head + 1 ([ErrNotNext]).
-func (t *Tx) Append(a *signer.Attestation, digest [32]byte, wire []byte) error {
+// the device's next seq with its verdict, and indexes its tickets when the
+// verdict is eligible. The caller has verified it and checked its prev;
+// Append only refuses a seq other than head + 1 ([ErrNotNext]).
+func (t *Tx) Append(a *signer.Attestation, digest [32]byte, wire []byte, v Verdict) error {
 	h, err := t.Head(a.Device)
 	if err != nil {
 		return err
@@ -315,9 +383,20 @@ func (t *Tx) Append(a *signer.Attestation, digest [32]byte, wire []byte) error {
 	if err != nil {
 		return err
 	}
+	verdicts, err := d.CreateBucketIfNotExists(bucketVerdict)
+	if err != nil {
+		return err
+	}
 	val := make([]byte, 0, 32+len(wire))
 	val = append(append(val, digest[:]...), wire...)
 	if err := att.Put(u64(a.Seq), val); err != nil {
+		return err
+	}
+	vj, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	if err := verdicts.Put(u64(a.Seq), vj); err != nil {
 		return err
 	}
 	for _, m := range a.Modes {
@@ -330,14 +409,20 @@ func (t *Tx) Append(a *signer.Attestation, digest [32]byte, wire []byte) error {
 		}
 	}
 
-	shared := h.Seq > 0 && a.Batch == h.LastBatch()
-	last := a.Batch + uint64(a.Batches) - 1
-	lastShare := draw.Share(a.Batch, a.Batches, a.Meters, last)
-	nh := Head{
-		Seq: a.Seq, Digest: digest, Batch: a.Batch, Batches: a.Batches, Credited: lastShare,
-		Attestations: h.Attestations + 1, Meters: h.Meters + a.Meters,
-		BatchCount: h.BatchCount + uint64(a.Batches), Wins: h.Wins, AwardMicro: h.AwardMicro,
+	nh := h
+	nh.Seq, nh.Digest = a.Seq, digest
+	nh.Attestations++
+	nh.Meters += a.Meters
+	if !v.Eligible {
+		nh.Ineligible++
+		return d.Put(keyHead, nh.marshal())
 	}
+	shared := h.TailSeq > 0 && a.Batch == h.LastBatch()
+	last := a.Batch + uint64(a.Batches) - 1
+	nh.TailSeq, nh.Batch, nh.Batches = a.Seq, a.Batch, a.Batches
+	nh.Credited = draw.Share(a.Batch, a.Batches, a.Meters, last)
+	nh.EligibleMeters += a.Meters
+	nh.BatchCount += uint64(a.Batches)
 	if shared {
 		nh.BatchCount--
 		if a.Batches == 1 {
@@ -561,15 +646,24 @@ type DeviceStats struct {
 	Attestations uint64            `json:"attestations"`
 	Meters       uint64            `json:"meters"`
 	Modes        map[string]uint64 `json:"modes"`
-	Batches      uint64            `json:"batches"` // distinct batches covered
-	Wins         uint64            `json:"wins"`
-	AwardMicro   uint64            `json:"award_micro"`
+	// EligibleMeters are the meters that earn tickets; Ineligible counts
+	// the stored attestations that earn none (see their verdicts).
+	EligibleMeters uint64 `json:"eligible_meters"`
+	Ineligible     uint64 `json:"ineligible"`
+	Batches        uint64 `json:"batches"` // distinct batches covered by eligible spans
+	Head           uint64 `json:"head"`    // highest stored seq
+	Held           int    `json:"held"`    // seqs beyond a gap, waiting
+	Breaks         uint64 `json:"breaks"`  // recorded chain breaks
+	Wins           uint64 `json:"wins"`
+	AwardMicro     uint64 `json:"award_micro"`
 }
 
 // Stats summarizes the ledger.
 type Stats struct {
 	Devices []DeviceStats `json:"devices"` // by address
 	Forks   int           `json:"forks"`
+	Breaks  uint64        `json:"breaks"`
+	Held    int           `json:"held"`
 	Draws   int           `json:"draws"`
 	Undrawn int           `json:"undrawn"`
 }
@@ -590,7 +684,13 @@ func (l *Ledger) Stats() (*Stats, error) {
 				return err
 			}
 			ds := DeviceStats{Device: dev, Attestations: h.Attestations, Meters: h.Meters, Batches: h.BatchCount,
+				EligibleMeters: h.EligibleMeters, Ineligible: h.Ineligible, Head: h.Seq, Breaks: h.Breaks,
 				Wins: h.Wins, AwardMicro: h.AwardMicro, Modes: map[string]uint64{}}
+			if hb := t.devBucket(dev).Bucket(bucketHeld); hb != nil {
+				ds.Held = hb.Stats().KeyN
+			}
+			s.Breaks += ds.Breaks
+			s.Held += ds.Held
 			if m := t.devBucket(dev).Bucket(bucketModes); m != nil {
 				m.ForEach(func(k, v []byte) error {
 					if len(v) == 8 {
@@ -616,9 +716,10 @@ func (l *Ledger) Stats() (*Stats, error) {
 
 // Audit re-checks everything stored: bbolt's own consistency check, then
 // every device's chain from seq 1 with [signer.ChainChecker] (signature,
-// fields, seq continuity, prev links), each stored digest against the
-// attestation, and the head against the chain. It returns the first
-// problem found.
+// fields, seq continuity, prev links), resumed after each recorded chain
+// break at the prev its next seq claims; each stored digest against the
+// attestation; a verdict for each; and the head against the chain. It
+// returns the first problem found.
 func (l *Ledger) Audit() error {
 	return l.db.View(func(tx *bbolt.Tx) error {
 		var first error
@@ -639,32 +740,64 @@ func (l *Ledger) Audit() error {
 			if err != nil {
 				return err
 			}
-			var n uint64
-			err = t.devBucket(dev).Bucket(bucketAtt).ForEach(func(k, v []byte) error {
-				n++
-				if len(k) != 8 || binary.BigEndian.Uint64(k) != n || len(v) < 32 {
-					return fmt.Errorf("device %s: record %d has key %x: %w", dev, n, k, ErrCorrupt)
+			breaks, err := t.Breaks(dev)
+			if err != nil {
+				return err
+			}
+			byFrom := map[uint64]Break{}
+			for _, b := range breaks {
+				byFrom[b.From] = b
+			}
+			var next, count, last, ineligible uint64 = 1, 0, 0, 0
+			atts := t.devBucket(dev).Bucket(bucketAtt)
+			if atts == nil {
+				return nil // announced loss or held seqs only
+			}
+			err = atts.ForEach(func(k, v []byte) error {
+				if len(k) != 8 || len(v) < 32 {
+					return fmt.Errorf("device %s: record after seq %d has key %x: %w", dev, last, k, ErrCorrupt)
 				}
+				seq := binary.BigEndian.Uint64(k)
 				a, err := signer.ParseWire(v[32:])
 				if err != nil {
-					return fmt.Errorf("device %s seq %d: %w", dev, n, err)
+					return fmt.Errorf("device %s seq %d: %w", dev, seq, err)
 				}
-				if a.Device != dev {
-					return fmt.Errorf("device %s seq %d: attestation of device %s: %w", dev, n, a.Device, ErrCorrupt)
+				if seq != next {
+					b, ok := byFrom[next]
+					if !ok || b.To != seq-1 {
+						return fmt.Errorf("device %s: seq %d follows seq %d without a recorded chain break: %w", dev, seq, last, ErrCorrupt)
+					}
+					cc.Resume(dev, b.To, a.Prev)
+				}
+				count++
+				last, next = seq, seq+1
+				if a.Device != dev || a.Seq != seq {
+					return fmt.Errorf("device %s seq %d: attestation of device %s seq %d: %w", dev, seq, a.Device, a.Seq, ErrCorrupt)
 				}
 				if ps := cc.Check(a); len(ps) > 0 {
 					return fmt.Errorf("device %s: %w", dev, ps[0])
 				}
 				if d := signer.Digest(l.chainID, a); !bytes.Equal(d[:], v[:32]) {
-					return fmt.Errorf("device %s seq %d: stored digest differs: %w", dev, n, ErrCorrupt)
+					return fmt.Errorf("device %s seq %d: stored digest differs: %w", dev, seq, ErrCorrupt)
+				}
+				vd, ok, err := t.Verdict(dev, seq)
+				if err != nil {
+					return err
+				}
+				if !ok {
+					return fmt.Errorf("device %s seq %d: no verdict: %w", dev, seq, ErrCorrupt)
+				}
+				if !vd.Eligible {
+					ineligible++
 				}
 				return nil
 			})
 			if err != nil {
 				return err
 			}
-			if n != h.Seq || h.Attestations != n {
-				return fmt.Errorf("device %s: %d attestations stored, head says seq %d: %w", dev, n, h.Seq, ErrCorrupt)
+			if last != h.Seq || h.Attestations != count || h.Ineligible != ineligible || h.Breaks != uint64(len(breaks)) {
+				return fmt.Errorf("device %s: %d attestations (%d ineligible) up to seq %d and %d breaks stored, head says %d (%d) up to seq %d and %d breaks: %w",
+					dev, count, ineligible, last, len(breaks), h.Attestations, h.Ineligible, h.Seq, h.Breaks, ErrCorrupt)
 			}
 			return nil
 		})

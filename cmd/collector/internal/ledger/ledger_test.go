@@ -12,6 +12,8 @@ import (
 
 const chainID = 20220807
 
+var ok = Verdict{Eligible: true, Code: "eligible"}
+
 type chain struct {
 	t    *testing.T
 	key  *signer.FileKey
@@ -93,11 +95,11 @@ func TestAppendAccounting(t *testing.T) {
 			d [32]byte
 			w []byte
 		}{{a1, d1, w1}, {a2, d2, w2}, {a3, d3, w3}} {
-			if err := tx.Append(x.a, x.d, x.w); err != nil {
+			if err := tx.Append(x.a, x.d, x.w, ok); err != nil {
 				return err
 			}
 		}
-		if err := tx.Append(a3, d3, w3); !errors.Is(err, ErrNotNext) {
+		if err := tx.Append(a3, d3, w3, ok); !errors.Is(err, ErrNotNext) {
 			t.Errorf("append of seq 3 again: %v, want ErrNotNext", err)
 		}
 		return nil
@@ -110,7 +112,7 @@ func TestAppendAccounting(t *testing.T) {
 	a4, _ := signer.ParseWire(w4)
 	boom := errors.New("boom")
 	if err := l.Update(func(tx *Tx) error {
-		if err := tx.Append(a4, d4, w4); err != nil {
+		if err := tx.Append(a4, d4, w4, ok); err != nil {
 			return err
 		}
 		return boom
@@ -128,7 +130,7 @@ func TestAppendAccounting(t *testing.T) {
 		if err != nil {
 			return err
 		}
-		want := Head{Seq: 3, Digest: d3, Batch: G + 2, Batches: 1, Credited: 1000 + 500, Attestations: 3, Meters: 4501, BatchCount: 3}
+		want := Head{Seq: 3, Digest: d3, TailSeq: 3, Batch: G + 2, Batches: 1, Credited: 1000 + 500, Attestations: 3, Meters: 4501, EligibleMeters: 4501, BatchCount: 3}
 		if h != want {
 			t.Errorf("head %+v\nwant %+v", h, want)
 		}
@@ -174,7 +176,7 @@ func TestRecordDraw(t *testing.T) {
 	a, d, w := c.next(G, 1, 10)
 	at := time.Unix(1700000000, 0)
 	err := l.Update(func(tx *Tx) error {
-		if err := tx.Append(a, d, w); err != nil {
+		if err := tx.Append(a, d, w, ok); err != nil {
 			return err
 		}
 		es, err := tx.Entries(G)
@@ -203,7 +205,7 @@ func TestRecordDraw(t *testing.T) {
 	// Seq 2 for the drawn batch goes to late, not the index.
 	a2, d2, w2 := c.next(G, 1, 5)
 	err = l.Update(func(tx *Tx) error {
-		if err := tx.Append(a2, d2, w2); err != nil {
+		if err := tx.Append(a2, d2, w2, ok); err != nil {
 			return err
 		}
 		es, _ := tx.Entries(G)
