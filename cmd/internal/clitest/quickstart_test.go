@@ -62,15 +62,18 @@ func TestREADMEQuickStart(t *testing.T) {
 		t.Errorf("collector audit did not say ok:\n%s", text)
 	}
 	truth := regexp.MustCompile(`"meters": (\d+),`).FindStringSubmatch(text)
-	stats := regexp.MustCompile(`(?m)^0x[0-9a-f]{40}\s+(\d+)\s+(\d+)\s+(\d+)\s+(\d+)`).FindStringSubmatch(text)
+	stats := statsRow(text)
 	if truth == nil || stats == nil {
 		t.Fatalf("no truth or stats line in the output:\n%s", text)
 	}
-	if stats[2] != truth[1] {
-		t.Errorf("collector stats: %s m stored, the truth says %s m\n%s", stats[2], truth[1], text)
+	if stats["meters"] != truth[1] {
+		t.Errorf("collector stats: %s m stored, the truth says %s m\n%s", stats["meters"], truth[1], text)
 	}
-	if stats[1] == "0" || stats[4] == "0" {
-		t.Errorf("collector stats: %s attestations, %s wins: want the drive stored and drawn\n%s", stats[1], stats[4], text)
+	if e, ok := stats["eligible"]; ok && e != truth[1] {
+		t.Errorf("collector stats: %s m eligible, the truth says %s m\n%s", e, truth[1], text)
+	}
+	if stats["attestations"] == "0" || stats["wins"] == "0" || stats["wins"] == "" {
+		t.Errorf("collector stats: %s attestations, %s wins: want the drive stored and drawn\n%s", stats["attestations"], stats["wins"], text)
 	}
 	if !strings.Contains(text, "batches waiting for their draw 0") {
 		t.Errorf("batches left undrawn:\n%s", text)
@@ -78,4 +81,28 @@ func TestREADMEQuickStart(t *testing.T) {
 	if strings.Contains(text, "flags=[CLOCK") {
 		t.Errorf("an attestation carries CLOCK: the replayed log's time must be trusted\n%s", text)
 	}
+}
+
+// statsRow reads collector stats' table: the header line and the one
+// device's line, column by column.
+func statsRow(text string) map[string]string {
+	lines := strings.Split(text, "\n")
+	for i, l := range lines {
+		head := strings.Fields(l)
+		if len(head) < 3 || head[0] != "device" || head[1] != "attestations" || i+1 >= len(lines) {
+			continue
+		}
+		row := strings.Fields(lines[i+1])
+		if len(row) < len(head)-1 || !strings.HasPrefix(row[0], "0x") {
+			return nil
+		}
+		m := map[string]string{}
+		for j, h := range head {
+			if j < len(row) {
+				m[h] = row[j]
+			}
+		}
+		return m
+	}
+	return nil
 }
