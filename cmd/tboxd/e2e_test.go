@@ -8,6 +8,7 @@ import (
 	"regexp"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -519,6 +520,9 @@ func TestSighupReloads(t *testing.T) {
 	}
 	if code := a.wait(40 * time.Second); code != 0 {
 		t.Fatalf("tboxd exit status %d after two SIGHUPs and the end of the log, want 0:\n%s", code, a.stderr())
+	}
+	if n := strings.Count(a.stderr(), `msg="mqtt connected"`); n != 1 {
+		t.Errorf("%d \"mqtt connected\" lines for one connection, want 1:\n%s", n, a.stderr())
 	}
 	ob := outboxStats(t, r.stateDir())
 	if ob.Head == 0 || ob.Depth != 0 || ob.AckedThrough != ob.Head {
