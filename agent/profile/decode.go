@@ -120,7 +120,7 @@ func (d *Decoder) Decode(f *can.Frame, dst []Reading) []Reading {
 					d.stats.ShortFrames++
 					continue
 				}
-				if s.mux.raw(&f.Data) != s.muxValue {
+				if !s.muxed(s.mux.raw(&f.Data)) {
 					continue
 				}
 			}
@@ -167,4 +167,14 @@ func (d *Decoder) modeName(s *signal, v int64) string {
 		d.interned[v] = n
 	}
 	return n
+}
+
+// muxed reports whether the signal is present at switch value v.
+func (s *signal) muxed(v uint64) bool {
+	for _, r := range s.muxRanges {
+		if v >= r[0] && v <= r[1] {
+			return true
+		}
+	}
+	return false
 }
