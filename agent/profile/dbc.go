@@ -40,8 +40,10 @@ type database struct {
 	notes []string
 }
 
-// parseDBC reads a DBC (see dbcread.go). It fails only on an empty file or
-// one with no message at all; what it cannot read is in problems and notes.
+// parseDBC reads a DBC (see dbcread.go). It fails only on a file that has
+// no message and something it cannot read (not a DBC at all); what it cannot
+// read in a DBC is in problems and notes. A DBC with no message is fine:
+// opendbc's generator files hold only CM_ "IMPORT ..." lines.
 func parseDBC(file string, data []byte) (*database, error) {
 	res := readDBC(file, data)
 	db := &database{file: file, problems: res.problems, muxVals: res.muxVals}
@@ -52,12 +54,9 @@ func parseDBC(file string, data []byte) (*database, error) {
 		db.notes = append(db.notes, fmt.Sprintf("%s:%d: %s", file, p.line, p.msg))
 	}
 	db.index(res.defs)
-	if len(db.messages) == 0 {
-		line := 0
-		if len(res.general) > 0 {
-			line = res.general[0].line
-		}
-		return nil, &ConfigError{File: file, Line: line, Err: fmt.Errorf("%w: DBC: no message (BO_) could be read", ErrSyntax)}
+	if len(db.messages) == 0 && len(res.general) > 0 {
+		p := res.general[0]
+		return nil, &ConfigError{File: file, Line: p.line, Err: fmt.Errorf("%w: DBC: no message could be read, and %s", ErrSyntax, p.msg)}
 	}
 	return db, nil
 }
@@ -164,11 +163,11 @@ func (db *database) biometric(m *dbc.MessageDef) (string, bool) {
 		return fmt.Sprintf("its comment %q matches %q", db.msgComment[m.MessageID], w), true
 	}
 	for _, s := range m.Signals {
-		if w, ok := biometricMatch(string(s.Name)); ok {
+		if w, ok := biometricMatchIn(string(s.Name), string(m.Name)); ok {
 			return fmt.Sprintf("it carries signal %s, whose name matches %q", s.Name, w), true
 		}
 		c := db.sigComment[sigRef{m.MessageID, string(s.Name)}]
-		if w, ok := biometricMatch(c); ok {
+		if w, ok := biometricMatchIn(c, string(s.Name)+" "+string(m.Name)); ok {
 			return fmt.Sprintf("it carries signal %s, whose comment %q matches %q", s.Name, c, w), true
 		}
 	}

@@ -83,7 +83,7 @@ type signal struct {
 	f          field
 	mux        *field      // multiplexer switch, when the signal is multiplexed
 	muxRanges  [][2]uint64 // switch values at which the signal is present
-	scale      float64 // physical (normal unit) = value*scale + offset
+	scale      float64     // physical (normal unit) = value*scale + offset
 	offset     float64
 	factor     float64 // DBC factor and offset, for encoding
 	dbcOffset  float64
