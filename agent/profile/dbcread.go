@@ -313,7 +313,7 @@ type stmtError struct {
 
 func (r *reader) expect(what string) *stmtError {
 	t := r.lex.peek()
-	if r.endsHere(t) {
+	if r.endsHere(t) && t.kind != tokPunct {
 		return &stmtError{t.line, fmt.Sprintf("expected %s, found the end of the statement", what)}
 	}
 	return &stmtError{t.line, fmt.Sprintf("expected %s, found %s", what, t)}
