@@ -276,7 +276,7 @@ func parse(file string, data []byte, readDBC func(string) (string, []byte, error
 		p.sigs[k] = s
 		used[s.key] = true
 	}
-	p.warnings = append(db.notes, db.unusedProblems(used)...)
+	p.warnings = append(db.notes, db.problemWarnings(used, ", which the profile does not use")...)
 	return p, nil
 }
 
@@ -353,30 +353,6 @@ func (db *database) problemsOn(k can.Key) []problem {
 		}
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].line < out[j].line })
-	return out
-}
-
-// unusedProblems returns, as warnings, the statements that could not be read
-// inside messages the profile does not receive.
-func (db *database) unusedProblems(used map[can.Key]bool) []string {
-	type w struct {
-		line int
-		text string
-	}
-	var ws []w
-	for id, ps := range db.problems {
-		if k, _, err := messageKey(id); err == nil && used[k] {
-			continue
-		}
-		for _, p := range ps {
-			ws = append(ws, w{p.line, fmt.Sprintf("%s:%d: %s (message ID %d, which the profile does not use: skipped)", db.file, p.line, p.msg, uint32(id))})
-		}
-	}
-	sort.Slice(ws, func(i, j int) bool { return ws[i].line < ws[j].line })
-	out := make([]string, len(ws))
-	for i, x := range ws {
-		out[i] = x.text
-	}
 	return out
 }
 
