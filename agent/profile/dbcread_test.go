@@ -285,3 +285,39 @@ func TestCorpusVWPQ(t *testing.T) {
 		t.Errorf("Kombi_3 decodes to %+v, want 12345000 m", rs)
 	}
 }
+
+// TestNotReadings: a raw odometer or speed value the value table names, and
+// a frame too short to decode, are not readings; they are counted.
+func TestNotReadings(t *testing.T) {
+	text := twoMessages + "VAL_ 1345 Km 16777215 \"SNA\" 16777214 \"Init\" ;\nVAL_ 1346 Mode 7 \"Invalid\" ;\n"
+	p, err := loadPair(t, odoOnly, text)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := p.NewDecoder()
+	nr := d.NotReadings()
+	for _, c := range []struct {
+		name  string
+		frame can.Frame
+		want  int
+	}{
+		{"a reading", can.Frame{ID: 1345, Len: 8, Data: [64]byte{0x39, 0x30}}, 1},
+		{"SNA", can.Frame{ID: 1345, Len: 8, Data: [64]byte{0xFF, 0xFF, 0xFF}}, 0},
+		{"Init", can.Frame{ID: 1345, Len: 8, Data: [64]byte{0xFE, 0xFF, 0xFF}}, 0},
+		{"too short", can.Frame{ID: 1345, Len: 2, Data: [64]byte{1, 2}}, 0},
+		// A drive mode's value table names modes: "Invalid" is a mode name
+		// here, reported as such.
+		{"drive mode 7", can.Frame{ID: 1346, Len: 8, Data: [64]byte{7}}, 1},
+	} {
+		if got := len(d.Decode(&c.frame, nil)); got != c.want {
+			t.Errorf("%s: %d readings, want %d", c.name, got, c.want)
+		}
+	}
+	if nr.Named(Odometer) != 2 || nr.Undecodable(Odometer) != 1 || nr.Named(DriveMode) != 0 {
+		t.Errorf("odometer named %d undecodable %d, drive mode named %d; want 2, 1, 0",
+			nr.Named(Odometer), nr.Undecodable(Odometer), nr.Named(DriveMode))
+	}
+	if st := d.Stats(); st.Named != 2 || st.ShortFrames != 1 || st.Readings != 2 {
+		t.Errorf("Stats %+v, want Named 2, ShortFrames 1, Readings 2", st)
+	}
+}

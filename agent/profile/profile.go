@@ -91,6 +91,9 @@ type signal struct {
 	modeNames  map[int64]string
 	modeValues map[string]uint64
 	smallModes []string // names for raw values 0..2^length-1 when length <= 8
+	// namedRaws are the raw values (bits) that the value table of an
+	// odometer or speed signal names (SNA, Invalid, Init): not readings.
+	namedRaws []uint64
 }
 
 // SignalInfo describes a profile signal.
@@ -458,6 +461,7 @@ func compile(loc locator, db *database, k Kind, sc *sectionConfig, bio map[can.K
 		}
 		s.unit, s.unitScale = u, scale
 		s.scale, s.offset = clean(sd.Factor*scale), clean(sd.Offset*scale)
+		s.notReadings(db.valueTables[sigRef{m.MessageID, sc.Signal}])
 	}
 	return s, nil
 }
@@ -703,4 +707,25 @@ func (s *signal) multiplex(db *database, m *dbc.MessageDef, sd *dbc.SignalDef, s
 	}
 	s.mux, s.muxRanges = &mf, ranges
 	return nil
+}
+
+// notReadings records the raw values an odometer or speed value table names.
+// A float signal's table names decoded values; those are compared as the
+// raw bits of the same float.
+func (s *signal) notReadings(table []dbc.ValueDescriptionDef) {
+	for _, vd := range table {
+		var raw uint64
+		switch s.f.enc {
+		case encFloat32:
+			raw = uint64(math.Float32bits(float32(vd.Value)))
+		case encFloat64:
+			raw = math.Float64bits(vd.Value)
+		default:
+			if vd.Value != math.Trunc(vd.Value) {
+				continue
+			}
+			raw = uint64(int64(vd.Value)) & s.f.mask
+		}
+		s.namedRaws = append(s.namedRaws, raw)
+	}
 }
