@@ -72,14 +72,36 @@ func TestCorpusReads(t *testing.T) {
 			t.Errorf("%s: %v", corpusName(f), err)
 			continue
 		}
-		want := 0
+		want, wantSigs, pseudo := 0, 0, false
 		for _, line := range strings.Split(string(data), "\n") {
-			if strings.HasPrefix(strings.TrimLeft(line, " \t"), "BO_ ") && !strings.Contains(line, "VECTOR__INDEPENDENT_SIG_MSG") {
-				want++
+			t := strings.TrimLeft(line, " \t")
+			switch {
+			case strings.HasPrefix(t, "BO_ "):
+				pseudo = strings.Contains(line, "VECTOR__INDEPENDENT_SIG_MSG")
+				if !pseudo {
+					want++
+				}
+			case strings.HasPrefix(t, "SG_ ") && !pseudo:
+				wantSigs++
 			}
 		}
 		if len(db.messages) != want {
 			t.Errorf("%s: %d messages read, the file has %d BO_ lines", corpusName(f), len(db.messages), want)
+		}
+		// Every SG_ line is a signal read or a problem on its message.
+		sigs, sgProblems := 0, 0
+		for _, m := range db.messages {
+			sigs += len(m.Signals)
+		}
+		for _, ps := range db.problems {
+			for _, p := range ps {
+				if strings.HasPrefix(p.msg, "SG_:") {
+					sgProblems++
+				}
+			}
+		}
+		if sigs+sgProblems != wantSigs {
+			t.Errorf("%s: %d signals read and %d refused, the file has %d SG_ lines", corpusName(f), sigs, sgProblems, wantSigs)
 		}
 	}
 }

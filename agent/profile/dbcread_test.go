@@ -176,6 +176,17 @@ func TestAliasRefused(t *testing.T) {
 	if !errors.Is(err, ErrBiometric) || !strings.Contains(err.Error(), "DMS_Face") {
 		t.Errorf("alias by another spelling of the ID: %v, want ErrBiometric naming DMS_Face", err)
 	}
+	// A comment on another spelling of the ID, with no BO_ of that spelling.
+	dbcText = twoMessages + "BO_ 2147496922 Innocent: 8 X\n SG_ Km : 0|24@1+ (0.1,0) [0|0] \"km\" X\nCM_ BO_ 13274 \"Driver monitoring camera\";\n"
+	_, err = loadPair(t, strings.Replace(odoOnly, `message = "ODO"`, `message = "Innocent"`, 1), dbcText)
+	if !errors.Is(err, ErrBiometric) || !strings.Contains(err.Error(), "message ID 13274") {
+		t.Errorf("comment on another spelling of the ID: %v, want ErrBiometric naming ID 13274", err)
+	}
+	// Two messages of one name: which one is meant cannot be told.
+	_, err = loadPair(t, odoOnly, twoMessages+"BO_ 1441 ODO: 8 DMS\n SG_ Km : 0|24@1+ (0.1,0) [0|0] \"km\" X\n")
+	if !errors.Is(err, ErrValue) || !strings.Contains(err.Error(), "car.dbc:1 and car.dbc:5") {
+		t.Errorf("duplicate message name: %v, want ErrValue naming car.dbc:1 and car.dbc:5", err)
+	}
 	// The hex listing covers every message on the ID.
 	_, err = loadPair(t, odoOnly+"[privacy]\nbiometric_messages = [\"0x541\"]\n", twoMessages)
 	if !errors.Is(err, ErrBiometric) || !strings.Contains(err.Error(), `"0x541"`) {

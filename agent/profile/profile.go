@@ -280,6 +280,12 @@ func parse(file string, data []byte, readDBC func(string) (string, []byte, error
 		used[s.key] = true
 	}
 	p.warnings = append(db.notes, db.problemWarnings(used, ", which the profile does not use")...)
+	// The gate's invariant, checked once more on what will be received.
+	for _, b := range p.biometric {
+		if used[b] {
+			return nil, &ConfigError{File: file, Err: fmt.Errorf("%w: ID 0x%s would be received", ErrBiometric, b)}
+		}
+	}
 	return p, nil
 }
 
@@ -333,6 +339,22 @@ func (p *Profile) privacyList(loc locator, db *database, names []string) (map[ca
 			add(k, bioEntry{m, "it is biometric: " + why})
 		}
 	}
+	// A comment counts for its ID even when no BO_ spells the ID that way
+	// (CM_ BO_ 13274 beside BO_ 2147496922: the same 29-bit ID).
+	for id, c := range db.msgComment {
+		if w, bad := biometricMatch(c); bad {
+			if k, _, err := messageKey(id); err == nil {
+				add(k, bioEntry{nil, fmt.Sprintf("a comment on message ID %d in %s, %q, matches %q", uint32(id), db.file, c, w)})
+			}
+		}
+	}
+	for r, c := range db.sigComment {
+		if w, bad := biometricMatchIn(c, r.name); bad {
+			if k, _, err := messageKey(r.id); err == nil {
+				add(k, bioEntry{nil, fmt.Sprintf("a comment on signal %s of message ID %d in %s, %q, matches %q", r.name, uint32(r.id), db.file, c, w)})
+			}
+		}
+	}
 	for k := range bio {
 		p.biometric = append(p.biometric, k)
 	}
@@ -381,6 +403,11 @@ func compile(loc locator, db *database, k Kind, sc *sectionConfig, bio map[can.K
 		return nil, loc.err(sec+".message", fmt.Errorf("%w %q: not in %s%s", ErrUnknownMessage, sc.Message, db.file, hint))
 	}
 	where := fmt.Sprintf("%s:%d", db.file, m.Pos.Line)
+	for _, o := range db.messages {
+		if o != m && string(o.Name) == sc.Message {
+			return nil, loc.err(sec+".message", fmt.Errorf("%w: message name %s is defined twice, at %s and %s:%d: which one is meant cannot be told", ErrValue, m.Name, where, db.file, o.Pos.Line))
+		}
+	}
 	if why, bad := db.badID[m]; bad {
 		return nil, &ConfigError{File: db.file, Line: m.Pos.Line, Field: sec + ".message", Err: fmt.Errorf("%w: message %s: %s", ErrSignal, m.Name, why)}
 	}
