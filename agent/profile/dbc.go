@@ -53,6 +53,9 @@ func parseDBC(file string, data []byte) (*database, error) {
 	for _, p := range res.notes {
 		db.notes = append(db.notes, fmt.Sprintf("%s:%d: %s", file, p.line, p.msg))
 	}
+	if res.more > 0 {
+		db.notes = append(db.notes, fmt.Sprintf("%s: %d more statements skipped or read liberally, not listed", file, res.more))
+	}
 	db.index(res.defs)
 	if len(db.messages) == 0 && len(res.general) > 0 {
 		p := res.general[0]
@@ -96,6 +99,18 @@ func (db *database) index(defs []dbc.Def) {
 	db.sigComment = make(map[sigRef]string)
 	db.valueTables = make(map[sigRef][]dbc.ValueDescriptionDef)
 	db.valueTypes = make(map[sigRef]dbc.SignalValueType)
+	// Several comments on one object are joined once, at the end: adding
+	// them one by one would cost the square of their number.
+	msgParts := make(map[dbc.MessageID][]string)
+	sigParts := make(map[sigRef][]string)
+	defer func() {
+		for id, ps := range msgParts {
+			db.msgComment[id] = strings.Join(ps, " ")
+		}
+		for r, ps := range sigParts {
+			db.sigComment[r] = strings.Join(ps, " ")
+		}
+	}()
 	for _, def := range defs {
 		switch d := def.(type) {
 		case *dbc.MessageDef:
@@ -120,9 +135,10 @@ func (db *database) index(defs []dbc.Def) {
 		case *dbc.CommentDef:
 			switch d.ObjectType {
 			case dbc.ObjectTypeMessage:
-				db.msgComment[d.MessageID] += d.Comment
+				msgParts[d.MessageID] = append(msgParts[d.MessageID], d.Comment)
 			case dbc.ObjectTypeSignal:
-				db.sigComment[sigRef{d.MessageID, string(d.SignalName)}] += d.Comment
+				r := sigRef{d.MessageID, string(d.SignalName)}
+				sigParts[r] = append(sigParts[r], d.Comment)
 			}
 		case *dbc.ValueDescriptionsDef:
 			if d.ObjectType == dbc.ObjectTypeSignal {

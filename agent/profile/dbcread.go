@@ -54,10 +54,14 @@ func (t token) String() string {
 }
 
 type lexer struct {
-	data      []byte
-	off       int
-	line      int
-	lastLine  int // line of the last token returned
+	data     []byte
+	off      int
+	line     int
+	lastLine int // line of the last token returned
+	// openFrom is the offset from which no string can end: a string that
+	// began before it ran to the end of the file. Later ones end at once,
+	// so a file of unterminated strings reads in linear time.
+	openFrom  int
 	peeked    *token
 	peekToken token
 }
@@ -130,6 +134,9 @@ func (l *lexer) scan() token {
 func (l *lexer) scanString() []byte {
 	open := l.off
 	l.off++
+	if l.openFrom >= 0 && open >= l.openFrom {
+		return l.unterminated(open)
+	}
 	end := bytes.IndexByte(l.data[l.off:], '"')
 	if end >= 0 && bytes.IndexByte(l.data[l.off:l.off+end], '\\') < 0 {
 		s := l.data[l.off : l.off+end]
@@ -160,6 +167,13 @@ func (l *lexer) scanString() []byte {
 	}
 	// Unterminated: end at the first line.
 	l.line -= bytes.Count(out, []byte{'\n'})
+	l.openFrom = open
+	return l.unterminated(open)
+}
+
+// unterminated ends the string that opens at offset open at the end of its
+// line.
+func (l *lexer) unterminated(open int) []byte {
 	eol := bytes.IndexByte(l.data[open:], '\n')
 	if eol < 0 {
 		l.off = len(l.data)
@@ -204,6 +218,7 @@ type readResult struct {
 	general  []problem                   // statements that name none
 	notes    []problem                   // statements read with a liberal reading
 	muxVals  map[sigRef]muxValue
+	more     int // problems and notes past the bounds, counted only
 }
 
 type reader struct {
@@ -217,7 +232,7 @@ type reader struct {
 // readDBC reads a DBC. It never fails: what it cannot read is in the
 // result's problems.
 func readDBC(file string, data []byte) readResult {
-	r := &reader{lex: lexer{data: data, line: 1}, file: file, utf8: utf8.Valid(data)}
+	r := &reader{lex: lexer{data: data, line: 1, openFrom: -1}, file: file, utf8: utf8.Valid(data)}
 	r.res.problems = make(map[dbc.MessageID][]problem)
 	r.res.muxVals = make(map[sigRef]muxValue)
 	for {
@@ -226,7 +241,11 @@ func readDBC(file string, data []byte) readResult {
 			break
 		}
 		if t.kind != tokWord || !statementKeywords[string(t.text)] {
-			r.res.general = append(r.res.general, problem{t.line, fmt.Sprintf("expected a DBC keyword (BO_, SG_, CM_, VAL_, ...), found %s", t)})
+			if len(r.res.general) < maxGeneral {
+				r.general(problem{t.line, fmt.Sprintf("expected a DBC keyword (BO_, SG_, CM_, VAL_, ...), found %s", t)})
+			} else {
+				r.res.more++
+			}
 			r.skipStatement()
 			continue
 		}
@@ -256,6 +275,39 @@ func readDBC(file string, data []byte) readResult {
 	}
 	r.flush()
 	return r.res
+}
+
+// Bounds on what the reader keeps of what it could not read: a file of
+// garbage must not cost memory or time per bad statement beyond a count. A
+// message keeps its first problems (the first is what an error reports), so
+// a used message with any problem is still refused.
+const (
+	maxProblemsPerMessage = 4
+	maxGeneral            = 100
+)
+
+func (r *reader) onMessage(id dbc.MessageID, p problem) {
+	if ps := r.res.problems[id]; len(ps) < maxProblemsPerMessage {
+		r.res.problems[id] = append(ps, p)
+	} else {
+		r.res.more++
+	}
+}
+
+func (r *reader) general(p problem) {
+	if len(r.res.general) < maxGeneral {
+		r.res.general = append(r.res.general, p)
+	} else {
+		r.res.more++
+	}
+}
+
+func (r *reader) note(p problem) {
+	if len(r.res.notes) < maxGeneral {
+		r.res.notes = append(r.res.notes, p)
+	} else {
+		r.res.more++
+	}
 }
 
 // flush ends the current message.
@@ -437,9 +489,9 @@ func (r *reader) pos(line int) scanner.Position {
 func (r *reader) fail(kw token, id dbc.MessageID, hasID bool, e *stmtError) {
 	p := problem{e.line, string(kw.text) + ": " + e.msg}
 	if hasID {
-		r.res.problems[id] = append(r.res.problems[id], p)
+		r.onMessage(id, p)
 	} else {
-		r.res.general = append(r.res.general, p)
+		r.general(p)
 	}
 	r.skipStatement()
 }
@@ -623,7 +675,7 @@ func (r *reader) comment(kw token) {
 		c.ObjectType, c.MessageID = dbc.ObjectTypeMessage, dbc.MessageID(id)
 		if string(t.text) == "SG_" {
 			if n := r.lex.peek(); n.kind == tokString {
-				r.res.notes = append(r.res.notes, problem{kw.line, "CM_ SG_ without a signal name: read as a comment on message " + strconv.FormatUint(id, 10)})
+				r.note(problem{kw.line, "CM_ SG_ without a signal name: read as a comment on message " + strconv.FormatUint(id, 10)})
 			} else {
 				var name string
 				if name, e = r.ident("a signal name"); e != nil {
@@ -641,7 +693,7 @@ func (r *reader) comment(kw token) {
 		}
 		r.lex.next()
 		c.ObjectType, c.MessageID = dbc.ObjectTypeMessage, dbc.MessageID(id)
-		r.res.notes = append(r.res.notes, problem{kw.line, "CM_ <id> without BO_: read as a comment on message " + strconv.FormatUint(id, 10)})
+		r.note(problem{kw.line, "CM_ <id> without BO_: read as a comment on message " + strconv.FormatUint(id, 10)})
 	default:
 		r.fail(kw, 0, false, r.expect("BU_, BO_, SG_, EV_ or a string"))
 		return
@@ -757,7 +809,7 @@ func (r *reader) muxVal(kw token) {
 		mv.ranges = append(mv.ranges, [2]uint64{a, b})
 	}
 	if len(mv.ranges) == 0 {
-		r.res.problems[mid] = append(r.res.problems[mid], problem{kw.line, "SG_MUL_VAL_: expected a value range <lo>-<hi>, found none"})
+		r.onMessage(mid, problem{kw.line, "SG_MUL_VAL_: expected a value range <lo>-<hi>, found none"})
 		return
 	}
 	r.res.muxVals[sigRef{mid, sig}] = mv

@@ -1,12 +1,14 @@
 package profile
 
 import (
+	"bytes"
 	"errors"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"testing/fstest"
+	"time"
 
 	"github.com/csop/tbox/can"
 )
@@ -330,5 +332,40 @@ func TestNotReadings(t *testing.T) {
 	}
 	if st := d.Stats(); st.Named != 2 || st.ShortFrames != 1 || st.Readings != 2 {
 		t.Errorf("Stats %+v, want Named 2, ShortFrames 1, Readings 2", st)
+	}
+}
+
+// TestReadBounded: garbage costs the reader linear time and a bounded list
+// of warnings. (Before the bounds, 4 MB of unterminated comments on one
+// message took 3.5 minutes: each comment was appended to the last.) The
+// time bound is loose, for a loaded machine; a quadratic reader misses it
+// by far.
+func TestReadBounded(t *testing.T) {
+	for name, unit := range map[string]string{
+		"semicolons":              ";",
+		"unterminated strings":    "\"\\\n",
+		"comments on one message": "CM_ BO_ 1 \"abc\n",
+		"bad signals":             "BO_ 1 A: 8 X\n SG_ S m : 0|8@1+ (1,0) [0|0] \"\" X\n",
+		"bad value tables":        "VAL_ 1 S 1 a 2 b\n",
+	} {
+		t.Run(name, func(t *testing.T) {
+			data := bytes.Repeat([]byte(unit), (1<<20)/len(unit))
+			start := time.Now()
+			db, err := parseDBC("x.dbc", data)
+			if d := time.Since(start); d > 5*time.Second {
+				t.Errorf("%d bytes read in %v", len(data), d)
+			}
+			if err != nil {
+				return
+			}
+			if n := len(db.notes); n > 2*maxGeneral+1 {
+				t.Errorf("%d notes kept", n)
+			}
+			for id, ps := range db.problems {
+				if len(ps) > maxProblemsPerMessage {
+					t.Errorf("message %d keeps %d problems", id, len(ps))
+				}
+			}
+		})
 	}
 }
