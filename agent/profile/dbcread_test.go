@@ -333,6 +333,22 @@ func TestNotReadings(t *testing.T) {
 	if st := d.Stats(); st.Named != 2 || st.ShortFrames != 1 || st.Readings != 2 {
 		t.Errorf("Stats %+v, want Named 2, ShortFrames 1, Readings 2", st)
 	}
+
+	// The physical value of the all-ones pattern, as Tesla's Model 3 DBC
+	// writes it: VAL_ 4294967 "SNA" on a 32-bit, 0.001 km signal.
+	text = strings.Replace(twoMessages, "0|24@1+ (0.1,0)", "0|32@1+ (0.001,0)", 1) + "VAL_ 1345 Km 4294967 \"SNA\" ;\n"
+	if p, err = loadPair(t, odoOnly, text); err != nil {
+		t.Fatal(err)
+	}
+	d = p.NewDecoder()
+	sna := can.Frame{ID: 1345, Len: 8, Data: [64]byte{0xFF, 0xFF, 0xFF, 0xFF}}
+	if rs := d.Decode(&sna, nil); len(rs) != 0 || d.NotReadings().Named(Odometer) != 1 {
+		t.Errorf("all-ones raw: readings %+v, named %d; want none and 1", rs, d.NotReadings().Named(Odometer))
+	}
+	lit := can.Frame{ID: 1345, Len: 8, Data: [64]byte{0x37, 0x89, 0x41, 0x00}} // raw 4294967: 4294.967 km
+	if rs := d.Decode(&lit, nil); len(rs) != 1 || rs[0].Value != 4294967 {
+		t.Errorf("raw 4294967: readings %+v, want 4294967 m", rs)
+	}
 }
 
 // TestReadBounded: garbage costs the reader linear time and a bounded list

@@ -104,6 +104,14 @@
 //
 // # Decoding
 //
+// Not a reading (SPEC §1): an odometer or speed raw value that the signal's
+// value table names (SNA, Invalid, Init, Error, ...), and a frame that cannot
+// be decoded (shorter than the signal or its multiplexer switch, a NaN or
+// infinite float), give no reading; Decoder.NotReadings counts them per kind
+// (atomically, for the diagnostic shell). A value table that names the
+// physical value of the all-ones raw pattern (Tesla's VAL_ 4294967 "SNA" on
+// a 32-bit 0.001 km odometer) marks the all-ones raw.
+//
 // Decoder.Decode is the hot path: it allocates nothing per frame and appends
 // the readings of a frame to a caller-provided slice. Drive-mode names come
 // from the DBC value table (VAL_), or "MODE_<n>" for a value without a name,

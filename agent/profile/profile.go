@@ -739,8 +739,23 @@ func (s *signal) multiplex(db *database, m *dbc.MessageDef, sd *dbc.SignalDef, s
 // notReadings records the raw values an odometer or speed value table names.
 // A float signal's table names decoded values; those are compared as the
 // raw bits of the same float.
+//
+// Some DBCs write the physical value of the all-ones "SNA" pattern instead
+// of the raw one (Tesla's community Model 3 file: VAL_ 4294967 "SNA" on a
+// 32-bit, 0.001 km odometer, whose all-ones raw is 4294967.295 km). A value
+// equal to the whole part of the all-ones raw's physical value (DBC factor
+// and offset) marks the all-ones raw instead.
 func (s *signal) notReadings(table []dbc.ValueDescriptionDef) {
+	var allOnes float64
+	if s.f.enc == encInt {
+		allOnes = math.Trunc(s.f.value(s.f.mask)*s.factor + s.dbcOffset)
+	}
 	for _, vd := range table {
+		if s.f.enc == encInt && vd.Value == allOnes && uint64(int64(vd.Value))&s.f.mask != s.f.mask {
+			// Read as written: the raw value itself (4294.967 km) is a reading.
+			s.namedRaws = append(s.namedRaws, s.f.mask)
+			continue
+		}
 		var raw uint64
 		switch s.f.enc {
 		case encFloat32:
