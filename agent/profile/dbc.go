@@ -26,7 +26,6 @@ type database struct {
 	file        string
 	messages    []*dbc.MessageDef // in file order, without Vector's pseudo-message
 	byName      map[string]*dbc.MessageDef
-	byKey       map[can.Key][]*dbc.MessageDef // every message on a bus ID, aliases included
 	keys        map[*dbc.MessageDef]can.Key
 	badID       map[*dbc.MessageDef]string // why a message's ID cannot be on a bus
 	msgComment  map[dbc.MessageID]string
@@ -66,9 +65,9 @@ func parseDBC(file string, data []byte) (*database, error) {
 
 // messageKey returns the bus identifier of a DBC message ID. Bit 31 marks a
 // 29-bit ID. An ID above 0x7FF without it (written by hand in many opendbc
-// files, e.g. honda's 13274 and 318291879) is read as a 29-bit ID, as the
-// tools these files come from do, with a note. An ID that fits neither is
-// refused with why.
+// files, e.g. honda's 13274 and 318291879) is read as a 29-bit ID, the only
+// frame that can carry it, with a note. An ID that fits neither is refused
+// with why.
 func messageKey(id dbc.MessageID) (key can.Key, note string, err error) {
 	switch {
 	case id&0x80000000 != 0:
@@ -92,7 +91,6 @@ func isPseudoMessage(m *dbc.MessageDef) bool {
 
 func (db *database) index(defs []dbc.Def) {
 	db.byName = make(map[string]*dbc.MessageDef)
-	db.byKey = make(map[can.Key][]*dbc.MessageDef)
 	db.keys = make(map[*dbc.MessageDef]can.Key)
 	db.badID = make(map[*dbc.MessageDef]string)
 	db.msgComment = make(map[dbc.MessageID]string)
@@ -131,7 +129,6 @@ func (db *database) index(defs []dbc.Def) {
 				db.notes = append(db.notes, fmt.Sprintf("%s:%d: message %s: %s", db.file, d.Pos.Line, d.Name, note))
 			}
 			db.keys[d] = k
-			db.byKey[k] = append(db.byKey[k], d)
 		case *dbc.CommentDef:
 			switch d.ObjectType {
 			case dbc.ObjectTypeMessage:
