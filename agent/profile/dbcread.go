@@ -226,7 +226,10 @@ type reader struct {
 	file string
 	res  readResult
 	cur  *dbc.MessageDef // the message whose SG_ lines follow
-	utf8 bool            // the file is valid UTF-8; otherwise strings are Latin-1
+	// inBroken: the SG_ lines that follow belong to a BO_ that could not be
+	// read; they are skipped without a warning each.
+	inBroken bool
+	utf8     bool // the file is valid UTF-8; otherwise strings are Latin-1
 }
 
 // readDBC reads a DBC. It never fails: what it cannot read is in the
@@ -312,6 +315,7 @@ func (r *reader) note(p problem) {
 
 // flush ends the current message.
 func (r *reader) flush() {
+	r.inBroken = false
 	if r.cur != nil {
 		r.res.defs = append(r.res.defs, r.cur)
 		r.cur = nil
@@ -498,6 +502,7 @@ func (r *reader) fail(kw token, id dbc.MessageID, hasID bool, e *stmtError) {
 
 // message reads "BO_ <id> <name>: <size> <transmitter>".
 func (r *reader) message(kw token) {
+	r.inBroken = true // until the header is read
 	id64, e := r.uint("a message ID (decimal)", 32)
 	if e != nil {
 		r.fail(kw, 0, false, e)
@@ -523,13 +528,17 @@ func (r *reader) message(kw token) {
 		m.Transmitter = dbc.Identifier(t)
 	}
 	r.skipStatement()
-	r.cur = m
+	r.cur, r.inBroken = m, false
 }
 
 // signal reads
 // "SG_ <name> [M|m<n>|m<n>M] : <start>|<length>@<0|1><+|-> (<factor>,<offset>) [<min>|<max>] "<unit>" <receivers>".
 func (r *reader) signal(kw token) {
 	if r.cur == nil {
+		if r.inBroken {
+			r.skipStatement()
+			return
+		}
 		r.fail(kw, 0, false, &stmtError{kw.line, "a signal outside a message (no BO_ before it)"})
 		return
 	}

@@ -133,6 +133,7 @@ func TestReadErrorInUsedMessage(t *testing.T) {
 		{"bare m", strings.Replace(twoMessages, " SG_ Km :", " SG_ Mp m : 30|2@1+ (1,0) [0|3] \"\" X\n SG_ Km :", 1), `car.dbc:2: odometer.message: syntax error: DBC: SG_: expected a multiplexer indicator (M, m<n> or m<n>M) or ':', found "m" (message ODO, ID 0x541, is used by the profile)`},
 		{"bad factor", strings.Replace(twoMessages, "(1,0)", "(1;0)", 1), `car.dbc:4: drive_mode.message: syntax error: DBC: SG_: expected ",", found ";"`},
 		{"bad VAL_", twoMessages + "VAL_ 1346 Mode 0 ECO ;\n", `car.dbc:5: drive_mode.message: syntax error: DBC: VAL_: expected the value's name (a quoted string), found "ECO"`},
+		{"bad BO_ header on the ID", twoMessages + "BO_ 1345 : 8 X\n SG_ A : 0|8@1+ (1,0) [0|0] \"\" X\n", `car.dbc:5: odometer.message: syntax error: DBC: BO_: expected a message name, found ":"`},
 		{"bad SIG_VALTYPE_", twoMessages + "SIG_VALTYPE_ 1345 Km : 7;\n", `car.dbc:5: odometer.message: syntax error: DBC: SIG_VALTYPE_: expected the value type (0 integer, 1 float32, 2 float64), found 7`},
 	} {
 		t.Run(c.name, func(t *testing.T) {
