@@ -18,4 +18,5 @@ require (
 require (
 	github.com/gorilla/websocket v1.5.3 // indirect
 	golang.org/x/net v0.60.0 // indirect
+	golang.org/x/text v0.43.0 // indirect
 )

@@ -1,177 +1,141 @@
 package profile
 
 import (
-	"bytes"
-	"errors"
 	"fmt"
-	"regexp"
-	"strconv"
 	"strings"
 
 	"go.einride.tech/can/pkg/dbc"
+
+	"github.com/csop/tbox/can"
 )
 
-// maxCommentRepairs bounds how many refused CM_ statements Load blanks before
-// it gives up on a DBC.
-const maxCommentRepairs = 32
+// Size limits of the files Load reads. A real DBC is at most a few MB (the
+// largest of opendbc's 119 is 0.8 MB); a profile is a few hundred bytes.
+const (
+	MaxDBCSize     = 16 << 20
+	MaxProfileSize = 1 << 20
+)
 
 type sigRef struct {
 	id   dbc.MessageID
 	name string
 }
 
-// database is the part of a parsed DBC the profile needs.
+// database is the part of a read DBC the profile needs.
 type database struct {
 	file        string
-	messages    []*dbc.MessageDef
+	messages    []*dbc.MessageDef // in file order, without Vector's pseudo-message
 	byName      map[string]*dbc.MessageDef
-	byID        map[dbc.MessageID]*dbc.MessageDef
+	keys        map[*dbc.MessageDef]can.Key
+	badID       map[*dbc.MessageDef]string // why a message's ID cannot be on a bus
 	msgComment  map[dbc.MessageID]string
 	sigComment  map[sigRef]string
 	valueTables map[sigRef][]dbc.ValueDescriptionDef
 	valueTypes  map[sigRef]dbc.SignalValueType
-	// dropped holds the text of CM_ statements blanked to get past the
-	// parser, for the privacy gate.
-	dropped  []droppedComment
-	warnings []string
+	muxVals     map[sigRef]muxValue
+	problems    map[dbc.MessageID][]problem
+	// notes are what was read liberally or not at all outside any message,
+	// as "file:line: text".
+	notes []string
 }
 
-type droppedComment struct {
-	id    dbc.MessageID
-	hasID bool
-	text  string
-}
-
-// parseDBC parses a DBC with the einride parser, blanking CM_ statements the
-// parser refuses (see the package documentation).
+// parseDBC reads a DBC (see dbcread.go). It fails only on a file that has
+// no message and something it cannot read (not a DBC at all); what it cannot
+// read in a DBC is in problems and notes. A DBC with no message is fine:
+// opendbc's generator files hold only CM_ "IMPORT ..." lines.
 func parseDBC(file string, data []byte) (*database, error) {
-	db := &database{file: file}
-	buf := data
-	for repairs := 0; ; repairs++ {
-		defs, perr := safeParse(file, buf)
-		if perr == nil {
-			db.index(defs)
-			return db, nil
-		}
-		line := perr.line
-		if repairs >= maxCommentRepairs || line <= 0 {
-			return nil, &ConfigError{File: file, Line: line, Err: fmt.Errorf("%w: DBC: %s", ErrSyntax, perr.reason)}
-		}
-		repaired, dropped, ok := blankComment(buf, line)
-		if !ok {
-			return nil, &ConfigError{File: file, Line: line, Err: fmt.Errorf("%w: DBC: %s", ErrSyntax, perr.reason)}
-		}
-		if len(db.dropped) == 0 {
-			buf = append([]byte(nil), repaired...)
-		} else {
-			buf = repaired
-		}
-		db.dropped = append(db.dropped, dropped)
-		db.warnings = append(db.warnings, fmt.Sprintf("%s:%d: comment statement skipped, the DBC parser refused it: %s", file, line, perr.reason))
+	res := readDBC(file, data)
+	db := &database{file: file, problems: res.problems, muxVals: res.muxVals}
+	for _, p := range res.general {
+		db.notes = append(db.notes, fmt.Sprintf("%s:%d: %s (skipped)", file, p.line, p.msg))
 	}
+	for _, p := range res.notes {
+		db.notes = append(db.notes, fmt.Sprintf("%s:%d: %s", file, p.line, p.msg))
+	}
+	if res.more > 0 {
+		db.notes = append(db.notes, fmt.Sprintf("%s: %d more statements skipped or read liberally, not listed", file, res.more))
+	}
+	db.index(res.defs)
+	if len(db.messages) == 0 && len(res.general) > 0 {
+		p := res.general[0]
+		return nil, &ConfigError{File: file, Line: p.line, Err: fmt.Errorf("%w: DBC: no message could be read, and %s", ErrSyntax, p.msg)}
+	}
+	return db, nil
 }
 
-type parseError struct {
-	line   int
-	reason string
+// messageKey returns the bus identifier of a DBC message ID. Bit 31 marks a
+// 29-bit ID. An ID above 0x7FF without it (written by hand in many opendbc
+// files, e.g. honda's 13274 and 318291879) is read as a 29-bit ID, the only
+// frame that can carry it, with a note. An ID that fits neither is refused
+// with why.
+func messageKey(id dbc.MessageID) (key can.Key, note string, err error) {
+	switch {
+	case id&0x80000000 != 0:
+		if v := uint32(id) &^ 0x80000000; v <= can.MaxExtendedID {
+			return can.Key{ID: v, Extended: true}, "", nil
+		}
+		return can.Key{}, "", fmt.Errorf("ID %d has the 29-bit flag but 0x%X is above 0x1FFFFFFF", uint32(id), uint32(id)&^0x80000000)
+	case uint32(id) <= can.MaxID:
+		return can.Key{ID: uint32(id)}, "", nil
+	case uint32(id) <= can.MaxExtendedID:
+		return can.Key{ID: uint32(id), Extended: true}, fmt.Sprintf("ID %d (0x%X) is above 0x7FF without the 29-bit flag: read as a 29-bit ID", uint32(id), uint32(id)), nil
+	}
+	return can.Key{}, "", fmt.Errorf("ID %d (0x%X) is neither an 11-bit ID nor a 29-bit one (bit 31 and an ID up to 0x1FFFFFFF)", uint32(id), uint32(id))
 }
 
-// safeParse runs the einride parser and turns any panic into an error: bad
-// input must never crash the agent.
-func safeParse(file string, data []byte) (defs []dbc.Def, perr *parseError) {
-	defer func() {
-		if r := recover(); r != nil {
-			defs, perr = nil, &parseError{reason: fmt.Sprintf("parser failure: %v", r)}
-		}
-	}()
-	p := dbc.NewParser(file, data)
-	if err := p.Parse(); err != nil {
-		var de dbc.Error
-		if errors.As(err, &de) {
-			return nil, &parseError{line: de.Position().Line, reason: de.Reason()}
-		}
-		return nil, &parseError{reason: err.Error()}
-	}
-	return p.Defs(), nil
-}
-
-var commentID = regexp.MustCompile(`^CM_\s+(?:SG_|BO_)\s+(\d+)`)
-
-// blankComment replaces the CM_ statement that begins on line (1-based) with
-// spaces, keeping newlines so that later line numbers stay right. It reports
-// false when the line does not begin a CM_ statement.
-func blankComment(data []byte, line int) ([]byte, droppedComment, bool) {
-	off := 0
-	for l := 1; l < line; l++ {
-		i := bytes.IndexByte(data[off:], '\n')
-		if i < 0 {
-			return nil, droppedComment{}, false
-		}
-		off += i + 1
-	}
-	for off < len(data) && (data[off] == ' ' || data[off] == '\t') {
-		off++
-	}
-	if !bytes.HasPrefix(data[off:], []byte("CM_")) {
-		return nil, droppedComment{}, false
-	}
-	end, inQuote := off, false
-	for ; end < len(data); end++ {
-		c := data[end]
-		if inQuote && c == '\\' && end+1 < len(data) {
-			end++
-			continue
-		}
-		if c == '"' {
-			inQuote = !inQuote
-		}
-		if c == ';' && !inQuote {
-			end++
-			break
-		}
-	}
-	stmt := string(data[off:end])
-	d := droppedComment{text: stmt}
-	if m := commentID.FindStringSubmatch(stmt); m != nil {
-		if v, err := strconv.ParseUint(m[1], 10, 32); err == nil {
-			d.id, d.hasID = dbc.MessageID(v), true
-		}
-	}
-	out := append([]byte(nil), data...)
-	for i := off; i < end; i++ {
-		if out[i] != '\n' && out[i] != '\r' {
-			out[i] = ' '
-		}
-	}
-	return out, d, true
+// isPseudoMessage reports Vector's holder of signals that belong to no
+// message, written with or without the 29-bit flag.
+func isPseudoMessage(m *dbc.MessageDef) bool {
+	return m.MessageID&^0x80000000 == 0x40000000 && m.Name == "VECTOR__INDEPENDENT_SIG_MSG"
 }
 
 func (db *database) index(defs []dbc.Def) {
 	db.byName = make(map[string]*dbc.MessageDef)
-	db.byID = make(map[dbc.MessageID]*dbc.MessageDef)
+	db.keys = make(map[*dbc.MessageDef]can.Key)
+	db.badID = make(map[*dbc.MessageDef]string)
 	db.msgComment = make(map[dbc.MessageID]string)
 	db.sigComment = make(map[sigRef]string)
 	db.valueTables = make(map[sigRef][]dbc.ValueDescriptionDef)
 	db.valueTypes = make(map[sigRef]dbc.SignalValueType)
+	// Several comments on one object are joined once, at the end: adding
+	// them one by one would cost the square of their number.
+	msgParts := make(map[dbc.MessageID][]string)
+	sigParts := make(map[sigRef][]string)
+	defer func() {
+		for id, ps := range msgParts {
+			db.msgComment[id] = strings.Join(ps, " ")
+		}
+		for r, ps := range sigParts {
+			db.sigComment[r] = strings.Join(ps, " ")
+		}
+	}()
 	for _, def := range defs {
 		switch d := def.(type) {
 		case *dbc.MessageDef:
-			if d.MessageID == dbc.IndependentSignalsMessageID {
+			if isPseudoMessage(d) {
 				continue
 			}
 			db.messages = append(db.messages, d)
 			if _, dup := db.byName[string(d.Name)]; !dup {
 				db.byName[string(d.Name)] = d
 			}
-			if _, dup := db.byID[d.MessageID]; !dup {
-				db.byID[d.MessageID] = d
+			k, note, err := messageKey(d.MessageID)
+			if err != nil {
+				db.badID[d] = err.Error()
+				db.notes = append(db.notes, fmt.Sprintf("%s:%d: message %s: %s", db.file, d.Pos.Line, d.Name, err))
+				continue
 			}
+			if note != "" {
+				db.notes = append(db.notes, fmt.Sprintf("%s:%d: message %s: %s", db.file, d.Pos.Line, d.Name, note))
+			}
+			db.keys[d] = k
 		case *dbc.CommentDef:
 			switch d.ObjectType {
 			case dbc.ObjectTypeMessage:
-				db.msgComment[d.MessageID] += d.Comment
+				msgParts[d.MessageID] = append(msgParts[d.MessageID], d.Comment)
 			case dbc.ObjectTypeSignal:
-				db.sigComment[sigRef{d.MessageID, string(d.SignalName)}] += d.Comment
+				r := sigRef{d.MessageID, string(d.SignalName)}
+				sigParts[r] = append(sigParts[r], d.Comment)
 			}
 		case *dbc.ValueDescriptionsDef:
 			if d.ObjectType == dbc.ObjectTypeSignal {
@@ -203,8 +167,7 @@ func (db *database) suggestMessage(name string) string {
 }
 
 // biometric reports why message m counts as biometric under the deny-list:
-// its name or comment, or any of its signals' names or comments, or a
-// comment the parser refused that names its ID.
+// its name or comment, or any of its signals' names or comments.
 func (db *database) biometric(m *dbc.MessageDef) (string, bool) {
 	if w, ok := biometricMatch(string(m.Name)); ok {
 		return fmt.Sprintf("its name matches %q", w), true
@@ -213,19 +176,12 @@ func (db *database) biometric(m *dbc.MessageDef) (string, bool) {
 		return fmt.Sprintf("its comment %q matches %q", db.msgComment[m.MessageID], w), true
 	}
 	for _, s := range m.Signals {
-		if w, ok := biometricMatch(string(s.Name)); ok {
+		if w, ok := biometricMatchIn(string(s.Name), string(m.Name)); ok {
 			return fmt.Sprintf("it carries signal %s, whose name matches %q", s.Name, w), true
 		}
 		c := db.sigComment[sigRef{m.MessageID, string(s.Name)}]
-		if w, ok := biometricMatch(c); ok {
+		if w, ok := biometricMatchIn(c, string(s.Name)+" "+string(m.Name)); ok {
 			return fmt.Sprintf("it carries signal %s, whose comment %q matches %q", s.Name, c, w), true
-		}
-	}
-	for _, d := range db.dropped {
-		if d.hasID && d.id == m.MessageID {
-			if w, ok := biometricMatch(d.text); ok {
-				return fmt.Sprintf("a comment on it matches %q", w), true
-			}
 		}
 	}
 	return "", false

@@ -2,6 +2,7 @@ package profile
 
 import (
 	"math"
+	"sync/atomic"
 
 	"github.com/csop/tbox/can"
 )
@@ -18,6 +19,7 @@ type Decoder struct {
 	defaultBus string
 	interned   map[int64]string
 	stats      Stats
+	nr         NotReadings
 }
 
 type msgDecoder struct {
@@ -32,6 +34,34 @@ type Stats struct {
 	Readings    uint64 // readings produced
 	ShortFrames uint64 // frames of a profile message too short for a signal
 	Invalid     uint64 // float signals that decoded to NaN or infinity
+	Named       uint64 // odometer or speed raw values the DBC's value table names (SNA, Init, ...)
+}
+
+// NotReadings counts, per kind, the frames of a profile message that gave
+// no reading (README §C1): a raw odometer or speed value that the DBC's value
+// table names (SNA, Invalid, Init, Error, ...), and a frame that cannot be
+// decoded (too short for the signal or its multiplexer switch; a float that
+// is NaN or infinite). They credit nothing. The counters are atomic: another
+// goroutine (the diagnostic shell) may read them while the decoder runs.
+type NotReadings struct {
+	named       [numKinds]atomic.Uint64
+	undecodable [numKinds]atomic.Uint64
+}
+
+// Named returns how many raw values of kind k the value table named.
+func (n *NotReadings) Named(k Kind) uint64 {
+	if k >= numKinds {
+		return 0
+	}
+	return n.named[k].Load()
+}
+
+// Undecodable returns how many frames could not be decoded for kind k.
+func (n *NotReadings) Undecodable(k Kind) uint64 {
+	if k >= numKinds {
+		return 0
+	}
+	return n.undecodable[k].Load()
 }
 
 // DecoderOption configures a Decoder.
@@ -82,8 +112,13 @@ func contains(list []string, s string) bool {
 	return false
 }
 
-// Stats returns the decoder's counters.
+// Stats returns the decoder's counters. Not safe to call while Decode runs
+// on another goroutine; NotReadings is.
 func (d *Decoder) Stats() Stats { return d.stats }
+
+// NotReadings returns the decoder's counters of frames that gave no
+// reading, safe to read from any goroutine.
+func (d *Decoder) NotReadings() *NotReadings { return &d.nr }
 
 func (d *Decoder) busMatches(want, got string) bool {
 	if want != "" {
@@ -118,17 +153,24 @@ func (d *Decoder) Decode(f *can.Frame, dst []Reading) []Reading {
 			if s.mux != nil {
 				if n < s.mux.minLen {
 					d.stats.ShortFrames++
+					d.nr.undecodable[s.kind].Add(1)
 					continue
 				}
-				if s.mux.raw(&f.Data) != s.muxValue {
+				if !s.muxed(s.mux.raw(&f.Data)) {
 					continue
 				}
 			}
 			if n < s.f.minLen {
 				d.stats.ShortFrames++
+				d.nr.undecodable[s.kind].Add(1)
 				continue
 			}
 			raw := s.f.raw(&f.Data)
+			if s.namedRaw(raw) {
+				d.stats.Named++
+				d.nr.named[s.kind].Add(1)
+				continue
+			}
 			r := Reading{Kind: s.kind, Time: f.Time, Bus: f.Bus}
 			if s.kind == DriveMode {
 				v := s.f.intRaw(raw)
@@ -142,6 +184,7 @@ func (d *Decoder) Decode(f *can.Frame, dst []Reading) []Reading {
 				r.Value = s.f.value(raw)*s.scale + s.offset
 				if math.IsNaN(r.Value) || math.IsInf(r.Value, 0) {
 					d.stats.Invalid++
+					d.nr.undecodable[s.kind].Add(1)
 					continue
 				}
 			}
@@ -167,4 +210,25 @@ func (d *Decoder) modeName(s *signal, v int64) string {
 		d.interned[v] = n
 	}
 	return n
+}
+
+// muxed reports whether the signal is present at switch value v.
+func (s *signal) muxed(v uint64) bool {
+	for _, r := range s.muxRanges {
+		if v >= r[0] && v <= r[1] {
+			return true
+		}
+	}
+	return false
+}
+
+// namedRaw reports whether raw is a value the DBC's value table names, for
+// an odometer or speed signal: not a reading.
+func (s *signal) namedRaw(raw uint64) bool {
+	for _, v := range s.namedRaws {
+		if v == raw {
+			return true
+		}
+	}
+	return false
 }

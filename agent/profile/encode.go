@@ -23,7 +23,7 @@ func (p *Profile) Encode(k Kind, physical float64) (can.Frame, error) {
 		return f, fmt.Errorf("encode %s %s.%s: %w", k, s.message, s.name, err)
 	}
 	if s.mux != nil {
-		s.mux.put(&f.Data, s.muxValue)
+		s.mux.put(&f.Data, s.muxRanges[0][0])
 	}
 	f.ID = s.key.ID
 	if s.key.Extended {

@@ -27,6 +27,11 @@ var (
 	// ErrValue: a value is out of its range (max_speed_kmh, bus name, an
 	// encoded physical value).
 	ErrValue = errors.New("invalid value")
+	// ErrTooLarge: a profile or DBC file is above its size limit
+	// (MaxProfileSize, MaxDBCSize).
+	ErrTooLarge = errors.New("file too large")
+	// ErrNotRegular: a profile or DBC path is not a regular file.
+	ErrNotRegular = errors.New("not a regular file")
 )
 
 // ConfigError is a problem in a profile or its DBC. It names the file, the

@@ -3,6 +3,8 @@ package profile
 import (
 	"strings"
 	"unicode"
+
+	"golang.org/x/text/unicode/norm"
 )
 
 // denyRule is one entry of the biometric deny-list: consecutive words that
@@ -20,8 +22,14 @@ var denyRules = func() []denyRule {
 		"blood", "sweat", "emotion", "cardio", "electrocardio", "microphone",
 		"driver monitor", "occupant monitor", "driver attention", "driver camera",
 		"cabin camera", "driver fatigue",
+		"yawn", "respirat", "microsleep", "sleepin", "sleepy", "electroderm",
+		"skin conduct", "galvanic skin", "electromyo", "electroenceph",
+		"breathalys", "breathalyz",
 	}
-	exact := []string{"palm", "vein", "eye", "eyes", "ecg", "ekg", "eeg", "hrv", "bpm", "dms", "oms"}
+	exact := []string{
+		"palm", "vein", "eye", "eyes", "ecg", "ekg", "eeg", "emg", "hrv", "dms", "oms",
+		"bac", "gsr", "skin",
+	}
 	var rules []denyRule
 	for _, p := range prefix {
 		rules = append(rules, denyRule{stems: strings.Fields(p)})
@@ -32,23 +40,78 @@ var denyRules = func() []denyRule {
 	return rules
 }()
 
+// personWords make an ambiguous word biometric when it stands within two
+// words of one of them: "HR" is heart rate beside a driver and high
+// resolution elsewhere; "sleep" is a network-management state of an ECU,
+// but not of a driver.
+var personWords = map[string]bool{
+	"driver": true, "drv": true, "drvr": true, "occupant": true, "occ": true,
+	"passenger": true, "psngr": true, "pass": true, "person": true, "rider": true,
+}
+
+// contextWords are the ambiguous words judged beside personWords.
+var contextWords = map[string]bool{"hr": true, "bpm": true, "sleep": true, "sleeping": true, "asleep": true}
+
 // exemptWords are words that start with a deny stem but name something
 // innocent.
-var exemptWords = map[string]bool{"heartbeat": true, "heartbeats": true}
+var exemptWords = map[string]bool{"heartbeat": true, "heartbeats": true, "heartbit": true}
+
+// pulseParts are words that make a "pulse" a machine's: an encoder, a brake
+// or regeneration pulse, a distance accumulator.
+var pulseParts = map[string]bool{
+	"wheel": true, "whl": true, "brk": true, "brake": true, "batt": true, "battery": true,
+	"rgen": true, "regen": true, "distance": true, "dist": true, "accumulator": true,
+	"encoder": true, "pwm": true, "ignition": true, "injector": true, "injection": true,
+	"speed": true, "spd": true, "odometer": true, "odo": true, "tach": true, "engine": true,
+	"motor": true, "pump": true, "valve": true,
+}
+
+// gatewayWords mark Ford's ECG, the Enhanced Central Gateway, in its message
+// names (DTE_HPCMtoECG, ECG_Data2_FD1, SmartChargingData_ECG_3,
+// PARSEDPushPCMtoGWM_ECG).
+var gatewayWords = map[string]bool{"to": true, "gwm": true, "fd": true, "smart": true, "dte": true, "gateway": true}
+
+func anyWord(set map[string]bool, lists ...[]string) bool {
+	for _, l := range lists {
+		for _, w := range l {
+			if set[w] {
+				return true
+			}
+		}
+	}
+	return false
+}
 
 // biometricMatch reports the deny-list entry that text matches, if any.
+// Text is folded to ASCII first (foldASCII), so look-alike letters do not
+// get past it.
 func biometricMatch(text string) (string, bool) {
+	return biometricMatchIn(text, "")
+}
+
+// biometricMatchIn is biometricMatch with context: the words of context
+// (a commented signal's name) count for the exemptions, never for a match.
+func biometricMatchIn(text, context string) (string, bool) {
+	text = foldASCII(text)
+	ctx := splitWords(foldASCII(context))
 	// "SpO2" (blood oxygen) splits into words too short to judge alone.
 	if strings.Contains(strings.ToLower(text), "spo2") {
 		return "spo2", true
 	}
 	w := splitWords(text)
 	for i := range w {
+		if contextWords[w[i]] {
+			for j := max(0, i-2); j <= min(len(w)-1, i+2); j++ {
+				if personWords[w[j]] {
+					return w[j] + " " + w[i], true
+				}
+			}
+		}
 		for _, r := range denyRules {
 			if i+len(r.stems) > len(w) || !r.matchAt(w, i) {
 				continue
 			}
-			if exempt(w, i, r) {
+			if exempt(w, i, r, ctx) {
 				continue
 			}
 			return strings.Join(r.stems, " "), true
@@ -71,9 +134,24 @@ func (r denyRule) matchAt(w []string, i int) bool {
 	return true
 }
 
-func exempt(w []string, i int, r denyRule) bool {
+func exempt(w []string, i int, r denyRule, ctx []string) bool {
 	if len(r.stems) == 1 && exemptWords[w[i]] {
 		return true
+	}
+	switch r.stems[0] {
+	case "ecg":
+		return anyWord(gatewayWords, w, ctx)
+	case "alcohol":
+		// Flex fuel: the ethanol share of the fuel (FUEL_ALCOHOL_PERCNT).
+		return anyWord(map[string]bool{"fuel": true, "ethanol": true, "flex": true}, w, ctx)
+	case "voice":
+		// A steering-wheel push-to-talk button, a blower limit during a call:
+		// a switch's state, not the voice.
+		return anyWord(map[string]bool{"ptt": true, "button": true, "buttons": true, "btn": true, "blower": true}, w, ctx)
+	case "pulse":
+		if anyWord(pulseParts, w, ctx) {
+			return true
+		}
 	}
 	if r.stems[0] == "pulse" && !r.exact {
 		if i > 0 && (w[i-1] == "wheel" || w[i-1] == "whl") {
@@ -127,4 +205,55 @@ func splitWords(s string) []string {
 	}
 	flush(len(rs))
 	return words
+}
+
+// confusables maps letters that look like ASCII ones (Cyrillic, Greek,
+// Armenian and others) to them; norm.NFKD already takes fullwidth forms,
+// mathematical letters, ligatures and accents apart.
+var confusables = map[rune]rune{
+	'а': 'a', 'в': 'b', 'е': 'e', 'ё': 'e', 'к': 'k', 'м': 'm', 'н': 'h', 'о': 'o', 'р': 'p', 'с': 'c',
+	'т': 't', 'у': 'y', 'х': 'x', 'і': 'i', 'ї': 'i', 'ј': 'j', 'ѕ': 's', 'ԁ': 'd', 'һ': 'h', 'ӏ': 'l',
+	'ԛ': 'q', 'ԝ': 'w', 'ь': 'b', 'г': 'r', 'п': 'n', 'ո': 'n', 'ս': 'u', 'օ': 'o', 'ց': 'g', 'հ': 'h',
+	'А': 'A', 'В': 'B', 'Е': 'E', 'Ё': 'E', 'К': 'K', 'М': 'M', 'Н': 'H', 'О': 'O', 'Р': 'P', 'С': 'C',
+	'Т': 'T', 'У': 'Y', 'Х': 'X', 'І': 'I', 'Ї': 'I', 'Ј': 'J', 'Ѕ': 'S', 'Ԁ': 'D', 'Ӏ': 'I', 'Ԛ': 'Q',
+	'Ԝ': 'W', 'Ү': 'Y',
+	'α': 'a', 'β': 'b', 'γ': 'y', 'ε': 'e', 'ι': 'i', 'κ': 'k', 'ν': 'v', 'ο': 'o', 'ρ': 'p', 'τ': 't',
+	'υ': 'u', 'χ': 'x', 'ω': 'w', 'ϲ': 'c', 'ϳ': 'j',
+	'Α': 'A', 'Β': 'B', 'Ε': 'E', 'Ζ': 'Z', 'Η': 'H', 'Ι': 'I', 'Κ': 'K', 'Μ': 'M', 'Ν': 'N', 'Ο': 'O',
+	'Ρ': 'P', 'Τ': 'T', 'Υ': 'Y', 'Χ': 'X', 'Ϲ': 'C',
+	'ı': 'i', 'ȷ': 'j', 'ɑ': 'a', 'ɡ': 'g', 'ɩ': 'i', 'ʏ': 'y', 'ᴀ': 'A', 'ß': 's', 'ø': 'o', 'Ø': 'O',
+	'ł': 'l', 'Ł': 'L', 'đ': 'd', 'Đ': 'D', 'ħ': 'h', 'Ħ': 'H', 'ŀ': 'l', 'ɪ': 'I',
+}
+
+// foldASCII rewrites text so that what looks like an ASCII word is one: it
+// decomposes (NFKD: "ｆａｃｅ", "𝐟𝐚𝐜𝐞", "ﬁnger", "façe"), drops combining marks and
+// invisible characters (zero-width space and joiners, soft hyphen, BOM), and
+// maps look-alike letters of other scripts. ASCII text is returned as is.
+func foldASCII(text string) string {
+	ascii := true
+	for i := 0; i < len(text); i++ {
+		if text[i] >= 0x80 {
+			ascii = false
+			break
+		}
+	}
+	if ascii {
+		return text
+	}
+	var b strings.Builder
+	for _, r := range norm.NFKD.String(text) {
+		switch {
+		case unicode.Is(unicode.Mn, r), unicode.Is(unicode.Cf, r), unicode.Is(unicode.Me, r):
+			continue // combining marks; format characters (zero-width, soft hyphen, BOM)
+		case r < 0x80:
+			b.WriteRune(r)
+		default:
+			if a, ok := confusables[r]; ok {
+				b.WriteRune(a)
+			} else {
+				b.WriteRune(r)
+			}
+		}
+	}
+	return b.String()
 }

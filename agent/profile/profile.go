@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"math"
 	"os"
@@ -80,9 +81,9 @@ type signal struct {
 	size       uint8 // DBC message size in bytes
 	unit       string
 	f          field
-	mux        *field // multiplexer switch, when the signal is multiplexed
-	muxValue   uint64
-	scale      float64 // physical (normal unit) = value*scale + offset
+	mux        *field      // multiplexer switch, when the signal is multiplexed
+	muxRanges  [][2]uint64 // switch values at which the signal is present
+	scale      float64     // physical (normal unit) = value*scale + offset
 	offset     float64
 	factor     float64 // DBC factor and offset, for encoding
 	dbcOffset  float64
@@ -90,6 +91,9 @@ type signal struct {
 	modeNames  map[int64]string
 	modeValues map[string]uint64
 	smallModes []string // names for raw values 0..2^length-1 when length <= 8
+	// namedRaws are the raw values (bits) that the value table of an
+	// odometer or speed signal names (SNA, Invalid, Init): not readings.
+	namedRaws []uint64
 }
 
 // SignalInfo describes a profile signal.
@@ -124,10 +128,15 @@ type fileConfig struct {
 
 // Load reads the profile at path and the DBC it names (relative to the
 // profile's directory).
+//
+// Both reads are bounded: a profile above MaxProfileSize or a DBC above
+// MaxDBCSize is refused with ErrTooLarge, and a path that is not a regular
+// file (a directory, /dev/zero, a FIFO) with ErrNotRegular, before anything
+// is read.
 func Load(path string) (*Profile, error) {
-	data, err := os.ReadFile(path)
+	data, err := ReadFileLimit(path, MaxProfileSize)
 	if err != nil {
-		return nil, &ConfigError{File: path, Err: fmt.Errorf("%w: profile: %w", ErrMissing, err)}
+		return nil, &ConfigError{File: path, Err: fmt.Errorf("profile: %w", err)}
 	}
 	dir := filepath.Dir(path)
 	return parse(path, data, func(name string) (string, []byte, error) {
@@ -135,9 +144,55 @@ func Load(path string) (*Profile, error) {
 		if !filepath.IsAbs(p) {
 			p = filepath.Join(dir, filepath.FromSlash(name))
 		}
-		b, err := os.ReadFile(p)
+		b, err := ReadFileLimit(p, MaxDBCSize)
 		return p, b, err
 	})
+}
+
+// ReadFileLimit reads a regular file of at most limit bytes. A missing file
+// wraps ErrMissing (and fs.ErrNotExist), anything but a regular file
+// ErrNotRegular, a larger one ErrTooLarge; it never reads more than limit+1
+// bytes, however the file grows meanwhile.
+func ReadFileLimit(path string, limit int64) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrMissing, err)
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrMissing, err)
+	}
+	if !fi.Mode().IsRegular() {
+		return nil, fmt.Errorf("%w: %s is a %s", ErrNotRegular, path, fileKind(fi.Mode()))
+	}
+	if fi.Size() > limit {
+		return nil, fmt.Errorf("%w: %s has %d bytes, the limit is %d", ErrTooLarge, path, fi.Size(), limit)
+	}
+	data, err := io.ReadAll(io.LimitReader(f, limit+1))
+	if err != nil {
+		return nil, fmt.Errorf("read: %w", err)
+	}
+	if int64(len(data)) > limit {
+		return nil, fmt.Errorf("%w: %s grew past the limit of %d bytes while read", ErrTooLarge, path, limit)
+	}
+	return data, nil
+}
+
+func fileKind(m fs.FileMode) string {
+	switch {
+	case m.IsDir():
+		return "directory"
+	case m&fs.ModeCharDevice != 0:
+		return "character device"
+	case m&fs.ModeDevice != 0:
+		return "device"
+	case m&fs.ModeNamedPipe != 0:
+		return "named pipe"
+	case m&fs.ModeSocket != 0:
+		return "socket"
+	}
+	return "non-regular file (" + m.String() + ")"
 }
 
 // LoadFS is Load on a file system, for profiles embedded in a binary or
@@ -147,10 +202,16 @@ func LoadFS(fsys fs.FS, name string) (*Profile, error) {
 	if err != nil {
 		return nil, &ConfigError{File: name, Err: fmt.Errorf("%w: profile: %w", ErrMissing, err)}
 	}
+	if len(data) > MaxProfileSize {
+		return nil, &ConfigError{File: name, Err: fmt.Errorf("profile: %w: %d bytes, the limit is %d", ErrTooLarge, len(data), MaxProfileSize)}
+	}
 	dir := path.Dir(name)
 	return parse(name, data, func(n string) (string, []byte, error) {
 		p := path.Join(dir, n)
 		b, err := fs.ReadFile(fsys, p)
+		if err == nil && len(b) > MaxDBCSize {
+			err = fmt.Errorf("%w: %d bytes, the limit is %d", ErrTooLarge, len(b), MaxDBCSize)
+		}
 		return p, b, err
 	})
 }
@@ -181,23 +242,27 @@ func parse(file string, data []byte, readDBC func(string) (string, []byte, error
 	}
 	dbcPath, dbcData, err := readDBC(cfg.DBC)
 	if err != nil {
-		return nil, loc.err("dbc", fmt.Errorf("%w: DBC %q: %w", ErrMissing, cfg.DBC, err))
+		if !errors.Is(err, ErrTooLarge) && !errors.Is(err, ErrNotRegular) && !errors.Is(err, ErrMissing) {
+			err = fmt.Errorf("%w: %w", ErrMissing, err)
+		}
+		return nil, loc.err("dbc", fmt.Errorf("DBC %q: %w", cfg.DBC, err))
 	}
 	db, err := parseDBC(dbcPath, dbcData)
 	if err != nil {
 		return nil, err
 	}
-	p := &Profile{file: file, dbcFile: dbcPath, maxSpeed: DefaultMaxSpeedKmh, warnings: db.warnings}
+	p := &Profile{file: file, dbcFile: dbcPath, maxSpeed: DefaultMaxSpeedKmh}
 	if v := cfg.Plausibility.MaxSpeedKmh; v != nil {
 		if !(*v >= 1) || math.IsInf(*v, 0) || *v > 10000 {
 			return nil, loc.err("plausibility.max_speed_kmh", fmt.Errorf("%w: max_speed_kmh = %v, want a speed from 1 to 10000 km/h", ErrValue, *v))
 		}
 		p.maxSpeed = *v
 	}
-	listed, err := p.privacyList(loc, db, cfg.Privacy.BiometricMessages)
+	bio, err := p.privacyList(loc, db, cfg.Privacy.BiometricMessages)
 	if err != nil {
 		return nil, err
 	}
+	used := make(map[can.Key]bool)
 	sections := [numKinds]*sectionConfig{cfg.Odometer, cfg.DriveMode, cfg.Speed}
 	for k := Kind(0); k < numKinds; k++ {
 		sc := sections[k]
@@ -207,24 +272,52 @@ func parse(file string, data []byte, readDBC func(string) (string, []byte, error
 			}
 			return nil, loc.err(k.String(), fmt.Errorf("%w: section [%s] with message and signal", ErrMissing, k))
 		}
-		s, err := compile(loc, db, k, sc, listed)
+		s, err := compile(loc, db, k, sc, bio)
 		if err != nil {
 			return nil, err
 		}
 		p.sigs[k] = s
+		used[s.key] = true
+	}
+	p.warnings = append(db.notes, db.problemWarnings(used, ", which the profile does not use")...)
+	// The gate's invariant, checked once more on what will be received.
+	for _, b := range p.biometric {
+		if used[b] {
+			return nil, &ConfigError{File: file, Err: fmt.Errorf("%w: ID 0x%s would be received", ErrBiometric, b)}
+		}
 	}
 	return p, nil
 }
 
-// privacyList resolves [privacy] biometric_messages and records every DBC
-// message that counts as biometric (listed or matching the deny-list).
-func (p *Profile) privacyList(loc locator, db *database, names []string) (map[dbc.MessageID]string, error) {
-	listed := make(map[dbc.MessageID]string)
-	keys := make(map[can.Key]bool)
+// bioEntry is why a bus ID is biometric.
+type bioEntry struct {
+	msg *dbc.MessageDef // the biometric message; nil for an ID listed by hex alone
+	why string
+}
+
+// privacyList resolves [privacy] biometric_messages and records every bus ID
+// that carries a biometric message: listed by name or hex ID, or matching
+// the deny-list. The gate is on IDs, not names: whatever message name the
+// profile uses, its ID must not be one of these.
+func (p *Profile) privacyList(loc locator, db *database, names []string) (map[can.Key]bioEntry, error) {
+	bio := make(map[can.Key]bioEntry)
+	add := func(k can.Key, e bioEntry) {
+		if _, ok := bio[k]; !ok {
+			bio[k] = e
+		}
+	}
 	for _, n := range names {
-		if m, ok := db.byName[n]; ok {
-			listed[m.MessageID] = n
-			keys[keyOf(m.MessageID)] = true
+		found := false
+		for _, m := range db.messages {
+			if string(m.Name) != n {
+				continue
+			}
+			found = true
+			if k, ok := db.keys[m]; ok {
+				add(k, bioEntry{m, fmt.Sprintf("it is listed in privacy.biometric_messages as %q", n)})
+			}
+		}
+		if found {
 			continue
 		}
 		if strings.HasPrefix(n, "0x") || strings.HasPrefix(n, "0X") {
@@ -232,22 +325,37 @@ func (p *Profile) privacyList(loc locator, db *database, names []string) (map[db
 			if err != nil {
 				return nil, loc.err("privacy.biometric_messages", fmt.Errorf("%w: %w", ErrValue, err))
 			}
-			keys[k] = true
-			id := dbc.MessageID(k.ID)
-			if k.Extended {
-				id |= 0x80000000
-			}
-			listed[id] = n
+			add(k, bioEntry{nil, fmt.Sprintf("ID 0x%s is listed in privacy.biometric_messages as %q", k, n)})
 			continue
 		}
 		return nil, loc.err("privacy.biometric_messages", fmt.Errorf("%w %q in %s: want a DBC message name or a hex ID such as \"0x5A1\"", ErrUnknownMessage, n, db.file))
 	}
 	for _, m := range db.messages {
-		if _, ok := db.biometric(m); ok {
-			keys[keyOf(m.MessageID)] = true
+		k, ok := db.keys[m]
+		if !ok {
+			continue
+		}
+		if why, bad := db.biometric(m); bad {
+			add(k, bioEntry{m, "it is biometric: " + why})
 		}
 	}
-	for k := range keys {
+	// A comment counts for its ID even when no BO_ spells the ID that way
+	// (CM_ BO_ 13274 beside BO_ 2147496922: the same 29-bit ID).
+	for id, c := range db.msgComment {
+		if w, bad := biometricMatch(c); bad {
+			if k, _, err := messageKey(id); err == nil {
+				add(k, bioEntry{nil, fmt.Sprintf("a comment on message ID %d in %s, %q, matches %q", uint32(id), db.file, c, w)})
+			}
+		}
+	}
+	for r, c := range db.sigComment {
+		if w, bad := biometricMatchIn(c, r.name); bad {
+			if k, _, err := messageKey(r.id); err == nil {
+				add(k, bioEntry{nil, fmt.Sprintf("a comment on signal %s of message ID %d in %s, %q, matches %q", r.name, uint32(r.id), db.file, c, w)})
+			}
+		}
+	}
+	for k := range bio {
 		p.biometric = append(p.biometric, k)
 	}
 	sort.Slice(p.biometric, func(i, j int) bool {
@@ -257,16 +365,25 @@ func (p *Profile) privacyList(loc locator, db *database, names []string) (map[db
 		}
 		return a.ID < b.ID
 	})
-	return listed, nil
+	return bio, nil
 }
 
-func keyOf(id dbc.MessageID) can.Key {
-	return can.Key{ID: id.ToCAN(), Extended: id.IsExtended()}
+// problemsOn returns the statements the reader could not read that belong to
+// a message on bus ID k, whatever DBC ID spelled it, in line order.
+func (db *database) problemsOn(k can.Key) []problem {
+	var out []problem
+	for id, ps := range db.problems {
+		if mk, _, err := messageKey(id); err == nil && mk == k {
+			out = append(out, ps...)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].line < out[j].line })
+	return out
 }
 
 var busName = regexp.MustCompile(`^[A-Za-z0-9_.:-]{1,15}$`)
 
-func compile(loc locator, db *database, k Kind, sc *sectionConfig, listed map[dbc.MessageID]string) (*signal, error) {
+func compile(loc locator, db *database, k Kind, sc *sectionConfig, bio map[can.Key]bioEntry) (*signal, error) {
 	sec := k.String()
 	if sc.Message == "" {
 		return nil, loc.err(sec+".message", fmt.Errorf("%w: message = \"<DBC message name>\"", ErrMissing))
@@ -286,13 +403,31 @@ func compile(loc locator, db *database, k Kind, sc *sectionConfig, listed map[db
 		return nil, loc.err(sec+".message", fmt.Errorf("%w %q: not in %s%s", ErrUnknownMessage, sc.Message, db.file, hint))
 	}
 	where := fmt.Sprintf("%s:%d", db.file, m.Pos.Line)
-	// The privacy gate comes first: a biometric message is refused whatever
-	// else is wrong with the section.
-	if n, ok := listed[m.MessageID]; ok {
-		return nil, loc.err(sec+".message", fmt.Errorf("%w: message %s (ID 0x%s, %s) is listed in privacy.biometric_messages as %q", ErrBiometric, m.Name, keyOf(m.MessageID), where, n))
+	for _, o := range db.messages {
+		if o != m && string(o.Name) == sc.Message {
+			return nil, loc.err(sec+".message", fmt.Errorf("%w: message name %s is defined twice, at %s and %s:%d: which one is meant cannot be told", ErrValue, m.Name, where, db.file, o.Pos.Line))
+		}
 	}
-	if why, ok := db.biometric(m); ok {
-		return nil, loc.err(sec+".message", fmt.Errorf("%w: message %s (ID 0x%s, %s) is biometric: %s", ErrBiometric, m.Name, keyOf(m.MessageID), where, why))
+	if why, bad := db.badID[m]; bad {
+		return nil, &ConfigError{File: db.file, Line: m.Pos.Line, Field: sec + ".message", Err: fmt.Errorf("%w: message %s: %s", ErrSignal, m.Name, why)}
+	}
+	key := db.keys[m]
+	// The privacy gate comes first: a biometric ID is refused whatever else
+	// is wrong with the section, and whatever name the profile gives it.
+	if e, ok := bio[key]; ok {
+		switch {
+		case e.msg == m:
+			return nil, loc.err(sec+".message", fmt.Errorf("%w: message %s (ID 0x%s, %s): %s", ErrBiometric, m.Name, key, where, e.why))
+		case e.msg != nil:
+			return nil, loc.err(sec+".message", fmt.Errorf("%w: message %s (ID 0x%s, %s) is an alias of message %s (%s:%d) on the same ID, and %s: %s", ErrBiometric, m.Name, key, where, e.msg.Name, db.file, e.msg.Pos.Line, e.msg.Name, e.why))
+		default:
+			return nil, loc.err(sec+".message", fmt.Errorf("%w: message %s (%s): %s", ErrBiometric, m.Name, where, e.why))
+		}
+	}
+	// The gate must judge every statement of a message the agent receives:
+	// one it could not read is an error here, not a warning.
+	if ps := db.problemsOn(key); len(ps) > 0 {
+		return nil, &ConfigError{File: db.file, Line: ps[0].line, Field: sec + ".message", Err: fmt.Errorf("%w: DBC: %s (message %s, ID 0x%s, is used by the profile)", ErrSyntax, ps[0].msg, m.Name, key)}
 	}
 	sd := db.signal(m, sc.Signal)
 	if sd == nil {
@@ -303,9 +438,6 @@ func compile(loc locator, db *database, k Kind, sc *sectionConfig, listed map[db
 		return nil, loc.err(sec+".signal", fmt.Errorf("%w %q: message %s (%s) has %s", ErrUnknownSignal, sc.Signal, m.Name, where, strings.Join(names, ", ")))
 	}
 	sigWhere := fmt.Sprintf("%s:%d", db.file, sd.Pos.Line)
-	if err := m.MessageID.Validate(); err != nil {
-		return nil, &ConfigError{File: db.file, Line: m.Pos.Line, Field: sec + ".message", Err: fmt.Errorf("%w: %w", ErrSignal, err)}
-	}
 	enc := encInt
 	switch db.valueTypes[sigRef{m.MessageID, sc.Signal}] {
 	case dbc.SignalValueTypeFloat32:
@@ -322,28 +454,11 @@ func compile(loc locator, db *database, k Kind, sc *sectionConfig, listed map[db
 	}
 	s := &signal{
 		kind: k, message: string(m.Name), name: string(sd.Name), bus: sc.Bus,
-		key: keyOf(m.MessageID), size: uint8(m.Size), f: f,
+		key: key, size: uint8(m.Size), f: f,
 		factor: sd.Factor, dbcOffset: sd.Offset, unitScale: 1, unit: sd.Unit,
 	}
-	if sd.IsMultiplexed {
-		var sw *dbc.SignalDef
-		for i := range m.Signals {
-			if m.Signals[i].IsMultiplexerSwitch {
-				sw = &m.Signals[i]
-				break
-			}
-		}
-		if sw == nil {
-			return nil, &ConfigError{File: db.file, Line: sd.Pos.Line, Field: sec + ".signal", Err: fmt.Errorf("%w: signal %s is multiplexed (m%d) but message %s has no multiplexer switch (M)", ErrSignal, sd.Name, sd.MultiplexerSwitch, m.Name)}
-		}
-		mf, err := newField(sw.StartBit, sw.Size, sw.IsBigEndian, false, encInt, m.Size)
-		if err != nil {
-			return nil, &ConfigError{File: db.file, Line: sw.Pos.Line, Field: sec + ".signal", Err: fmt.Errorf("multiplexer %s of %s: %w", sw.Name, m.Name, err)}
-		}
-		if sd.MultiplexerSwitch > mf.mask {
-			return nil, &ConfigError{File: db.file, Line: sd.Pos.Line, Field: sec + ".signal", Err: fmt.Errorf("%w: multiplexer value %d does not fit the %d-bit switch %s", ErrSignal, sd.MultiplexerSwitch, sw.Size, sw.Name)}
-		}
-		s.mux, s.muxValue = &mf, sd.MultiplexerSwitch
+	if err := s.multiplex(db, m, sd, sec); err != nil {
+		return nil, err
 	}
 	switch k {
 	case DriveMode:
@@ -373,6 +488,7 @@ func compile(loc locator, db *database, k Kind, sc *sectionConfig, listed map[db
 		}
 		s.unit, s.unitScale = u, scale
 		s.scale, s.offset = clean(sd.Factor*scale), clean(sd.Offset*scale)
+		s.notReadings(db.valueTables[sigRef{m.MessageID, sc.Signal}])
 	}
 	return s, nil
 }
@@ -569,4 +685,89 @@ func (l locator) line(field string) int {
 		}
 	}
 	return header
+}
+
+// multiplex compiles the multiplexing of signal sd: simple (m<n> under the
+// message's one switch M) or extended (SG_MUL_VAL_ names the switch and the
+// ranges). A switch that is itself multiplexed (nested) is refused.
+func (s *signal) multiplex(db *database, m *dbc.MessageDef, sd *dbc.SignalDef, sec string) error {
+	mv, extended := db.muxVals[sigRef{m.MessageID, string(sd.Name)}]
+	if !sd.IsMultiplexed && !extended {
+		return nil
+	}
+	fail := func(line int, err error) error {
+		return &ConfigError{File: db.file, Line: line, Field: sec + ".signal", Err: err}
+	}
+	var sw *dbc.SignalDef
+	ranges := [][2]uint64{{sd.MultiplexerSwitch, sd.MultiplexerSwitch}}
+	if extended {
+		sw = db.signal(m, mv.sw)
+		if sw == nil || !sw.IsMultiplexerSwitch {
+			return fail(mv.line, fmt.Errorf("%w: SG_MUL_VAL_ of signal %s names %s, which is not a multiplexer switch of message %s", ErrSignal, sd.Name, mv.sw, m.Name))
+		}
+		ranges = mv.ranges
+	} else {
+		for i := range m.Signals {
+			if !m.Signals[i].IsMultiplexerSwitch {
+				continue
+			}
+			if sw != nil {
+				return fail(sd.Pos.Line, fmt.Errorf("%w: signal %s is multiplexed (m%d) but message %s has several switches and no SG_MUL_VAL_ names one", ErrSignal, sd.Name, sd.MultiplexerSwitch, m.Name))
+			}
+			sw = &m.Signals[i]
+		}
+		if sw == nil {
+			return fail(sd.Pos.Line, fmt.Errorf("%w: signal %s is multiplexed (m%d) but message %s has no multiplexer switch (M)", ErrSignal, sd.Name, sd.MultiplexerSwitch, m.Name))
+		}
+	}
+	if sw.IsMultiplexed {
+		return fail(sw.Pos.Line, fmt.Errorf("%w: signal %s is under switch %s, which is itself multiplexed: nested multiplexing is not supported", ErrSignal, sd.Name, sw.Name))
+	}
+	mf, err := newField(sw.StartBit, sw.Size, sw.IsBigEndian, false, encInt, m.Size)
+	if err != nil {
+		return fail(sw.Pos.Line, fmt.Errorf("multiplexer %s of %s: %w", sw.Name, m.Name, err))
+	}
+	for _, r := range ranges {
+		if r[0] > mf.mask {
+			return fail(sd.Pos.Line, fmt.Errorf("%w: multiplexer value %d does not fit the %d-bit switch %s", ErrSignal, r[0], sw.Size, sw.Name))
+		}
+	}
+	s.mux, s.muxRanges = &mf, ranges
+	return nil
+}
+
+// notReadings records the raw values an odometer or speed value table names.
+// A float signal's table names decoded values; those are compared as the
+// raw bits of the same float.
+//
+// Some DBCs write the physical value of the all-ones "SNA" pattern instead
+// of the raw one (Tesla's community Model 3 file: VAL_ 4294967 "SNA" on a
+// 32-bit, 0.001 km odometer, whose all-ones raw is 4294967.295 km). A value
+// equal to the whole part of the all-ones raw's physical value (DBC factor
+// and offset) marks the all-ones raw instead.
+func (s *signal) notReadings(table []dbc.ValueDescriptionDef) {
+	var allOnes float64
+	if s.f.enc == encInt {
+		allOnes = math.Trunc(s.f.value(s.f.mask)*s.factor + s.dbcOffset)
+	}
+	for _, vd := range table {
+		if s.f.enc == encInt && vd.Value == allOnes && uint64(int64(vd.Value))&s.f.mask != s.f.mask {
+			// Read as written: the raw value itself (4294.967 km) is a reading.
+			s.namedRaws = append(s.namedRaws, s.f.mask)
+			continue
+		}
+		var raw uint64
+		switch s.f.enc {
+		case encFloat32:
+			raw = uint64(math.Float32bits(float32(vd.Value)))
+		case encFloat64:
+			raw = math.Float64bits(vd.Value)
+		default:
+			if vd.Value != math.Trunc(vd.Value) {
+				continue
+			}
+			raw = uint64(int64(vd.Value)) & s.f.mask
+		}
+		s.namedRaws = append(s.namedRaws, raw)
+	}
 }

@@ -145,7 +145,7 @@ func TestLoadErrors(t *testing.T) {
 		{"no_unit.toml", ErrUnit, false, 5, "odometer.signal", `TripRaw of message CLU_Trip`},
 		{"bad_override.toml", ErrUnit, false, 6, "odometer.unit", `"furlongs"`},
 		{"syntax.toml", ErrSyntax, false, 4, "", "TOML"},
-		{"broken_dbc.toml", ErrSyntax, true, 9, "", "DBC"},
+		{"broken_dbc.toml", ErrSyntax, true, 9, "drive_mode.message", `SG_: expected ")", found "["`},
 		{"overlong.toml", ErrSignal, true, 6, "odometer.signal", "ends past the 4-byte message"},
 		{"missing_dbc.toml", ErrMissing, false, 1, "dbc", "no-such-file.dbc"},
 		{"missing_odometer.toml", ErrMissing, false, 0, "odometer", "[odometer]"},

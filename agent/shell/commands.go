@@ -202,6 +202,10 @@ func formatStatus(st Status, now time.Time, version, service string) string {
 			bs.Name, bs.State, bs.Frames, bs.Dropped, bs.ErrorFrames, bs.BusOff, bs.ErrorPassive, bs.Reopens)
 	}
 	line("engine", "frames %d, last frame %s, source errors %d", st.Frames, ago(st.LastFrame), st.SourceErrors)
+	if nr := st.NotReadings; nr.Known {
+		line("invalid", "no reading from odometer frames: %d named by the value table (SNA, Init...), %d undecodable; speed: %d named, %d undecodable",
+			nr.OdometerNamed, nr.OdometerUndecodable, nr.SpeedNamed, nr.SpeedUndecodable)
+	}
 	u := now.Unix()
 	batch := "batch " + strconv.FormatInt(u/BatchSeconds, 10) + ", " +
 		(time.Duration(u%BatchSeconds) * time.Second).String() + " of 10m0s"

@@ -138,11 +138,24 @@ type Status struct {
 	LastFrame    time.Time // zero if none yet
 	SourceErrors uint64    // CAN sources that stopped with an error
 
+	// NotReadings are the profile frames that gave no reading (README §C1).
+	NotReadings NotReadingStatus
+
 	// Batch is the open span of the mileage engine, when known.
 	Batch BatchStatus
 
 	Outbox OutboxStatus
 	Uplink UplinkStatus
+}
+
+// NotReadingStatus counts, for the odometer and the speed, the frames that
+// credit nothing: a raw value the DBC's value table names (SNA, Init,
+// Invalid, ...) and a frame that cannot be decoded. Known false when the
+// agent does not expose them.
+type NotReadingStatus struct {
+	Known                              bool
+	OdometerNamed, OdometerUndecodable uint64
+	SpeedNamed, SpeedUndecodable       uint64
 }
 
 // BusStatus is one CAN input.

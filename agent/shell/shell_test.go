@@ -39,6 +39,7 @@ func TestCommands(t *testing.T) {
 			"can0: up, frames ", "dropped 3, error frames 2, bus-off 1, error-passive 1",
 			"can1: down (reopening)", "reopens 4",
 			"engine    frames ", "source errors 0",
+			"invalid   no reading from odometer frames: 6 named by the value table (SNA, Init...), 1 undecodable; speed: 0 named, 2 undecodable",
 			"open span from batch 2811234 over 1 batches: 4321 m [GAP]",
 			"outbox    depth 3, oldest pending 25m0s ago, head 5, acked through 2, 1200 of 67108864 bytes",
 			`last seq 5 1m0s ago: seq gap\x1b[2J\x1b]0;owned\x07`,

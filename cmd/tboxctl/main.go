@@ -42,6 +42,7 @@ var commands = []command{
 	{"keygen", "keygen --key FILE: new device key (mode 0600), prints the address", runKeygen},
 	{"address", "address --key FILE: prints the device address", runAddress},
 	{"decode", "decode --profile FILE [--log FILE]: candump log to JSON lines", runDecode},
+	{"dbc", "dbc FILE: a DBC as the agent reads it, one JSON line per message", runDbc},
 	{"replay", "replay --profile FILE --key FILE [--log FILE] [--chain-id N] [--state DIR]: signed attestations", runReplay},
 	{"outbox", "outbox --state DIR: prints the attestations held in a state directory", runOutbox},
 	{"unlock", "unlock --service-key FILE --challenge TOKEN [--device ADDR]: answers the shell's service-mode challenge", runUnlock},

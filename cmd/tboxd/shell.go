@@ -153,6 +153,11 @@ func (p *shellParts) status() shell.Status {
 		if t := a.C.LastFrame.Load(); t != 0 {
 			st.LastFrame = time.Unix(0, t)
 		}
+		if nr := a.NotReadings(); nr != nil {
+			st.NotReadings = shell.NotReadingStatus{Known: true,
+				OdometerNamed: nr.Named(profile.Odometer), OdometerUndecodable: nr.Undecodable(profile.Odometer),
+				SpeedNamed: nr.Named(profile.Speed), SpeedUndecodable: nr.Undecodable(profile.Speed)}
+		}
 		if pr := a.Progress(); pr.Open {
 			st.Batch = shell.BatchStatus{Known: true, Batch: pr.Batch, Batches: uint64(pr.Batches), Meters: pr.Meters, Flags: pr.Flags}
 		}
