@@ -21,6 +21,7 @@ func main() {
 	fs := flag.NewFlagSet("tboxd", flag.ContinueOnError)
 	cfgPath := fs.String("config", "", "configuration file (TOML)")
 	showVersion := fs.Bool("version", false, "print the version and exit")
+	checkOnly := fs.Bool("check-config", false, "check the configuration and the files it names, list every problem, exit 0 (fine) or 2")
 	if err := fs.Parse(os.Args[1:]); err != nil {
 		os.Exit(2)
 	}
@@ -31,6 +32,9 @@ func main() {
 	if *cfgPath == "" || fs.NArg() > 0 {
 		fmt.Fprintln(os.Stderr, "usage: tboxd --config FILE")
 		os.Exit(2)
+	}
+	if *checkOnly {
+		os.Exit(runCheckConfig(*cfgPath, os.Stdout, os.Stderr))
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	err := run(ctx, *cfgPath)

@@ -34,7 +34,7 @@ func exitCode(err error) int {
 	var ke *signer.KeyFileError
 	if errors.As(err, &ce) || errors.As(err, &pe) || errors.As(err, &ue) ||
 		errors.Is(err, signer.ErrBadKey) || errors.Is(err, signer.ErrKeyPermissions) ||
-		(errors.As(err, &ke) && errors.Is(err, fs.ErrNotExist)) {
+		(errors.As(err, &ke) && errors.Is(err, fs.ErrNotExist)) || isProvisioningError(err) {
 		return 2
 	}
 	return 1
@@ -67,10 +67,11 @@ func run(ctx context.Context, cfgPath string) error {
 	for _, w := range p.Warnings() {
 		log.Warn("profile", "warning", w)
 	}
-	key, err := signer.LoadKeyFile(cfg.path(cfg.Key))
+	key, err := loadDeviceKey(cfg, log)
 	if err != nil {
 		return err
 	}
+	defer key.Close() // zeroes a TPM-unsealed key
 	device := key.Address().String()
 	log = log.With("device", device)
 
@@ -168,8 +169,17 @@ func run(ctx context.Context, cfgPath string) error {
 		return err
 	}
 	opts.Shell = svc
+	sup, err := startSupervisor(ctx, cfg.Watchdog, log)
+	if err != nil {
+		for _, s := range sources {
+			s.Close()
+		}
+		return err
+	}
+	defer sup.Close()
 	a := agent.New(att, opts)
 	sp.attach(a)
+	sup.Ready(newLiveness(a, st, livenessStale).check) // READY=1: key, outbox and buses are up
 	log.Info("tboxd started", "version", version, "sources", len(sources), "chain_id", cfg.ChainID)
 	err = a.Run(ctx)
 	for _, s := range sources {
