@@ -17,7 +17,7 @@ ifeq ($(ENABLE_RACE),1)
 TESTFLAGS += -race
 endif
 
-.PHONY: all build arm arm64 test unit hil bench demo deps fmt vet lint fuzz clean
+.PHONY: all build arm arm64 package test unit hil bench demo deps fmt vet lint fuzz clean
 
 all: build
 
@@ -32,6 +32,23 @@ arm:
 arm64:
 	@mkdir -p bin/linux-arm64
 	CGO_ENABLED=0 GOOS=linux GOARCH=arm64 $(GO) build $(GOFLAGS_BUILD) -o bin/linux-arm64/ $(addprefix ./cmd/,$(CMDS))
+
+# package builds the tboxd packages under bin/: .deb for armhf and arm64,
+# .ipk (opkg) for the same. nfpm is a Go tool of tools/go.mod, so that its
+# ~170 modules stay out of the agent's module graph (go tool builds it from
+# the module cache, no download of binaries). PKG_VERSION must start with
+# a digit (deb): a tag such as v1.2.3 gives 1.2.3, a bare commit 0.0.0+g<hash>.
+PKG_VERSION ?= $(shell echo '$(VERSION)' | sed -E 's/^v//; /^[0-9]+\./!s/^/0.0.0+g/')
+NFPM      := $(GO) tool -modfile=tools/go.mod nfpm
+package: arm arm64
+	@for spec in armhf:linux-arm arm64:linux-arm64; do \
+	  arch=$${spec%%:*}; rm -rf bin/.pkg; mkdir -p bin/.pkg; \
+	  cp bin/$${spec#*:}/tboxd bin/$${spec#*:}/tboxctl bin/.pkg/ || exit 1; \
+	  for fmt in deb ipk; do \
+	    NFPM_ARCH=$$arch PKG_VERSION='$(PKG_VERSION)' \
+	      $(NFPM) package --config deploy/nfpm.yaml --packager $$fmt --target bin/ || exit 1; \
+	  done; \
+	done; rm -rf bin/.pkg
 
 # deps installs what the tests need on a fresh Debian machine (qemu, the armhf
 # guest kernel and busybox, mosquitto, socat, can-utils). Idempotent.
