@@ -202,9 +202,11 @@ func TestWatchdogStopsWhileLoopStuck(t *testing.T) {
 	if len(alive) < 6 || len(alive) > 12 {
 		t.Errorf("%d pings in the 1.5 s alive, want about 10 (every 150 ms): %v", len(alive), alive)
 	}
+	// What systemd holds it to: never WATCHDOG_USEC without a ping. (A
+	// single gap may be short: a ticker catches up after a late tick.)
 	for i := 1; i < len(alive); i++ {
-		if d := alive[i].Sub(alive[i-1]); d < 100*time.Millisecond {
-			t.Errorf("pings %v apart, want about 150 ms", d)
+		if d := alive[i].Sub(alive[i-1]); d >= 300*time.Millisecond {
+			t.Errorf("pings %v apart while alive: systemd would have killed tboxd (WATCHDOG_USEC 300 ms)", d)
 		}
 	}
 	// Stuck: after stale (plus a ping interval), not one ping.
