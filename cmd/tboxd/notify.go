@@ -88,8 +88,14 @@ type liveness struct {
 }
 
 func newLiveness(a *agent.Agent, st *store.Store, stale time.Duration) *liveness {
+	created := time.Now()
 	return &liveness{
-		beat:  func() time.Time { return time.Unix(0, a.C.LoopBeat.Load()) },
+		beat: func() time.Time {
+			if b := a.C.LoopBeat.Load(); b != 0 {
+				return time.Unix(0, b)
+			}
+			return created // the loop has not started yet: it has stale to do so
+		},
 		probe: func() { st.Stats() }, // takes the outbox's lock, held by a write
 		stale: stale,
 	}

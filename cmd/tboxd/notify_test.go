@@ -361,6 +361,9 @@ func TestSdNotifyTboxd(t *testing.T) {
 	if got := ns.pings(ready, term); len(got) < 4 || len(got) > 8 {
 		t.Errorf("%d pings in the %v between READY and SIGTERM, want one every 500 ms", len(got), term.Sub(ready).Round(time.Millisecond))
 	}
+	if strings.Contains(a.stderr(), "not alive") {
+		t.Errorf("tboxd withheld a ping while alive:\n%s", tail(a.stderr(), 10))
+	}
 	if m := ns.all(); m[0].text != "READY=1\nSTATUS=attesting" {
 		t.Errorf("first datagram %q, want READY=1", m[0].text)
 	}
