@@ -4,8 +4,10 @@ go 1.26.0
 
 require (
 	github.com/BurntSushi/toml v1.6.0
+	github.com/coreos/go-systemd/v22 v22.7.0
 	github.com/decred/dcrd/dcrec/secp256k1/v4 v4.4.1
 	github.com/eclipse/paho.mqtt.golang v1.5.1
+	github.com/google/go-tpm v0.9.8
 	go.bug.st/serial v1.8.0
 	go.einride.tech/can v0.17.0
 	go.etcd.io/bbolt v1.5.0

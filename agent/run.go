@@ -83,7 +83,12 @@ type Counters struct {
 	SourceErrors atomic.Uint64 // sources that ended with an error
 	LastFrame    atomic.Int64  // unix nanos of the last frame
 	ClockBad     atomic.Bool   // wall clock untrustworthy at the last check
-	Started      time.Time
+	// LoopBeat is the unix nanos at which the loop last finished a tick
+	// (or started): a watchdog's liveness signal. A loop stuck, or a
+	// source stuck with the attester (a durable write that never
+	// returns), stops it.
+	LoopBeat atomic.Int64
+	Started  time.Time
 }
 
 // Agent is the running T-Box agent: CAN sources feeding the Attester, and
@@ -280,6 +285,7 @@ func (a *Agent) handle(f *can.Frame) error {
 func (a *Agent) loop(ctx context.Context, done <-chan struct{}, fatal <-chan error, logTime bool) error {
 	tick := time.NewTicker(a.opts.Tick)
 	defer tick.Stop()
+	a.C.LoopBeat.Store(time.Now().UnixNano())
 	for {
 		select {
 		case <-ctx.Done():
@@ -301,11 +307,13 @@ func (a *Agent) loop(ctx context.Context, done <-chan struct{}, fatal <-chan err
 				a.mu.Lock()
 				a.publishProgress()
 				a.mu.Unlock()
+				a.C.LoopBeat.Store(time.Now().UnixNano())
 				continue // a replay's clock is its frames
 			}
 			if err := a.tick(now); err != nil {
 				return err
 			}
+			a.C.LoopBeat.Store(time.Now().UnixNano())
 		}
 	}
 }

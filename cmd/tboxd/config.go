@@ -31,6 +31,9 @@ type Config struct {
 	MQTT   MQTTConfig   `toml:"mqtt"`
 	Shell  ShellConfig  `toml:"shell"`
 	Log    LogConfig    `toml:"log"`
+	// Watchdog and TPM: see notify.go and tpmkey.go.
+	Watchdog WatchdogConfig `toml:"watchdog"`
+	TPM      TPMConfig      `toml:"tpm"`
 
 	Shutdown duration `toml:"shutdown_grace"`
 
@@ -172,8 +175,12 @@ func parseConfig(path string, data []byte) (*Config, error) {
 		c.CAN.Coalesce.Duration = defaultCoalesce
 	}
 	c.defaults()
+	c.deployDefaults()
 	if err := c.validate(); err != nil {
 		return nil, err
+	}
+	if errs := c.deployProblems(); len(errs) > 0 {
+		return nil, errs[0]
 	}
 	return c, nil
 }

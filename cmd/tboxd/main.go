@@ -33,6 +33,7 @@ func mainArgs(args []string, stdout, stderr io.Writer) int {
 	fs.SetOutput(stderr)
 	cfgPath := fs.String("config", "", "configuration file (TOML)")
 	showVersion := fs.Bool("version", false, "print the version and exit")
+	checkOnly := fs.Bool("check-config", false, "check the configuration and the files it names, list every problem, exit 0 (fine) or 2")
 	fs.Usage = func() {
 		fmt.Fprintln(fs.Output(), "usage: tboxd --config FILE\n\nThe T-Box mileage agent. SIGTERM or SIGINT stops it (the open span is attested\nand uploaded within shutdown_grace); SIGHUP re-reads log.level.\nExit status: 0 success, 1 a runtime error, 2 bad usage or configuration.\n\nFlags:")
 		fs.PrintDefaults()
@@ -50,6 +51,9 @@ func mainArgs(args []string, stdout, stderr io.Writer) int {
 	if *cfgPath == "" || fs.NArg() > 0 {
 		fmt.Fprintln(stderr, "usage: tboxd --config FILE")
 		return 2
+	}
+	if *checkOnly {
+		return runCheckConfig(*cfgPath, stdout, stderr)
 	}
 	// SIGHUP (logrotate, systemctl reload) must never stop the daemon.
 	hup := make(chan os.Signal, 1)

@@ -35,6 +35,10 @@ var bins struct {
 	err       error
 }
 
+// buildTags are the tags the binaries under test are built with: those of
+// this test binary (tpm_test.go adds "tpm").
+var buildTags = ""
+
 // TestMain runs the tests, removes the binaries, and checks that no test
 // left a goroutine behind.
 func TestMain(m *testing.M) {
@@ -69,7 +73,7 @@ func build() error {
 	// a drive recorded before the build must still replay with its own
 	// timestamps as the clock, never as an unset clock.
 	ld := "-X main.buildTime=" + strconv.FormatInt(time.Now().Unix(), 10)
-	cmd := exec.Command(goBin, "build", "-ldflags", ld, "-o", dir+string(filepath.Separator), ".", "../collector")
+	cmd := exec.Command(goBin, "build", "-tags", buildTags, "-ldflags", ld, "-o", dir+string(filepath.Separator), ".", "../collector")
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		return fmt.Errorf("go build: %w\n%s", err, out)

@@ -35,7 +35,7 @@ func exitCode(stderr io.Writer, err error) int {
 	var ke *signer.KeyFileError
 	if errors.As(err, &ce) || errors.As(err, &pe) || errors.As(err, &ue) ||
 		errors.Is(err, signer.ErrBadKey) || errors.Is(err, signer.ErrKeyPermissions) ||
-		(errors.As(err, &ke) && errors.Is(err, fs.ErrNotExist)) {
+		(errors.As(err, &ke) && errors.Is(err, fs.ErrNotExist)) || isProvisioningError(err) {
 		return 2
 	}
 	return 1
@@ -86,10 +86,11 @@ func run(ctx context.Context, cfgPath string, hup <-chan os.Signal) error {
 	for _, w := range p.Warnings() {
 		log.Warn("profile", "warning", w)
 	}
-	key, err := signer.LoadKeyFile(cfg.path(cfg.Key))
+	key, err := loadDeviceKey(cfg, log)
 	if err != nil {
 		return err
 	}
+	defer key.Close() // zeroes a TPM-unsealed key
 	device := key.Address().String()
 	log = log.With("device", device)
 
@@ -205,9 +206,18 @@ func run(ctx context.Context, cfgPath string, hup <-chan os.Signal) error {
 		return err
 	}
 	opts.Shell = svc
+	sup, err := startSupervisor(ctx, cfg.Watchdog, log)
+	if err != nil {
+		for _, s := range sources {
+			s.Close()
+		}
+		return err
+	}
+	defer sup.Close()
 	a := agent.New(att, opts)
 	parts.attach(a)
 	sp.Store(parts)
+	sup.Ready(newLiveness(a, st, livenessStale).check) // READY=1: key, outbox and buses are up
 	log.Info("tboxd started", "version", version, "sources", len(sources), "chain_id", cfg.ChainID)
 	err = a.Run(ctx)
 	for _, s := range sources {
@@ -224,16 +234,22 @@ func run(ctx context.Context, cfgPath string, hup <-chan os.Signal) error {
 // reload applies SIGHUP: it re-reads the configuration file and sets the
 // log level from it. Everything else takes effect at the next start; the
 // log line says so.
+// Under systemd, RELOADING=1 ... READY=1 frame it (notifyReload).
 func reload(cfgPath string, level *slog.LevelVar, log *slog.Logger) {
-	cfg, err := LoadConfig(cfgPath)
+	err := notifyReload(log, func() error {
+		cfg, err := LoadConfig(cfgPath)
+		if err != nil {
+			return err
+		}
+		old := level.Level()
+		level.UnmarshalText([]byte(cfg.Log.Level)) // validated
+		log.Warn("SIGHUP: configuration reloaded", "log.level", level.Level().String(), "was", old.String(),
+			"note", "other settings take effect at the next start")
+		return nil
+	})
 	if err != nil {
 		log.Error("SIGHUP: configuration not reloaded, nothing changed", "err", err)
-		return
 	}
-	old := level.Level()
-	level.UnmarshalText([]byte(cfg.Log.Level)) // validated
-	log.Warn("SIGHUP: configuration reloaded", "log.level", level.Level().String(), "was", old.String(),
-		"note", "other settings take effect at the next start")
 }
 
 // health is the agent's part of the retained health report: the outbox

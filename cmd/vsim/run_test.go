@@ -10,6 +10,7 @@ import (
 	"runtime"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/csop/tbox/agent/profile"
 	"github.com/csop/tbox/can/socketcan"
@@ -42,14 +43,23 @@ func TestRun(t *testing.T) {
 	if lines := bytes.Count(log, []byte("\n")); lines != tr.Frames.Total || tr.Meters <= 0 {
 		t.Errorf("log has %d lines, truth counts %d frames and %d m", lines, tr.Frames.Total, tr.Meters)
 	}
-	// The same flags give the same log.
-	again := filepath.Join(dir, "again.log")
-	if err := run(context.Background(), []string{"--profile", evProfile, "--seed", "3", "--duration", "30m",
-		"--log", again, "--biometric", "--noise", "2"}, &bytes.Buffer{}, &bytes.Buffer{}); err != nil {
-		t.Fatal(err)
+	// By default the drive ends now: a log replayed at once is neither in
+	// the future nor older than the binaries that read it.
+	if d := time.Since(tr.End); d < 0 || d > time.Minute {
+		t.Errorf("the default drive ends %v ago, want now", d)
 	}
-	if b2, _ := os.ReadFile(again); !bytes.Equal(log, b2) {
-		t.Error("same seed, different log")
+	// The same flags give the same log.
+	start := tr.Start.Format(time.RFC3339)
+	one, again := filepath.Join(dir, "one.log"), filepath.Join(dir, "again.log")
+	for _, p := range []string{one, again} {
+		if err := run(context.Background(), []string{"--profile", evProfile, "--seed", "3", "--duration", "30m", "--start", start,
+			"--log", p, "--biometric", "--noise", "2"}, &bytes.Buffer{}, &bytes.Buffer{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	b1, _ := os.ReadFile(one)
+	if b2, _ := os.ReadFile(again); !bytes.Equal(b1, b2) || len(b1) == 0 {
+		t.Error("same seed and start, different log")
 	}
 }
 
@@ -63,7 +73,8 @@ func TestRunUsage(t *testing.T) {
 		{[]string{"--profile", evProfile, "--start", "yesterday"}, nil, "RFC 3339"},
 		{[]string{"--profile", evProfile, "--log", "x", "--iface", "vcan0"}, nil, "exclude"},
 		{[]string{"--profile", "../../agent/profile/testdata/bad/bad_unit.toml"}, profile.ErrUnit, "ticks"},
-		{[]string{"--profile", evProfile, "--duration", "0s"}, vehicle.ErrScenario, "duration"},
+		{[]string{"--profile", evProfile, "--duration", "0s"}, nil, "--duration 0s: want a length > 0"},
+		{[]string{"--profile", evProfile, "--duration", "-1h"}, nil, "--duration -1h0m0s: want a length > 0"},
 		{[]string{"--bogus"}, nil, "bogus"},
 		{[]string{"--profile", evProfile, "--pace", "60"}, nil, "needs --iface"},
 		{[]string{"--profile", evProfile, "--iface", "vcan0", "--pace", "0"}, nil, "> 0"},

@@ -4,7 +4,8 @@
 #   hil/scripts/install.sh [CACHE_DIR]
 #
 # Host packages: qemu-system-arm, busybox-static, cpio, e2fsprogs, socat,
-# can-utils, mosquitto. Guest files (armhf, from the Debian archive through
+# can-utils, mosquitto, swtpm and swtpm-tools (the TPM-sealed key's tests).
+# Guest files (armhf, from the Debian archive through
 # apt-get download, unpacked with dpkg-deb -x): busybox-static, the armmp-lpae
 # kernel with its modules, can-utils and the libc it links against.
 # CACHE_DIR defaults to <repo root>/.cache/hil. The script is idempotent: when
@@ -29,7 +30,7 @@ kit_ok() {
 	# shellcheck disable=SC1090
 	( . "$kitenv"
 	  for p in "$KERNEL" "$MODULES" "$BUSYBOX" "$CANUTILS" "$LIBDIR"; do [ -e "$p" ] || exit 1; done
-	  for b in qemu-system-arm cpio gzip mkfs.ext4 debugfs socat candump mosquitto; do
+	  for b in qemu-system-arm cpio gzip mkfs.ext4 debugfs socat candump mosquitto swtpm; do
 		command -v "$b" >/dev/null 2>&1 || [ -x "/usr/sbin/$b" ] || exit 1
 	  done ) || return 1
 }
@@ -54,7 +55,7 @@ apt_update() {
 
 # Host packages.
 missing=
-for p in qemu-system-arm busybox-static cpio e2fsprogs socat can-utils mosquitto gzip; do
+for p in qemu-system-arm busybox-static cpio e2fsprogs socat can-utils mosquitto gzip swtpm swtpm-tools; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing="$missing $p"
 done
 if [ -n "$missing" ]; then
