@@ -34,8 +34,9 @@
 // within Config.MaxDelay of the first): the checks that need no state run
 // first, then the chain checks and the writes of the whole group run in one
 // bbolt transaction, and only after it commits are acks and nacks
-// published. An ack {"seq":N} is cumulative: N is the device's highest
-// stored seq, and every seq <= N is stored.
+// published. An ack is cumulative: its seq N is the device's highest
+// stored seq, and every seq <= N is stored. Acks and nacks are signed
+// receipts and refusals (receipts.go); acks are retained.
 //
 // # Shared subscriptions
 //
@@ -88,6 +89,10 @@ type Config struct {
 	MaxDelay time.Duration // wait for more messages after the first; DefaultMaxDelay if zero
 
 	Now func() time.Time // the clock; time.Now if nil
+
+	// Signer signs every ack and nack Run publishes (signing_key, see
+	// receipts.go); Run refuses to start without one.
+	Signer signer.Signer
 }
 
 // Collector verifies, stores and answers attestations. It is safe for
@@ -160,7 +165,11 @@ type Message struct {
 type Reply struct {
 	Topic string // csop/v1/<device>/ack or .../nack
 	Seq   uint64
-	Err   error // nil for an ack; the reason for a nack
+	// Digest is the digest signed for the device's attestation Seq: the
+	// stored head's for an ack, the refused attestation's for a nack (zero
+	// when the payload was no attestation).
+	Digest [32]byte
+	Err    error // nil for an ack; the reason for a nack
 }
 
 // Ack reports whether r is an ack.
@@ -260,7 +269,7 @@ func (c *Collector) Process(msgs []Message) ([]Reply, error) {
 				if err != nil {
 					return err
 				}
-				chainReplies = append(chainReplies, Reply{Topic: "csop/v1/" + ackSeg[dev] + "/ack", Seq: h.Seq})
+				chainReplies = append(chainReplies, Reply{Topic: "csop/v1/" + ackSeg[dev] + "/ack", Seq: h.Seq, Digest: h.Digest})
 			}
 			return nil
 		})
@@ -288,14 +297,16 @@ func (c *Collector) precheck(m Message) (*candidate, *Reply) {
 		c.log.Warn("message on a topic naming no device, ignored", "topic", m.Topic, "bytes", len(m.Payload))
 		return nil, nil
 	}
+	var digest [32]byte // of the refused attestation, for the signed refusal
 	nack := func(seq uint64, err error) *Reply {
 		c.log.Info("attestation refused", "device", seg, "seq", seq, "reason", err.Error())
-		return &Reply{Topic: "csop/v1/" + seg + "/nack", Seq: seq, Err: err}
+		return &Reply{Topic: "csop/v1/" + seg + "/nack", Seq: seq, Digest: digest, Err: err}
 	}
 	a, err := signer.ParseWire(m.Payload)
 	if err != nil {
 		return nil, nack(0, err)
 	}
+	digest = signer.Digest(c.cfg.ChainID, a)
 	if a.Device != tdev || seg != a.Device.String() {
 		return nil, nack(a.Seq, &refusal{ErrTopic, fmt.Sprintf("%v: topic names device %s, attestation is from %s", ErrTopic, seg, a.Device)})
 	}
@@ -305,7 +316,7 @@ func (c *Collector) precheck(m Message) (*candidate, *Reply) {
 	if err := signer.Verify(c.cfg.ChainID, a); err != nil {
 		return nil, nack(a.Seq, err)
 	}
-	return &candidate{seg: seg, a: a, digest: signer.Digest(c.cfg.ChainID, a), wire: m.Payload}, nil
+	return &candidate{seg: seg, a: a, digest: digest, wire: m.Payload}, nil
 }
 
 // decide runs the chain, batch and plausibility checks of one candidate
@@ -331,7 +342,7 @@ func (c *Collector) check(tx *ledger.Tx, cd *candidate) (*Reply, error) {
 	nack := func(kind error, format string, args ...any) *Reply {
 		err := &refusal{kind, kind.Error() + ": " + fmt.Sprintf(format, args...)}
 		c.log.Info("attestation refused", "device", a.Device, "seq", a.Seq, "reason", err.msg)
-		return &Reply{Topic: "csop/v1/" + cd.seg + "/nack", Seq: a.Seq, Err: err}
+		return &Reply{Topic: "csop/v1/" + cd.seg + "/nack", Seq: a.Seq, Digest: cd.digest, Err: err}
 	}
 	h, err := tx.Head(a.Device)
 	if err != nil {
