@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/BurntSushi/toml"
+	"github.com/csop/tbox/signer"
 )
 
 // Config is tboxd's configuration file (TOML). Paths are relative to the
@@ -65,6 +66,11 @@ type MQTTConfig struct {
 	NackRetry      duration `toml:"nack_retry"`
 	AckTimeout     duration `toml:"ack_timeout"`
 	HealthInterval duration `toml:"health_interval"`
+	// CollectorAddresses are the collector keys whose signed receipts may
+	// remove attestations (SPEC.md §2 rev 2); required with a broker.
+	CollectorAddresses []string `toml:"collector_addresses"`
+
+	collectors []signer.Address
 }
 
 // ShellConfig is the diagnostic shell on a serial port; an empty device
@@ -220,8 +226,20 @@ func (c *Config) validate() error {
 		return c.fail("outbox.max_bytes", "want at least 65536 bytes (or 0 for the default), found %d", c.Outbox.MaxBytes)
 	case c.MQTT.Window < 0:
 		return c.fail("mqtt.window", "want a positive number, found %d", c.MQTT.Window)
+	case c.MQTT.Broker != "" && len(c.MQTT.CollectorAddresses) == 0:
+		return c.fail("mqtt.collector_addresses", "required with mqtt.broker: the address(es) of the collector key(s) that sign receipts, e.g. [\"0x...\"]")
+	case len(c.MQTT.CollectorAddresses) > 16:
+		return c.fail("mqtt.collector_addresses", "want at most 16 addresses, found %d", len(c.MQTT.CollectorAddresses))
 	case c.Shell.Baud < 0:
 		return c.fail("shell.baud", "want a positive baud rate, found %d", c.Shell.Baud)
+	}
+	c.MQTT.collectors = c.MQTT.collectors[:0]
+	for i, a := range c.MQTT.CollectorAddresses {
+		addr, err := signer.ParseAddress(a)
+		if err != nil {
+			return c.fail(fmt.Sprintf("mqtt.collector_addresses[%d]", i), "want 0x and 40 hex digits (a collector key's address), found %q", a)
+		}
+		c.MQTT.collectors = append(c.MQTT.collectors, addr)
 	}
 	switch c.Log.Level {
 	case "debug", "info", "warn", "error":

@@ -106,6 +106,8 @@ func run(ctx context.Context, cfgPath string) error {
 			NackRetry:      cfg.MQTT.NackRetry.Duration,
 			AckTimeout:     cfg.MQTT.AckTimeout.Duration,
 			HealthInterval: cfg.MQTT.HealthInterval.Duration,
+			ChainID:        cfg.ChainID,
+			Collectors:     cfg.MQTT.collectors,
 			Logger:         log.With("part", "uplink"),
 			Health:         func() any { return health(st) },
 		}, outbox{st})
@@ -209,13 +211,13 @@ func (o outbox) Pending(after uint64, limit int) ([]uplink.Message, error) {
 	}
 	msgs := make([]uplink.Message, len(recs))
 	for i, r := range recs {
-		msgs[i] = uplink.Message{Seq: r.Seq, Wire: r.Wire}
+		msgs[i] = uplink.Message{Seq: r.Seq, Digest: r.Digest, Wire: r.Wire}
 	}
 	return msgs, nil
 }
 
-func (o outbox) Ack(seq uint64) error {
-	_, err := o.st.Ack(seq)
+func (o outbox) Ack(r signer.Receipt) error {
+	_, err := o.st.AckReceipt(r.Seq, r.AppendWire(nil))
 	return err
 }
 
