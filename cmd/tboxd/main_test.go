@@ -318,7 +318,7 @@ type collector struct {
 	t    *testing.T
 	dir  string
 	cfg  string
-	addr string // the receipts' signer
+	addr string  // the receipts' signer
 	runs []*proc // every run, in order
 }
 
