@@ -2,6 +2,7 @@ package store
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"testing"
 )
@@ -43,6 +44,45 @@ func TestAckReceipt(t *testing.T) {
 		t.Fatalf("LastReceipt after reopen = %q, %v", r, err)
 	}
 	if st := s.Stats(); st.AckedThrough != 2 || st.Depth != 1 {
+		t.Errorf("stats %+v", st)
+	}
+}
+
+// A reflashed store adopts the retained receipt: the chain continues at
+// seq+1 with prev = its digest, across a reopen, with no state left.
+func TestAdopt(t *testing.T) {
+	dir := t.TempDir()
+	s := mustOpen(t, dir, nil)
+	for seq := uint64(1); seq <= 2; seq++ {
+		if err := s.Append(Record{Seq: seq, Digest: [32]byte{byte(seq)}, Wire: []byte("x")}, []byte("state")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	d := [32]byte{0xaa}
+	n, err := s.Adopt(10, d, []byte("receipt 10"))
+	if err != nil || n != 2 {
+		t.Fatalf("Adopt = %d, %v; want 2 forked records dropped", n, err)
+	}
+	if _, err := s.Adopt(10, d, []byte("again")); !errors.Is(err, ErrAdoptBehind) {
+		t.Errorf("Adopt of the head again: %v, want ErrAdoptBehind", err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s = mustOpen(t, dir, nil)
+	if seq, dg := s.Last(); seq != 10 || dg != d {
+		t.Fatalf("Last after reopen = %d, %x", seq, dg)
+	}
+	if st, _ := s.State(); st != nil {
+		t.Errorf("state %q kept after adopting", st)
+	}
+	if rec := s.Stats().Recovery; rec.Repaired() {
+		t.Errorf("reopen repaired: %q", rec.Notes)
+	}
+	if err := s.Append(Record{Seq: 11, Digest: [32]byte{11}, Wire: []byte("y")}, nil); err != nil {
+		t.Fatalf("Append 11 after adopting 10: %v", err)
+	}
+	if st := s.Stats(); st.Depth != 1 || st.AckedThrough != 10 {
 		t.Errorf("stats %+v", st)
 	}
 }

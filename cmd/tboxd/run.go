@@ -92,7 +92,7 @@ func run(ctx context.Context, cfgPath string) error {
 
 	var up *uplink.Uplink
 	if cfg.MQTT.Broker != "" {
-		up, err = uplink.New(uplink.Config{
+		ucfg := uplink.Config{
 			Broker:         cfg.MQTT.Broker,
 			Device:         device,
 			CAFile:         cfg.path(cfg.MQTT.CAFile),
@@ -110,10 +110,12 @@ func run(ctx context.Context, cfgPath string) error {
 			Collectors:     cfg.MQTT.collectors,
 			Logger:         log.With("part", "uplink"),
 			Health:         func() any { return health(st) },
-		}, outbox{st})
+		}
+		up, err = uplink.New(ucfg, outbox{st})
 		if err != nil {
 			return err
 		}
+		resumeFromReceipt(ctx, ucfg, st, log)
 	} else {
 		log.Warn("no mqtt.broker configured: attestations stay in the outbox")
 	}
