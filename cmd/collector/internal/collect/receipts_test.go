@@ -1,6 +1,7 @@
 package collect
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"strings"
@@ -121,14 +122,23 @@ func TestFairQueue(t *testing.T) {
 	}
 }
 
-// TestFloodDoesNotDelayOthers: a registered device floods the collector
-// with 3,000 bad-signature attestations; another device's attestation is
-// still receipted within a second, the receipts are retained, and the
-// flooder's replies are bounded.
+// TestFloodDoesNotDelayOthers: on the shipped broker configuration (mTLS,
+// the per-device ACL), a registered device floods the collector with 3,000
+// bad-signature attestations; another device's attestation is still
+// receipted within a second of its unflooded round trip, the receipts are
+// retained, and the flooder's replies are bounded.
 func TestFloodDoesNotDelayOthers(t *testing.T) {
-	// The queue limits of the shipped broker configuration
-	// (deploy/mosquitto/mosquitto.conf).
-	broker := mqtttest.Start(t, mqtttest.WithConfig("max_inflight_messages 1000", "max_queued_messages 100000"))
+	pki := mqtttest.NewPKI(t)
+	broker := mqtttest.Start(t, mqtttest.WithShippedConfig(pki))
+	url := "ssl://" + broker.Addr()
+	tlsFor := func(cn string) *tls.Config {
+		c, k := pki.ClientCert(cn)
+		cfg, err := MQTT{CAFile: pki.CAFile, CertFile: c, KeyFile: k}.TLSConfig()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return cfg
+	}
 	l := newLedger(t, false)
 	flooder, honest := newDevice(t, nowBatch()-5), newDevice(t, nowBatch()-5)
 	key := collectorKey(t)
@@ -136,10 +146,11 @@ func TestFloodDoesNotDelayOthers(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	startCollector(t, c, MQTT{Broker: broker.URL(), ClientID: "collector"})
-	honest.connect(broker.URL())
+	cc, ck := pki.ClientCert("collector-1")
+	startCollector(t, c, MQTT{Broker: url, ClientID: "collector", CAFile: pki.CAFile, CertFile: cc, KeyFile: ck})
+	honest.connectTLS(url, tlsFor(honest.addr.String()))
 
-	fc := mqtt.NewClient(mqtt.NewClientOptions().AddBroker(broker.URL()).SetClientID(flooder.addr.String()))
+	fc := mqtt.NewClient(mqtt.NewClientOptions().AddBroker(url).SetClientID(flooder.addr.String()).SetTLSConfig(tlsFor(flooder.addr.String())))
 	if tok := fc.Connect(); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
 		t.Fatal(tok.Error())
 	}
@@ -203,7 +214,7 @@ func TestFloodDoesNotDelayOthers(t *testing.T) {
 	// The ack is retained: a device connecting later (a reflashed one)
 	// gets the receipt of the stored head at once.
 	got := make(chan []byte, 1)
-	late := mqtt.NewClient(mqtt.NewClientOptions().AddBroker(broker.URL()).SetClientID("late-" + honest.addr.String()))
+	late := mqtt.NewClient(mqtt.NewClientOptions().AddBroker(url).SetClientID("late-" + honest.addr.String()).SetTLSConfig(tlsFor(honest.addr.String())))
 	if tok := late.Connect(); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
 		t.Fatal(tok.Error())
 	}
