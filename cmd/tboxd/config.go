@@ -69,6 +69,10 @@ type MQTTConfig struct {
 	// CollectorAddresses are the collector keys whose signed receipts may
 	// remove attestations (SPEC.md §2 rev 2); required with a broker.
 	CollectorAddresses []string `toml:"collector_addresses"`
+	// ResumeFromReceipt (default true): a start with no chain in the
+	// outbox first reads the retained receipt on a connection of its own
+	// (reflash.go).
+	ResumeFromReceipt *bool `toml:"resume_from_receipt"`
 
 	collectors []signer.Address
 }

@@ -115,7 +115,9 @@ func run(ctx context.Context, cfgPath string) error {
 		if err != nil {
 			return err
 		}
-		resumeFromReceipt(ctx, ucfg, st, log)
+		if r := cfg.MQTT.ResumeFromReceipt; r == nil || *r {
+			resumeFromReceipt(ctx, ucfg, st, log)
+		}
 	} else {
 		log.Warn("no mqtt.broker configured: attestations stay in the outbox")
 	}

@@ -92,6 +92,9 @@ broker          = "tcp://%s"
 # network the guest cannot leave (restrict=on). Never on a vehicle.
 allow_insecure  = true
 health_interval = "10s"
+# qemu's guestfwd carries one connection for the guest's life: the uplink's.
+# The start-up look for a retained receipt (a reflash) would take it.
+resume_from_receipt = false
 `, hil.BrokerAddr)
 		b.WriteString("collector_addresses = [")
 		for i, a := range t.Collectors {
