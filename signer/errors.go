@@ -37,6 +37,15 @@ var (
 	// attestation's device.
 	ErrSignerMismatch = errors.New("signature not made by device")
 
+	// ErrMalformedReceipt: wire bytes that are not a well-formed receipt or
+	// refusal (README §C2: JSON syntax, a missing, repeated or unknown
+	// field, bad hex, a wrong length, a number out of range, too large), or
+	// a receipt for seq 0 or a reason too long.
+	ErrMalformedReceipt = errors.New("malformed receipt")
+	// ErrNotCollector: a receipt or refusal whose signature recovers to
+	// none of the collector addresses the verifier trusts.
+	ErrNotCollector = errors.New("not signed by a collector")
+
 	// ErrWrongDevice: an attestation from another device than the expected one.
 	ErrWrongDevice = errors.New("wrong device")
 	// ErrSeqGap: seqs missing before this attestation.

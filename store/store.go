@@ -56,6 +56,7 @@ var (
 	keyLastNack  = []byte("lastnack")
 	keyCreatedAt = []byte("created")
 	keyRepaired  = []byte("repaired")
+	keyReceipt   = []byte("receipt")
 )
 
 // Options configure a Store. A nil *Options or a zero field means the default.
@@ -941,6 +942,38 @@ func (s *Store) Get(seq uint64) (Record, error) {
 // acked-through point removes nothing and is not an error; an ack above
 // the head is ErrAckAhead.
 func (s *Store) Ack(seq uint64) (removed int, err error) {
+	return s.ack(seq, nil)
+}
+
+// AckReceipt is Ack for the collector's verified receipt of seq, whose
+// wire form it keeps in the same transaction as the car's proof that its
+// mileage up to seq was stored (LastReceipt). The caller verifies the
+// receipt; the store keeps at most MaxReceiptSize bytes of it.
+func (s *Store) AckReceipt(seq uint64, receipt []byte) (removed int, err error) {
+	if len(receipt) == 0 || len(receipt) > MaxReceiptSize {
+		return 0, fmt.Errorf("ack seq %d: receipt of %d bytes, want 1 to %d", seq, len(receipt), MaxReceiptSize)
+	}
+	return s.ack(seq, receipt)
+}
+
+// MaxReceiptSize bounds a receipt kept by AckReceipt.
+const MaxReceiptSize = 4 << 10
+
+// LastReceipt returns the wire form of the last receipt AckReceipt kept,
+// or nil when there is none.
+func (s *Store) LastReceipt() ([]byte, error) {
+	var out []byte
+	err := s.view(func(tx *bbolt.Tx) error {
+		out = bytes.Clone(tx.Bucket(bucketMeta).Get(keyReceipt))
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("last receipt: %w", err)
+	}
+	return out, nil
+}
+
+func (s *Store) ack(seq uint64, receipt []byte) (removed int, err error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if err := s.writable(); err != nil {
@@ -974,6 +1007,11 @@ func (s *Store) Ack(seq uint64) (removed int, err error) {
 				return &CorruptError{Path: s.path, Err: err}
 			}
 			oldest = r.Created
+		}
+		if receipt != nil {
+			if err := tx.Bucket(bucketMeta).Put(keyReceipt, receipt); err != nil {
+				return err
+			}
 		}
 		return putUint(tx.Bucket(bucketMeta), keyAcked, seq)
 	})

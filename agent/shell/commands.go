@@ -3,6 +3,7 @@ package shell
 import (
 	"errors"
 	"fmt"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -227,7 +228,7 @@ func formatStatus(st Status, now time.Time, version, service string) string {
 	}
 	line("outbox", "depth %d, %s, head %d, acked through %d, %d of %d bytes%s", o.Depth, oldest, o.Head, o.AckedThrough, o.Bytes, o.MaxBytes, full)
 	if o.LastNack.Seq != 0 {
-		line("nack", "%d refused in all; last seq %d %s: %s", o.Nacks, o.LastNack.Seq, ago(o.LastNack.Time), o.LastNack.Reason)
+		line("nack", "%d refused in all; last seq %d %s: %s", o.Nacks, o.LastNack.Seq, ago(o.LastNack.Time), oneLine(o.LastNack.Reason))
 	} else {
 		line("nack", "none")
 	}
@@ -242,10 +243,13 @@ func formatStatus(st Status, now time.Time, version, service string) string {
 		line("uplink", "NOT connected, last ack %d, reconnects %d", up.LastAcked, up.Reconnects)
 	}
 	if up.Enabled && up.LastError != "" {
-		line("", "last connection error %s: %s", ago(up.LastErrorAt), up.LastError)
+		line("", "last connection error %s: %s", ago(up.LastErrorAt), oneLine(up.LastError))
 	}
 	if up.Enabled && up.LastNackSeq != 0 {
-		line("", "last nack seq %d: %s", up.LastNackSeq, up.LastNackReason)
+		line("", "last nack seq %d: %s", up.LastNackSeq, oneLine(up.LastNackReason))
+	}
+	if up.Enabled {
+		line("receipts", "%s", receiptsLine(up))
 	}
 	line("service", "%s", service)
 	return strings.TrimSuffix(b.String(), "\n")
@@ -286,7 +290,7 @@ func (ss *session) showAtt(seq uint64) {
 		if seq > head {
 			ss.printf("seq %d: not made yet (the last is %d)", seq, head)
 		} else {
-			ss.printf("seq %d: acked by the backend and removed from the outbox", seq)
+			ss.printf("seq %d: receipted by the collector and removed from the outbox%s", seq, ss.lastReceipt())
 		}
 		return
 	case err != nil:
@@ -296,9 +300,46 @@ func (ss *session) showAtt(seq uint64) {
 	ss.printf("%s", r.Wire)
 	info := fmt.Sprintf("seq %d, made %s, digest 0x%x", r.Seq, r.Created.UTC().Format(time.RFC3339), r.Digest)
 	if r.Nacks > 0 {
-		info += fmt.Sprintf(", refused %d times, last reason: %s", r.Nacks, r.NackReason)
+		info += fmt.Sprintf(", refused %d times, last reason: %s", r.Nacks, oneLine(r.NackReason))
 	}
-	ss.printf("%s", info)
+	ss.printf("%s, not receipted yet", info)
+}
+
+// lastReceipt describes the outbox's last receipt, the car's proof, when
+// the outbox keeps one.
+func (ss *session) lastReceipt() string {
+	rk, ok := ss.sh.deps.Outbox.(ReceiptKeeper)
+	if !ok {
+		return ""
+	}
+	w, err := rk.LastReceipt()
+	if err != nil || len(w) == 0 {
+		return ""
+	}
+	return "; last receipt kept: " + oneLine(string(w))
+}
+
+// receiptsLine summarizes the replies the uplink ignored.
+func receiptsLine(up UplinkStatus) string {
+	if len(up.Ignored) == 0 {
+		return "none ignored"
+	}
+	kinds := make([]string, 0, len(up.Ignored))
+	for k := range up.Ignored {
+		kinds = append(kinds, k)
+	}
+	sort.Strings(kinds)
+	var b strings.Builder
+	b.WriteString("IGNORED ")
+	for i, k := range kinds {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		fmt.Fprintf(&b, "%d %s", up.Ignored[k], k)
+	}
+	b.WriteString("; last: ")
+	b.WriteString(oneLine(truncate(up.LastIgnored, 200)))
+	return b.String()
 }
 
 func (ss *session) id([]string) { ss.printf("%s", ss.sh.deps.Device) }

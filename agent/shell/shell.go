@@ -87,6 +87,12 @@ type Outbox interface {
 	Last() (seq uint64, digest [32]byte)
 }
 
+// ReceiptKeeper is an Outbox that keeps the collector's last receipt
+// (*store.Store): `att show` prints it as the car's proof.
+type ReceiptKeeper interface {
+	LastReceipt() ([]byte, error)
+}
+
 // Logs returns up to n recent log lines, oldest first (*LogRing).
 type Logs interface {
 	Lines(n int) []string
@@ -207,6 +213,8 @@ type UplinkStatus struct {
 	Nacks          uint64
 	LastNackSeq    uint64
 	LastNackReason string
+	Ignored        map[string]uint64 // forged or foreign acks/nacks, by kind
+	LastIgnored    string            // outside text: shown escaped
 }
 
 // Shell is the diagnostic shell. One Shell serves one port; the unlock

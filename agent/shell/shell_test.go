@@ -22,7 +22,7 @@ var challengeRE = regexp.MustCompile(`challenge ([0-9a-f]{114})\r\n`)
 func TestCommands(t *testing.T) {
 	r := newRig(t)
 	r.agent.mu.Lock()
-	r.agent.nack = "seq gap\x1b[2J\x1b]0;owned\x07"
+	r.agent.nack = "seq gap\x1b[2J\x1b]0;owned\x07\nservice   unlocked"
 	r.agent.mu.Unlock()
 	dev := r.key.Address().String()
 	for _, tc := range []struct {
@@ -42,14 +42,14 @@ func TestCommands(t *testing.T) {
 			"invalid   no reading from odometer frames: 6 named by the value table (SNA, Init...), 1 undecodable; speed: 0 named, 2 undecodable",
 			"open span from batch 2811234 over 1 batches: 4321 m [GAP]",
 			"outbox    depth 3, oldest pending 25m0s ago, head 5, acked through 2, 1200 of 67108864 bytes",
-			`last seq 5 1m0s ago: seq gap\x1b[2J\x1b]0;owned\x07`,
+			`last seq 5 1m0s ago: seq gap\x1b[2J\x1b]0;owned\x07\nservice   unlocked`,
 			"uplink    NOT connected, last ack 2, reconnects 7",
 			"connection refused", "service   locked",
-		}, never: []string{"\x1b", "\x07"}},
+		}, never: []string{"\x1b", "\x07", "\r\nservice   unlocked"}},
 		{line: "STATUS", want: []string{"version   v-test"}},
 		{line: "att last", want: []string{`"seq":5,`, `"device":"` + dev + `"`, "seq 5, made 2023-11-14T", `refused 2 times, last reason: bad batch\x1b[2J`}, never: []string{"\x1b"}},
-		{line: "att show 3", want: []string{`{"v":1,"device":"` + dev + `","seq":3,`, `"sig":"0x`}},
-		{line: "att show 1", want: []string{"seq 1: acked by the backend and removed from the outbox"}},
+		{line: "att show 3", want: []string{`{"v":1,"device":"` + dev + `","seq":3,`, `"sig":"0x`, "not receipted yet"}},
+		{line: "att show 1", want: []string{"seq 1: receipted by the collector and removed from the outbox"}},
 		{line: "att show 9", want: []string{"seq 9: not made yet (the last is 5)"}},
 		{line: "att show x", want: []string{`att show: want a seq (1, 2, 3, ...), found "x"`}},
 		{line: "att show", want: []string{"usage: att show SEQ"}},

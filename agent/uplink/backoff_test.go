@@ -7,6 +7,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/csop/tbox/signer"
 )
 
 func TestBackoffCeiling(t *testing.T) {
@@ -104,7 +106,7 @@ func (c *recordingClock) After(d time.Duration) <-chan time.Time {
 type nopOutbox struct{}
 
 func (nopOutbox) Pending(uint64, int) ([]Message, error) { return nil, nil }
-func (nopOutbox) Ack(uint64) error                       { return nil }
+func (nopOutbox) Ack(signer.Receipt) error               { return nil }
 func (nopOutbox) Nack(uint64, string) error              { return nil }
 
 // TestRunWaitsTheBackoff runs against a closed port and checks that Run
@@ -117,7 +119,7 @@ func TestRunWaitsTheBackoff(t *testing.T) {
 	addr := l.Addr().String()
 	l.Close()
 
-	u, err := New(Config{Broker: "tcp://" + addr, Device: "0x" + "ab" + "00112233445566778899aabbccddeeff001122", ConnectTimeout: time.Second}, nopOutbox{})
+	u, err := New(Config{Broker: "tcp://" + addr, Device: "0x" + "ab" + "00112233445566778899aabbccddeeff001122", ConnectTimeout: time.Second, Collectors: []signer.Address{{1}}}, nopOutbox{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -179,7 +181,7 @@ func TestReconnectCutsTheBackoff(t *testing.T) {
 	addr := l.Addr().String()
 	l.Close()
 
-	u, err := New(Config{Broker: "tcp://" + addr, Device: "0x" + "ab" + "00112233445566778899aabbccddeeff001122", ConnectTimeout: time.Second}, nopOutbox{})
+	u, err := New(Config{Broker: "tcp://" + addr, Device: "0x" + "ab" + "00112233445566778899aabbccddeeff001122", ConnectTimeout: time.Second, Collectors: []signer.Address{{1}}}, nopOutbox{})
 	if err != nil {
 		t.Fatal(err)
 	}

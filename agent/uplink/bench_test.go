@@ -8,6 +8,7 @@ import (
 
 	"github.com/csop/tbox/agent/uplink"
 	"github.com/csop/tbox/agent/uplink/mqtttest"
+	"github.com/csop/tbox/signer"
 )
 
 // BenchmarkDrain drains a 10,000-attestation backlog end to end: connect,
@@ -25,7 +26,7 @@ func BenchmarkDrain(b *testing.B) {
 			for b.Loop() {
 				b.StopTimer()
 				ob.add(backlog)
-				u, err := uplink.New(uplink.Config{Broker: br.URL(), Device: device, Window: window, Logger: slog.New(slog.DiscardHandler)}, ob)
+				u, err := uplink.New(uplink.Config{Broker: br.URL(), Device: device, Window: window, Logger: slog.New(slog.DiscardHandler), ChainID: chainID, Collectors: []signer.Address{collectorKey(b).Address()}}, ob)
 				if err != nil {
 					b.Fatal(err)
 				}

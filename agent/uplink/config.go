@@ -12,6 +12,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/csop/tbox/signer"
 )
 
 // Defaults for the zero values of [Config].
@@ -69,6 +71,14 @@ type Config struct {
 	AckTimeout time.Duration
 	// HealthInterval is the period of the retained health report.
 	HealthInterval time.Duration
+
+	// ChainID is the chain ID of the EIP-712 domain the collector signs
+	// its receipts in (the attestations' chain ID).
+	ChainID uint64
+	// Collectors are the addresses of the collector keys whose signed
+	// receipts and refusals the uplink acts on (mqtt.collector_addresses;
+	// more than one while a key is rotated). New refuses an empty list.
+	Collectors []signer.Address
 
 	// Logger receives the uplink's logs; nil discards them.
 	Logger *slog.Logger
@@ -303,6 +313,15 @@ var (
 	ErrNoOutbox = errors.New("no outbox")
 	// ErrRunning is returned by Run when the Uplink is already running.
 	ErrRunning = errors.New("uplink already running")
-	// ErrMalformedReply marks an ack or nack payload that was ignored.
+	// ErrCollectors: no collector addresses to check receipts against.
+	ErrCollectors = errors.New("no collector addresses")
+	// ErrMalformedReply marks an ack or nack payload that was ignored:
+	// too large, or not a receipt or refusal wire form.
 	ErrMalformedReply = errors.New("malformed reply")
+	// ErrForgedReply marks an ack or nack not signed by a collector key
+	// for this device (or for another chain ID).
+	ErrForgedReply = errors.New("reply not signed by a collector")
+	// ErrForeignReply marks a signed ack or nack that does not match this
+	// agent's record: an unknown seq or another digest.
+	ErrForeignReply = errors.New("reply does not match this device's record")
 )

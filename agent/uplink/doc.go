@@ -39,10 +39,17 @@
 // collector but not acked, and the ack timeout re-publishes them (as
 // duplicates) every AckTimeout until the refused one is accepted.
 //
-// Ack and nack payloads are checked before anything is applied: larger than
-// [MaxReplySize], not a JSON object, seq missing, not an unsigned integer,
-// zero, or above the highest seq this process has published. Such a payload
-// is logged with what was wrong, counted in Stats.Malformed and ignored.
+// Acks and nacks are the collector's signed receipts and refusals (README
+// §C2), checked before anything is applied: a payload larger
+// than [MaxReplySize] is not parsed; then the wire form
+// (signer.ParseReceipt, signer.ParseRefusal); then the signature must
+// recover, for this device and Config.ChainID, to one of
+// Config.Collectors; then, on the Run goroutine, the digest must be the
+// outbox's own record of that seq. Anything else is ignored, counted by
+// kind in Stats.Ignored, logged at most once a minute per kind, and costs no
+// flash write. A receipt at or below the acked seq (the broker's retained
+// one at every connection, a replay) changes nothing. The outbox keeps the
+// last applied receipt as the car's proof ([Outbox.Ack]).
 //
 // # Sessions
 //

@@ -18,7 +18,67 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/csop/tbox/agent/uplink"
+	"github.com/csop/tbox/signer"
 )
+
+// chainID is the chain ID of the tests' receipts.
+const chainID = 20220807
+
+var (
+	collKeyOnce sync.Once
+	collKey     *signer.FileKey
+)
+
+// collectorKey is the fake collector's receipt key, made once per run.
+func collectorKey(t testing.TB) *signer.FileKey {
+	collKeyOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "uplink-collector-key")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer os.RemoveAll(dir)
+		if _, err := signer.GenerateKeyFile(dir + "/collector.key"); err != nil {
+			t.Fatal(err)
+		}
+		if collKey, err = signer.LoadKeyFile(dir + "/collector.key"); err != nil {
+			t.Fatal(err)
+		}
+	})
+	if collKey == nil {
+		t.Fatal("no collector key")
+	}
+	return collKey
+}
+
+// digestOf is the stand-in digest the fake device signed for seq.
+func digestOf(seq uint64) [32]byte {
+	var d [32]byte
+	copy(d[:], fmt.Sprintf("digest of seq %d", seq))
+	return d
+}
+
+// signedAck returns the collector's signed receipt of seq by key.
+func signedAck(t testing.TB, key signer.Signer, seq uint64) []byte {
+	r := signer.Receipt{Device: deviceAddr(), Seq: seq, Digest: digestOf(seq)}
+	if err := signer.SignReceipt(key, chainID, &r); err != nil {
+		t.Error(err)
+	}
+	return r.AppendWire(nil)
+}
+
+// signedNack returns the collector's signed refusal of seq by key.
+func signedNack(t testing.TB, key signer.Signer, seq uint64, reason string) []byte {
+	r := signer.Refusal{Device: deviceAddr(), Seq: seq, Digest: digestOf(seq), Reason: reason}
+	if err := signer.SignRefusal(key, chainID, &r); err != nil {
+		t.Error(err)
+	}
+	return r.AppendWire(nil)
+}
+
+func deviceAddr() signer.Address {
+	a, _ := signer.ParseAddress(device)
+	return a
+}
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
@@ -51,7 +111,7 @@ func (o *memOutbox) add(n int) uint64 {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	for range n {
-		o.msgs = append(o.msgs, uplink.Message{Seq: o.next, Wire: wire(o.next)})
+		o.msgs = append(o.msgs, uplink.Message{Seq: o.next, Digest: digestOf(o.next), Wire: wire(o.next)})
 		o.next++
 	}
 	return o.next - 1
@@ -68,7 +128,8 @@ func (o *memOutbox) Pending(after uint64, limit int) ([]uplink.Message, error) {
 	return slices.Clone(o.msgs[i:end]), nil
 }
 
-func (o *memOutbox) Ack(seq uint64) error {
+func (o *memOutbox) Ack(r signer.Receipt) error {
+	seq := r.Seq
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	o.acks = append(o.acks, seq)
@@ -208,12 +269,11 @@ func (k *collector) onAtt(c mqtt.Client, m mqtt.Message) {
 	k.mu.Unlock()
 	// Never wait on a token inside a paho handler.
 	if reason != "" {
-		b, _ := json.Marshal(map[string]any{"seq": a.Seq, "reason": reason})
-		c.Publish(nackT, 1, false, b)
+		c.Publish(nackT, 1, false, signedNack(k.t, collectorKey(k.t), a.Seq, reason))
 		return
 	}
 	if acking && n > 0 {
-		c.Publish(ackT, 1, false, fmt.Appendf(nil, `{"seq":%d}`, n))
+		c.Publish(ackT, 1, false, signedAck(k.t, collectorKey(k.t), n))
 	}
 }
 
@@ -225,7 +285,7 @@ func (k *collector) setAcking(on bool) {
 	k.mu.Unlock()
 	if on && c != nil && n > 0 {
 		_, ackT, _, _ := uplink.Topics(device)
-		if tok := c.Publish(ackT, 1, false, fmt.Appendf(nil, `{"seq":%d}`, n)); !tok.WaitTimeout(5 * time.Second) {
+		if tok := c.Publish(ackT, 1, false, signedAck(k.t, collectorKey(k.t), n)); !tok.WaitTimeout(5 * time.Second) {
 			k.t.Fatal("collector ack: no PUBACK in 5 s")
 		}
 	}
@@ -293,6 +353,9 @@ func newUplink(t testing.TB, cfg uplink.Config, ob uplink.Outbox) *uplink.Uplink
 	if cfg.Device == "" {
 		cfg.Device = device
 	}
+	if cfg.Collectors == nil {
+		cfg.Collectors, cfg.ChainID = []signer.Address{collectorKey(t).Address()}, chainID
+	}
 	if cfg.Logger == nil && testing.Verbose() {
 		cfg.Logger = testLogger(t)
 	}
@@ -323,6 +386,9 @@ func clientTLS(t testing.TB, caFile, certFile, keyFile string) *tls.Config {
 	}
 	pool := x509.NewCertPool()
 	pool.AppendCertsFromPEM(pem)
+	if certFile == "" {
+		return &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12, ServerName: "127.0.0.1"}
+	}
 	kp, err := tls.LoadX509KeyPair(certFile, keyFile)
 	if err != nil {
 		t.Fatal(err)

@@ -1,71 +1,58 @@
 package uplink
 
 import (
-	"bytes"
-	"encoding/json"
 	"fmt"
 	"strconv"
+	"time"
 	"unicode/utf8"
+
+	"github.com/csop/tbox/signer"
 )
 
-// MaxReplySize is the largest ack or nack payload accepted, in bytes; a
-// larger one is ignored without being parsed.
-const MaxReplySize = 2048
+// MaxReplySize is the largest ack or nack payload looked at, in bytes
+// (README §C2: 4 KiB); a larger one is ignored without being parsed.
+const MaxReplySize = 4 << 10
 
 // MaxReasonLen is the longest nack reason kept, in bytes; a longer one is
 // cut at a UTF-8 boundary.
 const MaxReasonLen = 256
 
-// reply is an ack `{"seq":N}` or a nack `{"seq":N,"reason":"..."}` from the
-// collector (README §C2). Unknown fields are allowed: the contract may add
-// optional ones.
-type reply struct {
-	Seq    json.RawMessage `json:"seq"`
-	Reason *string         `json:"reason"`
-}
+// Kinds of ignored replies, as counted in Stats.Ignored.
+const (
+	IgnoredOversize  = "oversize"  // larger than MaxReplySize: not parsed
+	IgnoredMalformed = "malformed" // not a receipt or refusal wire form
+	IgnoredForged    = "forged"    // not signed by a collector address for this device and chain
+	IgnoredDigest    = "digest"    // signed, but the digest is not this agent's record of the seq
+	IgnoredUnknown   = "unknown"   // signed, for a seq this agent has no unacked record of
+	ignoredLogEvery  = time.Minute // each kind is logged at most this often
+)
 
-// parseAck parses an ack payload. Errors wrap ErrMalformedReply and say
-// what was wrong.
-func parseAck(p []byte) (uint64, error) {
-	_, seq, err := parseReply(p)
-	return seq, err
-}
-
-// parseNack parses a nack payload; a missing reason is "".
-func parseNack(p []byte) (seq uint64, reason string, err error) {
-	r, seq, err := parseReply(p)
-	if err != nil {
-		return 0, "", err
-	}
-	if r.Reason != nil {
-		reason = truncateUTF8(*r.Reason, MaxReasonLen)
-	}
-	return seq, reason, nil
-}
-
-func parseReply(p []byte) (reply, uint64, error) {
-	var r reply
+// checkReply parses and verifies an ack (nack false) or nack payload for
+// device: the size, the wire form, and a signature by one of collectors
+// over this device's receipt on chainID. It returns the kind of problem
+// ("" when none) and what was wrong.
+func checkReply(p []byte, nack bool, device signer.Address, chainID uint64, collectors []signer.Address) (*signer.Receipt, *signer.Refusal, string, error) {
 	if len(p) > MaxReplySize {
-		return r, 0, fmt.Errorf("%w: payload of %d bytes; want at most %d", ErrMalformedReply, len(p), MaxReplySize)
+		return nil, nil, IgnoredOversize, fmt.Errorf("%w: payload of %d bytes; want at most %d", ErrMalformedReply, len(p), MaxReplySize)
 	}
-	p = bytes.TrimSpace(p)
-	if len(p) == 0 || p[0] != '{' {
-		return r, 0, fmt.Errorf("%w: want a JSON object {\"seq\":N}, found %s", ErrMalformedReply, excerpt(p))
+	if !nack {
+		r, err := signer.ParseReceipt(device, p)
+		if err != nil {
+			return nil, nil, IgnoredMalformed, fmt.Errorf("%w: %w", ErrMalformedReply, err)
+		}
+		if _, err := signer.VerifyReceipt(chainID, r, collectors); err != nil {
+			return nil, nil, IgnoredForged, fmt.Errorf("%w: %w", ErrForgedReply, err)
+		}
+		return r, nil, "", nil
 	}
-	if err := json.Unmarshal(p, &r); err != nil {
-		return r, 0, fmt.Errorf("%w: bad JSON: %w", ErrMalformedReply, err)
-	}
-	if len(r.Seq) == 0 || string(r.Seq) == "null" {
-		return r, 0, fmt.Errorf("%w: seq missing", ErrMalformedReply)
-	}
-	seq, err := strconv.ParseUint(string(r.Seq), 10, 64)
+	r, err := signer.ParseRefusal(device, p)
 	if err != nil {
-		return r, 0, fmt.Errorf("%w: seq: want an unsigned integer, found %s", ErrMalformedReply, excerpt(r.Seq))
+		return nil, nil, IgnoredMalformed, fmt.Errorf("%w: %w", ErrMalformedReply, err)
 	}
-	if seq == 0 {
-		return r, 0, fmt.Errorf("%w: seq 0; seqs start at 1", ErrMalformedReply)
+	if _, err := signer.VerifyRefusal(chainID, r, collectors); err != nil {
+		return nil, nil, IgnoredForged, fmt.Errorf("%w: %w", ErrForgedReply, err)
 	}
-	return r, seq, nil
+	return nil, r, "", nil
 }
 
 // excerpt quotes the start of b for a log line.

@@ -1,98 +1,98 @@
 package uplink
 
 import (
-	"encoding/json"
 	"errors"
+	"path/filepath"
 	"strings"
 	"testing"
-	"unicode/utf8"
+
+	"github.com/csop/tbox/signer"
 )
 
-func TestParseReply(t *testing.T) {
-	long := strings.Repeat("é", MaxReasonLen) // 2 bytes each
-	tests := []struct {
-		name       string
-		in         string
-		wantSeq    uint64
-		wantReason string
-		wantErr    bool
-	}{
-		{"ack", `{"seq":7}`, 7, "", false},
-		{"nack", `{"seq":7,"reason":"bad signature"}`, 7, "bad signature", false},
-		{"spaces", " \n{ \"seq\" : 12 }\n", 12, "", false},
-		{"unknown field is allowed", `{"seq":3,"stored_at":"2024-01-01"}`, 3, "", false},
-		{"max uint64", `{"seq":18446744073709551615}`, 1<<64 - 1, "", false},
-		{"nack without reason", `{"seq":5}`, 5, "", false},
-		{"long reason is cut at a rune", `{"seq":5,"reason":"` + long + `"}`, 5, long[:MaxReasonLen], false},
-
-		{"empty", ``, 0, "", true},
-		{"not an object", `[1]`, 0, "", true},
-		{"bare number", `7`, 0, "", true},
-		{"null", `null`, 0, "", true},
-		{"bad JSON", `{"seq":7`, 0, "", true},
-		{"trailing garbage", `{"seq":7}x`, 0, "", true},
-		{"missing seq", `{"reason":"x"}`, 0, "", true},
-		{"null seq", `{"seq":null}`, 0, "", true},
-		{"seq as string", `{"seq":"7"}`, 0, "", true},
-		{"negative seq", `{"seq":-7}`, 0, "", true},
-		{"fractional seq", `{"seq":7.5}`, 0, "", true},
-		{"exponent seq", `{"seq":7e2}`, 0, "", true},
-		{"seq 0", `{"seq":0}`, 0, "", true},
-		{"seq overflow", `{"seq":18446744073709551616}`, 0, "", true},
-		{"reason not a string", `{"seq":7,"reason":42}`, 0, "", true},
-		{"huge payload", `{"seq":7,"reason":"` + strings.Repeat("x", MaxReplySize) + `"}`, 0, "", true},
+func testSigner(t testing.TB) *signer.FileKey {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "k.key")
+	if _, err := signer.GenerateKeyFile(path); err != nil {
+		t.Fatal(err)
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			seq, reason, err := parseNack([]byte(tt.in))
-			aseq, aerr := parseAck([]byte(tt.in))
-			if tt.wantErr {
-				if !errors.Is(err, ErrMalformedReply) || !errors.Is(aerr, ErrMalformedReply) {
-					t.Fatalf("parseNack err %v, parseAck err %v; want ErrMalformedReply", err, aerr)
-				}
-				return
-			}
-			if err != nil || aerr != nil {
-				t.Fatalf("parseNack err %v, parseAck err %v; want nil", err, aerr)
-			}
-			if seq != tt.wantSeq || aseq != tt.wantSeq || reason != tt.wantReason {
-				t.Fatalf("got seq %d/%d reason %q, want %d %q", seq, aseq, reason, tt.wantSeq, tt.wantReason)
-			}
-		})
+	k, err := signer.LoadKeyFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k
+}
+
+// checkReply accepts only a receipt or refusal of this device signed by a
+// configured collector on this chain; everything else is ignored by kind.
+func TestCheckReply(t *testing.T) {
+	coll, stranger := testSigner(t), testSigner(t)
+	dev, other := signer.Address{0xd1}, signer.Address{0xd2}
+	colls := []signer.Address{{0x99}, coll.Address()}
+	const chain = 20220807
+	ack := func(k signer.Signer, d signer.Address, chainID, seq uint64) string {
+		r := signer.Receipt{Device: d, Seq: seq, Digest: [32]byte{byte(seq)}}
+		if err := signer.SignReceipt(k, chainID, &r); err != nil {
+			t.Fatal(err)
+		}
+		return string(r.AppendWire(nil))
+	}
+	nack := func(k signer.Signer, d signer.Address, seq uint64, reason string) string {
+		r := signer.Refusal{Device: d, Seq: seq, Digest: [32]byte{byte(seq)}, Reason: reason}
+		if err := signer.SignRefusal(k, chain, &r); err != nil {
+			t.Fatal(err)
+		}
+		return string(r.AppendWire(nil))
+	}
+	for _, c := range []struct {
+		name    string
+		nack    bool
+		payload string
+		kind    string
+		wantErr error
+	}{
+		{"receipt", false, ack(coll, dev, chain, 7), "", nil},
+		{"refusal", true, nack(coll, dev, 7, "fork\nservice unlocked"), "", nil},
+		{"old unsigned ack", false, `{"seq":7}`, IgnoredMalformed, ErrMalformedReply},
+		{"unsigned nack", true, `{"seq":7,"reason":"bad"}`, IgnoredMalformed, ErrMalformedReply},
+		{"receipt from another key", false, ack(stranger, dev, chain, 7), IgnoredForged, ErrForgedReply},
+		{"receipt for another device", false, ack(coll, other, chain, 7), IgnoredForged, ErrForgedReply},
+		{"receipt for another chain", false, ack(coll, dev, 1, 7), IgnoredForged, ErrForgedReply},
+		{"refusal from another key", true, nack(stranger, dev, 7, "x"), IgnoredForged, ErrForgedReply},
+		{"receipt on the nack topic", true, ack(coll, dev, chain, 7), IgnoredMalformed, ErrMalformedReply},
+		{"oversize", false, ack(coll, dev, chain, 7) + strings.Repeat(" ", MaxReplySize), IgnoredOversize, ErrMalformedReply},
+	} {
+		r, n, kind, err := checkReply([]byte(c.payload), c.nack, dev, chain, colls)
+		if kind != c.kind || !errors.Is(err, c.wantErr) || (err == nil) != (c.wantErr == nil) {
+			t.Errorf("%s: kind %q, err %v; want %q, %v", c.name, kind, err, c.kind, c.wantErr)
+			continue
+		}
+		if err == nil && (r == nil) == (n == nil) {
+			t.Errorf("%s: receipt %v, refusal %v", c.name, r, n)
+		}
 	}
 }
 
-func FuzzParseReply(f *testing.F) {
-	for _, s := range []string{
-		`{"seq":1}`, `{"seq":7,"reason":"bad signature"}`, `{"seq":0}`, `{"seq":-1}`, `{"seq":1e3}`,
-		`{"seq":"1"}`, `{}`, `null`, `[]`, `{"seq":18446744073709551616}`, `{"seq":1,"reason":"\ud800"}`,
-		`{"seq":1,"seq":2}`, "{\"seq\":1,\"reason\":\"\xff\xfe\"}",
-	} {
-		f.Add([]byte(s))
-	}
-	f.Fuzz(func(t *testing.T, p []byte) {
-		seq, reason, err := parseNack(p)
-		aseq, aerr := parseAck(p)
-		if (err == nil) != (aerr == nil) || seq != aseq {
-			t.Fatalf("ack and nack parsers disagree: %d %v / %d %v", aseq, aerr, seq, err)
-		}
+func FuzzCheckReply(f *testing.F) {
+	coll := testSigner(f)
+	dev := signer.Address{0xd1}
+	r := signer.Receipt{Device: dev, Seq: 3, Digest: [32]byte{3}}
+	_ = signer.SignReceipt(coll, 1, &r)
+	f.Add(r.AppendWire(nil), false)
+	f.Add([]byte(`{"seq":1,"digest":"0x00","reason":"\n","sig":"0x"}`), true)
+	f.Add([]byte(`{"seq":1}`), false)
+	colls := []signer.Address{coll.Address()}
+	f.Fuzz(func(t *testing.T, p []byte, nack bool) {
+		ack, ref, kind, err := checkReply(p, nack, dev, 1, colls)
 		if err != nil {
-			if !errors.Is(err, ErrMalformedReply) {
-				t.Fatalf("error %v does not wrap ErrMalformedReply", err)
+			if kind == "" || ack != nil || ref != nil {
+				t.Fatalf("error %v with kind %q", err, kind)
 			}
 			return
 		}
-		if seq == 0 || len(p) > MaxReplySize {
-			t.Fatalf("accepted seq %d from %d bytes", seq, len(p))
-		}
-		if len(reason) > MaxReasonLen || !utf8.ValidString(reason) {
-			t.Fatalf("reason of %d bytes, valid UTF-8 %v", len(reason), utf8.ValidString(reason))
-		}
-		// What was accepted re-encodes to the same reply.
-		b, _ := json.Marshal(map[string]any{"seq": seq, "reason": reason})
-		s2, r2, err := parseNack(b)
-		if err != nil || s2 != seq || r2 != reason {
-			t.Fatalf("round trip of %s: %d %q %v", b, s2, r2, err)
+		// Only a real signature passes: the fuzzer cannot forge one, so
+		// whatever passes is the seed receipt.
+		if nack || ack == nil || *ack != r {
+			t.Fatalf("accepted %q as %v %v", p, ack, ref)
 		}
 	})
 }

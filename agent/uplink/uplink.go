@@ -6,12 +6,15 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
 	"slices"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/csop/tbox/signer"
 	mqtt "github.com/eclipse/paho.mqtt.golang"
 )
 
@@ -19,8 +22,9 @@ import (
 // (README §C1), published as is. Wire is not modified by the uplink and
 // must not be modified by the outbox after Pending returns it.
 type Message struct {
-	Seq  uint64
-	Wire []byte
+	Seq    uint64
+	Digest [32]byte // the digest signed for it: what a receipt must name
+	Wire   []byte
 }
 
 // Outbox is the durable queue of attestations the uplink drains.
@@ -28,9 +32,9 @@ type Outbox interface {
 	// Pending returns up to limit unacked messages with seq > after,
 	// oldest first.
 	Pending(after uint64, limit int) ([]Message, error)
-	// Ack records the collector's ack: every seq <= seq is stored for good
-	// and may be removed.
-	Ack(seq uint64) error
+	// Ack records the collector's verified receipt: every seq <= r.Seq is
+	// stored for good and may be removed; r is the car's proof of that.
+	Ack(r signer.Receipt) error
 	// Nack records the collector's refusal of seq, with its reason; the
 	// message is kept.
 	Nack(seq uint64, reason string) error
@@ -55,9 +59,12 @@ type Stats struct {
 	LastNackSeq    uint64
 	LastNackReason string
 
-	Malformed     uint64 // ack/nack payloads ignored
-	LastMalformed string // why the last one was ignored
-	OutboxErrors  uint64 // failed Pending, Ack or Nack calls
+	// Ignored counts the ack/nack payloads ignored, by kind (Ignored*
+	// constants: oversize, malformed, forged, digest, unknown); none of
+	// them changed anything on the flash.
+	Ignored      map[string]uint64
+	LastIgnored  string // the last one: topic, kind and why (outside text, escape it to show)
+	OutboxErrors uint64 // failed Pending, Ack or Nack calls
 }
 
 // HealthReport is the retained JSON published on csop/v1/<device>/health
@@ -127,6 +134,9 @@ type Uplink struct {
 	lastWarn   string               // the last connect error logged at Warn
 	lastWarnAt time.Time
 	quietFails int // failed attempts logged at Debug since
+
+	devAddr      signer.Address
+	ignoredLogAt map[string]time.Time // per kind; under mu
 }
 
 // New returns an Uplink for cfg draining ob. It validates cfg (see
@@ -139,6 +149,13 @@ func New(cfg Config, ob Outbox) (*Uplink, error) {
 	if err != nil {
 		return nil, err
 	}
+	if len(r.Collectors) == 0 {
+		return nil, cfgErr("collector_addresses", "", ErrCollectors, nil, "missing; want the address(es) of the collector key(s) whose signed receipts may remove attestations")
+	}
+	dev, err := signer.ParseAddress(r.Device)
+	if err != nil {
+		return nil, cfgErr("device", r.Device, ErrDevice, err, "not an address")
+	}
 	u := &Uplink{
 		cfg:     r,
 		ob:      ob,
@@ -150,6 +167,9 @@ func New(cfg Config, ob Outbox) (*Uplink, error) {
 		retry:   make(chan struct{}, 1),
 		inbox:   inbox{ready: make(chan struct{}, 1)},
 		nacked:  make(map[uint64]time.Time),
+
+		devAddr:      dev,
+		ignoredLogAt: make(map[string]time.Time),
 	}
 	u.started = u.clock.Now()
 	u.topic.att, u.topic.ack, u.topic.nack, u.topic.health = Topics(r.Device)
@@ -194,7 +214,9 @@ var errRedial = errors.New("reconnect requested")
 func (u *Uplink) Stats() Stats {
 	u.mu.Lock()
 	defer u.mu.Unlock()
-	return u.st
+	st := u.st
+	st.Ignored = maps.Clone(u.st.Ignored)
+	return st
 }
 
 func (u *Uplink) stat(f func(*Stats)) {
@@ -546,41 +568,90 @@ func (u *Uplink) onTimer(s *session) {
 	}
 }
 
-// applyReplies applies the acks and nacks the paho goroutine queued.
+// applyReplies applies the verified acks and nacks the paho goroutine
+// queued, each only when its digest is the outbox's record of its seq.
 func (u *Uplink) applyReplies(s *session) {
 	ack, nacks := u.inbox.take()
-	if ack > u.acked {
-		if err := u.ob.Ack(ack); err != nil {
-			// The ack is lost; the re-publish after AckTimeout brings it back.
-			u.outboxFailed(nil, "ack", fmt.Errorf("seq %d: %w", ack, err))
-		} else {
-			u.acked = ack
-			s.inflight = slices.DeleteFunc(s.inflight, func(f flight) bool { return f.seq <= ack })
-			for seq := range u.nacked {
-				if seq <= ack {
-					delete(u.nacked, seq)
+	if ack != nil && ack.Seq > u.acked {
+		if ok := u.matchesRecord(u.topic.ack, ack.Seq, ack.Digest); ok {
+			if err := u.ob.Ack(*ack); err != nil {
+				// The ack is lost; the re-publish after AckTimeout brings it back.
+				u.outboxFailed(nil, "ack", fmt.Errorf("seq %d: %w", ack.Seq, err))
+			} else {
+				seq := ack.Seq
+				u.acked = seq
+				s.inflight = slices.DeleteFunc(s.inflight, func(f flight) bool { return f.seq <= seq })
+				for n := range u.nacked {
+					if n <= seq {
+						delete(u.nacked, n)
+					}
 				}
+				s.cursor = max(s.cursor, seq)
+				u.stat(func(st *Stats) { st.Acks++; st.LastAcked = seq })
+				u.log.Debug("collector receipt", "seq", seq)
 			}
-			s.cursor = max(s.cursor, ack)
-			u.stat(func(st *Stats) { st.Acks++; st.LastAcked = ack })
-			u.log.Debug("collector ack", "seq", ack)
 		}
-	} else if ack != 0 {
-		u.log.Debug("duplicate collector ack", "seq", ack, "acked", u.acked)
+	} else if ack != nil {
+		u.log.Debug("receipt for an acked seq", "seq", ack.Seq, "acked", u.acked)
 	}
 	now := u.clock.Now()
 	for _, n := range nacks {
-		if n.seq <= u.acked {
-			u.log.Info("collector nack for an acked seq ignored", "seq", n.seq, "acked", u.acked, "reason", n.reason)
+		if n.Seq <= u.acked {
+			u.log.Info("collector nack for an acked seq ignored", "seq", n.Seq, "acked", u.acked, "reason", strconv.Quote(n.Reason))
 			continue
 		}
-		if err := u.ob.Nack(n.seq, n.reason); err != nil {
-			u.outboxFailed(nil, "nack", fmt.Errorf("seq %d: %w", n.seq, err))
+		if !u.matchesRecord(u.topic.nack, n.Seq, n.Digest) {
+			continue
 		}
-		u.nacked[n.seq] = now.Add(u.cfg.NackRetry)
-		s.inflight = slices.DeleteFunc(s.inflight, func(f flight) bool { return f.seq == n.seq })
-		u.stat(func(st *Stats) { st.Nacks++; st.LastNackSeq, st.LastNackReason = n.seq, n.reason })
-		u.log.Warn("attestation refused by the collector", "seq", n.seq, "reason", n.reason, "retry_in", u.cfg.NackRetry)
+		reason := truncateUTF8(n.Reason, MaxReasonLen)
+		if err := u.ob.Nack(n.Seq, reason); err != nil {
+			u.outboxFailed(nil, "nack", fmt.Errorf("seq %d: %w", n.Seq, err))
+		}
+		u.nacked[n.Seq] = now.Add(u.cfg.NackRetry)
+		s.inflight = slices.DeleteFunc(s.inflight, func(f flight) bool { return f.seq == n.Seq })
+		u.stat(func(st *Stats) { st.Nacks++; st.LastNackSeq, st.LastNackReason = n.Seq, reason })
+		u.log.Warn("attestation refused by the collector", "seq", n.Seq, "reason", strconv.Quote(reason), "retry_in", u.cfg.NackRetry)
+	}
+}
+
+// matchesRecord reports whether the outbox holds an unacked record of seq
+// whose digest is digest; otherwise it counts and logs the reply as
+// ignored. It only reads the outbox.
+func (u *Uplink) matchesRecord(topic string, seq uint64, digest [32]byte) bool {
+	msgs, err := u.ob.Pending(seq-1, 1)
+	if err != nil {
+		u.outboxFailed(nil, "pending", err)
+		return false
+	}
+	if len(msgs) == 0 || msgs[0].Seq != seq {
+		u.ignore(topic, IgnoredUnknown, fmt.Errorf("%w: seq %d is not an unacked attestation of this device", ErrForeignReply, seq), nil)
+		return false
+	}
+	if msgs[0].Digest != digest {
+		u.ignore(topic, IgnoredDigest, fmt.Errorf("%w: seq %d names digest 0x%x, this device signed 0x%x", ErrForeignReply, seq, digest, msgs[0].Digest), nil)
+		return false
+	}
+	return true
+}
+
+// ignore counts an ignored reply and logs it, at most once per
+// ignoredLogEvery per kind.
+func (u *Uplink) ignore(topic, kind string, err error, p []byte) {
+	now := u.clock.Now()
+	u.mu.Lock()
+	if u.st.Ignored == nil {
+		u.st.Ignored = make(map[string]uint64)
+	}
+	u.st.Ignored[kind]++
+	n := u.st.Ignored[kind]
+	u.st.LastIgnored = topic + ": " + kind + ": " + err.Error()
+	log := now.Sub(u.ignoredLogAt[kind]) >= ignoredLogEvery
+	if log {
+		u.ignoredLogAt[kind] = now
+	}
+	u.mu.Unlock()
+	if log {
+		u.log.Warn("collector reply ignored", "topic", topic, "kind", kind, "payload", excerpt(p), "err", err, "ignored_of_this_kind", n)
 	}
 }
 
@@ -593,39 +664,28 @@ func (u *Uplink) retryNacked() {
 	u.log.Info("republishing refused attestations on request", "count", len(u.nacked))
 }
 
-// onReply runs on paho's goroutine: it parses, checks and queues; the Run
-// goroutine applies.
+// onReply runs on paho's goroutine: it checks the size, parses and
+// verifies the signature, and queues; the Run goroutine checks the digest
+// against the outbox and applies. Nothing here touches the flash.
 func (u *Uplink) onReply(_ mqtt.Client, m mqtt.Message) {
 	topic, p := m.Topic(), m.Payload()
-	var (
-		seq    uint64
-		reason string
-		err    error
-	)
-	switch topic {
-	case u.topic.ack:
-		seq, err = parseAck(p)
-	case u.topic.nack:
-		seq, reason, err = parseNack(p)
-	default:
+	if topic != u.topic.ack && topic != u.topic.nack {
 		return
 	}
-	if err == nil {
-		if hs := u.highSent.Load(); seq > hs {
-			err = fmt.Errorf("%w: seq %d beyond the highest seq sent, %d", ErrMalformedReply, seq, hs)
-		}
-	}
+	ack, nack, kind, err := checkReply(p, topic == u.topic.nack, u.devAddr, u.cfg.ChainID, u.cfg.Collectors)
 	if err != nil {
-		u.log.Warn("collector reply ignored", "topic", topic, "payload", excerpt(p), "err", err)
-		u.stat(func(st *Stats) { st.Malformed++; st.LastMalformed = topic + ": " + err.Error() })
+		if kind == IgnoredOversize {
+			p = nil // not even quoted
+		}
+		u.ignore(topic, kind, err, p)
 		return
 	}
-	if topic == u.topic.ack {
-		u.inbox.putAck(seq)
+	if ack != nil {
+		u.inbox.putAck(ack)
 		return
 	}
-	if !u.inbox.putNack(nackMsg{seq: seq, reason: reason}) {
-		u.log.Warn("collector nack dropped: queue full", "seq", seq, "reason", reason)
+	if !u.inbox.putNack(nack) {
+		u.log.Warn("collector nack dropped: queue full", "seq", nack.Seq)
 	}
 }
 
@@ -667,29 +727,26 @@ func (u *Uplink) goodbye(s *session) {
 	u.log.Info("mqtt disconnected", "broker", u.cfg.Broker)
 }
 
-// inbox hands replies from the paho goroutine to the Run goroutine without
-// blocking either: acks are cumulative, so only the highest is kept; nacks
-// queue up to maxQueuedNacks.
+// inbox hands verified replies from the paho goroutine to the Run
+// goroutine without blocking either: acks are cumulative, so only the
+// highest is kept; nacks queue up to maxQueuedNacks.
 type inbox struct {
 	mu    sync.Mutex
-	ack   uint64
-	nacks []nackMsg
+	ack   *signer.Receipt
+	nacks []*signer.Refusal
 	ready chan struct{} // one slot
 }
 
-type nackMsg struct {
-	seq    uint64
-	reason string
-}
-
-func (b *inbox) putAck(seq uint64) {
+func (b *inbox) putAck(r *signer.Receipt) {
 	b.mu.Lock()
-	b.ack = max(b.ack, seq)
+	if b.ack == nil || r.Seq > b.ack.Seq {
+		b.ack = r
+	}
 	b.mu.Unlock()
 	b.signal()
 }
 
-func (b *inbox) putNack(n nackMsg) bool {
+func (b *inbox) putNack(n *signer.Refusal) bool {
 	b.mu.Lock()
 	ok := len(b.nacks) < maxQueuedNacks
 	if ok {
@@ -707,10 +764,10 @@ func (b *inbox) signal() {
 	}
 }
 
-func (b *inbox) take() (ack uint64, nacks []nackMsg) {
+func (b *inbox) take() (ack *signer.Receipt, nacks []*signer.Refusal) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	ack, nacks = b.ack, b.nacks
-	b.ack, b.nacks = 0, nil
+	b.ack, b.nacks = nil, nil
 	return ack, nacks
 }

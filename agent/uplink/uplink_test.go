@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"log/slog"
+	"maps"
 	"net"
 	"slices"
 	"strings"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/csop/tbox/agent/uplink"
 	"github.com/csop/tbox/agent/uplink/mqtttest"
+	"github.com/csop/tbox/signer"
 )
 
 // testLogger logs to t when -v is given, and stops when the test is over.
@@ -76,7 +78,7 @@ func TestDrainOldestFirst(t *testing.T) {
 	}
 	waitFor(t, 5*time.Second, "Stats to settle", func() bool { return u.Stats().InFlight == 0 })
 	st := u.Stats()
-	if !st.Connected || st.LastAcked != 50 || st.Publishes < 50 || st.Acks != uint64(len(acks)) || st.Malformed != 0 {
+	if !st.Connected || st.LastAcked != 50 || st.Publishes < 50 || st.Acks != uint64(len(acks)) || len(st.Ignored) != 0 {
 		t.Fatalf("Stats = %+v", st)
 	}
 }
@@ -317,9 +319,11 @@ func TestNackRetryWithFullWindow(t *testing.T) {
 	}
 }
 
-// TestMalformedReplies: garbage on the ack and nack topics is counted and
-// ignored; the uplink carries on.
-func TestMalformedReplies(t *testing.T) {
+// TestForgedReplies: garbage, unsigned acks, receipts from another key,
+// for another device or over another digest, and forged nacks on the ack
+// and nack topics are counted by kind and ignored: no Ack or Nack call
+// reaches the outbox; then the real collector's receipt is applied.
+func TestForgedReplies(t *testing.T) {
 	b := mqtttest.Start(t)
 	k := newCollector(t, b.URL(), false)
 	k.start()
@@ -329,39 +333,71 @@ func TestMalformedReplies(t *testing.T) {
 	runUplink(t, u)
 	waitFor(t, 10*time.Second, "5 deliveries", func() bool { return k.count() >= 5 })
 
-	_, ackT, nackT, _ := uplink.Topics(device)
-	bad := []struct{ topic, payload string }{
-		{ackT, `not json`},
-		{ackT, `{"seq":`},
-		{ackT, `{}`},
-		{ackT, `{"seq":"3"}`},
-		{ackT, `{"seq":-1}`},
-		{ackT, `{"seq":0}`},
-		{ackT, `{"seq":999}`}, // beyond what was sent
-		{ackT, `{"seq":3,"pad":"` + strings.Repeat("x", 100000) + `"}`},
-		{nackT, `{"reason":"no seq"}`},
-		{nackT, `{"seq":1000,"reason":"beyond"}`},
-		{nackT, `{"seq":2,"reason":17}`},
+	stranger := newKeyFile(t)
+	coll := collectorKey(t)
+	wrongDigest := signer.Receipt{Device: deviceAddr(), Seq: 3, Digest: digestOf(4)}
+	if err := signer.SignReceipt(coll, chainID, &wrongDigest); err != nil {
+		t.Fatal(err)
 	}
+	otherDev := signer.Receipt{Device: signer.Address{0x42}, Seq: 3, Digest: digestOf(3)}
+	if err := signer.SignReceipt(coll, chainID, &otherDev); err != nil {
+		t.Fatal(err)
+	}
+	_, ackT, nackT, _ := uplink.Topics(device)
+	bad := []struct{ topic, payload, kind string }{
+		{ackT, `not json`, uplink.IgnoredMalformed},
+		{ackT, `{"seq":3}`, uplink.IgnoredMalformed}, // the old unsigned ack
+		{ackT, `{"seq":0}`, uplink.IgnoredMalformed},
+		{ackT, `{"seq":3,"pad":"` + strings.Repeat("x", 100000) + `"}`, uplink.IgnoredOversize},
+		{ackT, string(signedAck(t, stranger, 3)), uplink.IgnoredForged},
+		{ackT, string(otherDev.AppendWire(nil)), uplink.IgnoredForged}, // another device's receipt: recovers elsewhere
+		{ackT, string(wrongDigest.AppendWire(nil)), uplink.IgnoredDigest},
+		{ackT, string(signedAck(t, coll, 999)), uplink.IgnoredUnknown},
+		{nackT, `{"seq":2,"reason":"unsigned"}`, uplink.IgnoredMalformed},
+		{nackT, string(signedNack(t, stranger, 2, "forged\nservice unlocked")), uplink.IgnoredForged},
+		{nackT, string(signedNack(t, coll, 1000, "beyond")), uplink.IgnoredUnknown},
+	}
+	want := map[string]uint64{}
 	c := k.client()
 	for _, m := range bad {
+		want[m.kind]++
 		if tok := c.Publish(m.topic, 1, false, m.payload); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
 			t.Fatalf("publish: %v", tok.Error())
 		}
 	}
-	waitFor(t, 10*time.Second, "every bad reply to be counted", func() bool { return u.Stats().Malformed == uint64(len(bad)) })
+	waitFor(t, 10*time.Second, "every bad reply to be counted", func() bool { return maps.Equal(u.Stats().Ignored, want) })
 	if acks, nacks := ob.ackCalls(), ob.nackCalls(); len(acks) != 0 || len(nacks) != 0 || ob.len() != 5 {
-		t.Fatalf("after malformed replies: Ack calls %v, Nack calls %v, outbox %d; want none, none, 5", acks, nacks, ob.len())
+		t.Fatalf("after forged replies: Ack calls %v, Nack calls %v, outbox %d; want none, none, 5", acks, nacks, ob.len())
 	}
-	t.Logf("last malformed: %s", u.Stats().LastMalformed)
+	t.Logf("last ignored: %s", u.Stats().LastIgnored)
 
-	if tok := c.Publish(ackT, 1, false, `{"seq":3}`); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
+	if tok := c.Publish(ackT, 1, false, signedAck(t, coll, 3)); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
 		t.Fatalf("publish: %v", tok.Error())
 	}
 	waitFor(t, 10*time.Second, "the good ack", func() bool { return ob.len() == 2 })
 	if st := u.Stats(); !st.Connected || st.LastAcked != 3 {
 		t.Fatalf("Stats = %+v, want connected and 3 acked", st)
 	}
+	// The same receipt replayed, and an older one: nothing happens.
+	c.Publish(ackT, 1, false, signedAck(t, coll, 3)).WaitTimeout(5 * time.Second)
+	c.Publish(ackT, 1, false, signedAck(t, coll, 2)).WaitTimeout(5 * time.Second)
+	time.Sleep(200 * time.Millisecond)
+	if acks := ob.ackCalls(); len(acks) != 1 {
+		t.Errorf("Ack calls %v after replayed receipts, want one", acks)
+	}
+}
+
+func newKeyFile(t testing.TB) *signer.FileKey {
+	t.Helper()
+	path := t.TempDir() + "/k.key"
+	if _, err := signer.GenerateKeyFile(path); err != nil {
+		t.Fatal(err)
+	}
+	k, err := signer.LoadKeyFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k
 }
 
 // client returns the collector's paho client.

@@ -41,6 +41,7 @@ type command struct {
 var commands = []command{
 	{"keygen", "keygen --key FILE: new device key (mode 0600), prints the address", runKeygen},
 	{"address", "address --key FILE: prints the device address", runAddress},
+	{"provision", "provision --key FILE --tls-key FILE --csr FILE: device key (if new), P-256 TLS key and CSR with CN = the device address", runProvision},
 	{"decode", "decode --profile FILE [--log FILE]: candump log to JSON lines", runDecode},
 	{"dbc", "dbc FILE: a DBC as the agent reads it, one JSON line per message", runDbc},
 	{"replay", "replay --profile FILE --key FILE [--log FILE] [--chain-id N] [--state DIR]: signed attestations", runReplay},

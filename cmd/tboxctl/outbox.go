@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strconv"
 
 	"github.com/csop/tbox/store"
 )
@@ -45,5 +46,19 @@ func runOutbox(_ context.Context, args []string, _ io.Reader, stdout, stderr io.
 	s := st.Stats()
 	fmt.Fprintf(stderr, "outbox %s: head %d, acked through %d, %d pending, %d bytes\n",
 		*dir, s.Head, s.AckedThrough, s.Depth, s.Bytes)
+	// Whether a seq is receipted: every seq up to the collector's last
+	// signed receipt is stored for good; the pending ones above are not.
+	rc, err := st.LastReceipt()
+	switch {
+	case err != nil:
+		return err
+	case rc != nil:
+		fmt.Fprintf(stderr, "receipted: seqs 1..%d (the collector's last receipt, the car's proof: %s); seqs above are not receipted yet\n",
+			s.AckedThrough, strconv.QuoteToASCII(string(rc)))
+	case s.AckedThrough > 0:
+		fmt.Fprintf(stderr, "receipted: seqs 1..%d (no signed receipt kept: acked before receipts were signed); seqs above are not receipted yet\n", s.AckedThrough)
+	default:
+		fmt.Fprintln(stderr, "receipted: none yet")
+	}
 	return out.Flush()
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/BurntSushi/toml"
 
 	"github.com/csop/tbox/agent/uplink"
+	"github.com/csop/tbox/signer"
 )
 
 // Config is tboxd's configuration file (TOML). Paths are relative to the
@@ -75,6 +76,15 @@ type MQTTConfig struct {
 	NackRetry      duration `toml:"nack_retry"`
 	AckTimeout     duration `toml:"ack_timeout"`
 	HealthInterval duration `toml:"health_interval"`
+	// CollectorAddresses are the collector keys whose signed receipts may
+	// remove attestations (README §C2 rev 2); required with a broker.
+	CollectorAddresses []string `toml:"collector_addresses"`
+	// ResumeFromReceipt (default true): a start with no chain in the
+	// outbox first reads the retained receipt on a connection of its own
+	// (reflash.go).
+	ResumeFromReceipt *bool `toml:"resume_from_receipt"`
+
+	collectors []signer.Address
 }
 
 // ShellConfig is the diagnostic shell on a serial port; an empty device
@@ -290,6 +300,21 @@ func (c *Config) validate() error {
 	}
 	if lo, hi := c.MQTT.BackoffMin.Duration, c.MQTT.BackoffMax.Duration; lo > 0 && hi > 0 && lo > hi {
 		add("mqtt.backoff_max", "want at least mqtt.backoff_min (%v), found %v", lo, hi)
+	}
+	if c.MQTT.Broker != "" && len(c.MQTT.CollectorAddresses) == 0 {
+		add("mqtt.collector_addresses", "required with mqtt.broker: the address(es) of the collector key(s) that sign receipts, e.g. [\"0x...\"]")
+	}
+	if n := len(c.MQTT.CollectorAddresses); n > 16 {
+		add("mqtt.collector_addresses", "want at most 16 addresses, found %d", n)
+	}
+	c.MQTT.collectors = c.MQTT.collectors[:0]
+	for i, a := range c.MQTT.CollectorAddresses {
+		addr, err := signer.ParseAddress(a)
+		if err != nil {
+			add(fmt.Sprintf("mqtt.collector_addresses[%d]", i), "want 0x and 40 hex digits (a collector key's address), found %q", a)
+			continue
+		}
+		c.MQTT.collectors = append(c.MQTT.collectors, addr)
 	}
 	switch c.Log.Level {
 	case "debug", "info", "warn", "error":

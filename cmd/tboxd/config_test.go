@@ -100,7 +100,7 @@ func TestBadConfigExits(t *testing.T) {
 		code: 2, want: []string{"tboxd.toml", "can.replay", "nosuch.log"},
 	}, {
 		name: "plaintext broker off loopback",
-		conf: baseConfig + "\n[mqtt]\nbroker = \"tcp://192.0.2.10:1883\"\n",
+		conf: baseConfig + "\n[mqtt]\nbroker = \"tcp://192.0.2.10:1883\"\ncollector_addresses = [\"0x" + strings.Repeat("ab", 20) + "\"]\n",
 		code: 2, want: []string{"broker", "tcp://192.0.2.10:1883", "allow_insecure", "ssl://"},
 	}, {
 		name: "mqtt key file missing",

@@ -301,8 +301,8 @@ func (r *rig) writeConfig(c agentConf) string {
 		evProfile(r.t), r.key, c.Grace)
 	fmt.Fprintf(&b, "\n[can]\nreplay = %q\nreplay_pace = %v\n", c.Replay, c.Pace)
 	if !c.NoBroker {
-		fmt.Fprintf(&b, "\n[mqtt]\nbroker = %q\nbackoff_min = \"100ms\"\nbackoff_max = \"1.5s\"\nnack_retry = \"1s\"\nack_timeout = %q\nhealth_interval = %q\n",
-			r.broker.URL(), c.AckTimeout, c.Health)
+		fmt.Fprintf(&b, "\n[mqtt]\nbroker = %q\nbackoff_min = \"100ms\"\nbackoff_max = \"1.5s\"\nnack_retry = \"1s\"\nack_timeout = %q\nhealth_interval = %q\ncollector_addresses = [%q]\n",
+			r.broker.URL(), c.AckTimeout, c.Health, r.col.addr)
 	}
 	fmt.Fprintf(&b, "\n[log]\nlevel = %q\n", c.LogLevel)
 	path := filepath.Join(r.dir, "tboxd.toml")
@@ -326,6 +326,7 @@ type collector struct {
 	t    *testing.T
 	dir  string
 	cfg  string
+	addr string  // the receipts' signer
 	runs []*proc // every run, in order
 }
 
@@ -336,8 +337,14 @@ func (c *collector) writeConfig(broker, device string) {
 		c.t.Fatal(err)
 	}
 	c.cfg = filepath.Join(c.dir, "collector.toml")
+	addr, err := signer.GenerateKeyFile(filepath.Join(c.dir, "collector.key"))
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	c.addr = addr.String()
 	conf := fmt.Sprintf(`broker = %q
 client_id = "e2e-collector"
+signing_key = "collector.key"
 chain_id = 20220807
 registry = "devices.txt"
 db = "collector.db"

@@ -114,7 +114,7 @@ func run(ctx context.Context, cfgPath string, hup <-chan os.Signal) error {
 	var sp atomic.Pointer[shellParts]
 	var up *uplink.Uplink
 	if cfg.MQTT.Broker != "" {
-		up, err = uplink.New(uplink.Config{
+		ucfg := uplink.Config{
 			Broker:         cfg.MQTT.Broker,
 			Device:         device,
 			CAFile:         cfg.path(cfg.MQTT.CAFile),
@@ -128,9 +128,12 @@ func run(ctx context.Context, cfgPath string, hup <-chan os.Signal) error {
 			NackRetry:      cfg.MQTT.NackRetry.Duration,
 			AckTimeout:     cfg.MQTT.AckTimeout.Duration,
 			HealthInterval: cfg.MQTT.HealthInterval.Duration,
+			ChainID:        cfg.ChainID,
+			Collectors:     cfg.MQTT.collectors,
 			Logger:         log.With("part", "uplink"),
 			Health:         func() any { return health(st, sp.Load()) },
-		}, outbox{st})
+		}
+		up, err = uplink.New(ucfg, outbox{st})
 		var ue *uplink.ConfigError
 		if errors.As(err, &ue) {
 			// Name the key as the operator wrote it: mqtt.key_file.
@@ -145,6 +148,9 @@ func run(ctx context.Context, cfgPath string, hup <-chan os.Signal) error {
 		}
 		if err != nil {
 			return err
+		}
+		if r := cfg.MQTT.ResumeFromReceipt; r == nil || *r {
+			resumeFromReceipt(ctx, ucfg, st, log)
 		}
 	} else {
 		log.Warn("no mqtt.broker configured: attestations stay in the outbox")
@@ -298,13 +304,13 @@ func (o outbox) Pending(after uint64, limit int) ([]uplink.Message, error) {
 	}
 	msgs := make([]uplink.Message, len(recs))
 	for i, r := range recs {
-		msgs[i] = uplink.Message{Seq: r.Seq, Wire: r.Wire}
+		msgs[i] = uplink.Message{Seq: r.Seq, Digest: r.Digest, Wire: r.Wire}
 	}
 	return msgs, nil
 }
 
-func (o outbox) Ack(seq uint64) error {
-	_, err := o.st.Ack(seq)
+func (o outbox) Ack(r signer.Receipt) error {
+	_, err := o.st.AckReceipt(r.Seq, r.AppendWire(nil))
 	return err
 }
 

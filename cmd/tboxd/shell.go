@@ -191,6 +191,7 @@ func (p *shellParts) status() shell.Status {
 			Enabled: true, Connected: u.Connected, ConnectedSince: u.ConnectedSince, Reconnects: u.Reconnects,
 			LastErrorAt: u.LastConnectAt, InFlight: u.InFlight, Publishes: u.Publishes, LastAcked: u.LastAcked,
 			Nacks: u.Nacks, LastNackSeq: u.LastNackSeq, LastNackReason: u.LastNackReason,
+			Ignored: u.Ignored, LastIgnored: u.LastIgnored,
 		}
 		if u.LastConnectError != nil {
 			st.Uplink.LastError = u.LastConnectError.Error()

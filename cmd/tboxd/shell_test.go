@@ -219,6 +219,7 @@ func TestShellBadServicePubKey(t *testing.T) {
 func TestShellConfigHidesSecrets(t *testing.T) {
 	const password = "s3cr3t-Pa55"
 	f := newShellFixture(t, `[mqtt]
+collector_addresses = ["0x0000000000000000000000000000000000000001"]
 broker = "ssl://tbox:`+password+`@mqtt.example.com:8883"
 ca_file = "ca.pem"
 [shell]
@@ -371,8 +372,8 @@ func TestShellServiceActions(t *testing.T) {
 
 	t.Run("broker", func(t *testing.T) {
 		b := mqtttest.Start(t)
-		f := newShellFixture(t, "[mqtt]\nbroker = \""+b.URL()+"\"\n[shell]\ndevice = \"/dev/ttyS1\"\nservice_pubkey = \"%[1]s\"\n")
-		up, err := uplink.New(uplink.Config{Broker: b.URL(), Device: f.key.Address().String()}, outbox{f.st})
+		f := newShellFixture(t, "[mqtt]\nbroker = \""+b.URL()+"\"\ncollector_addresses = [\"0x0000000000000000000000000000000000000001\"]\n[shell]\ndevice = \"/dev/ttyS1\"\nservice_pubkey = \"%[1]s\"\n")
+		up, err := uplink.New(uplink.Config{Broker: b.URL(), Device: f.key.Address().String(), Collectors: []signer.Address{{1}}}, outbox{f.st})
 		if err != nil {
 			t.Fatal(err)
 		}

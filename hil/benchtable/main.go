@@ -270,7 +270,7 @@ func sizeRow(arch string) (result, peer string) {
 	if err != nil {
 		return mib(tboxd), "error: " + err.Error()
 	}
-	return mib(tboxd-floor), fmt.Sprintf("tboxd %s in all; the required libraries alone (hil/benchtable/floor) %s", mib(tboxd), mib(floor))
+	return mib(tboxd - floor), fmt.Sprintf("tboxd %s in all; the required libraries alone (hil/benchtable/floor) %s", mib(tboxd), mib(floor))
 }
 
 func buildSize(arch, pkg string) (int64, error) {

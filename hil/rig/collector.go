@@ -63,13 +63,14 @@ broker     = %q
 client_id  = "rig-collector"
 chain_id   = %d
 registry   = %q
+signing_key = %q
 db         = %q
 seed       = %q
 winners    = %d
 grace      = %q
 draw_every = %q
 log_level  = "info"
-`, b.URL(), ChainID, r.registry, c.DB, DrawSeed, Winners, o.Grace.String(), o.DrawEvery.String())
+`, b.URL(), ChainID, r.registry, r.CollectorKey, c.DB, DrawSeed, Winners, o.Grace.String(), o.DrawEvery.String())
 	if err := os.WriteFile(c.Conf, []byte(conf), 0o644); err != nil {
 		return nil, err
 	}

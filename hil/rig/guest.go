@@ -16,6 +16,7 @@ import (
 	"github.com/csop/tbox/can"
 	"github.com/csop/tbox/hil"
 	"github.com/csop/tbox/hil/vehicle"
+	"github.com/csop/tbox/signer"
 )
 
 // Tboxd is tboxd's configuration in the guest (cmd/tboxd/tboxd.example.toml).
@@ -45,6 +46,9 @@ type Tboxd struct {
 	ReceiveBuffer int
 	// Checkpoint is outbox.checkpoint_interval (default tboxd's).
 	Checkpoint time.Duration
+	// Collectors is mqtt.collector_addresses; Boot fills in the rig's
+	// collector key when it is empty.
+	Collectors []signer.Address
 }
 
 // TOML renders the configuration; paths are relative to GuestEtc.
@@ -88,7 +92,18 @@ broker          = "tcp://%s"
 # network the guest cannot leave (restrict=on). Never on a vehicle.
 allow_insecure  = true
 health_interval = "10s"
+# qemu's guestfwd carries one connection for the guest's life: the uplink's.
+# The start-up look for a retained receipt (a reflash) would take it.
+resume_from_receipt = false
 `, hil.BrokerAddr)
+		b.WriteString("collector_addresses = [")
+		for i, a := range t.Collectors {
+			if i > 0 {
+				b.WriteString(", ")
+			}
+			fmt.Fprintf(&b, "%q", a.String())
+		}
+		b.WriteString("]\n")
 	}
 	if t.Shell {
 		fmt.Fprintf(&b, "\n[shell]\ndevice = %q\n", hil.SerialPort)
@@ -197,7 +212,11 @@ func (r *Rig) Boot(ctx context.Context, o GuestOptions) (*Guest, error) {
 		if err != nil {
 			return nil, err
 		}
-		if _, err := p.WriteString(o.Tboxd.TOML()); err != nil {
+		conf := *o.Tboxd
+		if len(conf.Collectors) == 0 {
+			conf.Collectors = []signer.Address{r.Collector}
+		}
+		if _, err := p.WriteString(conf.TOML()); err != nil {
 			p.Close()
 			return nil, err
 		}

@@ -71,6 +71,10 @@ type Rig struct {
 	Key     string         // the device key file (host)
 	Device  signer.Address // its address
 	Profile *profile.Profile
+	// CollectorKey is the collector's receipt key file (signing_key) and
+	// Collector its address (the guest's mqtt.collector_addresses).
+	CollectorKey string
+	Collector    signer.Address
 
 	registry string
 	opts     Options
@@ -126,6 +130,10 @@ func New(ctx context.Context, o Options) (*Rig, error) {
 	r.Key = r.path("device.key")
 	if r.Device, err = signer.GenerateKeyFile(r.Key); err != nil {
 		return fail(fmt.Errorf("device key: %w", err))
+	}
+	r.CollectorKey = r.path("collector.key")
+	if r.Collector, err = signer.GenerateKeyFile(r.CollectorKey); err != nil {
+		return fail(fmt.Errorf("collector key: %w", err))
 	}
 	r.registry = r.path("devices.txt")
 	if err := os.WriteFile(r.registry, []byte("# the rig's T-Box\n"+r.Device.String()+"\n"), 0o644); err != nil {

@@ -24,6 +24,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/csop/tbox/cmd/collector/deploy/mosquitto"
 )
 
 // Paths tried, in order, when mosquitto is not on PATH (Debian installs it
@@ -40,8 +42,22 @@ const logCap = 64 << 10
 type Option func(*options)
 
 type options struct {
-	tls   *tlsFiles
-	extra []string
+	tls     *tlsFiles
+	extra   []string
+	shipped bool
+}
+
+// WithShippedConfig runs the broker with the project's shipped
+// configuration (cmd/collector/deploy/mosquitto: mTLS required, identity as user name,
+// the per-device ACL, the message size limit, no anonymous clients); only
+// its paths are rewritten: the listener is the test's loopback port, the
+// certificates are p's (p.ClientCert makes device and collector ones) and
+// persistence is off.
+func WithShippedConfig(p *PKI) Option {
+	return func(o *options) {
+		o.shipped = true
+		o.tls = &tlsFiles{ca: p.CAFile, cert: p.ServerCert, key: p.ServerKey, requireClient: true}
+	}
 }
 
 type tlsFiles struct {
@@ -257,6 +273,9 @@ func (b *Broker) start() error {
 }
 
 func (b *Broker) config() string {
+	if b.opts.shipped {
+		return b.shippedConfig()
+	}
 	var s strings.Builder
 	fmt.Fprintf(&s, "# written by mqtttest\n")
 	if os.Geteuid() == 0 {
@@ -277,6 +296,46 @@ func (b *Broker) config() string {
 		fmt.Fprintf(&s, "listener %d 127.0.0.1\n", b.port)
 	}
 	s.WriteString("allow_anonymous true\nset_tcp_nodelay true\n")
+	for _, l := range b.opts.extra {
+		s.WriteString(l + "\n")
+	}
+	return s.String()
+}
+
+// shippedConfig rewrites the paths of cmd/collector/deploy/mosquitto's mosquitto.conf.
+func (b *Broker) shippedConfig() string {
+	acl := filepath.Join(b.dir, "acl")
+	if err := os.WriteFile(acl, []byte(mosquitto.ACL), 0o600); err != nil {
+		b.t.Fatalf("mqtttest: acl: %v", err)
+	}
+	var s strings.Builder
+	s.WriteString("# cmd/collector/deploy/mosquitto/mosquitto.conf, paths rewritten by mqtttest\n")
+	if os.Geteuid() == 0 {
+		s.WriteString("user root\n")
+	}
+	tf := b.opts.tls
+	for _, line := range strings.Split(mosquitto.Conf, "\n") {
+		key, _, _ := strings.Cut(strings.TrimSpace(line), " ")
+		switch key {
+		case "listener":
+			fmt.Fprintf(&s, "listener %d 127.0.0.1\n", b.port)
+		case "cafile":
+			fmt.Fprintf(&s, "cafile %s\n", tf.ca)
+		case "certfile":
+			fmt.Fprintf(&s, "certfile %s\n", tf.cert)
+		case "keyfile":
+			fmt.Fprintf(&s, "keyfile %s\n", tf.key)
+		case "acl_file":
+			fmt.Fprintf(&s, "acl_file %s\n", acl)
+		case "persistence":
+			s.WriteString("persistence false\n")
+		case "persistence_location":
+		case "log_dest":
+			s.WriteString("log_dest stderr\nlog_type error\nlog_type warning\nlog_type notice\nlog_type information\n")
+		default:
+			s.WriteString(line + "\n")
+		}
+	}
 	for _, l := range b.opts.extra {
 		s.WriteString(l + "\n")
 	}

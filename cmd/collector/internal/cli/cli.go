@@ -178,6 +178,10 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		host, _ := os.Hostname()
 		mq.ClientID = fmt.Sprintf("csop-collector-%s-%d", host, os.Getpid())
 	}
+	key, err := signer.LoadKeyFile(cfg.SigningKey)
+	if err != nil {
+		return &ConfigError{File: cfg.File, Field: "signing_key", Msg: err.Error()}
+	}
 	l, err := openLedger(cfg, false)
 	if err != nil {
 		return err
@@ -186,6 +190,7 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	c, err := collect.New(l, collect.Config{
 		ChainID: cfg.ChainID, Allow: reg, MaxSpeedKmh: uint64(cfg.MaxSpeedKmh),
 		Seed: cfg.seed, Winners: int(cfg.Winners), Grace: cfg.grace, DrawEvery: cfg.drawEvery, GapTimeout: cfg.gapTimeout,
+		Signer: key,
 	}, log)
 	if err != nil {
 		return err
@@ -207,7 +212,7 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 			}
 		}
 	}()
-	log.Info("collector starting", "version", Version, "db", cfg.DB, "chain_id", cfg.ChainID, "devices", reg.Len(), "winners", cfg.Winners, "grace", cfg.grace)
+	log.Info("collector starting", "version", Version, "receipt_signer", key.Address(), "db", cfg.DB, "chain_id", cfg.ChainID, "devices", reg.Len(), "winners", cfg.Winners, "grace", cfg.grace)
 	err = c.Run(ctx, mq)
 	log.Info("collector stopped")
 	return err

@@ -36,7 +36,7 @@ func writeFile(t *testing.T, dir, name, text string) string {
 }
 
 func baseConfig(extra string) string {
-	return fmt.Sprintf("broker = \"tcp://127.0.0.1:1\"\nchain_id = 20220807\nregistry = \"devices.txt\"\ndb = \"c.db\"\nseed = %q\n%s", seedHex, extra)
+	return fmt.Sprintf("broker = \"tcp://127.0.0.1:1\"\nchain_id = 20220807\nregistry = \"devices.txt\"\ndb = \"c.db\"\nsigning_key = \"collector.key\"\nseed = %q\n%s", seedHex, extra)
 }
 
 func TestParseConfig(t *testing.T) {
@@ -166,6 +166,10 @@ func TestRunDrawStats(t *testing.T) {
 	dir := t.TempDir()
 	k := newKey(t)
 	writeFile(t, dir, "devices.txt", "# fleet\n\n"+k.Address().String()+" # test car\n")
+	collAddr, err := signer.GenerateKeyFile(filepath.Join(dir, "collector.key"))
+	if err != nil {
+		t.Fatal(err)
+	}
 	cfgPath := writeFile(t, dir, "c.toml", strings.Replace(baseConfig("winners = 5\ngrace = \"0s\"\ndraw_every = \"1s\"\nclient_id = \"cli-test\""),
 		"tcp://127.0.0.1:1", broker.URL(), 1))
 
@@ -189,13 +193,27 @@ func TestRunDrawStats(t *testing.T) {
 	var stderr bytes.Buffer
 	go func() { done <- Main(ctx, []string{"run", "--config", cfgPath}, &bytes.Buffer{}, &stderr) }()
 	deadline := time.After(20 * time.Second)
-	var last []byte
-	for string(last) != `{"seq":2}` {
+	var last *signer.Receipt
+	for last == nil || last.Seq != 2 {
 		for _, a := range []*signer.Attestation{a1, a2} {
 			dev.Publish("csop/v1/"+k.Address().String()+"/att", 1, false, a.AppendWire(nil)).WaitTimeout(5 * time.Second)
 		}
 		select {
-		case last = <-acks:
+		case p := <-acks:
+			// Every ack is a receipt signed by the signing_key, naming the
+			// device and the digest of what was stored.
+			r, err := signer.ParseReceipt(k.Address(), p)
+			if err != nil {
+				t.Fatalf("ack %s: %v", p, err)
+			}
+			if by, err := signer.VerifyReceipt(20220807, r, []signer.Address{collAddr}); err != nil {
+				t.Fatalf("ack %s: %v (signed by %s)", p, err, by)
+			}
+			want := map[uint64][32]byte{1: signer.Digest(20220807, a1), 2: signer.Digest(20220807, a2)}
+			if r.Digest != want[r.Seq] {
+				t.Fatalf("ack of seq %d names digest 0x%x, want 0x%x", r.Seq, r.Digest, want[r.Seq])
+			}
+			last = r
 		case <-time.After(500 * time.Millisecond):
 		case <-deadline:
 			cancel()

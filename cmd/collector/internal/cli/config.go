@@ -53,6 +53,7 @@ func (e *ConfigError) Unwrap() error { return ErrConfig }
 //	draw_every    = "1m"                    # optional
 //	gap_timeout   = "1h"                    # optional: held seqs wait this long for missing ones
 //	log_level     = "info"                  # optional: debug, info, warn, error
+//	signing_key   = "collector.key"         # run: the receipts' signer (a tboxctl keygen key file)
 type Config struct {
 	File string `toml:"-"`
 
@@ -72,6 +73,7 @@ type Config struct {
 	DrawEvery   string `toml:"draw_every"`
 	GapTimeout  string `toml:"gap_timeout"`
 	LogLevel    string `toml:"log_level"`
+	SigningKey  string `toml:"signing_key"`
 
 	seed       draw.Seed
 	grace      time.Duration
@@ -148,7 +150,7 @@ func ParseConfig(path string, data []byte) (*Config, error) {
 		return nil, bad("cert", "cert and key go together for mutual TLS; found cert %q, key %q", c.Cert, c.Key)
 	}
 	dir := filepath.Dir(path)
-	for _, p := range []*string{&c.CA, &c.Cert, &c.Key, &c.Registry, &c.DB} {
+	for _, p := range []*string{&c.CA, &c.Cert, &c.Key, &c.Registry, &c.DB, &c.SigningKey} {
 		if *p != "" && !filepath.IsAbs(*p) {
 			*p = filepath.Join(dir, *p)
 		}
@@ -179,6 +181,9 @@ func (c *Config) checkRun() error {
 	if c.Registry == "" {
 		return bad("registry", "missing; expected the allowlist file of device addresses")
 	}
+	if c.SigningKey == "" {
+		return bad("signing_key", "missing; expected the key file that signs every ack and nack (make one with tboxctl keygen; its address goes into the agents' mqtt.collector_addresses)")
+	}
 	return nil
 }
 
@@ -194,7 +199,7 @@ func duration(s string, def, min time.Duration) (time.Duration, error) {
 }
 
 func knownFields() string {
-	names := []string{"broker", "client_id", "ca", "cert", "key", "chain_id", "registry", "db", "seed", "winners", "max_speed_kmh", "grace", "draw_every", "gap_timeout", "log_level"}
+	names := []string{"broker", "client_id", "ca", "cert", "key", "chain_id", "registry", "db", "seed", "winners", "max_speed_kmh", "grace", "draw_every", "gap_timeout", "log_level", "signing_key"}
 	sort.Strings(names)
 	return strings.Join(names, ", ")
 }

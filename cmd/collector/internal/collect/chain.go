@@ -18,10 +18,12 @@ type outcome struct {
 	ack    bool    // the device gets its cumulative ack
 }
 
-func (c *Collector) nackOf(dev signer.Address, seq uint64, kind error, format string, args ...any) Reply {
+// nackOf is the refusal of the attestation dev signed for seq with digest
+// (the digest the signed refusal names).
+func (c *Collector) nackOf(dev signer.Address, seq uint64, digest [32]byte, kind error, format string, args ...any) Reply {
 	err := &refusal{kind, kind.Error() + ": " + fmt.Sprintf(format, args...)}
 	c.log.Info("attestation refused", "device", dev, "seq", seq, "reason", err.msg)
-	return Reply{Topic: "csop/v1/" + dev.String() + "/nack", Seq: seq, Err: err}
+	return Reply{Topic: "csop/v1/" + dev.String() + "/nack", Seq: seq, Digest: digest, Err: err}
 }
 
 // decide places one verified candidate in its device's chain inside the
@@ -52,13 +54,13 @@ func (c *Collector) decide(tx *ledger.Tx, cd *candidate) (outcome, error) {
 	case a.Seq == h.Seq+1:
 		if a.Prev != h.Digest { // h.Digest is zero for a device never seen
 			if h.Seq == 0 {
-				o.nacks = append(o.nacks, c.nackOf(a.Device, a.Seq, signer.ErrPrevMismatch, "seq 1 has prev 0x%x, expected 32 zero bytes", a.Prev))
+				o.nacks = append(o.nacks, c.nackOf(a.Device, a.Seq, cd.digest, signer.ErrPrevMismatch, "seq 1 has prev 0x%x, expected 32 zero bytes", a.Prev))
 				return o, nil
 			}
 			if err := c.recordFork(tx, a, cd.digest, cd.wire, "prev", h.Digest); err != nil {
 				return o, err
 			}
-			o.nacks = append(o.nacks, c.nackOf(a.Device, a.Seq, signer.ErrPrevMismatch, "prev 0x%x, but seq %d is stored with digest 0x%x (a fork)", a.Prev, h.Seq, h.Digest))
+			o.nacks = append(o.nacks, c.nackOf(a.Device, a.Seq, cd.digest, signer.ErrPrevMismatch, "prev 0x%x, but seq %d is stored with digest 0x%x (a fork)", a.Prev, h.Seq, h.Digest))
 			return o, nil
 		}
 		if err := c.store(tx, h, a, cd.digest, cd.wire); err != nil {
@@ -81,7 +83,7 @@ func (c *Collector) decide(tx *ledger.Tx, cd *candidate) (outcome, error) {
 				if err := c.recordFork(tx, a, cd.digest, cd.wire, "seq", conflict.Digest); err != nil {
 					return o, err
 				}
-				o.nacks = append(o.nacks, c.nackOf(a.Device, a.Seq, ErrFork, "seq %d is held with digest 0x%x; this one has digest 0x%x", a.Seq, conflict.Digest, cd.digest))
+				o.nacks = append(o.nacks, c.nackOf(a.Device, a.Seq, cd.digest, ErrFork, "seq %d is held with digest 0x%x; this one has digest 0x%x", a.Seq, conflict.Digest, cd.digest))
 				return o, nil
 			}
 			o.held = true
@@ -120,7 +122,7 @@ func (c *Collector) atOrBelowHead(tx *ledger.Tx, dev signer.Address, seq uint64,
 		if err := c.recordFork(tx, a, digest, wire, "seq", stored); err != nil {
 			return nil, false, err
 		}
-		r := c.nackOf(dev, seq, ErrFork, "seq %d is stored with digest 0x%x; this one has digest 0x%x", seq, stored, digest)
+		r := c.nackOf(dev, seq, digest, ErrFork, "seq %d is stored with digest 0x%x; this one has digest 0x%x", seq, stored, digest)
 		return &r, false, nil
 	}
 	b, err := tx.BreakOf(dev, seq)
@@ -130,7 +132,7 @@ func (c *Collector) atOrBelowHead(tx *ledger.Tx, dev signer.Address, seq uint64,
 	if b == nil {
 		return nil, false, fmt.Errorf("device %s: seq %d missing below head and in no chain break: %w", dev, seq, ledger.ErrCorrupt)
 	}
-	r := c.nackOf(dev, seq, ErrBroken, "seq %d is in the chain break %d .. %d recorded at %s (%s); the chain continues at seq %d",
+	r := c.nackOf(dev, seq, digest, ErrBroken, "seq %d is in the chain break %d .. %d recorded at %s (%s); the chain continues at seq %d",
 		seq, b.From, b.To, b.At.Format(time.RFC3339), b.Cause, b.To+1)
 	return &r, false, nil
 }
@@ -205,7 +207,7 @@ func (c *Collector) drain(tx *ledger.Tx, dev signer.Address) (nacks []Reply, sto
 			if err := c.recordFork(tx, a, first.Digest, first.Wire, "prev", h.Digest); err != nil {
 				return nacks, stored, err
 			}
-			nacks = append(nacks, c.nackOf(dev, a.Seq, signer.ErrPrevMismatch, "prev 0x%x, but seq %d is stored with digest 0x%x (a fork)", a.Prev, h.Seq, h.Digest))
+			nacks = append(nacks, c.nackOf(dev, a.Seq, first.Digest, signer.ErrPrevMismatch, "prev 0x%x, but seq %d is stored with digest 0x%x (a fork)", a.Prev, h.Seq, h.Digest))
 			continue
 		}
 		if err := c.store(tx, h, a, first.Digest, first.Wire); err != nil {

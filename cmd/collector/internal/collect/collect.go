@@ -92,8 +92,10 @@
 // within Config.MaxDelay of the first): the checks that need no state run
 // first, then the chain checks and the writes of the whole group run in one
 // bbolt transaction, and only after it commits are acks and nacks
-// published. An ack {"seq":N} is cumulative: N is the device's highest
+// published. An ack is cumulative: its seq N is the device's highest
 // stored seq, and every seq <= N is stored or in a recorded chain break.
+// Acks and nacks are signed receipts and refusals (receipts.go); acks are
+// retained.
 //
 // # Shared subscriptions
 //
@@ -151,6 +153,10 @@ type Config struct {
 	MaxHeld    int           // held seqs per device; DefaultMaxHeld if zero
 
 	Now func() time.Time // the clock; time.Now if nil
+
+	// Signer signs every ack and nack Run publishes (signing_key, see
+	// receipts.go); Run refuses to start without one.
+	Signer signer.Signer
 }
 
 // Collector verifies, stores and answers attestations. It is safe for
@@ -234,7 +240,11 @@ type Message struct {
 type Reply struct {
 	Topic string // csop/v1/<device>/ack or .../nack
 	Seq   uint64
-	Err   error // nil for an ack; the reason for a nack
+	// Digest is the digest signed for the device's attestation Seq: the
+	// stored head's for an ack, the refused attestation's for a nack (zero
+	// when the payload was no attestation).
+	Digest [32]byte
+	Err    error // nil for an ack; the reason for a nack
 }
 
 // Ack reports whether r is an ack.
@@ -358,7 +368,7 @@ func (c *Collector) Process(msgs []Message) ([]Reply, error) {
 				if err != nil {
 					return err
 				}
-				chainReplies = append(chainReplies, Reply{Topic: "csop/v1/" + ackSeg[dev] + "/ack", Seq: h.Seq})
+				chainReplies = append(chainReplies, Reply{Topic: "csop/v1/" + ackSeg[dev] + "/ack", Seq: h.Seq, Digest: h.Digest})
 			}
 			return nil
 		})
@@ -387,14 +397,16 @@ func (c *Collector) precheck(m Message) (*candidate, *Reply) {
 		c.log.Warn("message on a topic naming no device, ignored", "topic", m.Topic, "bytes", len(m.Payload))
 		return nil, nil
 	}
+	var digest [32]byte // of the refused attestation, for the signed refusal
 	nack := func(seq uint64, err error) *Reply {
 		c.log.Info("attestation refused", "device", seg, "seq", seq, "reason", err.Error())
-		return &Reply{Topic: "csop/v1/" + seg + "/nack", Seq: seq, Err: err}
+		return &Reply{Topic: "csop/v1/" + seg + "/nack", Seq: seq, Digest: digest, Err: err}
 	}
 	a, err := signer.ParseWire(m.Payload)
 	if err != nil {
 		return nil, nack(0, err)
 	}
+	digest = signer.Digest(c.cfg.ChainID, a)
 	if a.Device != tdev || seg != a.Device.String() {
 		return nil, nack(a.Seq, &refusal{ErrTopic, fmt.Sprintf("%v: topic names device %s, attestation is from %s", ErrTopic, seg, a.Device)})
 	}
@@ -404,5 +416,5 @@ func (c *Collector) precheck(m Message) (*candidate, *Reply) {
 	if err := signer.Verify(c.cfg.ChainID, a); err != nil {
 		return nil, nack(a.Seq, err)
 	}
-	return &candidate{seg: seg, a: a, digest: signer.Digest(c.cfg.ChainID, a), wire: m.Payload}, nil
+	return &candidate{seg: seg, a: a, digest: digest, wire: m.Payload}, nil
 }

@@ -430,13 +430,14 @@ func TestDurability(t *testing.T) {
 	d := newDevice(t, nowBatch()-10)
 	allow := allowSet{d.addr: true}
 	d.connect(broker.URL())
+	key := collectorKey(t)
 
 	run := func(name string, body func(c *Collector)) {
 		l, err := ledger.Open(path, &ledger.Options{ChainID: testChainID})
 		if err != nil {
 			t.Fatal(err)
 		}
-		c, err := New(l, Config{ChainID: testChainID, Allow: allow}, testLog(t))
+		c, err := New(l, Config{ChainID: testChainID, Allow: allow, Signer: key}, testLog(t))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -582,7 +583,7 @@ func TestBrokerLate(t *testing.T) {
 	broker.Stop()
 	l := newLedger(t, false)
 	d := newDevice(t, nowBatch()-1)
-	c, err := New(l, Config{ChainID: testChainID, Allow: allowSet{d.addr: true}}, testLog(t))
+	c, err := New(l, Config{ChainID: testChainID, Allow: allowSet{d.addr: true}, Signer: collectorKey(t)}, testLog(t))
 	if err != nil {
 		t.Fatal(err)
 	}

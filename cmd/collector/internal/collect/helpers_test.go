@@ -138,8 +138,8 @@ func (d *device) connectTLS(url string, cfg *tls.Config) {
 	tok := d.client.Subscribe(d.topic("+"), 1, func(_ mqtt.Client, m mqtt.Message) {
 		var r reply
 		leaf := m.Topic()[strings.LastIndexByte(m.Topic(), '/')+1:]
-		if leaf != "ack" && leaf != "nack" {
-			return
+		if leaf != "ack" && leaf != "nack" || m.Retained() {
+			return // a retained receipt is the stored head, not a reply to what was sent
 		}
 		if err := json.Unmarshal(m.Payload(), &r); err != nil {
 			d.t.Errorf("reply %s: %v", m.Payload(), err)
@@ -177,6 +177,9 @@ func (d *device) send(wire []byte) reply {
 // until it is subscribed.
 func startCollector(t testing.TB, c *Collector, m MQTT) {
 	t.Helper()
+	if c.cfg.Signer == nil {
+		c.cfg.Signer = collectorKey(t)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	wg.Add(1)
@@ -199,6 +202,20 @@ func startCollector(t testing.TB, c *Collector, m MQTT) {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
+}
+
+// collectorKey returns a fresh receipts key.
+func collectorKey(t testing.TB) *signer.FileKey {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "collector.key")
+	if _, err := signer.GenerateKeyFile(path); err != nil {
+		t.Fatal(err)
+	}
+	k, err := signer.LoadKeyFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k
 }
 
 func nowBatch() uint64 { return uint64(time.Now().Unix()) / 600 }

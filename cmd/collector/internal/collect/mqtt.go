@@ -64,19 +64,23 @@ func (m MQTT) TLSConfig() (*tls.Config, error) {
 // Config.DrawEvery. It reconnects and resubscribes after a lost
 // connection. It returns nil when ctx is done, or the error that stopped it.
 func (c *Collector) Run(ctx context.Context, m MQTT) error {
+	if c.cfg.Signer == nil {
+		return ErrNoSigningKey
+	}
 	tlsCfg, err := m.TLSConfig()
 	if err != nil {
 		return err
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	in := make(chan Message, 4*c.cfg.MaxGroup)
+	in := newFairQueue()
 	fatal := make(chan error, 1)
+	// The handler runs on paho's reader goroutine: it queues or drops at
+	// once and never blocks (see fairQueue). Messages are still handed
+	// over in order (SetOrderMatters), so one device's attestations reach
+	// the ledger in the order the broker delivered them.
 	onMessage := func(_ mqtt.Client, msg mqtt.Message) {
-		select {
-		case in <- Message{Topic: msg.Topic(), Payload: msg.Payload()}:
-		case <-ctx.Done():
-		}
+		in.put(Message{Topic: msg.Topic(), Payload: msg.Payload()})
 	}
 	log := c.log.With("broker", m.Broker, "client_id", m.ClientID)
 	opts := mqtt.NewClientOptions().
@@ -164,31 +168,34 @@ func (c *Collector) Run(ctx context.Context, m MQTT) error {
 	return g.Wait()
 }
 
-// serve handles the received messages in groups.
-func (c *Collector) serve(ctx context.Context, client mqtt.Client, in <-chan Message) error {
+// serve handles the received messages in groups, taken from the devices
+// in turn.
+func (c *Collector) serve(ctx context.Context, client mqtt.Client, in *fairQueue) error {
 	group := make([]Message, 0, c.cfg.MaxGroup)
-	timer := time.NewTimer(time.Hour)
-	timer.Stop()
+	var lastDropLog time.Time
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
-		case m := <-in:
-			group = append(group[:0], m)
+		case <-in.ready:
 		}
-		timer.Reset(c.cfg.MaxDelay)
-	fill:
-		for len(group) < c.cfg.MaxGroup {
-			select {
-			case m := <-in:
-				group = append(group, m)
-			case <-timer.C:
-				break fill
+		if in.len() < c.cfg.MaxGroup {
+			select { // let a group fill
+			case <-time.After(c.cfg.MaxDelay):
 			case <-ctx.Done():
-				break fill
+				return nil
 			}
 		}
-		timer.Stop()
+		group = in.take(group[:0], c.cfg.MaxGroup)
+		if len(group) == 0 {
+			continue
+		}
+		if now := time.Now(); now.Sub(lastDropLog) >= dropLogEvery {
+			if d := in.takeDropped(); d > 0 {
+				c.log.Warn("messages dropped: a device's queue was full (it sends faster than it is answered)", "dropped", d, "per_device", queuePerDevice)
+				lastDropLog = now
+			}
+		}
 		replies, err := c.Process(group)
 		if err != nil {
 			// Nothing stored, nothing answered: the agents send again.
@@ -199,11 +206,25 @@ func (c *Collector) serve(ctx context.Context, client mqtt.Client, in <-chan Mes
 	}
 }
 
+// publish signs the replies and publishes them at QoS 1, acks retained
+// (README §C2), and waits for the broker to take them.
 func (c *Collector) publish(client mqtt.Client, replies []Reply) {
-	tokens := make([]mqtt.Token, len(replies))
-	for i, r := range replies {
-		tokens[i] = client.Publish(r.Topic, 1, false, r.Payload())
+	replies, skipped := limitNacks(replies)
+	if skipped > 0 {
+		c.log.Debug("nacks not sent: too many for one device in one group", "skipped", skipped)
 	}
+	tokens := make([]mqtt.Token, 0, len(replies))
+	sent := replies[:0]
+	for _, r := range replies {
+		p, err := SignedPayload(c.cfg.Signer, c.cfg.ChainID, r)
+		if err != nil {
+			c.log.Error("reply not signed; the device will resend", "topic", r.Topic, "err", err)
+			continue
+		}
+		tokens = append(tokens, client.Publish(r.Topic, 1, r.Ack(), p))
+		sent = append(sent, r)
+	}
+	replies = sent
 	deadline := time.Now().Add(publishTimeout)
 	for i, t := range tokens {
 		if !t.WaitTimeout(time.Until(deadline)) {
