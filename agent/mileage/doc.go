@@ -63,12 +63,9 @@
 //     nothing is counted). Any reading strictly below the HWM counts: a
 //     decoded odometer value is a raw integer times a scale, so there is no
 //     float noise to tolerate.
-//   - JUMP: over some interval between odometer readings, the HWM rose by
-//     more than MaxSpeedKMH × (interval + 1 s) + Resolution. The engine keeps
-//     the earlier reading that minimises HWM − maxSpeed·time, so one
-//     comparison per reading covers every interval and a steady excess
-//     cannot hide inside per-frame tolerances. Resolution (one odometer
-//     step) absorbs quantisation, the second frame times out of order.
+//   - JUMP: a reading above the plausible course was seen (see "JUMP
+//     candidates" below): the span where the candidate appeared, and the
+//     span where it was confirmed or found a glitch, get JUMP.
 //   - SPEED_MISMATCH (Config.HasSpeed only): over the span, the odometer's
 //     advance and the speed integrated hold-last differ by more than 10 % of
 //     the odometer's advance and more than 500 m. Both sides sum the same
@@ -81,9 +78,59 @@
 //     agent restarted inside a span that had something in it, or the first
 //     reading after a restart is higher than the last one before it.
 //
+// # JUMP candidates
+//
+// A reading is on the plausible course when it is not above the HWM, or
+// above it by at most MaxSpeedKMH × (interval + JumpSlack) + Resolution
+// over some interval since an accepted reading. (The engine keeps the
+// accepted reading that minimises HWM − maxSpeed·time, so one comparison
+// per reading covers every interval, and a steady excess cannot hide
+// inside per-frame tolerances; Resolution, one odometer step, absorbs
+// quantisation, and JumpSlack, one second, frame times out of order.) With
+// the defaults (300 km/h, 0.1 km) that is 83.3 m/s × (Δt + 1 s) + 100 m:
+// 200 m over the 0.2 s between two frames at 5 Hz.
+//
+// A reading above the plausible course is a candidate, not the HWM, and
+// the span gets JUMP. What follows decides:
+//
+//   - a reading on the plausible course (the earlier one) before the
+//     candidate is confirmed: the candidate was a glitch. Nothing is
+//     credited, the HWM is unchanged, and that reading is taken as usual
+//     (so the spans after a glitch carry neither JUMP nor ROLLBACK).
+//   - a reading that continues from the candidate: not below the highest
+//     reading of its course by more than Resolution, and above the
+//     candidate by at most MaxSpeedKMH × (time since the candidate +
+//     JumpSlack) + Resolution. When the candidate and the readings that
+//     continue it number ConfirmReadings (3) and the last is at least
+//     ConfirmTime (5 s) after the candidate, the jump is confirmed: the
+//     HWM rises to the highest reading of its course and the open span is
+//     credited the distance, with JUMP, as observed.
+//   - any other reading (above the plausible course, not continuing the
+//     candidate) is a new candidate in its place: the first was a glitch.
+//
+// So a single injected frame (issue 14: 541#FFFFFFFF, 429,496,729.5 km on
+// a 0.1 km signal) is never credited and never becomes the HWM: the next
+// genuine odometer frame, a fraction of a second later, dismisses it. To
+// have an implausible advance credited, frames must continue from it for
+// 5 s with no frame of the real odometer in between: a cluster that really
+// jumped (credited, flagged JUMP for the backend to judge), or an attacker
+// who silenced the real odometer for longer than GAP tolerates. A
+// candidate pending at a power cut is in the State and resolves the same
+// way after it.
+//
+// What the rule cannot tell from the car: a glitch within the plausible
+// course (at most 200 m ahead at 5 Hz with the defaults) is taken as a
+// reading, and readings below it are ROLLBACK until the car passes it;
+// a glitch below the HWM is ROLLBACK on its span (and, across a batch
+// boundary, on the span of the next reading), never credited. The first
+// reading a device ever takes anchors the telescoping sum and is not a
+// candidate.
+//
 // # Persistence
 //
 // [Engine.State] is a snapshot from which [New] resumes exactly: the same
 // readings after it give the same spans. [State.MarshalBinary] writes it in a
-// small versioned format; [State.UnmarshalBinary] checks every field.
+// small versioned format (version 2 added the JUMP candidate; version 1,
+// written by an agent before it, is still read, with no candidate
+// pending); [State.UnmarshalBinary] checks every field.
 package mileage

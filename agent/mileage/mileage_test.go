@@ -157,7 +157,17 @@ func TestFlags(t *testing.T) {
 		}, want: FlagJump | FlagSpeedMismatch},
 		{name: "JUMP without speed", cfg: Config{}, scenario: func(r *recorder) {
 			t, odo := r.drive(start, 3*time.Minute, odo0, 60)
-			r.odo(t, odo+1000) // 1 km in 200 ms
+			r.odo(t, odo+1000) // 1 km in 200 ms, and the odometer goes on from there
+			r.drive(t.Add(200*time.Millisecond), 10*time.Second, odo+1000, 60)
+		}, want: FlagJump},
+		{name: "JUMP: a lone glitch is not credited", cfg: Config{HasSpeed: true}, scenario: func(r *recorder) {
+			t, odo := r.drive(start, 3*time.Minute, odo0, 60)
+			r.glitch(t, 0xFFFFFFFF*100) // the injected frame
+			r.drive(t.Add(200*time.Millisecond), 3*time.Minute, odo, 60)
+		}, want: FlagJump},
+		{name: "JUMP: a lone glitch at the end of a drive", cfg: Config{}, scenario: func(r *recorder) {
+			_, odo := r.drive(start, 3*time.Minute, odo0, 60)
+			r.glitch(r.now.Add(time.Second), odo+1000)
 		}, want: FlagJump},
 		{name: "SPEED_MISMATCH", cfg: Config{HasSpeed: true}, scenario: func(r *recorder) {
 			t := start
