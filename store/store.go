@@ -200,7 +200,7 @@ type Store struct {
 	recovery  Recovery
 	lost      LostRange
 	scState   string // at Open: "intact", "damaged (...)" or "missing"
-	untrimmed int64 // bytes of records appended or acked since the last trimMapping
+	untrimmed int64  // bytes of records appended or acked since the last trimMapping
 }
 
 // trimEvery is how many bytes of records (about 1,100 attestations)
