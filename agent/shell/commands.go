@@ -222,6 +222,10 @@ func formatStatus(st Status, now time.Time, version, service string) string {
 		full = ", FULL"
 	}
 	line("outbox", "depth %d, %s, head %d, acked through %d, %d of %d bytes%s", o.Depth, oldest, o.Head, o.AckedThrough, o.Bytes, o.MaxBytes, full)
+	if !o.Lost.Empty() {
+		line("lost", "seqs %s may be lost: the outbox was re-seeded from its sidecar %s; the collector records a chain break",
+			o.Lost, ago(o.Lost.At))
+	}
 	if o.LastNack.Seq != 0 {
 		line("nack", "%d refused in all; last seq %d %s: %s", o.Nacks, o.LastNack.Seq, ago(o.LastNack.Time), o.LastNack.Reason)
 	} else {

@@ -178,6 +178,9 @@ type OutboxStatus struct {
 	Full         bool
 	Nacks        uint64
 	LastNack     store.Nack
+	// Lost is the range of seqs a re-seed from the sidecar may have lost
+	// (the database was damaged); empty if none.
+	Lost store.LostRange
 }
 
 // UplinkStatus is the MQTT uplink.

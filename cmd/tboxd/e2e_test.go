@@ -258,6 +258,9 @@ type healthReport struct {
 		OutboxDepth int    `json:"outbox_depth"`
 		Head        uint64 `json:"head"`
 		Acked       uint64 `json:"acked"`
+		MaybeLost   *struct {
+			From, To uint64
+		} `json:"maybe_lost"`
 	} `json:"agent"`
 }
 

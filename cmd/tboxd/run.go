@@ -89,6 +89,7 @@ func run(ctx context.Context, cfgPath string) error {
 	if rec := st.Stats().Recovery; rec.Repaired() {
 		log.Error("outbox was damaged and repaired", "recovery", fmt.Sprintf("%+v", rec))
 	}
+	logLost(log, st.Stats().Lost)
 
 	var up *uplink.Uplink
 	if cfg.MQTT.Broker != "" {
@@ -195,6 +196,9 @@ func health(st *store.Store) any {
 	}
 	if !s.Oldest.IsZero() {
 		h["oldest_pending_s"] = int64(time.Since(s.Oldest).Seconds())
+	}
+	if l := s.Lost; !l.Empty() {
+		h["maybe_lost"] = lostReport{From: l.From, To: l.To, At: l.At.Unix()}
 	}
 	return h
 }

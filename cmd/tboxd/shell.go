@@ -176,7 +176,7 @@ func (p *shellParts) status() shell.Status {
 		o := p.Store.Stats()
 		st.Outbox = shell.OutboxStatus{
 			Head: o.Head, AckedThrough: o.AckedThrough, Depth: o.Depth, Bytes: o.Bytes, MaxBytes: o.MaxBytes,
-			Oldest: o.Oldest, Full: o.Full, Nacks: o.Nacks, LastNack: o.LastNack,
+			Oldest: o.Oldest, Full: o.Full, Nacks: o.Nacks, LastNack: o.LastNack, Lost: o.Lost,
 		}
 	}
 	if p.Uplink != nil {
