@@ -32,9 +32,10 @@
 //
 // A span is held open across batch boundaries instead of closing, and then
 // covers several batches with CATCHUP, while per-batch attestation is
-// impossible: the outbox is full ([Engine.SetBlocked]), the agent restarted
-// and has not yet read the odometer again ([Engine.Restarted]), or the wall
-// clock is unset (earlier than Config.MinTime) until it is set. A held span
+// impossible: the outbox is full ([Engine.SetBlocked]), or the agent
+// restarted and has not yet read the odometer again ([Engine.Restarted]).
+// An unset clock is not such a case (see Time): spans close per batch of
+// the engine's best estimate of the time, with CLOCK. A held span
 // with nothing in it does not grow: it moves on to the current batch. After
 // the hold ends, the span closes at the next batch boundary. Stop while the
 // outbox is full closes nothing: the span stays in the State.
@@ -46,8 +47,16 @@
 // counts at the engine's current time. A step back of more than two minutes
 // is a clock step: the open span gets CLOCK and closes (unless the outbox is
 // full), the engine follows the new clock, and the next span gets CLOCK too.
-// A reading earlier than Config.MinTime means the clock is unset: it counts
-// at the last good time, with CLOCK. The caller reports any other untrustworthy clock (kernel
+// A reading earlier than Config.MinTime means the clock is unset (a T-Box
+// that never had a trusted clock, or one that lost it at a reboot): the
+// batch clock then runs on the best estimate the engine has, the last good
+// time (Config.MinTime, the agent's build time, if the clock was never
+// set) plus the time elapsed since on the interval clock, and spans close
+// at that estimate's batch boundaries, each of one batch, with CLOCK. The
+// estimate is a lower bound of the true time (it misses the time the
+// T-Box was off), so when the clock is set the batches go on forward and
+// stay in order. A 2-hour drive with the clock unset is 12 or 13
+// attestations of about a batch's distance each, not one 68 km span. The caller reports any other untrustworthy clock (kernel
 // STA_UNSYNC, a forward step) with [Engine.MarkClock]. Intervals (GAP, JUMP,
 // SPEED_MISMATCH) use a second clock that follows the frame times, never runs
 // backwards, and is shifted at each clock change so that it does not jump.

@@ -229,29 +229,40 @@ func (e *Engine) advance(t time.Time) (out []Span) {
 	sp := &s.Span
 	raw := clampNanos(t)
 	te := raw
-	unsetEnds := false
+	unset := raw < e.minNs
 	switch {
-	case raw < e.minNs: // clock unset: count at the last good time
+	case unset: // clock unset: the batch clock runs on the estimate below
 		if !s.Unset {
 			s.Unset, s.Discont = true, true
 		}
 		sp.Clock = true
-		te = s.Now
 	case s.Now > 0 && raw < s.Now-int64(ClockStep): // clock stepped back
-		s.Unset, unsetEnds = false, s.Unset
+		s.Unset = false
 		s.Discont = true
 		sp.Clock = true
 		out = e.stepBack(raw)
 	default:
 		if s.Unset {
-			s.Unset, s.Discont, unsetEnds = false, true, true
+			s.Unset, s.Discont = false, true
 		}
 		te = max(raw, s.Now)
 	}
 	if s.Discont {
 		s.MonoOff, s.Discont = s.Mono-raw, false
 	}
+	mono := s.Mono
 	s.Mono = min(max(s.Mono, raw+s.MonoOff), maxNanos)
+	if unset {
+		// The best estimate of the time: the last good time (the build
+		// time if the clock was never set) plus the time elapsed since on
+		// the interval clock. It is a lower bound, so batches stay in
+		// order when the clock is set.
+		base := s.Now
+		if base == 0 {
+			base = e.minNs
+		}
+		te = min(base+(s.Mono-mono), maxNanos)
+	}
 	s.Now = te
 	if !sp.Open {
 		e.open(te)
@@ -271,7 +282,7 @@ func (e *Engine) advance(t time.Time) (out []Span) {
 		switch {
 		case e.empty():
 			e.open(te)
-		case s.Blocked || s.Resumed || unsetEnds:
+		case s.Blocked || s.Resumed:
 			sp.Last = b
 			if sp.Last-sp.Batch >= math.MaxUint32 {
 				sp.Batch = sp.Last - (math.MaxUint32 - 1)
