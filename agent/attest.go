@@ -134,6 +134,11 @@ func NewAttester(cfg AttesterConfig, key signer.Signer, ob Outbox) (*Attester, e
 		a.restarted = true
 		a.started = ms.Started
 		a.resumeAt = time.Unix(0, ms.Now)
+		if ms.Unset {
+			// The batch clock runs on an estimate while the clock is
+			// unset; the frames' own time is the interval clock's.
+			a.resumeAt = time.Unix(0, ms.Mono-ms.MonoOff)
+		}
 		a.pending = st.Pending
 		a.lastBatch = st.LastBatch
 	}

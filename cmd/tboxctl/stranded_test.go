@@ -107,6 +107,32 @@ func TestReplayClockUnset(t *testing.T) {
 	}
 }
 
+// TestReplayClockUnsetResumes: a replay with --state of a log whose clock
+// is unset, stopped halfway and restarted on the whole log, skips what it
+// has accounted for and no more: the two runs hold the truth's meters.
+func TestReplayClockUnsetResumes(t *testing.T) {
+	p := loadEV(t)
+	key, _ := newKey(t)
+	s := vehicle.Scenario{Seed: 16, Start: time.Unix(3600, 0), Duration: time.Hour}
+	log, tr := driveLog(t, p, s)
+	state := t.TempDir()
+	half := bytes.LastIndexByte(log[:len(log)/2], '\n') + 1
+	var out bytes.Buffer
+	for _, in := range [][]byte{log[:half], log} {
+		var errb bytes.Buffer
+		if code := run(t.Context(), []string{"replay", "--profile", evProfile, "--key", key, "--state", state}, bytes.NewReader(in), &out, &errb); code != 0 {
+			t.Fatalf("replay: exit %d: %s", code, errb.String())
+		}
+	}
+	atts := parseLines(t, out.String())
+	if got := sumMeters(atts); got != tr.Meters {
+		t.Errorf("two runs attest %d m, truth %d", got, tr.Meters)
+	}
+	if v := tboxctl(t, strings.NewReader(out.String()), "verify"); v.code != 0 {
+		t.Errorf("verify: exit %d\n%s%s", v.code, v.stdout, v.stderr)
+	}
+}
+
 func maxMeters(atts []*signer.Attestation) uint64 {
 	var m uint64
 	for _, a := range atts {
