@@ -144,6 +144,11 @@ func (k *Kit) Start(ctx context.Context, o Options) (*Running, error) {
 		args = append(args,
 			"-netdev", fmt.Sprintf("user,id=n0,restrict=on,guestfwd=tcp:%s-tcp:127.0.0.1:%d", BrokerAddr, o.BrokerPort),
 			"-device", "virtio-net-device,netdev=n0")
+	} else {
+		// No network: without this the virt machine adds a default
+		// virtio-net-pci NIC, whose option ROM (efi-virtio.rom, package
+		// ipxe-qemu) install.sh does not install.
+		args = append(args, "-nic", "none")
 	}
 	if o.Serial != "" {
 		args = append(args,
