@@ -60,6 +60,9 @@
 // STA_UNSYNC, a forward step) with [Engine.MarkClock]. Intervals (GAP, JUMP,
 // SPEED_MISMATCH) use a second clock that follows the frame times, never runs
 // backwards, and is shifted at each clock change so that it does not jump.
+// An odometer reading counts on it at its own frame time (not before the
+// previous reading, not after the clock): a Tick that ran ahead of
+// readings handed over late must not make them look too fast.
 //
 // Every method that takes a time may close spans and return them: the
 // caller must keep all of them, from Speed, Mode and Tick as well as

@@ -297,3 +297,34 @@ func glitchValue(rng *rand.Rand, hwm float64, highOnly bool) (float64, bool) {
 	}
 	return math.Max(0, hwm-1_000-rng.Float64()*1e7), false
 }
+
+// TestLateReadingsAfterTick: readings handed over late, after a Tick moved
+// the clock past their frame times (a busy T-Box), keep their own
+// intervals: no JUMP, nothing held as a candidate, the meters exact.
+func TestLateReadingsAfterTick(t *testing.T) {
+	start := time.Date(2025, 3, 3, 7, 0, 30, 0, time.UTC)
+	// The sample car's profile: 250 km/h, 10 m steps, so 79 m may come
+	// at once.
+	r := newRecorder(t, Config{HasSpeed: true, MaxSpeedKMH: 250, Resolution: 10})
+	at, odo := r.drive(start, time.Minute, 1e6, 100)
+	for range 20 {
+		// The tick runs 4 s ahead; then 4 s of readings (20 at 5 Hz,
+		// 111 m at 100 km/h) arrive at once, stamped with their own times.
+		r.tick(at.Add(4 * time.Second))
+		for range 20 {
+			at = at.Add(200 * time.Millisecond)
+			odo += 100 / 3.6 * 0.2
+			r.speed(at, 100)
+			r.odo(at, odo)
+		}
+	}
+	if st := r.e.State(); st.Cand {
+		t.Fatalf("a candidate pending: %+v", st)
+	}
+	r.stop(at.Add(time.Second))
+	r.checkTelescoping()
+	r.checkBatches()
+	if f := flagsOf(r.spans); f&FlagJump != 0 {
+		t.Errorf("flags 0x%02x: JUMP from readings handed over late", f)
+	}
+}

@@ -128,9 +128,19 @@ func (e *Engine) State() State { return e.st.clone() }
 func (e *Engine) Odometer(t time.Time, meters float64) []Span {
 	out := e.advance(t)
 	if meters == meters && meters <= maxOdometer && meters >= -maxOdometer {
-		e.odometer(meters)
+		e.odometer(meters, e.readingTime(t))
 	}
 	return out
+}
+
+// readingTime is the time of a reading taken at t on the interval clock:
+// its own frame time, not the clock's, which a Tick may have moved past it
+// when the reading is handed over late (a busy T-Box), but never before the
+// previous reading nor after the clock. So a backlog of readings read at
+// once keeps the intervals between them, and does not look too fast.
+func (e *Engine) readingTime(t time.Time) int64 {
+	s := &e.st
+	return min(max(clampNanos(t)+s.MonoOff, s.OdoTime), s.Mono)
 }
 
 // Mode feeds a drive-mode reading: the DBC value name, MODE_<n> for a value
@@ -342,10 +352,9 @@ func (e *Engine) moving() bool {
 }
 
 // odometer applies a valid reading m taken at the engine's time.
-func (e *Engine) odometer(m float64) {
+func (e *Engine) odometer(m float64, now int64) {
 	s := &e.st
 	sp := &s.Span
-	now := s.Mono
 	if !s.Started {
 		s.Started, s.First, s.HWM, s.Odo, s.OdoTime = true, m, m, m, now
 		s.JumpHWM, s.JumpTime, s.Resumed = m, now, false
