@@ -110,9 +110,10 @@
 //     credited, the HWM is unchanged, and that reading is taken as usual
 //     (so the spans after a glitch carry neither JUMP nor ROLLBACK).
 //   - a reading that continues from the candidate: not below the highest
-//     reading of its course by more than Resolution, and above the
-//     candidate by at most MaxSpeedKMH × (time since the candidate +
-//     JumpSlack) + Resolution. When the candidate and the readings that
+//     reading of its course by more than Resolution, and above it by at
+//     most MaxSpeedKMH × (time since the previous reading + JumpSlack) +
+//     Resolution, the plausibility rule applied along the candidate's own
+//     course. When the candidate and the readings that
 //     continue it number ConfirmReadings (3) and the last is at least
 //     ConfirmTime (5 s) after the candidate, the jump is confirmed: the
 //     HWM rises to the highest reading of its course and the open span is

@@ -328,3 +328,23 @@ func TestLateReadingsAfterTick(t *testing.T) {
 		t.Errorf("flags 0x%02x: JUMP from readings handed over late", f)
 	}
 }
+
+// TestFasterThanMaxSpeed: a car driving steadily above the profile's
+// maximum speed (here twice 100 km/h, 10 m steps at 5 Hz) has its distance
+// confirmed candidate after candidate and credited, with JUMP: the
+// candidate's course is judged step by step, not against its first
+// reading, so a steady excess does not hold it for ever.
+func TestFasterThanMaxSpeed(t *testing.T) {
+	start := time.Date(2025, 3, 3, 7, 0, 30, 0, time.UTC)
+	r := newRecorder(t, Config{HasSpeed: true, MaxSpeedKMH: 100, Resolution: 10})
+	at, odo := r.drive(start, time.Minute, 1e6, 80)
+	at, _ = r.drive(at, 2*time.Minute, odo, 200)
+	st := r.e.State()
+	if behind := r.hwm - st.HWM; behind > 200/3.6*ConfirmTime.Seconds()+100 {
+		t.Fatalf("HWM %v is %v m behind the odometer after 2 minutes at 200 km/h", st.HWM, behind)
+	}
+	r.stop(at.Add(10 * time.Second))
+	if flagsOf(r.spans)&FlagJump == 0 {
+		t.Errorf("no JUMP at twice the maximum speed: %+v", r.spans)
+	}
+}

@@ -381,8 +381,11 @@ func (e *Engine) odometer(m float64, now int64) {
 		e.accept(m, now, dt, fresh)
 		return
 	}
+	// The reading before this one was on the candidate's course, if one is
+	// pending: a plausible one would have dropped it, another replaced it.
+	step := e.maxMps*(float64(now-s.OdoTime)/1e9+JumpSlack.Seconds()) + e.res
 	s.OdoTime = now
-	if s.Cand && m >= s.CandHi-e.res && m-s.CandOdo <= e.maxMps*(float64(now-s.CandTime)/1e9+JumpSlack.Seconds())+e.res {
+	if s.Cand && m >= s.CandHi-e.res && m-s.CandHi <= step {
 		// The reading continues from the candidate.
 		s.CandHi = max(s.CandHi, m)
 		s.CandCount++
