@@ -290,3 +290,27 @@ func BenchmarkOpenSpan(b *testing.B) {
 		}
 	}
 }
+
+// TestOpenSpanShowsCandidate: a pending JUMP candidate shows in the open
+// span with its distance above the high-water mark, and no longer once a
+// reading back on the course made it a glitch.
+func TestOpenSpanShowsCandidate(t *testing.T) {
+	r := newProgressRig(t)
+	t0 := time.Date(2025, 5, 5, 5, 0, 30, 0, time.UTC)
+	for i, m := range []float64{100_000, 100_020, 150_020} {
+		f := r.frame(t, profile.Odometer, m, t0.Add(time.Duration(i)*time.Second))
+		if err := r.att.Frame(&f); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if p := r.att.OpenSpan(); p.Candidate != 50_000 || p.Meters != 20 || p.Flags != signer.FlagJump {
+		t.Fatalf("OpenSpan = %+v, want a candidate 50000 m above, 20 m credited, JUMP", p)
+	}
+	f := r.frame(t, profile.Odometer, 100_040, t0.Add(3*time.Second))
+	if err := r.att.Frame(&f); err != nil {
+		t.Fatal(err)
+	}
+	if p := r.att.OpenSpan(); p.Candidate != 0 || p.Meters != 40 {
+		t.Fatalf("OpenSpan = %+v, want no candidate, 40 m credited", p)
+	}
+}

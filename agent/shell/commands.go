@@ -211,6 +211,9 @@ func formatStatus(st Status, now time.Time, version, service string) string {
 			batch += " [" + strings.Join(names, ",") + "]"
 		}
 	}
+	if st.Batch.Candidate > 0 {
+		batch += fmt.Sprintf("; JUMP candidate pending, %.0f m above the high-water mark (not credited unless the next readings continue from it)", st.Batch.Candidate)
+	}
 	line("batch", "%s", batch)
 	o := st.Outbox
 	oldest := "none pending"

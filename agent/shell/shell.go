@@ -165,6 +165,9 @@ type BatchStatus struct {
 	Batches uint64 // batches it covers so far
 	Meters  uint64 // distance counted so far
 	Flags   uint32 // flags observed so far
+	// Candidate is how far above the high-water mark a pending JUMP
+	// candidate reads, in meters; 0 when none is pending.
+	Candidate float64
 }
 
 // OutboxStatus is the durable outbox.

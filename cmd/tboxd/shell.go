@@ -154,7 +154,8 @@ func (p *shellParts) status() shell.Status {
 			st.LastFrame = time.Unix(0, t)
 		}
 		if pr := a.Progress(); pr.Open {
-			st.Batch = shell.BatchStatus{Known: true, Batch: pr.Batch, Batches: uint64(pr.Batches), Meters: pr.Meters, Flags: pr.Flags}
+			st.Batch = shell.BatchStatus{Known: true, Batch: pr.Batch, Batches: uint64(pr.Batches), Meters: pr.Meters, Flags: pr.Flags,
+				Candidate: pr.Candidate}
 		}
 	}
 	for _, s := range p.Sources {
