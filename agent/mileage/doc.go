@@ -128,8 +128,10 @@
 // 5 s with no frame of the real odometer in between: a cluster that really
 // jumped (credited, flagged JUMP for the backend to judge), or an attacker
 // who silenced the real odometer for longer than GAP tolerates. A
-// candidate pending at a power cut is in the State and resolves the same
-// way after it.
+// candidate pending at Stop or at a power cut stays in the State and
+// resolves the same way after it: if real, its distance is credited then
+// (after a long stop, the next reading is plausible and takes it), never
+// lost, never counted twice.
 //
 // What the rule cannot tell from the car: a glitch within the plausible
 // course (at most 200 m ahead at 5 Hz with the defaults) is taken as a
