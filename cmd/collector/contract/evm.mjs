@@ -25,6 +25,7 @@ if (!modules) throw new Error('CONTRACT_NODE_MODULES is not set (the npm ci dire
 const require = createRequire(path.join(modules, 'noop.js'))
 const solc = require('solc')
 const { createVM } = await import(require.resolve('@ethereumjs/vm'))
+const { Common, Mainnet, Hardfork } = await import(require.resolve('@ethereumjs/common'))
 const { createAddressFromString, hexToBytes, bytesToHex } = await import(require.resolve('@ethereumjs/util'))
 
 const OWNER = '0x00000000000000000000000000000000000a11ce'
@@ -33,7 +34,7 @@ const OWNER = '0x00000000000000000000000000000000000a11ce'
 // <modules>/../bytecode-<sha256 of source and solc version>.hex.
 function compile() {
   const source = fs.readFileSync(path.join(here, 'MileageMining.sol'), 'utf8')
-  const key = crypto.createHash('sha256').update(solc.version() + '\n' + source).digest('hex').slice(0, 16)
+  const key = crypto.createHash('sha256').update(solc.version() + '\nprague\n' + source).digest('hex').slice(0, 16)
   const cached = path.join(modules, '..', `bytecode-${key}.hex`)
   if (fs.existsSync(cached)) return fs.readFileSync(cached, 'utf8')
   const bytecode = solcCompile(source)
@@ -48,6 +49,7 @@ function solcCompile(source) {
     sources: { 'MileageMining.sol': { content: source } },
     settings: {
       optimizer: { enabled: true, runs: 200 },
+      evmVersion: 'prague', // the VM's hardfork below
       outputSelection: { '*': { '*': ['evm.bytecode.object'] } },
     },
   }
@@ -72,7 +74,7 @@ function intrinsic(data) {
 
 const input = JSON.parse(fs.readFileSync(0, 'utf8'))
 const code = hexToBytes('0x' + compile() + input.ctor.replace(/^0x/, ''))
-const vm = await createVM()
+const vm = await createVM({ common: new Common({ chain: Mainnet, hardfork: Hardfork.Prague }) })
 const owner = createAddressFromString(OWNER)
 const dep = await vm.evm.runCall({ caller: owner, data: code, gasLimit: 30_000_000n })
 if (dep.execResult.exceptionError) throw new Error('deploy: ' + dep.execResult.exceptionError.error)
@@ -80,6 +82,8 @@ const address = dep.createdAddress
 const results = []
 for (const c of input.calls) {
   const data = hexToBytes(c.data)
+  // A new transaction: no address or slot is warm from the previous one.
+  await vm.evm.journal.cleanup()
   const r = await vm.evm.runCall({
     caller: createAddressFromString(c.from || OWNER),
     to: address,
