@@ -193,8 +193,9 @@ func TestReplayOnChain(t *testing.T) {
 	}
 	sameDraw(t, drawn, d.ret(t), goDraw(t, atts, drawn, n))
 	wantRevert(t, "second draw of a batch", out.Results[len(calls)-1], "AlreadyDrawn(uint64)")
-	t.Logf("deploy %d gas; %d attestations of 2 devices accepted, submit %d gas on average, %d at most; draw of batch %d (N=%d): %d gas; %d batches match the Go draw",
-		out.DeployGas, len(atts), sumGas/uint64(len(atts)), maxGas, drawn, n, d.Gas, len(bs))
+	gd := goDraw(t, atts, drawn, n)
+	t.Logf("deploy %d gas; %d attestations of 2 devices accepted, submit %d gas on average, %d at most; draw of batch %d (N=%d, %d attestations, %d tickets): %d gas; %d batches match the Go draw",
+		out.DeployGas, len(atts), sumGas/uint64(len(atts)), maxGas, drawn, n, gd.Entries, gd.Total, d.Gas, len(bs))
 }
 
 // receiptDigest is the EIP-712 digest of a MileageReceipt (README §C2).
