@@ -58,8 +58,9 @@ contract MileageMining is Ownable {
     uint32 public constant KNOWN_FLAGS = 0x3f;
     uint256 public constant MAX_MODES = 64;
     uint256 public constant MAX_MODE_NAME = 128;
-    /// A span is credited to each of its batches at submit time; a longer
-    /// catch-up span (more than a day) would cost more gas than a block holds.
+    /// A span is credited to each of its batches at submit time (about 47k
+    /// gas a batch); a catch-up span of more than a day is refused so that a
+    /// submit stays well inside a block.
     uint256 public constant MAX_SPAN_BATCHES = 144;
 
     bytes32 public immutable DOMAIN_SEPARATOR;
@@ -79,8 +80,6 @@ contract MileageMining is Ownable {
     mapping(address => mapping(uint64 => uint256)) private span;
     /// Per batch: the attestations crediting it, as device << 64 | seq.
     mapping(uint64 => uint256[]) private entries;
-    /// Per batch: the total tickets credited (before the draw).
-    mapping(uint64 => uint256) public totalTickets;
     mapping(uint64 => bool) public drawn;
 
     event DeviceSet(address indexed device, bool registered);
@@ -199,8 +198,7 @@ contract MileageMining is Ownable {
                 emit Late(a.device, a.seq, b);
                 continue;
             }
-            entries[b].push(key);
-            totalTickets[b] += t;
+            entries[b].push(key); // its tickets are recomputed from span[] by the draw
         }
         emit Attested(a.device, a.seq, a.batch, a.batches, a.meters, dg);
     }

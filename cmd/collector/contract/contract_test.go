@@ -132,6 +132,7 @@ func batchesOf(atts []*signer.Attestation) []uint64 {
 // driving at the same time: every attestation is accepted, and the
 // contract's winners of every batch equal the Go collector's draw.
 func TestReplayOnChain(t *testing.T) {
+	t.Parallel()
 	e := requireEVM(t)
 	tboxctl := buildTboxctl(t)
 	start := time.Unix(int64(draw.Genesis+100_000)*600, 0)
@@ -237,6 +238,7 @@ func keccak(parts ...[]byte) word {
 // over their batches as the Go draw spreads them; a collector's receipt and
 // refusal verify on chain, another key's do not.
 func TestRefusedOnChain(t *testing.T) {
+	t.Parallel()
 	e := requireEVM(t)
 	devA, devB, coll := newKey(t), newKey(t), newKey(t)
 	b0 := draw.Genesis + 5
@@ -424,4 +426,82 @@ func flipS(sig signer.Signature) signer.Signature {
 	s.FillBytes(out[32:64])
 	out[64] ^= 1 // 27 <-> 28
 	return out
+}
+
+// TestGas measures the gas of submit and draw and holds them to bounds that
+// leave room in a block (30M gas): a plain submit, the longest catch-up
+// span the contract takes (MAX_SPAN_BATCHES = 144 batches), and the draw of
+// N = 100 wins over 50 attestations.
+func TestGas(t *testing.T) {
+	t.Parallel()
+	e := requireEVM(t)
+	b0 := draw.Genesis + 1000
+	var calls []tx
+	var keys []*signer.FileKey
+	for range 50 {
+		k := newKey(t)
+		keys = append(keys, k)
+		calls = append(calls, tx{Data: hexData(SetDevice(k.Address(), true))})
+	}
+	sign := func(k *signer.FileKey, seq uint64, prev [32]byte, batch uint64, batches uint32, meters uint64) *signer.Attestation {
+		a := &signer.Attestation{V: 1, Device: k.Address(), Seq: seq, Batch: batch, Batches: batches, Meters: meters,
+			Modes: []signer.ModeMeters{{Mode: "ECO", Meters: meters / 3}, {Mode: "SPORT", Meters: meters - meters/3}}, Prev: prev}
+		if batches > 1 {
+			a.Flags = signer.FlagCatchup
+		}
+		if err := signer.Sign(k, chainID, a); err != nil {
+			t.Fatal(err)
+		}
+		return a
+	}
+	var atts []*signer.Attestation
+	first := len(calls)
+	for i, k := range keys { // every device's seq 1 in b0
+		a := sign(k, 1, [32]byte{}, b0, 1, uint64(1000+37*i))
+		atts = append(atts, a)
+		calls = append(calls, tx{Data: hexData(Submit(a))})
+	}
+	second := sign(keys[0], 2, signer.Digest(chainID, atts[0]), b0+1, 1, 4200)
+	long := sign(keys[0], 3, signer.Digest(chainID, second), b0+2, 144, 144*4000+77)
+	tooLong := sign(keys[1], 2, signer.Digest(chainID, atts[1]), b0+2, 145, 145*4000)
+	atts = append(atts, second, long)
+	calls = append(calls,
+		tx{Data: hexData(Submit(second))},
+		tx{Data: hexData(Submit(long))},
+		tx{Data: hexData(Submit(tooLong))},
+		tx{Data: hexData(Draw(b0))},
+		tx{Data: hexData(Draw(b0 + 100))},
+	)
+	const n = 100
+	out := e.run(t, Constructor(chainID, seed, n), calls)
+	rs := out.Results[first:]
+	for i, r := range rs[:len(rs)-1] {
+		if i == len(keys)+2 {
+			wantRevert(t, "span of 145 batches", r, "SpanTooLong(uint32)")
+			continue
+		}
+		if !r.OK {
+			t.Fatalf("call %d reverted: %s", first+i, r.Ret)
+		}
+	}
+	firstSubmit, nextSubmit, longSubmit := rs[0].Gas, rs[len(keys)].Gas, rs[len(keys)+1].Gas
+	drawGas := rs[len(keys)+3].Gas
+	sameDraw(t, b0, rs[len(keys)+3].ret(t), goDraw(t, atts, b0, n))
+	// b0+100 is inside the long span only: one attestation holds every ticket.
+	sameDraw(t, b0+100, rs[len(keys)+4].ret(t), goDraw(t, atts, b0+100, n))
+	t.Logf("gas: deploy %d; submit %d (device's first), %d (next), %d (catch-up over 144 batches); draw N=%d over %d attestations %d, over 1 attestation %d",
+		out.DeployGas, firstSubmit, nextSubmit, longSubmit, n, len(keys), drawGas, rs[len(keys)+4].Gas)
+	for _, c := range []struct {
+		what     string
+		gas, max uint64
+	}{
+		{"first submit", firstSubmit, 250_000},
+		{"next submit", nextSubmit, 200_000},
+		{"catch-up submit over 144 batches", longSubmit, 8_000_000},
+		{"draw of 100 wins over 50 attestations", drawGas, 3_000_000},
+	} {
+		if c.gas > c.max {
+			t.Errorf("%s: %d gas, expected at most %d", c.what, c.gas, c.max)
+		}
+	}
 }

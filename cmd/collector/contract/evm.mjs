@@ -23,7 +23,6 @@ const here = path.dirname(fileURLToPath(import.meta.url))
 const modules = process.env.CONTRACT_NODE_MODULES
 if (!modules) throw new Error('CONTRACT_NODE_MODULES is not set (the npm ci directory node_modules)')
 const require = createRequire(path.join(modules, 'noop.js'))
-const solc = require('solc')
 const { createVM } = await import(require.resolve('@ethereumjs/vm'))
 const { Common, Mainnet, Hardfork } = await import(require.resolve('@ethereumjs/common'))
 const { createAddressFromString, hexToBytes, bytesToHex } = await import(require.resolve('@ethereumjs/util'))
@@ -34,16 +33,20 @@ const OWNER = '0x00000000000000000000000000000000000a11ce'
 // <modules>/../bytecode-<sha256 of source and solc version>.hex.
 function compile() {
   const source = fs.readFileSync(path.join(here, 'MileageMining.sol'), 'utf8')
-  const key = crypto.createHash('sha256').update(solc.version() + '\nprague\n' + source).digest('hex').slice(0, 16)
+  // solc (an 8 MB compiler) is loaded only when the bytecode is not cached.
+  const solcVersion = JSON.parse(fs.readFileSync(path.join(modules, 'solc', 'package.json'), 'utf8')).version
+  const key = crypto.createHash('sha256').update(solcVersion + '\nprague\n' + source).digest('hex').slice(0, 16)
   const cached = path.join(modules, '..', `bytecode-${key}.hex`)
   if (fs.existsSync(cached)) return fs.readFileSync(cached, 'utf8')
   const bytecode = solcCompile(source)
-  fs.writeFileSync(cached + '.tmp', bytecode)
-  fs.renameSync(cached + '.tmp', cached)
+  const tmp = `${cached}.${process.pid}.tmp`
+  fs.writeFileSync(tmp, bytecode)
+  fs.renameSync(tmp, cached)
   return bytecode
 }
 
 function solcCompile(source) {
+  const solc = require('solc')
   const input = {
     language: 'Solidity',
     sources: { 'MileageMining.sol': { content: source } },

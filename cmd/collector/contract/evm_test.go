@@ -10,11 +10,14 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/csop/tbox/signer"
 )
+
+var installMu sync.Mutex
 
 // evm is node with the npm ci of package-lock.json, running evm.mjs.
 type evm struct {
@@ -27,6 +30,8 @@ type evm struct {
 // test is skipped only when node or npm is absent and CI is unset.
 func requireEVM(t testing.TB) evm {
 	t.Helper()
+	installMu.Lock() // the tests run in parallel; one npm ci at a time
+	defer installMu.Unlock()
 	node, errNode := exec.LookPath("node")
 	npm, errNpm := exec.LookPath("npm")
 	if errNode != nil || errNpm != nil {
