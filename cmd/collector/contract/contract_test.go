@@ -386,6 +386,10 @@ func TestRefusedOnChain(t *testing.T) {
 		calls = append(calls, tx{Data: hexData(Draw(b))})
 	}
 	calls = append(calls, tx{Data: hexData(Draw(b0 + 4))})
+	// After the draw of b0+3, an attestation for it is accepted but late:
+	// the batch's tickets stay what the draw used.
+	late := mk(devB, b0+3, 1, eco(900000))
+	calls = append(calls, tx{Data: hexData(Submit(late))}, tx{Data: hexData(Preview(b0 + 3))})
 	const n = 7
 	out := e.run(t, Constructor(chainID, seed, n), calls)
 
@@ -413,7 +417,15 @@ func TestRefusedOnChain(t *testing.T) {
 		}
 		sameDraw(t, b, r.ret(t), goDraw(t, atts, b, n))
 	}
-	wantRevert(t, "draw of a batch without tickets", out.Results[len(calls)-1], "NoTickets(uint64)")
+	wantRevert(t, "draw of a batch without tickets", out.Results[len(calls)-3], "NoTickets(uint64)")
+	if r := out.Results[len(calls)-2]; !r.OK {
+		t.Errorf("late attestation for a drawn batch: reverted %s", r.Ret)
+	}
+	if r := out.Results[len(calls)-1]; !r.OK {
+		t.Errorf("preview of b0+3 after a late attestation: reverted %s", r.Ret)
+	} else {
+		sameDraw(t, b0+3, r.ret(t), goDraw(t, atts, b0+3, n))
+	}
 }
 
 // flipS returns the high-s twin of a low-s signature (s' = n - s, v flipped),
