@@ -181,7 +181,7 @@ func TestReplayOnChain(t *testing.T) {
 	for i, a := range order {
 		r := out.Results[firstSubmit+i]
 		if !r.OK {
-			t.Fatalf("device %s seq %d batch %d refused: %s", a.Device, a.Seq, a.Batch, r.Ret)
+			t.Fatalf("device %s seq %d batch %d refused: %s", a.Device, a.Seq, a.Batch, revertName(r.Ret))
 		}
 		sumGas += r.Gas
 		maxGas = max(maxGas, r.Gas)

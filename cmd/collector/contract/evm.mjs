@@ -39,6 +39,9 @@ function compile() {
   const cached = path.join(modules, '..', `bytecode-${key}.hex`)
   if (fs.existsSync(cached)) return fs.readFileSync(cached, 'utf8')
   const bytecode = solcCompile(source)
+  for (const f of fs.readdirSync(path.join(modules, '..'))) {
+    if (/^bytecode-[0-9a-f]{16}\.hex$/.test(f)) fs.rmSync(path.join(modules, '..', f), { force: true }) // an older source's
+  }
   const tmp = `${cached}.${process.pid}.tmp`
   fs.writeFileSync(tmp, bytecode)
   fs.renameSync(tmp, cached)

@@ -163,6 +163,23 @@ func errSel(sig string) string {
 	return hex.EncodeToString(s[:])
 }
 
+// customErrors are the errors of MileageMining.sol (and Ownable's).
+var customErrors = []string{
+	"UnknownDevice(address)", "BadSignature(address)", "SeqMismatch(uint64,uint64)", "PrevMismatch(bytes32,bytes32)",
+	"ZeroBatches()", "SpanTooLong(uint32)", "UnknownFlags(uint32)", "BadModes(uint256)", "ModesSum(uint256,uint64)",
+	"AlreadyDrawn(uint64)", "NoTickets(uint64)", "ZeroWinners()", "OwnableUnauthorizedAccount(address)",
+}
+
+// revertName names the custom error of revert data, for messages.
+func revertName(ret string) string {
+	for _, e := range customErrors {
+		if strings.HasPrefix(strings.TrimPrefix(ret, "0x"), errSel(e)) {
+			return e + " " + ret
+		}
+	}
+	return ret
+}
+
 // wantRevert checks that r reverted with the custom error sig.
 func wantRevert(t *testing.T, what string, r txResult, sig string) {
 	t.Helper()
@@ -171,7 +188,7 @@ func wantRevert(t *testing.T, what string, r txResult, sig string) {
 		return
 	}
 	if got := strings.TrimPrefix(r.Ret, "0x"); !strings.HasPrefix(got, errSel(sig)) {
-		t.Errorf("%s: reverted with %q, expected %s (0x%s)", what, r.Ret, sig, errSel(sig))
+		t.Errorf("%s: reverted with %s, expected %s (0x%s)", what, revertName(r.Ret), sig, errSel(sig))
 	}
 }
 
