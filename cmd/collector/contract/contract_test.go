@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/csop/tbox/agent/profile"
+	"github.com/csop/tbox/cmd/collector/contract/evmtest"
 	"github.com/csop/tbox/cmd/collector/internal/draw"
 	"github.com/csop/tbox/hil/vehicle"
 	"github.com/csop/tbox/signer"
@@ -26,7 +27,7 @@ var seed = draw.Seed{0x5e, 0xed, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 
 // for a simulated drive of the sample EV, signed by a fresh key.
 func replay(t *testing.T, tboxctl string, s vehicle.Scenario) []*signer.Attestation {
 	t.Helper()
-	root, err := moduleRoot()
+	root, err := evmtest.ModuleRoot()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -133,7 +134,7 @@ func batchesOf(atts []*signer.Attestation) []uint64 {
 // contract's winners of every batch equal the Go collector's draw.
 func TestReplayOnChain(t *testing.T) {
 	t.Parallel()
-	e := requireEVM(t)
+	e := evmtest.Require(t)
 	tboxctl := buildTboxctl(t)
 	start := time.Unix(int64(draw.Genesis+100_000)*600, 0)
 	var atts []*signer.Attestation
@@ -153,11 +154,11 @@ func TestReplayOnChain(t *testing.T) {
 		t.Fatal("no replayed attestation has two modes or more")
 	}
 	devices := map[signer.Address]bool{}
-	var calls []tx
+	var calls []evmtest.Tx
 	for _, a := range atts {
 		if !devices[a.Device] {
 			devices[a.Device] = true
-			calls = append(calls, tx{Data: hexData(SetDevice(a.Device, true))})
+			calls = append(calls, evmtest.Tx{Data: evmtest.Hex(SetDevice(a.Device, true))})
 		}
 	}
 	firstSubmit := len(calls)
@@ -165,23 +166,23 @@ func TestReplayOnChain(t *testing.T) {
 	order := slices.Clone(atts)
 	slices.SortStableFunc(order, func(x, y *signer.Attestation) int { return int(int64(x.Batch) - int64(y.Batch)) })
 	for _, a := range order {
-		calls = append(calls, tx{Data: hexData(Submit(a))})
+		calls = append(calls, evmtest.Tx{Data: evmtest.Hex(Submit(a))})
 	}
 	bs := batchesOf(atts)
 	firstPreview := len(calls)
 	for _, b := range bs {
-		calls = append(calls, tx{Data: hexData(Preview(b))})
+		calls = append(calls, evmtest.Tx{Data: evmtest.Hex(Preview(b))})
 	}
 	drawn := bs[len(bs)/2]
-	calls = append(calls, tx{Data: hexData(Draw(drawn))}, tx{Data: hexData(Draw(drawn))})
+	calls = append(calls, evmtest.Tx{Data: evmtest.Hex(Draw(drawn))}, evmtest.Tx{Data: evmtest.Hex(Draw(drawn))})
 
 	const n = 100
-	out := e.run(t, Constructor(chainID, seed, n), calls)
+	out := e.Run(t, Constructor(chainID, seed, n), calls)
 	var maxGas, sumGas uint64
 	for i, a := range order {
 		r := out.Results[firstSubmit+i]
 		if !r.OK {
-			t.Fatalf("device %s seq %d batch %d refused: %s", a.Device, a.Seq, a.Batch, revertName(r.Ret))
+			t.Fatalf("device %s seq %d batch %d refused: %s", a.Device, a.Seq, a.Batch, evmtest.RevertName(r.Ret))
 		}
 		sumGas += r.Gas
 		maxGas = max(maxGas, r.Gas)
@@ -191,14 +192,14 @@ func TestReplayOnChain(t *testing.T) {
 		if !r.OK {
 			t.Fatalf("preview of batch %d reverted: %s", b, r.Ret)
 		}
-		sameDraw(t, b, r.ret(t), goDraw(t, atts, b, n))
+		sameDraw(t, b, r.Bytes(t), goDraw(t, atts, b, n))
 	}
 	d := out.Results[len(calls)-2]
 	if !d.OK {
 		t.Fatalf("draw of batch %d reverted: %s", drawn, d.Ret)
 	}
-	sameDraw(t, drawn, d.ret(t), goDraw(t, atts, drawn, n))
-	wantRevert(t, "second draw of a batch", out.Results[len(calls)-1], "AlreadyDrawn(uint64)")
+	sameDraw(t, drawn, d.Bytes(t), goDraw(t, atts, drawn, n))
+	evmtest.WantRevert(t, "second draw of a batch", out.Results[len(calls)-1], "AlreadyDrawn(uint64)")
 	gd := goDraw(t, atts, drawn, n)
 	t.Logf("deploy %d gas; %d attestations of 2 devices accepted, submit %d gas on average, %d at most; draw of batch %d (N=%d, %d attestations, %d tickets): %d gas; %d batches match the Go draw",
 		out.DeployGas, len(atts), sumGas/uint64(len(atts)), maxGas, drawn, n, gd.Entries, gd.Total, d.Gas, len(bs))
@@ -244,8 +245,8 @@ func keccak(parts ...[]byte) word {
 // refusal verify on chain, another key's do not.
 func TestRefusedOnChain(t *testing.T) {
 	t.Parallel()
-	e := requireEVM(t)
-	devA, devB, coll := newKey(t), newKey(t), newKey(t)
+	e := evmtest.Require(t)
+	devA, devB, coll := evmtest.NewKey(t), evmtest.NewKey(t), evmtest.NewKey(t)
 	b0 := draw.Genesis + 5
 	chain := map[signer.Address][32]byte{}
 	seqs := map[signer.Address]uint64{}
@@ -295,7 +296,7 @@ func TestRefusedOnChain(t *testing.T) {
 		step{what: "register collector", data: SetCollector(coll.Address(), true)},
 	)
 	// An unregistered key signing its own chain.
-	stranger := newKey(t)
+	stranger := evmtest.NewKey(t)
 	bad("unknown device", Submit(mk(stranger, b0, 1, eco(100))), "UnknownDevice(address)")
 
 	a1 := mk(devA, b0, 1, eco(400), sport(800))
@@ -382,21 +383,21 @@ func TestRefusedOnChain(t *testing.T) {
 	for _, r := range receipts {
 		steps = append(steps, step{what: r.what, data: r.data})
 	}
-	var calls []tx
+	var calls []evmtest.Tx
 	for _, s := range steps {
-		calls = append(calls, tx{From: s.from, Data: hexData(s.data)})
+		calls = append(calls, evmtest.Tx{From: s.from, Data: evmtest.Hex(s.data)})
 	}
 	bs := []uint64{b0, b0 + 1, b0 + 2, b0 + 3}
 	for _, b := range bs {
-		calls = append(calls, tx{Data: hexData(Draw(b))})
+		calls = append(calls, evmtest.Tx{Data: evmtest.Hex(Draw(b))})
 	}
-	calls = append(calls, tx{Data: hexData(Draw(b0 + 4))})
+	calls = append(calls, evmtest.Tx{Data: evmtest.Hex(Draw(b0 + 4))})
 	// After the draw of b0+3, an attestation for it is accepted but late:
 	// the batch's tickets stay what the draw used.
 	late := mk(devB, b0+3, 1, eco(900000))
-	calls = append(calls, tx{Data: hexData(Submit(late))}, tx{Data: hexData(Preview(b0 + 3))})
+	calls = append(calls, evmtest.Tx{Data: evmtest.Hex(Submit(late))}, evmtest.Tx{Data: evmtest.Hex(Preview(b0 + 3))})
 	const n = 7
-	out := e.run(t, Constructor(chainID, seed, n), calls)
+	out := e.Run(t, Constructor(chainID, seed, n), calls)
 
 	for i, s := range steps[:len(steps)-len(receipts)] {
 		r := out.Results[i]
@@ -406,11 +407,11 @@ func TestRefusedOnChain(t *testing.T) {
 			}
 			continue
 		}
-		wantRevert(t, s.what, r, s.wantErr)
+		evmtest.WantRevert(t, s.what, r, s.wantErr)
 	}
 	for i, r := range receipts {
 		res := out.Results[len(steps)-len(receipts)+i]
-		got := res.OK && len(res.ret(t)) == 32 && res.ret(t)[31] == 1
+		got := res.OK && len(res.Bytes(t)) == 32 && res.Bytes(t)[31] == 1
 		if !res.OK || got != r.want {
 			t.Errorf("%s: verified %v (ok %v, %s), expected %v", r.what, got, res.OK, res.Ret, r.want)
 		}
@@ -420,16 +421,16 @@ func TestRefusedOnChain(t *testing.T) {
 		if !r.OK {
 			t.Fatalf("draw of batch %d reverted: %s", b, r.Ret)
 		}
-		sameDraw(t, b, r.ret(t), goDraw(t, atts, b, n))
+		sameDraw(t, b, r.Bytes(t), goDraw(t, atts, b, n))
 	}
-	wantRevert(t, "draw of a batch without tickets", out.Results[len(calls)-3], "NoTickets(uint64)")
+	evmtest.WantRevert(t, "draw of a batch without tickets", out.Results[len(calls)-3], "NoTickets(uint64)")
 	if r := out.Results[len(calls)-2]; !r.OK {
 		t.Errorf("late attestation for a drawn batch: reverted %s", r.Ret)
 	}
 	if r := out.Results[len(calls)-1]; !r.OK {
 		t.Errorf("preview of b0+3 after a late attestation: reverted %s", r.Ret)
 	} else {
-		sameDraw(t, b0+3, r.ret(t), goDraw(t, atts, b0+3, n))
+		sameDraw(t, b0+3, r.Bytes(t), goDraw(t, atts, b0+3, n))
 	}
 }
 
@@ -451,14 +452,14 @@ func flipS(sig signer.Signature) signer.Signature {
 // N = 100 wins over 50 attestations.
 func TestGas(t *testing.T) {
 	t.Parallel()
-	e := requireEVM(t)
+	e := evmtest.Require(t)
 	b0 := draw.Genesis + 1000
-	var calls []tx
+	var calls []evmtest.Tx
 	var keys []*signer.FileKey
 	for range 50 {
-		k := newKey(t)
+		k := evmtest.NewKey(t)
 		keys = append(keys, k)
-		calls = append(calls, tx{Data: hexData(SetDevice(k.Address(), true))})
+		calls = append(calls, evmtest.Tx{Data: evmtest.Hex(SetDevice(k.Address(), true))})
 	}
 	sign := func(k *signer.FileKey, seq uint64, prev [32]byte, batch uint64, batches uint32, meters uint64) *signer.Attestation {
 		a := &signer.Attestation{V: 1, Device: k.Address(), Seq: seq, Batch: batch, Batches: batches, Meters: meters,
@@ -476,25 +477,25 @@ func TestGas(t *testing.T) {
 	for i, k := range keys { // every device's seq 1 in b0
 		a := sign(k, 1, [32]byte{}, b0, 1, uint64(1000+37*i))
 		atts = append(atts, a)
-		calls = append(calls, tx{Data: hexData(Submit(a))})
+		calls = append(calls, evmtest.Tx{Data: evmtest.Hex(Submit(a))})
 	}
 	second := sign(keys[0], 2, signer.Digest(chainID, atts[0]), b0+1, 1, 4200)
 	long := sign(keys[0], 3, signer.Digest(chainID, second), b0+2, 144, 144*4000+77)
 	tooLong := sign(keys[1], 2, signer.Digest(chainID, atts[1]), b0+2, 145, 145*4000)
 	atts = append(atts, second, long)
 	calls = append(calls,
-		tx{Data: hexData(Submit(second))},
-		tx{Data: hexData(Submit(long))},
-		tx{Data: hexData(Submit(tooLong))},
-		tx{Data: hexData(Draw(b0))},
-		tx{Data: hexData(Draw(b0 + 100))},
+		evmtest.Tx{Data: evmtest.Hex(Submit(second))},
+		evmtest.Tx{Data: evmtest.Hex(Submit(long))},
+		evmtest.Tx{Data: evmtest.Hex(Submit(tooLong))},
+		evmtest.Tx{Data: evmtest.Hex(Draw(b0))},
+		evmtest.Tx{Data: evmtest.Hex(Draw(b0 + 100))},
 	)
 	const n = 100
-	out := e.run(t, Constructor(chainID, seed, n), calls)
+	out := e.Run(t, Constructor(chainID, seed, n), calls)
 	rs := out.Results[first:]
 	for i, r := range rs[:len(rs)-1] {
 		if i == len(keys)+2 {
-			wantRevert(t, "span of 145 batches", r, "SpanTooLong(uint32)")
+			evmtest.WantRevert(t, "span of 145 batches", r, "SpanTooLong(uint32)")
 			continue
 		}
 		if !r.OK {
@@ -503,9 +504,9 @@ func TestGas(t *testing.T) {
 	}
 	firstSubmit, nextSubmit, longSubmit := rs[0].Gas, rs[len(keys)].Gas, rs[len(keys)+1].Gas
 	drawGas := rs[len(keys)+3].Gas
-	sameDraw(t, b0, rs[len(keys)+3].ret(t), goDraw(t, atts, b0, n))
+	sameDraw(t, b0, rs[len(keys)+3].Bytes(t), goDraw(t, atts, b0, n))
 	// b0+100 is inside the long span only: one attestation holds every ticket.
-	sameDraw(t, b0+100, rs[len(keys)+4].ret(t), goDraw(t, atts, b0+100, n))
+	sameDraw(t, b0+100, rs[len(keys)+4].Bytes(t), goDraw(t, atts, b0+100, n))
 	t.Logf("gas: deploy %d; submit %d (device's first), %d (next), %d (catch-up over 144 batches); draw N=%d over %d attestations %d, over 1 attestation %d",
 		out.DeployGas, firstSubmit, nextSubmit, longSubmit, n, len(keys), drawGas, rs[len(keys)+4].Gas)
 	for _, c := range []struct {

@@ -1,4 +1,6 @@
-package contract
+// Package evmtest runs MileageMining.sol (cmd/collector/contract) in
+// @ethereumjs/vm through node and evm.mjs, for the tests.
+package evmtest
 
 import (
 	"bytes"
@@ -15,20 +17,22 @@ import (
 	"time"
 
 	"github.com/csop/tbox/signer"
+	"golang.org/x/crypto/sha3"
 )
 
 var installMu sync.Mutex
 
-// evm is node with the npm ci of package-lock.json, running evm.mjs.
-type evm struct {
+// EVM is node with the npm ci of package-lock.json, running evm.mjs.
+type EVM struct {
 	node    string
+	dir     string // cmd/collector/contract
 	modules string // the node_modules of the npm ci
 }
 
-// requireEVM installs package-lock.json with npm ci into
+// Require installs package-lock.json with npm ci into
 // <module root>/.cache/npm-contract when it is not there yet (or stale). The
 // test is skipped only when node or npm is absent and CI is unset.
-func requireEVM(t testing.TB) evm {
+func Require(t testing.TB) EVM {
 	t.Helper()
 	installMu.Lock() // the tests run in parallel; one npm ci at a time
 	defer installMu.Unlock()
@@ -40,12 +44,13 @@ func requireEVM(t testing.TB) evm {
 		}
 		t.Skip("node and npm are needed for the EVM test of MileageMining.sol; install Node.js (v18+) to run it")
 	}
-	root, err := moduleRoot()
+	root, err := ModuleRoot()
 	if err != nil {
 		t.Fatal(err)
 	}
 	prefix := filepath.Join(root, ".cache", "npm-contract")
-	lock, err := os.ReadFile("package-lock.json")
+	dir := filepath.Join(root, "cmd", "collector", "contract")
+	lock, err := os.ReadFile(filepath.Join(dir, "package-lock.json"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -55,7 +60,7 @@ func requireEVM(t testing.TB) evm {
 		if err := os.MkdirAll(prefix, 0o755); err != nil {
 			t.Fatal(err)
 		}
-		pkg, err := os.ReadFile("package.json")
+		pkg, err := os.ReadFile(filepath.Join(dir, "package.json"))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -78,10 +83,11 @@ func requireEVM(t testing.TB) evm {
 			t.Fatalf("npm ci in %s: %v\n%s", prefix, err, out)
 		}
 	}
-	return evm{node: node, modules: filepath.Join(prefix, "node_modules")}
+	return EVM{node: node, dir: dir, modules: filepath.Join(prefix, "node_modules")}
 }
 
-func moduleRoot() (string, error) {
+// ModuleRoot returns the directory of the go.mod above the working directory.
+func ModuleRoot() (string, error) {
 	dir, err := os.Getwd()
 	if err != nil {
 		return "", err
@@ -98,20 +104,29 @@ func moduleRoot() (string, error) {
 	}
 }
 
-// tx is one call to the deployed contract.
-type tx struct {
+// Tx is one call to the deployed contract.
+type Tx struct {
 	From string `json:"from,omitempty"`
 	Data string `json:"data"`
 }
 
-type txResult struct {
+type Result struct {
 	OK   bool   `json:"ok"`
 	Gas  uint64 `json:"gas"`
 	Exec uint64 `json:"exec"`
 	Ret  string `json:"ret"`
 }
 
-func (r txResult) ret(t testing.TB) []byte {
+// selector is the 4-byte selector of a function or error signature.
+func selector(sig string) [4]byte {
+	h := sha3.NewLegacyKeccak256()
+	h.Write([]byte(sig))
+	var s [4]byte
+	copy(s[:], h.Sum(nil))
+	return s
+}
+
+func (r Result) Bytes(t testing.TB) []byte {
 	t.Helper()
 	b, err := hex.DecodeString(strings.TrimPrefix(r.Ret, "0x"))
 	if err != nil {
@@ -120,15 +135,15 @@ func (r txResult) ret(t testing.TB) []byte {
 	return b
 }
 
-type evmOutput struct {
-	Owner     string     `json:"owner"`
-	Address   string     `json:"address"`
-	DeployGas uint64     `json:"deployGas"`
-	Results   []txResult `json:"results"`
+type Output struct {
+	Owner     string   `json:"owner"`
+	Address   string   `json:"address"`
+	DeployGas uint64   `json:"deployGas"`
+	Results   []Result `json:"results"`
 }
 
-// run deploys the contract with ctor and runs calls in order.
-func (e evm) run(t testing.TB, ctor []byte, calls []tx) evmOutput {
+// Run deploys the contract with ctor and runs calls in order.
+func (e EVM) Run(t testing.TB, ctor []byte, calls []Tx) Output {
 	t.Helper()
 	in, err := json.Marshal(map[string]any{"ctor": "0x" + hex.EncodeToString(ctor), "calls": calls})
 	if err != nil {
@@ -136,7 +151,7 @@ func (e evm) run(t testing.TB, ctor []byte, calls []tx) evmOutput {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, e.node, "evm.mjs")
+	cmd := exec.CommandContext(ctx, e.node, filepath.Join(e.dir, "evm.mjs"))
 	cmd.Env = append(os.Environ(), "CONTRACT_NODE_MODULES="+e.modules)
 	cmd.Stdin = bytes.NewReader(in)
 	var stderr bytes.Buffer
@@ -145,7 +160,7 @@ func (e evm) run(t testing.TB, ctor []byte, calls []tx) evmOutput {
 	if err != nil {
 		t.Fatalf("node evm.mjs: %v\n%s", err, stderr.String())
 	}
-	var o evmOutput
+	var o Output
 	if err := json.Unmarshal(out, &o); err != nil {
 		t.Fatalf("node evm.mjs output: %v\n%s", err, out)
 	}
@@ -155,11 +170,11 @@ func (e evm) run(t testing.TB, ctor []byte, calls []tx) evmOutput {
 	return o
 }
 
-func hexData(b []byte) string { return "0x" + hex.EncodeToString(b) }
+func Hex(b []byte) string { return "0x" + hex.EncodeToString(b) }
 
 // errSel returns the selector of a custom error of MileageMining.sol.
 func errSel(sig string) string {
-	s := Selector(sig)
+	s := selector(sig)
 	return hex.EncodeToString(s[:])
 }
 
@@ -170,8 +185,8 @@ var customErrors = []string{
 	"AlreadyDrawn(uint64)", "NoTickets(uint64)", "ZeroWinners()", "OwnableUnauthorizedAccount(address)",
 }
 
-// revertName names the custom error of revert data, for messages.
-func revertName(ret string) string {
+// RevertName names the custom error of revert data, for messages.
+func RevertName(ret string) string {
 	for _, e := range customErrors {
 		if strings.HasPrefix(strings.TrimPrefix(ret, "0x"), errSel(e)) {
 			return e + " " + ret
@@ -180,20 +195,20 @@ func revertName(ret string) string {
 	return ret
 }
 
-// wantRevert checks that r reverted with the custom error sig.
-func wantRevert(t *testing.T, what string, r txResult, sig string) {
+// WantRevert checks that r reverted with the custom error sig.
+func WantRevert(t *testing.T, what string, r Result, sig string) {
 	t.Helper()
 	if r.OK {
 		t.Errorf("%s: accepted, expected a revert with %s", what, sig)
 		return
 	}
 	if got := strings.TrimPrefix(r.Ret, "0x"); !strings.HasPrefix(got, errSel(sig)) {
-		t.Errorf("%s: reverted with %s, expected %s (0x%s)", what, revertName(r.Ret), sig, errSel(sig))
+		t.Errorf("%s: reverted with %s, expected %s (0x%s)", what, RevertName(r.Ret), sig, errSel(sig))
 	}
 }
 
-// newKey makes a secp256k1 key file and loads it.
-func newKey(t testing.TB) *signer.FileKey {
+// NewKey makes a secp256k1 key file and loads it.
+func NewKey(t testing.TB) *signer.FileKey {
 	t.Helper()
 	p := filepath.Join(t.TempDir(), "key.pem")
 	if _, err := signer.GenerateKeyFile(p); err != nil {
