@@ -51,6 +51,7 @@ var commands = []command{
 	{"verdicts", "verdicts --config FILE --device ADDR [--ineligible] [--json]: a device's stored attestations with their verdicts, chain breaks, held seqs and forks", runVerdicts},
 	{"migrate", "migrate --config FILE: bring a ledger written by an older collector to the current schema", runMigrate},
 	{"registry", "registry add --config FILE ADDR...: add device addresses to the allowlist file", runRegistry},
+	{"export", "export --config FILE --batch B: the stored attestations covering a batch as MileageMining.submit calldata, one JSON line each", runExport},
 }
 
 // Main runs the command line args (without the program name) and returns
