@@ -86,6 +86,11 @@ type Config struct {
 	// agent's part of each health report (version, outbox depth, ...); it
 	// must return a value encoding/json can marshal.
 	Health func() any
+	// AckedThrough is the outbox's acked-through seq at start (0 for a
+	// new outbox): the health report's last_acked and the shell's last ack
+	// say it until the first receipt of this run, instead of 0 after
+	// every restart.
+	AckedThrough uint64
 }
 
 // ConfigError is returned by [Config.Validate]: Field is the configuration

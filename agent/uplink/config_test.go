@@ -2,6 +2,7 @@ package uplink_test
 
 import (
 	"errors"
+	"github.com/csop/tbox/signer"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -110,5 +111,19 @@ func TestNewRefusesInsecureBeforeDialing(t *testing.T) {
 	}
 	if _, err := uplink.New(uplink.Config{Broker: "tcp://127.0.0.1:1883", Device: device}, nil); !errors.Is(err, uplink.ErrNoOutbox) {
 		t.Fatalf("New(nil outbox) = %v, want ErrNoOutbox", err)
+	}
+}
+
+// TestAckedThroughAtStart: after a restart the uplink reports the outbox's
+// acked-through seq as its last ack (the health report's last_acked), not
+// 0 until the next receipt.
+func TestAckedThroughAtStart(t *testing.T) {
+	u, err := uplink.New(uplink.Config{Broker: "tcp://127.0.0.1:1883", Device: device, ChainID: 1,
+		Collectors: []signer.Address{collectorKey(t).Address()}, AckedThrough: 42}, newMemOutbox())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := u.Stats().LastAcked; got != 42 {
+		t.Errorf("LastAcked at start = %d, want the outbox's 42", got)
 	}
 }

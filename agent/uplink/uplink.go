@@ -171,6 +171,7 @@ func New(cfg Config, ob Outbox) (*Uplink, error) {
 		devAddr:      dev,
 		ignoredLogAt: make(map[string]time.Time),
 	}
+	u.acked, u.st.LastAcked = r.AckedThrough, r.AckedThrough
 	u.started = u.clock.Now()
 	u.topic.att, u.topic.ack, u.topic.nack, u.topic.health = Topics(r.Device)
 	u.will, _ = json.Marshal(map[string]string{"status": "offline", "device": r.Device})

@@ -133,6 +133,7 @@ func run(ctx context.Context, cfgPath string, hup <-chan os.Signal) error {
 			Collectors:     cfg.MQTT.collectors,
 			Logger:         log.With("part", "uplink"),
 			Health:         func() any { return health(st, sp.Load()) },
+			AckedThrough:   st.Stats().AckedThrough,
 		}
 		up, err = uplink.New(ucfg, outbox{st})
 		var ue *uplink.ConfigError

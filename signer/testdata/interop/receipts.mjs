@@ -1,4 +1,4 @@
-// Checks collector receipts and refusals (SPEC.md §2, revision 2) with
+// Checks collector receipts and refusals (README §C2) with
 // ethers v6, an EIP-712 implementation independent of the Go code (used by
 // TestEthersReceiptInterop).
 //
@@ -22,7 +22,7 @@ if (!prefix || !input) {
 const require = createRequire(path.join(path.resolve(prefix), "package.json"));
 const { ethers } = require("ethers");
 
-// SPEC.md §2, written out again by hand from the spec.
+// README §C2, written out again by hand from the spec.
 const types = {
   ack: { MileageReceipt: [
     { name: "device", type: "address" },

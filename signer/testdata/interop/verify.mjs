@@ -20,7 +20,7 @@ if (!prefix || !input) {
 const require = createRequire(path.join(path.resolve(prefix), "package.json"));
 const { ethers } = require("ethers");
 
-// SPEC.md §1, written out again by hand from the spec.
+// README §C1, written out again by hand from the spec.
 const types = {
   MileageAttestation: [
     { name: "device", type: "address" },
