@@ -78,8 +78,10 @@ func TestREADMEQuickStart(t *testing.T) {
 	if stats["attestations"] == "0" || stats["wins"] == "0" || stats["wins"] == "" {
 		t.Errorf("collector stats: %s attestations, %s wins: want the drive stored and drawn\n%s", stats["attestations"], stats["wins"], text)
 	}
-	if !strings.Contains(text, "batches waiting for their draw 0") {
-		t.Errorf("batches left undrawn:\n%s", text)
+	// The drive ends now: its last batch may still be open, to be drawn
+	// once it closes; every closed one is drawn.
+	if m := regexp.MustCompile(`batches waiting for their draw (\d+)`).FindStringSubmatch(text); m == nil || (m[1] != "0" && m[1] != "1") {
+		t.Errorf("closed batches left undrawn:\n%s", text)
 	}
 	if strings.Contains(text, "flags=[CLOCK") {
 		t.Errorf("an attestation carries CLOCK: the replayed log's time must be trusted\n%s", text)
