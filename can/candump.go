@@ -456,28 +456,12 @@ func (r *Reader) parseFrame(tok []byte) error {
 	if tok[n] != '#' {
 		return syntaxErr("CAN id", "3 hex digits (standard) or 8 (extended), then '#'", tok)
 	}
-	switch n {
-	case 3:
-		if id > MaxID {
-			return syntaxErr("CAN id", "a standard id up to 7FF", tok[:n])
-		}
-		f.Flags = 0
-	case 8:
-		switch {
-		case id&KernelERRFlag != 0 && id <= KernelERRFlag|KernelEFFMask:
-			id &= KernelEFFMask
-			f.Flags = ErrorFrame
-		case id <= MaxExtendedID:
-			f.Flags = Extended
-		default:
-			return syntaxErr("CAN id", "an extended id up to 1FFFFFFF or an error frame 2xxxxxxx", tok[:n])
-		}
-	case 5:
+	if n == 5 {
 		return syntaxErr("CAN id", "CAN or CAN FD; CAN XL frames are not supported", tok)
-	default:
-		return syntaxErr("CAN id", "3 hex digits (standard) or 8 (extended)", tok[:n])
 	}
-	f.ID = id
+	if err := r.setID(id, tok[:n]); err != nil {
+		return err
+	}
 	p := tok[n+1:]
 
 	if len(p) > 0 && (p[0] == 'R' || p[0] == 'r') {
@@ -558,6 +542,34 @@ func (r *Reader) parseFrame(tok []byte) error {
 	}
 	f.Len = uint8(d)
 	r.clearData(d)
+	return nil
+}
+
+// setID sets the frame's ID and flags from the ID's hex digits, whose
+// value is id: 3 digits for a standard ID, 8 for an extended ID or an error
+// frame (the kernel's error flag set), as candump writes them.
+func (r *Reader) setID(id uint32, digits []byte) error {
+	f := &r.frame
+	switch len(digits) {
+	case 3:
+		if id > MaxID {
+			return syntaxErr("CAN id", "a standard id up to 7FF", digits)
+		}
+		f.Flags = 0
+	case 8:
+		switch {
+		case id&KernelERRFlag != 0 && id <= KernelERRFlag|KernelEFFMask:
+			id &= KernelEFFMask
+			f.Flags = ErrorFrame
+		case id <= MaxExtendedID:
+			f.Flags = Extended
+		default:
+			return syntaxErr("CAN id", "an extended id up to 1FFFFFFF or an error frame 2xxxxxxx", digits)
+		}
+	default:
+		return syntaxErr("CAN id", "3 hex digits (standard) or 8 (extended)", digits)
+	}
+	f.ID = id
 	return nil
 }
 

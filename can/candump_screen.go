@@ -53,10 +53,13 @@ func (r *Reader) parseScreen(p []byte, secDigits int) error {
 		b, p = nextField(p)
 		e, p = nextField(p)
 		if (string(b) != "B" && string(b) != "-") || (string(e) != "E" && string(e) != "-") {
-			return syntaxErr("candump -x flags", "B or - then E or -", append(append(b, ' '), e...))
+			return syntaxErr("candump -x flags", "B or - then E or -", []byte(string(b)+" "+string(e)))
 		}
 		brs, esi = b[0] == 'B', e[0] == 'E'
 		tok, p = nextField(p)
+	}
+	if len(tok) > 8 {
+		return syntaxErr("CAN id", "3 hex digits (standard) or 8 (extended)", tok)
 	}
 	var id uint32
 	for _, c := range tok {
@@ -66,26 +69,9 @@ func (r *Reader) parseScreen(p []byte, secDigits int) error {
 		}
 		id = id<<4 | uint32(v)
 	}
-	switch len(tok) {
-	case 3:
-		if id > MaxID {
-			return syntaxErr("CAN id", "a standard id up to 7FF", tok)
-		}
-		f.Flags = 0
-	case 8:
-		switch {
-		case id&KernelERRFlag != 0 && id <= KernelERRFlag|KernelEFFMask:
-			id &= KernelEFFMask
-			f.Flags = ErrorFrame
-		case id <= MaxExtendedID:
-			f.Flags = Extended
-		default:
-			return syntaxErr("CAN id", "an extended id up to 1FFFFFFF or an error frame 2xxxxxxx", tok)
-		}
-	default:
-		return syntaxErr("CAN id", "3 hex digits (standard) or 8 (extended)", tok)
+	if err := r.setID(id, tok); err != nil {
+		return err
 	}
-	f.ID = id
 
 	// "[8]" for a classic frame, "[08]" (two digits) for CAN FD.
 	tok, p = nextField(p)
