@@ -117,7 +117,12 @@
 //     continue it number ConfirmReadings (3) and the last is at least
 //     ConfirmTime (5 s) after the candidate, the jump is confirmed: the
 //     HWM rises to the highest reading of its course and the open span is
-//     credited the distance, with JUMP, as observed.
+//     credited the distance, with JUMP, as observed. Its drive modes are
+//     those current at the readings that revealed it: when the mode
+//     changed while the candidate was pending, the course up to the
+//     change goes to the mode before it (State.CandSplitMode; one change
+//     is kept, a second one within the same candidate credits the rest to
+//     the mode current at the confirmation).
 //   - any other reading (above the plausible course, not continuing the
 //     candidate) is a new candidate in its place: the first was a glitch.
 //

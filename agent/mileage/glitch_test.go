@@ -157,7 +157,7 @@ func TestStateV1Migrates(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	v1 := append([]byte(nil), b[:len(b)-28]...) // without the candidate
+	v1 := append([]byte(nil), b[:len(b)-37]...) // without the candidate (28 bytes) and its mode split (9 bytes, none set)
 	v1[0] = 1
 	var got State
 	if err := got.UnmarshalBinary(v1); err != nil {
@@ -346,5 +346,40 @@ func TestFasterThanMaxSpeed(t *testing.T) {
 	r.stop(at.Add(10 * time.Second))
 	if flagsOf(r.spans)&FlagJump == 0 {
 		t.Errorf("no JUMP at twice the maximum speed: %+v", r.spans)
+	}
+}
+
+// TestCandidateModeSplit: a jump confirmed after the drive mode changed
+// credits each part of the candidate's course to the mode current at the
+// reading that revealed it, also across a power cut: the jump itself to
+// the mode before the change, what the later readings add to the new one.
+func TestCandidateModeSplit(t *testing.T) {
+	start := time.Date(2025, 3, 3, 7, 0, 30, 0, time.UTC)
+	for _, cut := range []bool{false, true} {
+		t.Run(fmt.Sprintf("power cut=%v", cut), func(t *testing.T) {
+			r := newRecorder(t, Config{HasSpeed: true})
+			r.setMode(start, "ECO")
+			t1, odo := r.drive(start, 2*time.Minute, 1e6, 60)
+			r.speed(t1, 60)
+			r.odo(t1, odo+10_000) // the car's odometer really jumped, in ECO
+			r.setMode(t1.Add(time.Second), "SPORT")
+			if cut {
+				r.restart(false)
+			}
+			if st := r.e.State(); !st.Cand || st.CandSplitMode != "ECO" {
+				t.Fatalf("candidate %v, split mode %q: want a pending candidate split at ECO", st.Cand, st.CandSplitMode)
+			}
+			for _, off := range []time.Duration{2500 * time.Millisecond, 5 * time.Second} {
+				at := t1.Add(off)
+				r.speed(at, 60)
+				r.odo(at, odo+10_000+60/3.6*off.Seconds())
+			}
+			if st := r.e.State(); st.Cand || st.CandSplitMode != "" {
+				t.Fatalf("candidate still pending (%v) or split kept (%q) after confirmation", st.Cand, st.CandSplitMode)
+			}
+			r.stop(t1.Add(6 * time.Second))
+			r.checkTelescoping()
+			r.checkBatches() // meters and modes per batch equal the truth's
+		})
 	}
 }

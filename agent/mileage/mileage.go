@@ -151,6 +151,11 @@ func (e *Engine) Mode(t time.Time, name string) []Span {
 	if name != e.st.Mode {
 		name = cleanMode(name)
 		if name != e.st.Mode {
+			if s := &e.st; s.Cand && s.CandSplitMode == "" {
+				// The pending candidate's course so far was driven in the
+				// mode that ends here.
+				s.CandSplitMode, s.CandSplitHi = e.mode(), s.CandHi
+			}
 			e.st.Mode = name
 			e.modeIdx = -1
 		}
@@ -397,6 +402,7 @@ func (e *Engine) odometer(m float64, now int64) {
 	// A new candidate: implausible from the earlier course, and not
 	// continuing an earlier candidate (which, if any, was a glitch).
 	s.Cand, s.CandOdo, s.CandHi, s.CandTime, s.CandCount = true, m, m, now, 1
+	s.CandSplitMode, s.CandSplitHi = "", 0
 	sp.Flags |= FlagJump
 }
 
@@ -460,6 +466,14 @@ func (e *Engine) confirm(m float64, now int64, fresh bool) {
 	if e.speedOK && fresh && s.CandHi > prev {
 		sp.OdoMeters += s.CandHi - prev
 	}
+	if s.CandSplitMode != "" {
+		// Distance revealed before the mode changed goes to the mode
+		// of then.
+		cur := s.Mode
+		s.Mode, e.modeIdx = s.CandSplitMode, -1
+		e.raise(s.CandSplitHi)
+		s.Mode, e.modeIdx = cur, -1
+	}
 	e.raise(s.CandHi)
 	sp.Flags |= FlagJump
 	e.dropCand()
@@ -471,6 +485,7 @@ func (e *Engine) confirm(m float64, now int64, fresh bool) {
 func (e *Engine) dropCand() {
 	s := &e.st
 	s.Cand, s.CandOdo, s.CandHi, s.CandTime, s.CandCount = false, 0, 0, 0, 0
+	s.CandSplitMode, s.CandSplitHi = "", 0
 }
 
 // resumedAt handles the first accepted reading after a restart: GAP when

@@ -69,7 +69,14 @@ type State struct {
 	CandHi    float64 // the highest reading on its course so far
 	CandTime  int64   // Mono time of the candidate reading
 	CandCount uint32  // readings on its course, the candidate included
-	Span      OpenSpan
+	// CandSplitMode and CandSplitHi record the first drive-mode change
+	// while the candidate is pending: its distance up to CandSplitHi
+	// belongs to CandSplitMode, the mode before the change (distance goes
+	// to the mode current at the reading that reveals it). "" and 0 when
+	// the mode did not change.
+	CandSplitMode string
+	CandSplitHi   float64
+	Span          OpenSpan
 }
 
 // OpenSpan is the span being accumulated.
@@ -122,9 +129,10 @@ const (
 //	147 uint32 Span.Flags
 //	151 Mode: uvarint length, bytes
 //	    Span.Modes: uvarint count, then each: uvarint length, bytes, uvarint meters
-//	then (version 2) float64 CandOdo, CandHi; int64 CandTime; uint32 CandCount
+//	then (version 2) float64 CandOdo, CandHi; int64 CandTime; uint32 CandCount;
+//	     CandSplitMode: uvarint length, bytes; float64 CandSplitHi
 //
-// Version 1 is the same without the Cand bit and the last 28 bytes.
+// Version 1 is the same without the Cand bit and the bytes after Span.Modes.
 func (s State) MarshalBinary() ([]byte, error) {
 	var bits uint16
 	for i, b := range s.bools() {
@@ -156,6 +164,8 @@ func (s State) MarshalBinary() ([]byte, error) {
 	buf = binary.BigEndian.AppendUint64(buf, math.Float64bits(s.CandHi))
 	buf = binary.BigEndian.AppendUint64(buf, uint64(s.CandTime))
 	buf = binary.BigEndian.AppendUint32(buf, s.CandCount)
+	buf = appendString(buf, s.CandSplitMode)
+	buf = binary.BigEndian.AppendUint64(buf, math.Float64bits(s.CandSplitHi))
 	return buf, nil
 }
 
@@ -347,6 +357,12 @@ func (s *State) UnmarshalBinary(data []byte) error {
 			d.fail("CandTime", fmt.Sprintf("Unix nanoseconds in [0, %d]", int64(maxNanos)), fmt.Sprintf("%d", n.CandTime))
 		}
 		n.CandCount = binary.BigEndian.Uint32(d.fixed("CandCount", 4))
+		n.CandSplitMode = d.str("CandSplitMode", MaxModeNameLen)
+		n.CandSplitHi = math.Float64frombits(binary.BigEndian.Uint64(d.fixed("CandSplitHi", 8)))
+		if d.err == nil && !(n.CandSplitHi >= -maxOdometer && n.CandSplitHi <= maxOdometer) {
+			d.off -= 8
+			d.fail("CandSplitHi", "a number in [-2^53, 2^53]", fmt.Sprintf("%g", n.CandSplitHi))
+		}
 	}
 	switch {
 	case d.err != nil:
@@ -361,7 +377,11 @@ func (s *State) UnmarshalBinary(data []byte) error {
 	case n.Cand && !(n.CandOdo > n.HWM && n.CandHi >= n.CandOdo && n.CandCount >= 1 && n.CandTime <= n.Mono):
 		d.fail("Cand", fmt.Sprintf("a candidate above HWM %g (CandOdo <= CandHi, CandCount >= 1, CandTime <= Mono)", n.HWM),
 			fmt.Sprintf("CandOdo %g, CandHi %g, CandCount %d, CandTime %d", n.CandOdo, n.CandHi, n.CandCount, n.CandTime))
-	case !n.Cand && (n.CandOdo != 0 || n.CandHi != 0 || n.CandTime != 0 || n.CandCount != 0):
+	case n.Cand && n.CandSplitMode != "" && !(n.CandSplitHi >= n.CandOdo && n.CandSplitHi <= n.CandHi):
+		d.fail("CandSplitHi", fmt.Sprintf("within the candidate's course [%g, %g]", n.CandOdo, n.CandHi), fmt.Sprintf("%g", n.CandSplitHi))
+	case (n.CandSplitMode == "") != (n.CandSplitHi == 0):
+		d.fail("CandSplitMode", "a mode with CandSplitHi, or neither", fmt.Sprintf("%q and %g", n.CandSplitMode, n.CandSplitHi))
+	case !n.Cand && (n.CandOdo != 0 || n.CandHi != 0 || n.CandTime != 0 || n.CandCount != 0 || n.CandSplitMode != ""):
 		d.fail("Cand", "zero candidate fields when none is pending", "non-zero")
 	}
 	if d.err != nil {

@@ -310,7 +310,9 @@ func TestNackRetryWithFullWindow(t *testing.T) {
 	runUplink(t, u)
 	waitFor(t, 10*time.Second, "the nack", func() bool { return u.Stats().Nacks == 1 })
 	waitFor(t, 10*time.Second, "the window to fill behind the refused seq", func() bool { return u.Stats().InFlight == 4 })
-	if got := k.firstArrivals(); !slices.Equal(got, seqs(1, 6)) {
+	// In flight means published: give the broker the time to deliver them.
+	waitFor(t, 10*time.Second, "the window at the collector", func() bool { return len(k.firstArrivals()) >= 6 })
+	if got := k.firstArrivals(); !slices.Equal(got[:6], seqs(1, 6)) {
 		t.Fatalf("collector received %v, want 1..6 (1, the refused 2, and a window of 4)", got)
 	}
 	waitFor(t, 5*time.Second, "the outbox to drain", func() bool { return ob.len() == 0 })
