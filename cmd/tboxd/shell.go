@@ -159,8 +159,7 @@ func (p *shellParts) status() shell.Status {
 				SpeedNamed: nr.Named(profile.Speed), SpeedUndecodable: nr.Undecodable(profile.Speed)}
 		}
 		if pr := a.Progress(); pr.Open {
-			st.Batch = shell.BatchStatus{Known: true, Batch: pr.Batch, Batches: uint64(pr.Batches), Meters: pr.Meters, Flags: pr.Flags,
-				Candidate: pr.Candidate}
+			st.Batch = shell.BatchStatus{Known: true, Batch: pr.Batch, Batches: uint64(pr.Batches), Meters: pr.Meters, Flags: pr.Flags}
 		}
 	}
 	for _, s := range p.Sources {
@@ -183,7 +182,7 @@ func (p *shellParts) status() shell.Status {
 		o := p.Store.Stats()
 		st.Outbox = shell.OutboxStatus{
 			Head: o.Head, AckedThrough: o.AckedThrough, Depth: o.Depth, Bytes: o.Bytes, MaxBytes: o.MaxBytes,
-			Oldest: o.Oldest, Full: o.Full, Nacks: o.Nacks, LastNack: o.LastNack, Lost: o.Lost,
+			Oldest: o.Oldest, Full: o.Full, Nacks: o.Nacks, LastNack: o.LastNack,
 		}
 	}
 	if p.Uplink != nil {
