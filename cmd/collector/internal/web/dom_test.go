@@ -12,15 +12,21 @@ import (
 // column header -> cell text.
 func deviceRows(t testing.TB, doc string) []map[string]string {
 	t.Helper()
+	return tableRows(t, doc, "devices")
+}
+
+// tableRows returns the rows of table#id that name a device.
+func tableRows(t testing.TB, doc, id string) []map[string]string {
+	t.Helper()
 	root, err := html.Parse(strings.NewReader(doc))
 	if err != nil {
 		t.Fatal(err)
 	}
 	table := find(root, func(n *html.Node) bool {
-		return n.Type == html.ElementNode && n.Data == "table" && attr(n, "id") == "devices"
+		return n.Type == html.ElementNode && n.Data == "table" && attr(n, "id") == id
 	})
 	if table == nil {
-		t.Fatalf("no table#devices in:\n%s", doc)
+		t.Fatalf("no table#%s in:\n%s", id, doc)
 	}
 	var headers []string
 	for _, th := range all(table, "th") {

@@ -200,6 +200,7 @@ func TestEndToEnd(t *testing.T) {
 
 	start := nowBatch() - 10
 	a, b, u := newDevice(t, start), newDevice(t, start+1), newDevice(t, start)
+	q := newDevice(t, start) // registered, reports health, never attests
 	keyPath := filepath.Join(dir, "signing.key")
 	if _, err := signer.GenerateKeyFile(keyPath); err != nil {
 		t.Fatal(err)
@@ -211,7 +212,7 @@ func TestEndToEnd(t *testing.T) {
 		}
 		return p
 	}
-	write("devices.txt", a.addr.String()+"\n"+b.addr.String()+"\n")
+	write("devices.txt", a.addr.String()+"\n"+b.addr.String()+"\n"+q.addr.String()+"\n")
 	cert, key := pki.ClientCert("collector-1")
 	cfg := write("collector.toml", fmt.Sprintf(`broker = "ssl://%s"
 client_id = "collector-1"
@@ -242,11 +243,13 @@ http = "127.0.0.1:0"
 	da := connectDevice(t, a, url, tlsFor(a.addr.String()))
 	db := connectDevice(t, b, url, tlsFor(b.addr.String()))
 	du := connectDevice(t, u, url, tlsFor(u.addr.String()))
+	dq := connectDevice(t, q, url, tlsFor(q.addr.String()))
 
 	da.health(t, `{"status":`) // broken: counted, ignored
 	da.health(t, `{"status":"online","device":"`+a.addr.String()+`","agent":{"version":"e2e-a"}}`)
 	db.health(t, `{"status":"online","device":"`+b.addr.String()+`","agent":{"version":"e2e-b"}}`)
 	du.health(t, `{"status":"online","device":"`+u.addr.String()+`"}`) // not registered
+	dq.health(t, `{"status":"online","device":"`+q.addr.String()+`","agent":{"version":"e2e-q"}}`)
 	for _, m := range []uint64{1200, 3400, 5600} {
 		da.attest(t, m)
 	}
@@ -260,22 +263,22 @@ http = "127.0.0.1:0"
 	deadline := time.Now().Add(20 * time.Second)
 	for {
 		e = scrape(t, base)
-		if e.samples[`csop_collector_received_total{topic="health"}`] >= 4 && e.samples["csop_collector_stored_total"] >= 5 {
+		if e.samples[`csop_collector_received_total{topic="health"}`] >= 5 && e.samples["csop_collector_stored_total"] >= 5 {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("metrics did not reach 4 health reports and 5 stored in 20 s: %v", e.samples)
+			t.Fatalf("metrics did not reach 5 health reports and 5 stored in 20 s: %v", e.samples)
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
 	for k, v := range map[string]float64{
 		`csop_collector_received_total{topic="att"}`:                 5,
-		`csop_collector_received_total{topic="health"}`:              4,
+		`csop_collector_received_total{topic="health"}`:              5,
 		`csop_collector_stored_total`:                                5,
 		`csop_collector_health_ignored_total{reason="malformed"}`:    1,
 		`csop_collector_health_ignored_total{reason="unregistered"}`: 1,
 		`csop_collector_subscribed`:                                  1,
-		`csop_collector_devices_seen`:                                2,
+		`csop_collector_devices_seen`:                                3,
 	} {
 		if got := e.get(t, k); got != v {
 			t.Errorf("%s = %g, want %g", k, got, v)
@@ -324,6 +327,11 @@ http = "127.0.0.1:0"
 					t.Errorf("device %s %s = %q, want a time ago", r["device"], col, r[col])
 				}
 			}
+		}
+		// q reported health and never attested; u is not registered.
+		quiet := tableRows(t, doc, "quiet")
+		if len(quiet) != 1 || quiet[0]["device"] != q.addr.String() || quiet[0]["status"] != "online" || quiet[0]["agent"] != "e2e-q" {
+			t.Errorf("health without attestations: %v, want device %s only", quiet, q.addr)
 		}
 	}
 	checkRows(t, page)

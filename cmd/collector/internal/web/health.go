@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -220,6 +221,30 @@ func (tr *tracker) ignoredCounts() map[string]uint64 {
 		m[r] = tr.ignored[r]
 	}
 	return m
+}
+
+// quiet is a device that reported health but sent no attestation that
+// passed the checks since the collector started.
+type quiet struct {
+	Address signer.Address
+	Health  time.Time
+	Status  string
+	Version string
+}
+
+// quietDevices returns up to limit quiet devices, by address, and how many
+// there are.
+func (tr *tracker) quietDevices(limit int) ([]quiet, int) {
+	tr.mu.Lock()
+	var out []quiet
+	for d, s := range tr.seen {
+		if s.attested.IsZero() && !s.health.IsZero() && tr.allow.Allowed(d) {
+			out = append(out, quiet{Address: d, Health: s.health, Status: s.report.Status, Version: s.report.Version})
+		}
+	}
+	tr.mu.Unlock()
+	slices.SortFunc(out, func(a, b quiet) int { return bytes.Compare(a.Address[:], b.Address[:]) })
+	return out[:min(limit, len(out))], len(out)
 }
 
 // len returns the number of devices tracked.

@@ -192,6 +192,8 @@ type page struct {
 	Subscribed bool
 	Counts     collect.Counts
 	Seen       int // devices with a last-seen time
+	Quiet      []quiet
+	QuietTotal int
 }
 
 func (s *Server) status(w http.ResponseWriter, r *http.Request) {
@@ -229,6 +231,7 @@ func (s *Server) collect(pg int) (*page, error) {
 	t0 := time.Now()
 	defer func() { s.m.read.observe(time.Since(t0)) }()
 	p := &page{Now: now.UTC(), Page: pg, Seen: s.seen.len()}
+	p.Quiet, p.QuietTotal = s.seen.quietDevices(PageSize)
 	if cs := s.counters.Load(); cs != nil {
 		p.Counts, p.Subscribed = (*cs).Counts(), (*cs).Subscribed()
 	}
