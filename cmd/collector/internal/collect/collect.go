@@ -313,7 +313,7 @@ func (c *Collector) Process(msgs []Message) ([]Reply, error) {
 	obs := c.cfg.Observer
 	var g Group
 	if obs != nil {
-		g.Messages = msgs
+		g.Messages, g.Verify = msgs, make([]time.Duration, 0, len(msgs))
 		defer obs.Observe(&g)
 	}
 	for _, m := range msgs {
