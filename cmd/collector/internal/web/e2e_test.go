@@ -48,8 +48,6 @@ type logTail struct {
 	added chan struct{}
 }
 
-func (l *logTail) Write(p []byte) (int, error) { return len(p), nil }
-
 func (l *logTail) read(r io.Reader) {
 	sc := bufio.NewScanner(r)
 	for sc.Scan() {

@@ -111,24 +111,20 @@ func newTracker(allow collect.Allowlist, max int) *tracker {
 	return &tracker{allow: allow, max: max, seen: map[signer.Address]*seen{}, ignored: map[string]uint64{}}
 }
 
-// healthDevice returns the device of csop/v1/<device>/health, or ok false
-// when topic is not a health topic.
-func healthDevice(topic string) (dev signer.Address, seg string, ok bool) {
-	rest, found := strings.CutPrefix(topic, "csop/v1/")
-	if !found {
-		return dev, "", false
+// healthSegment returns the <device> segment of csop/v1/<device>/health,
+// or ok false when topic is not a health topic.
+func healthSegment(topic string) (seg string, ok bool) {
+	rest, ok := strings.CutPrefix(topic, "csop/v1/")
+	if !ok {
+		return "", false
 	}
-	seg, found = strings.CutSuffix(rest, "/health")
-	if !found {
-		return dev, "", false
-	}
-	return dev, seg, true
+	return strings.CutSuffix(rest, "/health")
 }
 
 // health takes one message on a health topic; a report that cannot be used
 // is counted by reason and changes nothing.
 func (tr *tracker) health(topic string, payload []byte, at time.Time) {
-	_, seg, ok := healthDevice(topic)
+	seg, ok := healthSegment(topic)
 	if !ok {
 		return
 	}

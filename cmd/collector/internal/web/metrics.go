@@ -133,8 +133,8 @@ func (s *Server) writeMetrics(w io.Writer) {
 	}
 	counter := func(name, help string, samples ...string) {
 		fmt.Fprintf(w, "# HELP %s %s\n# TYPE %s counter\n", name, help, name)
-		for _, s := range samples {
-			fmt.Fprintln(w, s)
+		for _, line := range samples {
+			fmt.Fprintln(w, line)
 		}
 	}
 	gauge := func(name, help string, v float64) {
