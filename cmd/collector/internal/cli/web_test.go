@@ -1,8 +1,15 @@
 package cli
 
 import (
+	"context"
 	"errors"
+	"net"
+	"path/filepath"
+	"strings"
 	"testing"
+	"time"
+
+	"github.com/csop/tbox/signer"
 )
 
 // TestHTTPConfig: the status page listens on loopback unless the
@@ -41,5 +48,34 @@ func TestHTTPConfig(t *testing.T) {
 		if !errors.As(err, &ce) || ce.Field != "http" {
 			t.Errorf("%s: error %v, want one naming field http", tc.extra, err)
 		}
+	}
+}
+
+// TestRunStatusPageAddress: run refuses a public address as bad
+// configuration (exit 2, naming the field), and stops at start, before any
+// broker is dialled, when the port is taken.
+func TestRunStatusPageAddress(t *testing.T) {
+	dir := t.TempDir()
+	writeFile(t, dir, "devices.txt", "")
+	if _, err := signer.GenerateKeyFile(filepath.Join(dir, "collector.key")); err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	public := writeFile(t, dir, "public.toml", baseConfig(`http = ":8080"`))
+	taken := writeFile(t, dir, "taken.toml", baseConfig(`http = "`+ln.Addr().String()+`"`))
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if code, _, stderr := run(t, ctx, "run", "--config", public); code != 2 || !strings.Contains(stderr, `field "http"`) || !strings.Contains(stderr, "http_public") {
+		t.Errorf("public address: exit %d, %q", code, stderr)
+	}
+	if code, _, stderr := run(t, ctx, "run", "--config", taken); code != 1 || !strings.Contains(stderr, "status page") || !strings.Contains(stderr, "address already in use") {
+		t.Errorf("port taken: exit %d, %q", code, stderr)
+	}
+	if ctx.Err() != nil {
+		t.Error("run with a taken port did not stop at start")
 	}
 }
