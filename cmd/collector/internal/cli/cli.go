@@ -21,6 +21,7 @@ import (
 	"github.com/csop/tbox/cmd/collector/internal/draw"
 	"github.com/csop/tbox/cmd/collector/internal/ledger"
 	"github.com/csop/tbox/signer"
+	"golang.org/x/sync/errgroup"
 )
 
 // Version is the --version line, set by main from what the build stamped.
@@ -188,10 +189,15 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		return err
 	}
 	defer l.Close()
+	page, err := openStatusPage(cfg, l, reg, log)
+	if err != nil {
+		return err
+	}
+	defer page.close()
 	c, err := collect.New(l, collect.Config{
 		ChainID: cfg.ChainID, Allow: reg, MaxSpeedKmh: uint64(cfg.MaxSpeedKmh),
 		Seed: cfg.seed, Winners: int(cfg.Winners), Grace: cfg.grace, DrawEvery: cfg.drawEvery, GapTimeout: cfg.gapTimeout,
-		Signer: key,
+		Signer: key, Observer: page.observer(),
 	}, log)
 	if err != nil {
 		return err
@@ -214,7 +220,10 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		}
 	}()
 	log.Info("collector starting", "version", Version, "receipt_signer", key.Address(), "db", cfg.DB, "chain_id", cfg.ChainID, "devices", reg.Len(), "winners", cfg.Winners, "grace", cfg.grace)
-	err = c.Run(ctx, mq)
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return c.Run(gctx, mq) })
+	g.Go(func() error { return page.serve(gctx, c, log) })
+	err = g.Wait()
 	log.Info("collector stopped")
 	return err
 }

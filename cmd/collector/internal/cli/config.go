@@ -54,6 +54,8 @@ func (e *ConfigError) Unwrap() error { return ErrConfig }
 //	gap_timeout   = "1h"                    # optional: held seqs wait this long for missing ones
 //	log_level     = "info"                  # optional: debug, info, warn, error
 //	signing_key   = "collector.key"         # run: the receipts' signer (a tboxctl keygen key file)
+//	http          = "127.0.0.1:8080"        # optional: the status page and /metrics (web.go)
+//	http_public   = false                   # optional: allow a non-loopback http address
 type Config struct {
 	File string `toml:"-"`
 
@@ -74,6 +76,8 @@ type Config struct {
 	GapTimeout  string `toml:"gap_timeout"`
 	LogLevel    string `toml:"log_level"`
 	SigningKey  string `toml:"signing_key"`
+	HTTP        string `toml:"http"`
+	HTTPPublic  bool   `toml:"http_public"`
 
 	seed       draw.Seed
 	grace      time.Duration
@@ -146,6 +150,9 @@ func ParseConfig(path string, data []byte) (*Config, error) {
 	if _, err := logLevel(c.LogLevel); err != nil {
 		return nil, bad("log_level", "%v", err)
 	}
+	if err := checkHTTP(c.HTTP, c.HTTPPublic); err != nil {
+		return nil, bad("http", "%v", err)
+	}
 	if (c.Cert == "") != (c.Key == "") {
 		return nil, bad("cert", "cert and key go together for mutual TLS; found cert %q, key %q", c.Cert, c.Key)
 	}
@@ -199,7 +206,7 @@ func duration(s string, def, min time.Duration) (time.Duration, error) {
 }
 
 func knownFields() string {
-	names := []string{"broker", "client_id", "ca", "cert", "key", "chain_id", "registry", "db", "seed", "winners", "max_speed_kmh", "grace", "draw_every", "gap_timeout", "log_level", "signing_key"}
+	names := []string{"broker", "client_id", "ca", "cert", "key", "chain_id", "registry", "db", "seed", "winners", "max_speed_kmh", "grace", "draw_every", "gap_timeout", "log_level", "signing_key", "http", "http_public"}
 	sort.Strings(names)
 	return strings.Join(names, ", ")
 }

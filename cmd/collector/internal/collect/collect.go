@@ -157,6 +157,9 @@ type Config struct {
 	// Signer signs every ack and nack Run publishes (signing_key, see
 	// receipts.go); Run refuses to start without one.
 	Signer signer.Signer
+
+	// Observer, if not nil, is told what each group did (observe.go).
+	Observer Observer
 }
 
 // Collector verifies, stores and answers attestations. It is safe for
@@ -307,6 +310,12 @@ func (c *Collector) Process(msgs []Message) ([]Reply, error) {
 	var replies []Reply
 	cands := make([]*candidate, 0, len(msgs))
 	var losses []announcement
+	obs := c.cfg.Observer
+	var g Group
+	if obs != nil {
+		g.Messages, g.Verify = msgs, make([]time.Duration, 0, len(msgs))
+		defer obs.Observe(&g)
+	}
 	for _, m := range msgs {
 		if an, ok := c.healthMessage(m); ok {
 			if an != nil {
@@ -314,7 +323,14 @@ func (c *Collector) Process(msgs []Message) ([]Reply, error) {
 			}
 			continue
 		}
+		var t0 time.Time
+		if obs != nil {
+			t0 = time.Now()
+		}
 		cand, nack := c.precheck(m)
+		if obs != nil {
+			g.Verify = append(g.Verify, time.Since(t0))
+		}
 		if nack != nil {
 			replies = append(replies, *nack)
 		}
@@ -325,6 +341,10 @@ func (c *Collector) Process(msgs []Message) ([]Reply, error) {
 	var chainReplies []Reply
 	var accepted, dups, held uint64
 	if len(cands) > 0 || len(losses) > 0 {
+		var t0 time.Time
+		if obs != nil {
+			t0 = time.Now()
+		}
 		err := c.l.Update(func(tx *ledger.Tx) error {
 			chainReplies, accepted, dups, held = chainReplies[:0], 0, 0, 0
 			var ackOrder []signer.Address
@@ -372,6 +392,9 @@ func (c *Collector) Process(msgs []Message) ([]Reply, error) {
 			}
 			return nil
 		})
+		if obs != nil {
+			g.Commit, g.Err = time.Since(t0), err
+		}
 		if err != nil {
 			return nil, fmt.Errorf("ledger commit of %d attestations: %w", len(cands), err)
 		}
@@ -384,6 +407,12 @@ func (c *Collector) Process(msgs []Message) ([]Reply, error) {
 	for _, r := range replies {
 		if r.Err != nil {
 			c.refused.Add(1)
+		}
+	}
+	if obs != nil {
+		g.Replies = replies
+		for _, cd := range cands {
+			g.Attested = append(g.Attested, cd.a.Device)
 		}
 	}
 	return replies, nil
