@@ -145,7 +145,7 @@ func logLevel(s string) (slog.Level, error) {
 	return l, nil
 }
 
-func openLedger(cfg *Config, readOnly bool) (*ledger.Ledger, error) {
+func openLedger(cfg *Config, readOnly bool) (ledger.Ledger, error) {
 	return ledger.Open(cfg.DB, &ledger.Options{ChainID: cfg.ChainID, ReadOnly: readOnly})
 }
 

@@ -108,9 +108,11 @@
 package collect
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -162,7 +164,7 @@ type Config struct {
 // Collector verifies, stores and answers attestations. It is safe for
 // concurrent use: several collectors may share one ledger.
 type Collector struct {
-	l   *ledger.Ledger
+	l   ledger.Ledger
 	cfg Config
 	log *slog.Logger
 
@@ -193,12 +195,12 @@ func (c *Collector) Counts() Counts {
 
 // New returns a collector storing into l. The ledger's chain ID must be
 // cfg.ChainID.
-func New(l *ledger.Ledger, cfg Config, log *slog.Logger) (*Collector, error) {
+func New(l ledger.Ledger, cfg Config, log *slog.Logger) (*Collector, error) {
 	if cfg.Allow == nil {
 		return nil, fmt.Errorf("collector: no allowlist")
 	}
 	if l.ChainID() != cfg.ChainID {
-		return nil, fmt.Errorf("collector: chain ID %d, ledger %s holds chain ID %d: %w", cfg.ChainID, l.Path(), l.ChainID(), ledger.ErrChainID)
+		return nil, fmt.Errorf("collector: chain ID %d, ledger %s holds chain ID %d: %w", cfg.ChainID, l.Where(), l.ChainID(), ledger.ErrChainID)
 	}
 	if cfg.MaxSpeedKmh == 0 {
 		cfg.MaxSpeedKmh = DefaultMaxSpeedKmh
@@ -325,7 +327,7 @@ func (c *Collector) Process(msgs []Message) ([]Reply, error) {
 	var chainReplies []Reply
 	var accepted, dups, held uint64
 	if len(cands) > 0 || len(losses) > 0 {
-		err := c.l.Update(func(tx *ledger.Tx) error {
+		err := c.l.Update(func(tx ledger.Tx) error {
 			chainReplies, accepted, dups, held = chainReplies[:0], 0, 0, 0
 			var ackOrder []signer.Address
 			ackSeg := map[signer.Address]string{}
@@ -334,6 +336,9 @@ func (c *Collector) Process(msgs []Message) ([]Reply, error) {
 					ackOrder = append(ackOrder, dev)
 					ackSeg[dev] = seg
 				}
+			}
+			if err := tx.Lock(groupDevices(cands, losses)); err != nil {
+				return err
 			}
 			for _, an := range losses {
 				o, err := c.announce(tx, an)
@@ -387,6 +392,20 @@ func (c *Collector) Process(msgs []Message) ([]Reply, error) {
 		}
 	}
 	return replies, nil
+}
+
+// groupDevices returns the devices of a group, sorted and unique: the
+// order in which the transaction locks them.
+func groupDevices(cands []*candidate, losses []announcement) []signer.Address {
+	devs := make([]signer.Address, 0, len(cands)+len(losses))
+	for _, cd := range cands {
+		devs = append(devs, cd.a.Device)
+	}
+	for _, an := range losses {
+		devs = append(devs, an.dev)
+	}
+	slices.SortFunc(devs, func(a, b signer.Address) int { return bytes.Compare(a[:], b[:]) })
+	return slices.Compact(devs)
 }
 
 // precheck runs the checks that need no stored state: topic, wire form,

@@ -34,7 +34,7 @@ func testLog(t testing.TB) *slog.Logger {
 }
 
 // newLedger opens a ledger in a temp dir; at cleanup it audits and closes it.
-func newLedger(t testing.TB, noSync bool) *ledger.Ledger {
+func newLedger(t testing.TB, noSync bool) ledger.Ledger {
 	t.Helper()
 	l, err := ledger.Open(filepath.Join(t.TempDir(), "collector.db"), &ledger.Options{ChainID: testChainID, NoSync: noSync})
 	if err != nil {
