@@ -283,4 +283,3 @@ type HeldInfo struct {
 	Digest   string    `json:"digest"`
 	Received time.Time `json:"received"`
 }
-

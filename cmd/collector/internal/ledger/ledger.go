@@ -95,6 +95,8 @@ var (
 	ErrDrawn = errors.New("batch already drawn")
 	// ErrCorrupt: a record that does not decode.
 	ErrCorrupt = errors.New("corrupt record")
+	// ErrReadOnly: a write to a ledger opened read-only.
+	ErrReadOnly = errors.New("ledger opened read-only")
 	// ErrVersion: a ledger of a schema this code does not read (a newer
 	// one, or schema 1 opened read-only before its migration).
 	ErrVersion = errors.New("ledger schema version")
@@ -414,13 +416,26 @@ func (t *boltTx) Append(a *signer.Attestation, digest [32]byte, wire []byte, v V
 		}
 	}
 
+	nh := h.After(a, digest, v)
+	if !v.Eligible {
+		return d.Put(keyHead, nh.marshal())
+	}
+	if err := d.Put(keyHead, nh.marshal()); err != nil {
+		return err
+	}
+	return t.index(a)
+}
+
+// After returns the head after a, with digest and verdict v, is appended
+// to a device whose head is h.
+func (h Head) After(a *signer.Attestation, digest [32]byte, v Verdict) Head {
 	nh := h
 	nh.Seq, nh.Digest = a.Seq, digest
 	nh.Attestations++
 	nh.Meters += a.Meters
 	if !v.Eligible {
 		nh.Ineligible++
-		return d.Put(keyHead, nh.marshal())
+		return nh
 	}
 	shared := h.TailSeq > 0 && a.Batch == h.LastBatch()
 	last := a.Batch + uint64(a.Batches) - 1
@@ -434,25 +449,23 @@ func (t *boltTx) Append(a *signer.Attestation, digest [32]byte, wire []byte, v V
 			nh.Credited += h.Credited
 		}
 	}
-	if err := d.Put(keyHead, nh.marshal()); err != nil {
-		return err
-	}
-	return t.index(a)
+	return nh
 }
 
-// index adds a's tickets to the index of each batch it covers, or to
-// "late" for a batch already drawn. Only batches with tickets are visited:
-// min(meters, batches) of them.
-func (t *boltTx) index(a *signer.Attestation) error {
+// Encode returns the head's binary record (the form both ledgers store).
+func (h Head) Encode() []byte { return h.marshal() }
+
+// DecodeHead reads a head's binary record.
+func DecodeHead(b []byte) (Head, error) { return unmarshalHead(b) }
+
+// Tickets calls fn with each batch of a's span that has tickets, from
+// [draw.Genesis] on, and the tickets it gives that batch: min(meters,
+// batches) batches.
+func Tickets(a *signer.Attestation, fn func(batch, tickets uint64) error) error {
 	n := uint64(a.Batches)
 	if a.Meters < n {
 		n = a.Meters
 	}
-	idx := t.tx.Bucket(bucketBatch)
-	draws := t.tx.Bucket(bucketDraws)
-	key := make([]byte, 28)
-	copy(key, a.Device[:])
-	binary.BigEndian.PutUint64(key[20:], a.Seq)
 	for j := uint64(0); j < n; j++ {
 		b := a.Batch + j
 		if b < a.Batch { // wrapped past 2^64-1
@@ -461,13 +474,30 @@ func (t *boltTx) index(a *signer.Attestation) error {
 		if b < draw.Genesis {
 			continue
 		}
-		tickets := u64(draw.Share(a.Batch, a.Batches, a.Meters, b))
+		if err := fn(b, draw.Share(a.Batch, a.Batches, a.Meters, b)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// index adds a's tickets to the index of each batch it covers, or to
+// "late" for a batch already drawn. Only batches with tickets are visited:
+// min(meters, batches) of them.
+func (t *boltTx) index(a *signer.Attestation) error {
+	idx := t.tx.Bucket(bucketBatch)
+	draws := t.tx.Bucket(bucketDraws)
+	key := make([]byte, 28)
+	copy(key, a.Device[:])
+	binary.BigEndian.PutUint64(key[20:], a.Seq)
+	return Tickets(a, func(b, n uint64) error {
+		tickets := u64(n)
 		bk := u64(b)
 		if draws.Get(bk) != nil {
 			if err := t.tx.Bucket(bucketLate).Put(append(bk, key...), tickets); err != nil {
 				return err
 			}
-			continue
+			return nil
 		}
 		bb, err := idx.CreateBucketIfNotExists(bk)
 		if err != nil {
@@ -476,11 +506,8 @@ func (t *boltTx) index(a *signer.Attestation) error {
 		if err := bb.Put(key, tickets); err != nil {
 			return err
 		}
-		if err := t.tx.Bucket(bucketUndrawn).Put(bk, nil); err != nil {
-			return err
-		}
-	}
-	return nil
+		return t.tx.Bucket(bucketUndrawn).Put(bk, nil)
+	})
 }
 
 // Fork is evidence that a device signed two different attestations where
