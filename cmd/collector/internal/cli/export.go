@@ -50,7 +50,7 @@ func runExport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err != nil {
 		return err
 	}
-	l, err := openLedger(cfg, true)
+	l, err := openLedger(ctx, cfg, true)
 	if err != nil {
 		return err
 	}

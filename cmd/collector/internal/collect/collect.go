@@ -99,12 +99,17 @@
 //
 // # Shared subscriptions
 //
-// The collector subscribes to $share/collectors/csop/v1/+/att, so several
-// collectors on one broker split the messages. They must share one store:
-// the chain checks read what the others wrote. A bbolt file is single
-// process, so collectors splitting one broker's load run in one process on
-// one [ledger.Ledger] (bbolt serializes their write transactions), or use a
-// shared database in a deployment beyond this reference.
+// The collector subscribes to $share/<share_group>/csop/v1/+/att, so
+// several collectors on one broker split the messages. They must share
+// one ledger: the chain checks read what the others wrote. A bbolt file
+// is single process (collectors in one process may share one
+// [ledger.Bolt]); collectors in several processes or machines share a
+// PostgreSQL ledger (package pgledger), which orders each device's chain
+// by locking its head row: a group's transaction locks its devices in
+// address order, decides on what the others committed, and a seq that
+// arrives at one collector before its predecessor reached the other is
+// held in the ledger and stored by whichever transaction completes the
+// chain.
 package collect
 
 import (
@@ -116,6 +121,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	"github.com/csop/tbox/cmd/collector/internal/draw"
 	"github.com/csop/tbox/cmd/collector/internal/ledger"
@@ -152,6 +158,7 @@ type Config struct {
 	MaxDelay time.Duration // wait for more messages after the first; DefaultMaxDelay if zero
 
 	GapTimeout time.Duration // how long held seqs wait for missing ones; DefaultGapTimeout if zero
+	ShareGroup string        // the shared subscription's group; DefaultShareGroup if empty
 	MaxHeld    int           // held seqs per device; DefaultMaxHeld if zero
 
 	Now func() time.Time // the clock; time.Now if nil
@@ -220,6 +227,12 @@ func New(l ledger.Ledger, cfg Config, log *slog.Logger) (*Collector, error) {
 	if cfg.GapTimeout <= 0 {
 		cfg.GapTimeout = DefaultGapTimeout
 	}
+	if cfg.ShareGroup == "" {
+		cfg.ShareGroup = DefaultShareGroup
+	}
+	if err := ValidShareGroup(cfg.ShareGroup); err != nil {
+		return nil, fmt.Errorf("collector: %w", err)
+	}
 	if cfg.MaxHeld <= 0 {
 		cfg.MaxHeld = DefaultMaxHeld
 	}
@@ -271,8 +284,26 @@ func (r Reply) Payload() []byte {
 	return b
 }
 
-// SubscribeTopic is the shared subscription the collectors split.
-const SubscribeTopic = "$share/collectors/csop/v1/+/att"
+// DefaultShareGroup is the shared subscription's group (share_group).
+const DefaultShareGroup = "collectors"
+
+// SubscribeTopic is the shared subscription the collectors of group split:
+// $share/<group>/csop/v1/+/att.
+func SubscribeTopic(group string) string {
+	if group == "" {
+		group = DefaultShareGroup
+	}
+	return "$share/" + group + "/csop/v1/+/att"
+}
+
+// ValidShareGroup checks a share_group: a non-empty MQTT topic level
+// without wildcards.
+func ValidShareGroup(g string) error {
+	if g == "" || strings.ContainsAny(g, "/+#\x00") || !utf8.ValidString(g) || len(g) > 128 {
+		return fmt.Errorf("share group %q: expected 1 to 128 characters without / + # or NUL", g)
+	}
+	return nil
+}
 
 // topicDevice returns the <device> of csop/v1/<device>/att.
 func topicDevice(topic string) (seg string, dev signer.Address, ok bool) {
