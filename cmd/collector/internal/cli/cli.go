@@ -15,8 +15,8 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
-	"time"
 	"text/tabwriter"
+	"time"
 
 	"github.com/csop/tbox/cmd/collector/internal/collect"
 	"github.com/csop/tbox/cmd/collector/internal/draw"
@@ -146,7 +146,6 @@ func logLevel(s string) (slog.Level, error) {
 	}
 	return l, nil
 }
-
 
 func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("run", stderr)
@@ -421,4 +420,3 @@ func runAudit(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fmt.Fprintln(stdout, "ok")
 	return nil
 }
-

@@ -15,9 +15,9 @@ import (
 
 	"github.com/csop/tbox/agent/uplink/mqtttest"
 	"github.com/csop/tbox/cmd/collector/internal/collect"
-	"github.com/csop/tbox/cmd/collector/internal/ledger/pgledger/pgtest"
 	"github.com/csop/tbox/cmd/collector/internal/draw"
 	"github.com/csop/tbox/cmd/collector/internal/ledger"
+	"github.com/csop/tbox/cmd/collector/internal/ledger/pgledger/pgtest"
 	"github.com/csop/tbox/signer"
 	mqtt "github.com/eclipse/paho.mqtt.golang"
 	"go.uber.org/goleak"

@@ -65,7 +65,9 @@ func TestReadWhileHeld(t *testing.T) {
 	c := ledgertest.NewChain(t)
 	for i := 0; i < 3; i++ {
 		x := c.Next(t, 2_900_000+uint64(i), 1, 100)
-		if err := l.Update(func(tx ledger.Tx) error { return tx.Append(x.A, x.Digest, x.Wire, ledger.Verdict{Eligible: true, Code: "eligible"}) }); err != nil {
+		if err := l.Update(func(tx ledger.Tx) error {
+			return tx.Append(x.A, x.Digest, x.Wire, ledger.Verdict{Eligible: true, Code: "eligible"})
+		}); err != nil {
 			t.Fatal(err)
 		}
 	}
