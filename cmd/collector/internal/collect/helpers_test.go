@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/csop/tbox/cmd/collector/internal/ledger"
+	"github.com/csop/tbox/cmd/collector/internal/ledger/pgledger/pgtest"
 	"github.com/csop/tbox/signer"
 	mqtt "github.com/eclipse/paho.mqtt.golang"
 	"go.uber.org/goleak"
@@ -22,7 +23,7 @@ import (
 const testChainID = 20220807
 
 func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m)
+	goleak.VerifyTestMain(m, goleak.Cleanup(func(code int) { pgtest.StopShared(); os.Exit(code) }))
 }
 
 // testLog logs to the test when -v, else discards.
