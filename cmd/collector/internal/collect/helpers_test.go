@@ -23,7 +23,7 @@ import (
 const testChainID = 20220807
 
 func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m, goleak.Cleanup(func(code int) { pgtest.StopShared(); os.Exit(code) }))
+	goleak.VerifyTestMain(m, goleak.Cleanup(func(code int) { pgtest.StopShared(); stopBenchPG(); os.Exit(code) }))
 }
 
 // testLog logs to the test when -v, else discards.

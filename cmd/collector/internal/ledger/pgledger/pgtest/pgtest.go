@@ -81,9 +81,19 @@ func Require(t testing.TB) string {
 	return bin
 }
 
-// New makes and starts a cluster in a new temporary directory. Stop it
-// with Stop (Start registers nothing with t: the caller decides its life).
-func New(bin string) (*Server, error) {
+// Options configure New.
+type Options struct {
+	// Fsync keeps PostgreSQL's fsync on (benchmarks of durable commits);
+	// tests run with it off.
+	Fsync bool
+}
+
+// New makes and starts a cluster in a new temporary directory, fsync off.
+// Stop it with Stop.
+func New(bin string) (*Server, error) { return NewWith(bin, Options{}) }
+
+// NewWith is New with options.
+func NewWith(bin string, o Options) (*Server, error) {
 	dir, err := os.MkdirTemp("", "pgtest-")
 	if err != nil {
 		return nil, err
@@ -107,7 +117,11 @@ func New(bin string) (*Server, error) {
 		os.RemoveAll(dir)
 		return nil, fmt.Errorf("initdb: %w: %s", err, out)
 	}
-	conf := "listen_addresses = '127.0.0.1'\nunix_socket_directories = '" + dir + "'\nfsync = off\nsynchronous_commit = on\nmax_connections = 200\nshared_buffers = 64MB\nlog_min_messages = warning\n"
+	fsync := "off"
+	if o.Fsync {
+		fsync = "on"
+	}
+	conf := "listen_addresses = '127.0.0.1'\nunix_socket_directories = '" + dir + "'\nfsync = " + fsync + "\nsynchronous_commit = on\nmax_connections = 200\nshared_buffers = 64MB\nlog_min_messages = warning\n"
 	f, err := os.OpenFile(filepath.Join(s.data(), "postgresql.conf"), os.O_APPEND|os.O_WRONLY, 0)
 	if err == nil {
 		_, err = f.WriteString(conf)
