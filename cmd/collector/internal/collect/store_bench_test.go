@@ -5,8 +5,8 @@ import (
 	"runtime"
 	"sync"
 	"syscall"
-	"time"
 	"testing"
+	"time"
 
 	"github.com/csop/tbox/cmd/collector/internal/ledger"
 	"github.com/csop/tbox/cmd/collector/internal/ledger/pgledger"
