@@ -109,21 +109,21 @@ func TestSoak(t *testing.T) {
 		t.Fatalf("registry add: %v\n%s", err, out)
 	}
 	p := startCollector(t, bin, cfg)
-	defer p.stop()
+	defer func() {
+		p.stop()
+		if t.Failed() {
+			t.Logf("collector log:\n%s", p)
+		}
+	}()
 
 	var latMu sync.Mutex
 	var lat []time.Duration
 	var receipted atomic.Int64
-	client := mqtt.NewClient(mqtt.NewClientOptions().AddBroker(broker.URL()).SetClientID("soak-devices").SetCleanSession(true))
-	if tok := client.Connect(); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
-		t.Fatal(tok.Error())
-	}
-	defer client.Disconnect(50)
 	byAddr := map[string]*dev{}
 	for _, d := range devs {
 		byAddr[d.key.Address().String()] = d
 	}
-	client.Subscribe("csop/v1/+/ack", 1, func(_ mqtt.Client, m mqtt.Message) {
+	onAck := func(_ mqtt.Client, m mqtt.Message) {
 		parts := strings.Split(m.Topic(), "/")
 		d := byAddr[parts[2]]
 		if d == nil || m.Retained() {
@@ -144,7 +144,19 @@ func TestSoak(t *testing.T) {
 			}
 			return true
 		})
-	}).WaitTimeout(10 * time.Second)
+	}
+	var reconnects atomic.Int64
+	// The devices' client resubscribes at each (re)connection: a clean
+	// session loses its subscriptions.
+	client := mqtt.NewClient(mqtt.NewClientOptions().AddBroker(broker.URL()).SetClientID("soak-devices").SetCleanSession(true).
+		SetOnConnectHandler(func(c mqtt.Client) {
+			reconnects.Add(1)
+			c.Subscribe("csop/v1/+/ack", 1, onAck).WaitTimeout(10 * time.Second)
+		}))
+	if tok := client.Connect(); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+		t.Fatal(tok.Error())
+	}
+	defer client.Disconnect(50)
 
 	batch0 := uint64(time.Now().Unix())/600 - 1
 	ctx, cancel := context.WithTimeout(context.Background(), dur)
@@ -204,6 +216,7 @@ func TestSoak(t *testing.T) {
 		p50, p99 = lat[len(lat)/2], lat[len(lat)*99/100]
 	}
 	latMu.Unlock()
+	t.Logf("SOAK: device client connections %d", reconnects.Load())
 	t.Logf("SOAK: target %d/s, sent %.0f/s, receipted %.0f/s; receipt latency p50 %v, p99 %v; collector RSS %d -> %d kB, threads %d -> %d",
 		rate, float64(sent.Load())/elapsed, float64(receipted.Load())/elapsed, p50, p99, rss0, rss1, thr0, thr1)
 	if rss0 > 0 && rss1 > rss0*3/2 {
