@@ -5,7 +5,9 @@ import (
 	"math/rand/v2"
 	"sync"
 	"testing"
+	"time"
 
+	"github.com/csop/tbox/cmd/collector/internal/draw"
 	"github.com/csop/tbox/cmd/collector/internal/ledger"
 	"github.com/csop/tbox/cmd/collector/internal/ledger/pgledger"
 	"github.com/csop/tbox/cmd/collector/internal/ledger/pgledger/pgtest"
@@ -131,6 +133,96 @@ func TestSideBySide(t *testing.T) {
 			}
 			if s.Forks != 0 {
 				t.Errorf("%d forks", s.Forks)
+			}
+		})
+	}
+}
+
+// TestDrawOnce: two collectors on one ledger draw the closed batches at
+// the same time, while a third stores late attestations for them: each
+// batch is drawn exactly once, and re-running any draw from the stored
+// attestations gives the recorded one.
+func TestDrawOnce(t *testing.T) {
+	for _, lc := range ledgers {
+		t.Run(lc.name, func(t *testing.T) {
+			la, lb := lc.open(t)
+			const devices, seqs = 6, 8
+			allow := allowSet{}
+			var msgs, late []Message
+			b0 := nowBatch() - 40
+			for i := 0; i < devices; i++ {
+				d := newDevice(t, b0)
+				allow[d.addr] = true
+				for s := 0; s < seqs; s++ {
+					msgs = append(msgs, d.msg(d.next(1000)))
+					d.batch++
+				}
+				d.batch = b0 + seqs - 1 // the last batch again: tickets for a batch being drawn
+				for s := 0; s < 3; s++ {
+					late = append(late, d.msg(d.next(100)))
+				}
+			}
+			seed := draw.Seed{7}
+			far := func() time.Time { return time.Now().Add(24 * time.Hour) }
+			var cs [3]*Collector
+			for i, l := range []ledger.Ledger{la, lb, lb} {
+				c, err := New(l, Config{ChainID: testChainID, Allow: allow, Seed: seed, Winners: 5, Now: far}, testLog(t))
+				if err != nil {
+					t.Fatal(err)
+				}
+				cs[i] = c
+			}
+			if _, err := cs[0].Process(msgs); err != nil {
+				t.Fatal(err)
+			}
+			var wg sync.WaitGroup
+			var mu sync.Mutex
+			drawn := map[uint64]int{}
+			for i := 0; i < 2; i++ {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					res, err := cs[i].DrawClosed()
+					if err != nil {
+						t.Error(err)
+					}
+					mu.Lock()
+					for _, r := range res {
+						drawn[r.Batch]++
+					}
+					mu.Unlock()
+				}()
+			}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for _, m := range late {
+					if rs, err := cs[2].Process([]Message{m}); err != nil {
+						t.Error(err)
+					} else if len(rs) != 1 || !rs[0].Ack() {
+						t.Errorf("late attestation: %+v", rs)
+					}
+				}
+			}()
+			wg.Wait()
+			for b := b0; b < b0+seqs; b++ {
+				if drawn[b] != 1 {
+					t.Errorf("batch %d drawn %d times, want once", b, drawn[b])
+				}
+				r, err := Redraw(la, seed, 5, b)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if !r.Match() {
+					t.Errorf("batch %d: re-run %+v differs from the recorded %+v", b, r.Result, r.Recorded)
+				}
+			}
+			s, err := la.Stats()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if s.Draws != seqs || s.Undrawn != 0 {
+				t.Errorf("%d draws, %d undrawn; want %d, 0", s.Draws, s.Undrawn, seqs)
 			}
 		})
 	}
