@@ -1,7 +1,9 @@
 package collect
 
 import (
+	"context"
 	"fmt"
+	"log/slog"
 	"time"
 
 	"github.com/csop/tbox/cmd/collector/internal/draw"
@@ -144,7 +146,9 @@ func (c *Collector) store(tx ledger.Tx, h ledger.Head, a *signer.Attestation, di
 		return err
 	}
 	if v.Eligible {
-		c.log.Debug("attestation stored", "device", a.Device, "seq", a.Seq, "batch", a.Batch, "meters", a.Meters)
+		if c.log.Enabled(context.Background(), slog.LevelDebug) { // the arguments cost allocations on the hot path
+			c.log.Debug("attestation stored", "device", a.Device, "seq", a.Seq, "batch", a.Batch, "meters", a.Meters)
+		}
 	} else {
 		c.ineligible.Add(1)
 		c.log.Warn("attestation stored, ineligible for tickets", "device", a.Device, "seq", a.Seq, "batch", a.Batch, "meters", a.Meters,

@@ -19,6 +19,17 @@ type Verdict struct {
 	Reason   string `json:"reason,omitempty"` // the rule's numbers, starting with Code
 }
 
+// eligibleJSON is the stored form of the common verdict, marshalled once.
+var eligibleJSON, _ = json.Marshal(Verdict{Eligible: true, Code: "eligible"})
+
+// MarshalVerdict returns v's stored form (JSON).
+func MarshalVerdict(v Verdict) ([]byte, error) {
+	if v == (Verdict{Eligible: true, Code: "eligible"}) {
+		return eligibleJSON, nil
+	}
+	return json.Marshal(v)
+}
+
 // Verdict returns the verdict stored for seq, and whether there is one.
 func (t *boltTx) Verdict(dev signer.Address, seq uint64) (Verdict, bool, error) {
 	var v Verdict

@@ -399,7 +399,7 @@ func (t *boltTx) Append(a *signer.Attestation, digest [32]byte, wire []byte, v V
 	if err := att.Put(u64(a.Seq), val); err != nil {
 		return err
 	}
-	vj, err := json.Marshal(v)
+	vj, err := MarshalVerdict(v)
 	if err != nil {
 		return err
 	}

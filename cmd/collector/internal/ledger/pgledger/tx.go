@@ -241,7 +241,7 @@ func (t *pgTx) Append(a *signer.Attestation, digest [32]byte, wire []byte, v led
 	if a.Seq != st.h.Seq+1 {
 		return fmt.Errorf("device %s: append seq %d, head is %d: %w", a.Device, a.Seq, st.h.Seq, ledger.ErrNotNext)
 	}
-	vj, err := json.Marshal(v)
+	vj, err := ledger.MarshalVerdict(v)
 	if err != nil {
 		return err
 	}
