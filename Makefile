@@ -22,7 +22,7 @@ ifeq ($(ENABLE_RACE),1)
 TESTFLAGS += -race
 endif
 
-.PHONY: all build arm arm64 package test unit hil bench demo deps fmt vet lint fuzz clean
+.PHONY: all build arm arm64 package test unit hil bench soak demo deps fmt vet lint fuzz clean
 
 all: build
 
@@ -100,6 +100,12 @@ fuzz:
 
 bench:
 	$(GO) run ./hil/benchtable -benchtime $(BENCHTIME)
+
+# soak: the collector on PostgreSQL behind mosquitto at 10x the 1 M-car rate
+# for 10 minutes (knobs: SOAK_RATE, SOAK_DURATION, SOAK_DEVICES); needs
+# postgresql and mosquitto (install.sh). Not part of test.
+soak:
+	$(GO) test -count=1 -timeout 30m -v -tags soak -run '^TestSoak$$' ./cmd/collector/internal/fleettest/
 
 # demo: a simulated drive on vcan0 in the emulated ARM T-Box, tboxd attesting
 # and uploading to a mosquitto on the host, the collector verifying, acking

@@ -45,6 +45,8 @@ var rows = []row{
 	{what: "outbox per driven hour (eMMC wear)", pkg: "./store/", bench: "^BenchmarkDrivenHour$", metrics: []string{"fsyncs/h", "written-B/h", "disk-B/h"}, target: "reported"},
 	{what: "drain 10,000-attestation backlog via mosquitto", pkg: "./agent/uplink/", bench: "^BenchmarkDrain$", metrics: []string{"msgs/s"}, target: ">= 1,000 /s"},
 	{what: "collector verification (1 core)", pkg: "./cmd/collector/internal/collect/", bench: "^BenchmarkProcess$", metrics: []string{"verifications/s"}, target: ">= 5,000 /s"},
+	{what: "collector: verified attestations stored, durable commits (1 core)", pkg: "./cmd/collector/internal/collect/", bench: "^BenchmarkStore$", metrics: []string{"attestations/s", "cpu-µs/attestation"}, peer: "recover/", target: ">= 0.8x the bare signature check, bbolt and PostgreSQL"},
+	{what: "collectors on one PostgreSQL: 2 against 1 (GOMAXPROCS 2)", pkg: "./cmd/collector/internal/collect/", bench: "^BenchmarkScale$", metrics: []string{"attestations/s", "cpu-µs/attestation"}, peer: "one/", target: "ratio reported"},
 }
 
 // sizeBuild is how the size rows build: static, stripped, as `make arm`

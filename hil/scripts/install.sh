@@ -5,7 +5,9 @@
 #
 # Host packages: qemu-system-arm, busybox-static, cpio, e2fsprogs, socat,
 # can-utils, mosquitto, swtpm and swtpm-tools (the TPM-sealed key's tests),
-# chromium (the collector status page's headless browser test).
+# chromium (the collector status page's headless browser test) and
+# postgresql (the collector's shared ledger tests start their own cluster
+# with its initdb and pg_ctl).
 # Guest files (armhf, from the Debian archive through
 # apt-get download, unpacked with dpkg-deb -x): busybox-static, the armmp-lpae
 # kernel with its modules, can-utils and the libc it links against.
@@ -33,7 +35,8 @@ kit_ok() {
 	  for p in "$KERNEL" "$MODULES" "$BUSYBOX" "$CANUTILS" "$LIBDIR"; do [ -e "$p" ] || exit 1; done
 	  for b in qemu-system-arm cpio gzip mkfs.ext4 debugfs socat candump mosquitto swtpm chromium; do
 		command -v "$b" >/dev/null 2>&1 || [ -x "/usr/sbin/$b" ] || exit 1
-	  done ) || return 1
+	  done
+	  ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || exit 1 ) || return 1
 }
 
 if kit_ok; then
@@ -56,7 +59,7 @@ apt_update() {
 
 # Host packages.
 missing=
-for p in qemu-system-arm busybox-static cpio e2fsprogs socat can-utils mosquitto gzip swtpm swtpm-tools chromium; do
+for p in qemu-system-arm busybox-static cpio e2fsprogs socat can-utils mosquitto gzip swtpm swtpm-tools chromium postgresql; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing="$missing $p"
 done
 if [ -n "$missing" ]; then

@@ -45,7 +45,7 @@ func TestExportOnChain(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	err = l.Update(func(tx *ledger.Tx) error {
+	err = l.Update(func(tx ledger.Tx) error {
 		for _, a := range atts {
 			if err := tx.Append(a, signer.Digest(chainID, a), a.AppendWire(nil), ledger.Verdict{Eligible: true, Code: "eligible"}); err != nil {
 				return err

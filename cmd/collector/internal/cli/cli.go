@@ -16,6 +16,7 @@ import (
 	"strings"
 	"syscall"
 	"text/tabwriter"
+	"time"
 
 	"github.com/csop/tbox/cmd/collector/internal/collect"
 	"github.com/csop/tbox/cmd/collector/internal/draw"
@@ -51,7 +52,8 @@ var commands = []command{
 	{"audit", "audit --config FILE: re-verify every stored attestation chain", runAudit},
 	{"verdicts", "verdicts --config FILE --device ADDR [--ineligible] [--json]: a device's stored attestations with their verdicts, chain breaks, held seqs and forks", runVerdicts},
 	{"migrate", "migrate --config FILE: bring a ledger written by an older collector to the current schema", runMigrate},
-	{"registry", "registry add --config FILE ADDR...: add device addresses to the allowlist file", runRegistry},
+	{"registry", "registry add|remove|list --config FILE [ADDR...]: the devices allowed to attest (in the ledger; in the registry file when one is configured with db)", runRegistry},
+	{"backup", "backup --config FILE PATH: a consistent copy of the bbolt ledger (for PostgreSQL use pg_dump)", runBackup},
 	{"export", "export --config FILE --batch B: the stored attestations covering a batch as MileageMining.submit calldata, one JSON line each", runExport},
 }
 
@@ -146,10 +148,6 @@ func logLevel(s string) (slog.Level, error) {
 	return l, nil
 }
 
-func openLedger(cfg *Config, readOnly bool) (*ledger.Ledger, error) {
-	return ledger.Open(cfg.DB, &ledger.Options{ChainID: cfg.ChainID, ReadOnly: readOnly})
-}
-
 func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("run", stderr)
 	cfgPath := fs.String("config", "", "configuration `FILE` (TOML)")
@@ -168,9 +166,11 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	}
 	level, _ := logLevel(cfg.LogLevel)
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
-	reg, err := collect.LoadRegistry(cfg.Registry)
-	if err != nil {
-		return &ConfigError{File: cfg.File, Field: "registry", Msg: err.Error()}
+	var reg *collect.Registry
+	if cfg.Registry != "" {
+		if reg, err = collect.LoadRegistry(cfg.Registry); err != nil {
+			return &ConfigError{File: cfg.File, Field: "registry", Msg: err.Error()}
+		}
 	}
 	mq := collect.MQTT{Broker: cfg.Broker, CAFile: cfg.CA, CertFile: cfg.Cert, KeyFile: cfg.Key, ClientID: cfg.ClientID}
 	if _, err := mq.TLSConfig(); err != nil {
@@ -184,20 +184,33 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if err != nil {
 		return &ConfigError{File: cfg.File, Field: "signing_key", Msg: err.Error()}
 	}
-	l, err := openLedger(cfg, false)
+	l, err := openLedger(ctx, cfg, false)
 	if err != nil {
 		return err
 	}
 	defer l.Close()
-	page, err := openStatusPage(cfg, l, reg, log)
+	lreg, err := collect.LoadLedgerRegistry(l)
+	if err != nil {
+		return err
+	}
+	allow := collect.AnyOf{lreg}
+	devices := lreg.Len()
+	if reg != nil {
+		allow = append(allow, reg)
+		devices += reg.Len()
+	}
+	if devices == 0 {
+		log.Warn("no device registered: every attestation is refused until one is (collector registry add)")
+	}
+	page, err := openStatusPage(cfg, l, allow, log)
 	if err != nil {
 		return err
 	}
 	defer page.close()
 	c, err := collect.New(l, collect.Config{
-		ChainID: cfg.ChainID, Allow: reg, MaxSpeedKmh: uint64(cfg.MaxSpeedKmh),
+		ChainID: cfg.ChainID, Allow: allow, MaxSpeedKmh: uint64(cfg.MaxSpeedKmh),
 		Seed: cfg.seed, Winners: int(cfg.Winners), Grace: cfg.grace, DrawEvery: cfg.drawEvery, GapTimeout: cfg.gapTimeout,
-		Signer: key, Observer: page.observer(),
+		ShareGroup: cfg.ShareGroup, Signer: key, Observer: page.observer(),
 	}, log)
 	if err != nil {
 		return err
@@ -205,21 +218,56 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
+	usr1 := make(chan os.Signal, 1)
+	if b, ok := l.(*ledger.Bolt); ok {
+		// The running collector's own backup: consistent while it writes.
+		signal.Notify(usr1, syscall.SIGUSR1)
+		defer signal.Stop(usr1)
+		go func() {
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case <-usr1:
+					dst := cfg.DB + ".backup"
+					if n, err := BackupBolt(b, dst); err != nil {
+						log.Error("backup", "err", err)
+					} else {
+						log.Info("backup written", "path", dst, "bytes", n)
+					}
+				}
+			}
+		}()
+	}
+	refresh := time.NewTicker(cfg.regRefresh)
+	defer refresh.Stop()
 	go func() {
 		for {
 			select {
 			case <-ctx.Done():
 				return
+			case <-refresh.C:
+				if err := lreg.Reload(); err != nil {
+					log.Warn("registry refresh from the ledger; the previous allowlist stays", "err", err)
+				}
 			case <-hup:
-				if err := reg.Reload(); err != nil {
-					log.Error("registry reload; the previous allowlist stays", "err", err)
+				if reg != nil {
+					if err := reg.Reload(); err != nil {
+						log.Error("registry reload; the previous allowlist stays", "err", err)
+					} else {
+						log.Info("registry file reloaded", "devices", reg.Len())
+					}
+				}
+				if err := lreg.Reload(); err != nil {
+					log.Error("registry reload from the ledger; the previous allowlist stays", "err", err)
 				} else {
-					log.Info("registry reloaded", "devices", reg.Len())
+					log.Info("ledger registry reloaded", "devices", lreg.Len())
 				}
 			}
 		}
 	}()
-	log.Info("collector starting", "version", Version, "receipt_signer", key.Address(), "db", cfg.DB, "chain_id", cfg.ChainID, "devices", reg.Len(), "winners", cfg.Winners, "grace", cfg.grace)
+	log.Info("collector starting", "version", Version, "receipt_signer", key.Address(), "ledger", l.Where(), "chain_id", cfg.ChainID, "devices", devices,
+		"share_group", cfg.ShareGroup, "winners", cfg.Winners, "grace", cfg.grace)
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return c.Run(gctx, mq) })
 	g.Go(func() error { return page.serve(gctx, c, log) })
@@ -250,7 +298,7 @@ func runDraw(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err != nil {
 		return err
 	}
-	l, err := openLedger(cfg, true)
+	l, err := openLedger(ctx, cfg, true)
 	if err != nil {
 		return err
 	}
@@ -320,7 +368,7 @@ func runStats(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
-	l, err := openLedger(cfg, true)
+	l, err := openLedger(ctx, cfg, true)
 	if err != nil {
 		return err
 	}
@@ -370,7 +418,7 @@ func runAudit(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
-	l, err := openLedger(cfg, true)
+	l, err := openLedger(ctx, cfg, true)
 	if err != nil {
 		return err
 	}
@@ -379,40 +427,5 @@ func runAudit(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return fmt.Errorf("%w: %w", ErrCheckFailed, err)
 	}
 	fmt.Fprintln(stdout, "ok")
-	return nil
-}
-
-func runRegistry(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	if len(args) == 0 || args[0] != "add" {
-		return usagef("expected: registry add --config FILE ADDR...")
-	}
-	fs := newFlags("registry add", stderr)
-	cfgPath := fs.String("config", "", "configuration `FILE` (TOML)")
-	if err := parseFlags(fs, args[1:]); err != nil {
-		return err
-	}
-	cfg, err := loadConfig(*cfgPath)
-	if err != nil {
-		return err
-	}
-	if cfg.Registry == "" {
-		return &ConfigError{File: cfg.File, Field: "registry", Msg: "missing; expected the allowlist file of device addresses"}
-	}
-	if fs.NArg() == 0 {
-		return usagef("registry add: no address given")
-	}
-	var addrs []signer.Address
-	for _, s := range fs.Args() {
-		a, err := signer.ParseAddress(s)
-		if err != nil {
-			return usageError{err}
-		}
-		addrs = append(addrs, a)
-	}
-	n, err := collect.AppendRegistry(cfg.Registry, addrs)
-	if err != nil {
-		return err
-	}
-	fmt.Fprintf(stdout, "%d added to %s (%d already listed); send SIGHUP to a running collector to reload\n", n, cfg.Registry, len(addrs)-n)
 	return nil
 }

@@ -17,12 +17,15 @@ import (
 	"github.com/csop/tbox/cmd/collector/internal/collect"
 	"github.com/csop/tbox/cmd/collector/internal/draw"
 	"github.com/csop/tbox/cmd/collector/internal/ledger"
+	"github.com/csop/tbox/cmd/collector/internal/ledger/pgledger/pgtest"
 	"github.com/csop/tbox/signer"
 	mqtt "github.com/eclipse/paho.mqtt.golang"
 	"go.uber.org/goleak"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m, goleak.Cleanup(func(code int) { pgtest.StopShared(); os.Exit(code) }))
+}
 
 const seedHex = "0x00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff"
 
@@ -295,7 +298,7 @@ func FuzzParseConfig(f *testing.F) {
 			}
 			return
 		}
-		if cfg.ChainID == 0 || cfg.DB == "" || cfg.Winners < 1 || cfg.MaxSpeedKmh < 1 {
+		if cfg.ChainID == 0 || (cfg.DB == "" && cfg.DatabaseURL == "") || cfg.Winners < 1 || cfg.MaxSpeedKmh < 1 {
 			t.Fatalf("accepted an invalid config %+v", cfg)
 		}
 	})

@@ -45,7 +45,10 @@ func (e *ConfigError) Unwrap() error { return ErrConfig }
 //	key           = "collector.key"         # with cert
 //	chain_id      = 20220807
 //	registry      = "devices.txt"           # allowlist: one address per line
-//	db            = "collector.db"
+//	db            = "collector.db"          # the embedded ledger (one process), or:
+//	database_url  = "postgres://collector@db.example/ledger"  # the shared PostgreSQL ledger of a fleet
+//	share_group   = "collectors"            # optional: $share/<group>/csop/v1/+/att
+//	registry_refresh = "10s"                # optional: how often the ledger's registry is re-read
 //	seed          = "0x<64 hex>"            # public random value of the draw
 //	winners       = 100                     # optional
 //	max_speed_kmh = 300                     # optional
@@ -68,6 +71,9 @@ type Config struct {
 	RawChainID  int64  `toml:"chain_id"` // TOML integers are signed: -1 must not become 2^64-1
 	Registry    string `toml:"registry"`
 	DB          string `toml:"db"`
+	DatabaseURL string `toml:"database_url"`
+	ShareGroup  string `toml:"share_group"`
+	RegRefresh  string `toml:"registry_refresh"`
 	Seed        string `toml:"seed"`
 	Winners     int64  `toml:"winners"`
 	MaxSpeedKmh int64  `toml:"max_speed_kmh"`
@@ -83,6 +89,7 @@ type Config struct {
 	grace      time.Duration
 	drawEvery  time.Duration
 	gapTimeout time.Duration
+	regRefresh time.Duration
 }
 
 // LoadConfig reads and validates the configuration file at path. Errors
@@ -117,8 +124,22 @@ func ParseConfig(path string, data []byte) (*Config, error) {
 		return nil, bad("chain_id", "missing or not positive (%d); expected the chain ID of the deployment (e.g. 20220807)", c.RawChainID)
 	}
 	c.ChainID = uint64(c.RawChainID)
-	if c.DB == "" {
-		return nil, bad("db", "missing; expected the path of the collector database")
+	switch {
+	case c.DB == "" && c.DatabaseURL == "":
+		return nil, bad("db", "missing; expected the path of the collector database (or database_url for a shared PostgreSQL ledger)")
+	case c.DB != "" && c.DatabaseURL != "":
+		return nil, bad("database_url", "set together with db; expected one ledger: db (embedded, one process) or database_url (PostgreSQL)")
+	case c.DatabaseURL != "" && !strings.HasPrefix(c.DatabaseURL, "postgres://") && !strings.HasPrefix(c.DatabaseURL, "postgresql://"):
+		return nil, bad("database_url", "expected postgres://user@host:port/database, found a value of another scheme")
+	}
+	if c.ShareGroup == "" {
+		c.ShareGroup = collect.DefaultShareGroup
+	}
+	if err := collect.ValidShareGroup(c.ShareGroup); err != nil {
+		return nil, bad("share_group", "%v", err)
+	}
+	if c.regRefresh, err = duration(c.RegRefresh, 10*time.Second, time.Second); err != nil {
+		return nil, bad("registry_refresh", "%v", err)
 	}
 	if c.Seed == "" {
 		return nil, bad("seed", "missing; expected 0x and 64 hex digits")
@@ -185,9 +206,6 @@ func (c *Config) checkRun() error {
 	default:
 		return bad("broker", "scheme %q, expected tcp, ssl, tls or mqtts", scheme)
 	}
-	if c.Registry == "" {
-		return bad("registry", "missing; expected the allowlist file of device addresses")
-	}
 	if c.SigningKey == "" {
 		return bad("signing_key", "missing; expected the key file that signs every ack and nack (make one with tboxctl keygen; its address goes into the agents' mqtt.collector_addresses)")
 	}
@@ -206,7 +224,7 @@ func duration(s string, def, min time.Duration) (time.Duration, error) {
 }
 
 func knownFields() string {
-	names := []string{"broker", "client_id", "ca", "cert", "key", "chain_id", "registry", "db", "seed", "winners", "max_speed_kmh", "grace", "draw_every", "gap_timeout", "log_level", "signing_key", "http", "http_public"}
+	names := []string{"broker", "client_id", "ca", "cert", "key", "chain_id", "registry", "db", "database_url", "share_group", "registry_refresh", "seed", "winners", "max_speed_kmh", "grace", "draw_every", "gap_timeout", "log_level", "signing_key", "http", "http_public"}
 	sort.Strings(names)
 	return strings.Join(names, ", ")
 }

@@ -50,7 +50,7 @@ func runExport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err != nil {
 		return err
 	}
-	l, err := openLedger(cfg, true)
+	l, err := openLedger(ctx, cfg, true)
 	if err != nil {
 		return err
 	}
@@ -70,7 +70,7 @@ func runExport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 
 // exportBatch returns the stored attestations whose span covers batch b,
 // eligible or not (a chain needs every link), each verified again.
-func exportBatch(l *ledger.Ledger, b uint64) ([]exportLine, error) {
+func exportBatch(l ledger.Ledger, b uint64) ([]exportLine, error) {
 	st, err := l.Stats()
 	if err != nil {
 		return nil, err
@@ -86,7 +86,7 @@ func exportBatch(l *ledger.Ledger, b uint64) ([]exportLine, error) {
 				continue
 			}
 			var a *signer.Attestation
-			err := l.View(func(tx *ledger.Tx) error {
+			err := l.View(func(tx ledger.Tx) error {
 				_, wire, ok := tx.Stored(ds.Device, rec.Seq)
 				if !ok {
 					return fmt.Errorf("device %s seq %d: listed but not stored", ds.Device, rec.Seq)

@@ -47,7 +47,7 @@ func TestExport(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	err = l.Update(func(tx *ledger.Tx) error {
+	err = l.Update(func(tx ledger.Tx) error {
 		for _, a := range atts {
 			v := ledger.Verdict{Eligible: true, Code: "eligible"}
 			if a.Device == k1.Address() && a.Seq == 3 {

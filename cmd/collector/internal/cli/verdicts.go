@@ -36,7 +36,7 @@ func runVerdicts(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	if err != nil {
 		return err
 	}
-	l, err := openLedger(cfg, true)
+	l, err := openLedger(ctx, cfg, true)
 	if err != nil {
 		return err
 	}
@@ -109,13 +109,13 @@ func runMigrate(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if err != nil {
 		return err
 	}
-	l, err := openLedger(cfg, false) // Open migrates in one transaction
+	l, err := openLedger(ctx, cfg, false) // Open migrates in one transaction
 	if err != nil {
 		return err
 	}
 	if err := l.Close(); err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "%s: at the current schema\n", cfg.DB)
+	fmt.Fprintf(stdout, "%s: at the current schema\n", l.Where())
 	return nil
 }

@@ -49,7 +49,7 @@ type statusPage struct {
 
 // openStatusPage listens on cfg.HTTP (so that a taken port fails at start)
 // and returns nil when http is not configured.
-func openStatusPage(cfg *Config, l *ledger.Ledger, allow collect.Allowlist, log *slog.Logger) (*statusPage, error) {
+func openStatusPage(cfg *Config, l ledger.Ledger, allow collect.Allowlist, log *slog.Logger) (*statusPage, error) {
 	if cfg.HTTP == "" {
 		return nil, nil
 	}

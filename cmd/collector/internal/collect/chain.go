@@ -1,7 +1,9 @@
 package collect
 
 import (
+	"context"
 	"fmt"
+	"log/slog"
 	"time"
 
 	"github.com/csop/tbox/cmd/collector/internal/draw"
@@ -29,7 +31,7 @@ func (c *Collector) nackOf(dev signer.Address, seq uint64, digest [32]byte, kind
 // decide places one verified candidate in its device's chain inside the
 // group's transaction: stored (with its verdict), receipted again, held,
 // or refused. An error aborts the transaction.
-func (c *Collector) decide(tx *ledger.Tx, cd *candidate) (outcome, error) {
+func (c *Collector) decide(tx ledger.Tx, cd *candidate) (outcome, error) {
 	var o outcome
 	a := cd.a
 	h, err := tx.Head(a.Device)
@@ -109,7 +111,7 @@ func (c *Collector) decide(tx *ledger.Tx, cd *candidate) (outcome, error) {
 
 // atOrBelowHead handles a seq at or below the head: a copy of the stored
 // one (dup), a fork, or a seq of a recorded chain break.
-func (c *Collector) atOrBelowHead(tx *ledger.Tx, dev signer.Address, seq uint64, digest [32]byte, wire []byte) (*Reply, bool, error) {
+func (c *Collector) atOrBelowHead(tx ledger.Tx, dev signer.Address, seq uint64, digest [32]byte, wire []byte) (*Reply, bool, error) {
 	stored, _, ok := tx.Stored(dev, seq)
 	if ok {
 		if stored == digest {
@@ -138,13 +140,15 @@ func (c *Collector) atOrBelowHead(tx *ledger.Tx, dev signer.Address, seq uint64,
 }
 
 // store judges a (the next seq, prev checked) and appends it.
-func (c *Collector) store(tx *ledger.Tx, h ledger.Head, a *signer.Attestation, digest [32]byte, wire []byte) error {
+func (c *Collector) store(tx ledger.Tx, h ledger.Head, a *signer.Attestation, digest [32]byte, wire []byte) error {
 	v := Judge(h, a, draw.BatchOf(c.cfg.Now().Unix()), c.cfg.MaxSpeedKmh)
 	if err := tx.Append(a, digest, wire, v); err != nil {
 		return err
 	}
 	if v.Eligible {
-		c.log.Debug("attestation stored", "device", a.Device, "seq", a.Seq, "batch", a.Batch, "meters", a.Meters)
+		if c.log.Enabled(context.Background(), slog.LevelDebug) { // the arguments cost allocations on the hot path
+			c.log.Debug("attestation stored", "device", a.Device, "seq", a.Seq, "batch", a.Batch, "meters", a.Meters)
+		}
 	} else {
 		c.ineligible.Add(1)
 		c.log.Warn("attestation stored, ineligible for tickets", "device", a.Device, "seq", a.Seq, "batch", a.Batch, "meters", a.Meters,
@@ -157,7 +161,7 @@ func (c *Collector) store(tx *ledger.Tx, h ledger.Head, a *signer.Attestation, d
 // and records a chain break before the lowest held one when the missing
 // seqs are announced lost or have not come within GapTimeout of the
 // oldest held one's arrival.
-func (c *Collector) drain(tx *ledger.Tx, dev signer.Address) (nacks []Reply, stored uint64, err error) {
+func (c *Collector) drain(tx ledger.Tx, dev signer.Address) (nacks []Reply, stored uint64, err error) {
 	for {
 		held, err := tx.HeldSeqs(dev)
 		if err != nil || len(held) == 0 {
@@ -219,7 +223,7 @@ func (c *Collector) drain(tx *ledger.Tx, dev signer.Address) (nacks []Reply, sto
 
 // breakCause says why the gap before the lowest held seq is given up, or
 // "" while it is still awaited.
-func (c *Collector) breakCause(tx *ledger.Tx, dev signer.Address, h ledger.Head, held []ledger.Held) (cause, reason string) {
+func (c *Collector) breakCause(tx ledger.Tx, dev signer.Address, h ledger.Head, held []ledger.Held) (cause, reason string) {
 	from, to := h.Seq+1, held[0].Seq-1
 	if l, ok, err := tx.Lost(dev); err == nil && ok && l.Covers(from, to) {
 		return ledger.CauseAnnounced, fmt.Sprintf("the device announced at %s that seqs %d .. %d may be lost", l.At.Format(time.RFC3339), l.From, l.To)
@@ -239,7 +243,7 @@ func (c *Collector) breakCause(tx *ledger.Tx, dev signer.Address, h ledger.Head,
 	return "", ""
 }
 
-func (c *Collector) recordFork(tx *ledger.Tx, a *signer.Attestation, digest [32]byte, wire []byte, kind string, stored [32]byte) error {
+func (c *Collector) recordFork(tx ledger.Tx, a *signer.Attestation, digest [32]byte, wire []byte, kind string, stored [32]byte) error {
 	f := ledger.Fork{
 		Device: a.Device, Seq: a.Seq, Kind: kind,
 		Digest: fmt.Sprintf("0x%x", digest), Stored: fmt.Sprintf("0x%x", stored),

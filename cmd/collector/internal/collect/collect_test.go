@@ -130,10 +130,10 @@ func attacks() []attack {
 	}
 }
 
-func forksOf(t testing.TB, l *ledger.Ledger, dev signer.Address) int {
+func forksOf(t testing.TB, l ledger.Ledger, dev signer.Address) int {
 	t.Helper()
 	n := 0
-	err := l.View(func(tx *ledger.Tx) error {
+	err := l.View(func(tx ledger.Tx) error {
 		fs, err := tx.Forks()
 		for _, f := range fs {
 			if f.Device == dev {
@@ -148,22 +148,22 @@ func forksOf(t testing.TB, l *ledger.Ledger, dev signer.Address) int {
 	return n
 }
 
-func headOf(t testing.TB, l *ledger.Ledger, dev signer.Address) ledger.Head {
+func headOf(t testing.TB, l ledger.Ledger, dev signer.Address) ledger.Head {
 	t.Helper()
 	var h ledger.Head
-	if err := l.View(func(tx *ledger.Tx) (err error) { h, err = tx.Head(dev); return err }); err != nil {
+	if err := l.View(func(tx ledger.Tx) (err error) { h, err = tx.Head(dev); return err }); err != nil {
 		t.Fatal(err)
 	}
 	return h
 }
 
-func checkAfter(t *testing.T, l *ledger.Ledger, d *device, tt attack, seq1 []byte) {
+func checkAfter(t *testing.T, l ledger.Ledger, d *device, tt attack, seq1 []byte) {
 	t.Helper()
 	h := headOf(t, l, d.addr)
 	if h.Seq != tt.head || h.Attestations != tt.head {
 		t.Errorf("head seq %d with %d attestations, want %d", h.Seq, h.Attestations, tt.head)
 	}
-	if err := l.View(func(tx *ledger.Tx) error {
+	if err := l.View(func(tx ledger.Tx) error {
 		if _, w, ok := tx.Stored(d.addr, 1); !ok || !bytes.Equal(w, seq1) {
 			t.Errorf("seq 1 stored as %s, want the original %s", w, seq1)
 		}
@@ -185,10 +185,10 @@ func checkAfter(t *testing.T, l *ledger.Ledger, d *device, tt attack, seq1 []byt
 	}
 }
 
-func verdictOf(t testing.TB, l *ledger.Ledger, dev signer.Address, seq uint64) ledger.Verdict {
+func verdictOf(t testing.TB, l ledger.Ledger, dev signer.Address, seq uint64) ledger.Verdict {
 	t.Helper()
 	var v ledger.Verdict
-	err := l.View(func(tx *ledger.Tx) error {
+	err := l.View(func(tx ledger.Tx) error {
 		var ok bool
 		var err error
 		v, ok, err = tx.Verdict(dev, seq)
@@ -329,7 +329,7 @@ func TestNormalFlow(t *testing.T) {
 			t.Fatalf("seq %d: reply %+v, want an ack of seq %d", i, r, i)
 		}
 	}
-	err = l.View(func(tx *ledger.Tx) error {
+	err = l.View(func(tx ledger.Tx) error {
 		for i, w := range sent {
 			if _, got, ok := tx.Stored(d.addr, uint64(i+1)); !ok || !bytes.Equal(got, w) {
 				t.Errorf("seq %d stored as %q, want %q", i+1, got, w)

@@ -23,7 +23,7 @@ func Closed(b uint64, now time.Time, grace time.Duration) bool {
 func (c *Collector) DrawClosed() ([]*draw.Result, error) {
 	now := c.cfg.Now()
 	var undrawn []uint64
-	if err := c.l.View(func(tx *ledger.Tx) error { undrawn = tx.Undrawn(); return nil }); err != nil {
+	if err := c.l.View(func(tx ledger.Tx) error { undrawn = tx.Undrawn(); return nil }); err != nil {
 		return nil, err
 	}
 	var done []*draw.Result
@@ -32,9 +32,9 @@ func (c *Collector) DrawClosed() ([]*draw.Result, error) {
 			break // ascending: the rest are later
 		}
 		var res *draw.Result
-		err := c.l.Update(func(tx *ledger.Tx) error {
+		err := c.l.Update(func(tx ledger.Tx) error {
 			res = nil
-			if rec, err := tx.Draw(b); err != nil || rec != nil {
+			if mine, err := tx.ClaimDraw(b); err != nil || !mine {
 				return err // another collector on this ledger drew it
 			}
 			es, err := tx.Entries(b)
@@ -88,9 +88,9 @@ var ErrIndexMismatch = errors.New("ticket index differs from attestations")
 // attestation in the batch's index is read back, verified again (signature
 // and stored digest) and its tickets recomputed from its span, then the
 // draw is run with seed and n. It does not record anything.
-func Redraw(l *ledger.Ledger, seed draw.Seed, n int, b uint64) (*Rerun, error) {
+func Redraw(l ledger.Ledger, seed draw.Seed, n int, b uint64) (*Rerun, error) {
 	r := &Rerun{}
-	err := l.View(func(tx *ledger.Tx) error {
+	err := l.View(func(tx ledger.Tx) error {
 		var err error
 		if r.Recorded, err = tx.Draw(b); err != nil {
 			return err

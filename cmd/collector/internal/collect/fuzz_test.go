@@ -66,7 +66,7 @@ func FuzzProcess(f *testing.F) {
 			if err := signer.Verify(testChainID, a); err != nil {
 				t.Fatalf("ack %+v for an attestation that does not verify: %v", r, err)
 			}
-			err = l.View(func(tx *ledger.Tx) error {
+			err = l.View(func(tx ledger.Tx) error {
 				digest, wire, ok := tx.Stored(a.Device, a.Seq)
 				if !ok || digest != signer.Digest(testChainID, a) || !bytes.Equal(wire, payload) {
 					t.Fatalf("acked seq %d is not stored as sent", a.Seq)

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/csop/tbox/cmd/collector/internal/ledger"
+	"github.com/csop/tbox/cmd/collector/internal/ledger/pgledger/pgtest"
 	"github.com/csop/tbox/signer"
 	mqtt "github.com/eclipse/paho.mqtt.golang"
 	"go.uber.org/goleak"
@@ -22,7 +23,7 @@ import (
 const testChainID = 20220807
 
 func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m)
+	goleak.VerifyTestMain(m, goleak.Cleanup(func(code int) { pgtest.StopShared(); stopBenchPG(); os.Exit(code) }))
 }
 
 // testLog logs to the test when -v, else discards.
@@ -34,7 +35,7 @@ func testLog(t testing.TB) *slog.Logger {
 }
 
 // newLedger opens a ledger in a temp dir; at cleanup it audits and closes it.
-func newLedger(t testing.TB, noSync bool) *ledger.Ledger {
+func newLedger(t testing.TB, noSync bool) ledger.Ledger {
 	t.Helper()
 	l, err := ledger.Open(filepath.Join(t.TempDir(), "collector.db"), &ledger.Options{ChainID: testChainID, NoSync: noSync})
 	if err != nil {

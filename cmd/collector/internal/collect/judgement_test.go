@@ -192,7 +192,7 @@ func TestGapFilledOverMQTT(t *testing.T) {
 	if r := d.send(a2.AppendWire(nil)); r != (reply{Kind: "ack", Seq: 3}) {
 		t.Fatalf("seq 2 filling the gap: %+v, want the cumulative ack of seq 3", r)
 	}
-	err = l.View(func(tx *ledger.Tx) error {
+	err = l.View(func(tx ledger.Tx) error {
 		for seq, want := range map[uint64]*signer.Attestation{2: a2, 3: a3} {
 			if digest, _, ok := tx.Stored(d.addr, seq); !ok || digest != signer.Digest(testChainID, want) {
 				t.Errorf("seq %d not stored as sent", seq)
@@ -329,7 +329,7 @@ func TestHeldSurvivesRestart(t *testing.T) {
 	path := t.TempDir() + "/collector.db"
 	d := newDevice(t, nowBatch()-10)
 	clock := &fakeClock{time.Now()}
-	open := func() (*ledger.Ledger, *Collector) {
+	open := func() (ledger.Ledger, *Collector) {
 		l, err := ledger.Open(path, &ledger.Options{ChainID: testChainID})
 		if err != nil {
 			t.Fatal(err)

@@ -102,7 +102,7 @@ func (c *Collector) healthMessage(m Message) (*announcement, bool) {
 }
 
 // announce records a loss announcement and gives up a gap it covers.
-func (c *Collector) announce(tx *ledger.Tx, an announcement) (outcome, error) {
+func (c *Collector) announce(tx ledger.Tx, an announcement) (outcome, error) {
 	var o outcome
 	changed, err := tx.AnnounceLoss(an.dev, ledger.Loss{From: an.from, To: an.to, At: c.cfg.Now().UTC()})
 	if err != nil {

@@ -59,7 +59,7 @@ func (m MQTT) TLSConfig() (*tls.Config, error) {
 	return cfg, nil
 }
 
-// Run connects to the broker, subscribes to [SubscribeTopic] and handles
+// Run connects to the broker, subscribes to [SubscribeTopic] of Config.ShareGroup and handles
 // attestations until ctx is done; it also draws closed batches every
 // Config.DrawEvery. It reconnects and resubscribes after a lost
 // connection. It returns nil when ctx is done, or the error that stopped it.
@@ -83,6 +83,7 @@ func (c *Collector) Run(ctx context.Context, m MQTT) error {
 		in.put(Message{Topic: msg.Topic(), Payload: msg.Payload()})
 	}
 	log := c.log.With("broker", m.Broker, "client_id", m.ClientID)
+	topic := SubscribeTopic(c.cfg.ShareGroup)
 	opts := mqtt.NewClientOptions().
 		AddBroker(m.Broker).
 		SetClientID(m.ClientID).
@@ -93,18 +94,18 @@ func (c *Collector) Run(ctx context.Context, m MQTT) error {
 		SetConnectTimeout(10 * time.Second).
 		SetKeepAlive(30 * time.Second).
 		SetOnConnectHandler(func(cl mqtt.Client) {
-			t := cl.Subscribe(SubscribeTopic, 1, onMessage)
+			t := cl.Subscribe(topic, 1, onMessage)
 			ok := t.WaitTimeout(10 * time.Second)
 			err := t.Error()
 			switch {
 			case !ok:
 				err = errors.New("no SUBACK in 10 s")
-			case err == nil && subackFailed(t):
+			case err == nil && subackFailed(t, topic):
 				err = errors.New("refused by the broker (SUBACK 0x80): check its ACL and shared-subscription support")
 			}
 			if err != nil {
 				select { // connected but deaf: stop, and let the supervisor restart us
-				case fatal <- fmt.Errorf("subscribe %s: %w", SubscribeTopic, err):
+				case fatal <- fmt.Errorf("subscribe %s: %w", topic, err):
 				default:
 				}
 				return
@@ -115,7 +116,7 @@ func (c *Collector) Run(ctx context.Context, m MQTT) error {
 				log.Warn("subscribe to health reports failed; gaps wait for gap_timeout", "topic", HealthTopic, "err", ht.Error())
 			}
 			c.subscribed.Store(true)
-			log.Info("connected and subscribed", "topic", SubscribeTopic)
+			log.Info("connected and subscribed", "topic", topic)
 		}).
 		SetConnectionLostHandler(func(_ mqtt.Client, err error) {
 			c.subscribed.Store(false)
@@ -254,7 +255,7 @@ func (c *Collector) drawLoop(ctx context.Context) error {
 
 // subackFailed reports whether the broker refused the subscription (SUBACK
 // return code 0x80).
-func subackFailed(t mqtt.Token) bool {
+func subackFailed(t mqtt.Token, topic string) bool {
 	st, ok := t.(*mqtt.SubscribeToken)
-	return ok && st.Result()[SubscribeTopic] == 0x80
+	return ok && st.Result()[topic] == 0x80
 }

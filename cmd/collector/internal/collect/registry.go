@@ -7,6 +7,7 @@ import (
 	"strings"
 	"sync/atomic"
 
+	"github.com/csop/tbox/cmd/collector/internal/ledger"
 	"github.com/csop/tbox/signer"
 )
 
@@ -116,4 +117,107 @@ func AppendRegistry(path string, addrs []signer.Address) (int, error) {
 		return 0, fmt.Errorf("registry %s: %w", path, err)
 	}
 	return n, f.Close()
+}
+
+// LedgerRegistry is the allowlist kept in the ledger (collector registry
+// add|remove), shared by every collector of the ledger. Reload re-reads
+// it; the run command does so every registry_refresh and on SIGHUP.
+type LedgerRegistry struct {
+	l   ledger.Ledger
+	set atomic.Pointer[map[signer.Address]struct{}]
+}
+
+var _ Allowlist = (*LedgerRegistry)(nil)
+
+// LoadLedgerRegistry reads the registry of l.
+func LoadLedgerRegistry(l ledger.Ledger) (*LedgerRegistry, error) {
+	r := &LedgerRegistry{l: l}
+	if err := r.Reload(); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+// Reload re-reads the registry. On error the previous set stays in force.
+func (r *LedgerRegistry) Reload() error {
+	var devs []signer.Address
+	if err := r.l.View(func(tx ledger.Tx) (err error) { devs, err = tx.Registry(); return err }); err != nil {
+		return fmt.Errorf("registry in ledger %s: %w", r.l.Where(), err)
+	}
+	set := make(map[signer.Address]struct{}, len(devs))
+	for _, d := range devs {
+		set[d] = struct{}{}
+	}
+	r.set.Store(&set)
+	return nil
+}
+
+// Allowed reports whether a is registered.
+func (r *LedgerRegistry) Allowed(a signer.Address) bool {
+	_, ok := (*r.set.Load())[a]
+	return ok
+}
+
+// Len returns the number of devices registered.
+func (r *LedgerRegistry) Len() int { return len(*r.set.Load()) }
+
+// AnyOf allows a device allowed by any of its allowlists.
+type AnyOf []Allowlist
+
+// Allowed reports whether any allowlist allows a.
+func (as AnyOf) Allowed(a signer.Address) bool {
+	for _, x := range as {
+		if x.Allowed(a) {
+			return true
+		}
+	}
+	return false
+}
+
+// RemoveRegistry removes addresses from the registry file at path
+// (rewritten through a temporary file, comments and other lines kept) and
+// returns how many it removed.
+func RemoveRegistry(path string, addrs []signer.Address) (int, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return 0, fmt.Errorf("registry: %w", err)
+	}
+	drop := map[signer.Address]bool{}
+	for _, a := range addrs {
+		drop[a] = true
+	}
+	var b strings.Builder
+	n := 0
+	for _, line := range strings.SplitAfter(string(data), "\n") {
+		s := line
+		if i := strings.IndexByte(s, '#'); i >= 0 {
+			s = s[:i]
+		}
+		if a, err := signer.ParseAddress(strings.TrimSpace(s)); err == nil && drop[a] {
+			n++
+			continue
+		}
+		b.WriteString(line)
+	}
+	if n == 0 {
+		return 0, nil
+	}
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, []byte(b.String()), 0o644); err != nil {
+		return 0, fmt.Errorf("registry: %w", err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return 0, fmt.Errorf("registry: %w", err)
+	}
+	return n, nil
+}
+
+// List returns the listed addresses.
+func (r *Registry) List() []signer.Address {
+	set := *r.set.Load()
+	out := make([]signer.Address, 0, len(set))
+	for a := range set {
+		out = append(out, a)
+	}
+	return out
 }

@@ -5,7 +5,6 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
-	"sort"
 	"time"
 
 	"github.com/csop/tbox/signer"
@@ -20,8 +19,19 @@ type Verdict struct {
 	Reason   string `json:"reason,omitempty"` // the rule's numbers, starting with Code
 }
 
+// eligibleJSON is the stored form of the common verdict, marshalled once.
+var eligibleJSON, _ = json.Marshal(Verdict{Eligible: true, Code: "eligible"})
+
+// MarshalVerdict returns v's stored form (JSON).
+func MarshalVerdict(v Verdict) ([]byte, error) {
+	if v == (Verdict{Eligible: true, Code: "eligible"}) {
+		return eligibleJSON, nil
+	}
+	return json.Marshal(v)
+}
+
 // Verdict returns the verdict stored for seq, and whether there is one.
-func (t *Tx) Verdict(dev signer.Address, seq uint64) (Verdict, bool, error) {
+func (t *boltTx) Verdict(dev signer.Address, seq uint64) (Verdict, bool, error) {
 	var v Verdict
 	d := t.devBucket(dev)
 	if d == nil || d.Bucket(bucketVerdict) == nil {
@@ -51,7 +61,7 @@ type Held struct {
 // counts from); for another attestation of a held seq, nothing is written
 // and the one held is returned as conflict (fork evidence). The caller has
 // verified a.
-func (t *Tx) Hold(a *signer.Attestation, digest [32]byte, wire []byte, at time.Time) (conflict *Held, err error) {
+func (t *boltTx) Hold(a *signer.Attestation, digest [32]byte, wire []byte, at time.Time) (conflict *Held, err error) {
 	d, err := t.tx.Bucket(bucketDev).CreateBucketIfNotExists(a.Device[:])
 	if err != nil {
 		return nil, fmt.Errorf("device %s: %w", a.Device, err)
@@ -87,7 +97,7 @@ func decodeHeld(seq uint64, v []byte) (Held, error) {
 }
 
 // HeldSeqs returns the device's held attestations, by seq.
-func (t *Tx) HeldSeqs(dev signer.Address) ([]Held, error) {
+func (t *boltTx) HeldSeqs(dev signer.Address) ([]Held, error) {
 	d := t.devBucket(dev)
 	if d == nil || d.Bucket(bucketHeld) == nil {
 		return nil, nil
@@ -108,7 +118,7 @@ func (t *Tx) HeldSeqs(dev signer.Address) ([]Held, error) {
 }
 
 // Release removes a held seq (it was stored, or refused).
-func (t *Tx) Release(dev signer.Address, seq uint64) error {
+func (t *boltTx) Release(dev signer.Address, seq uint64) error {
 	d := t.devBucket(dev)
 	if d == nil || d.Bucket(bucketHeld) == nil {
 		return nil
@@ -138,7 +148,7 @@ const (
 // RecordBreak records that b.From .. b.To are missing, b.From being the
 // device's head + 1, and moves the head to b.To with digest prev, so that
 // the next Append is seq b.To + 1 with that prev.
-func (t *Tx) RecordBreak(b Break, prev [32]byte) error {
+func (t *boltTx) RecordBreak(b Break, prev [32]byte) error {
 	h, err := t.Head(b.Device)
 	if err != nil {
 		return err
@@ -168,7 +178,7 @@ func (t *Tx) RecordBreak(b Break, prev [32]byte) error {
 }
 
 // Breaks returns the device's recorded chain breaks, by seq.
-func (t *Tx) Breaks(dev signer.Address) ([]Break, error) {
+func (t *boltTx) Breaks(dev signer.Address) ([]Break, error) {
 	d := t.devBucket(dev)
 	if d == nil || d.Bucket(bucketBreaks) == nil {
 		return nil, nil
@@ -186,7 +196,7 @@ func (t *Tx) Breaks(dev signer.Address) ([]Break, error) {
 }
 
 // BreakOf returns the recorded break containing seq, if any.
-func (t *Tx) BreakOf(dev signer.Address, seq uint64) (*Break, error) {
+func (t *boltTx) BreakOf(dev signer.Address, seq uint64) (*Break, error) {
 	d := t.devBucket(dev)
 	if d == nil || d.Bucket(bucketBreaks) == nil {
 		return nil, nil
@@ -224,7 +234,7 @@ func (l Loss) Covers(from, to uint64) bool { return l.From <= from && to <= l.To
 // AnnounceLoss records the device's latest loss announcement. It reports
 // whether it changed anything (a retained announcement comes again at each
 // connection).
-func (t *Tx) AnnounceLoss(dev signer.Address, l Loss) (bool, error) {
+func (t *boltTx) AnnounceLoss(dev signer.Address, l Loss) (bool, error) {
 	if old, ok, err := t.Lost(dev); err != nil || (ok && old.From == l.From && old.To == l.To) {
 		return false, err
 	}
@@ -240,7 +250,7 @@ func (t *Tx) AnnounceLoss(dev signer.Address, l Loss) (bool, error) {
 }
 
 // Lost returns the device's latest loss announcement.
-func (t *Tx) Lost(dev signer.Address) (Loss, bool, error) {
+func (t *boltTx) Lost(dev signer.Address) (Loss, bool, error) {
 	var l Loss
 	d := t.devBucket(dev)
 	if d == nil {
@@ -283,69 +293,4 @@ type HeldInfo struct {
 	Seq      uint64    `json:"seq"`
 	Digest   string    `json:"digest"`
 	Received time.Time `json:"received"`
-}
-
-// Device returns the report of one device: each stored attestation with
-// its verdict, its chain breaks, held seqs, forks and loss announcement.
-func (l *Ledger) Device(dev signer.Address) (*DeviceReport, error) {
-	r := &DeviceReport{Device: dev}
-	err := l.View(func(t *Tx) error {
-		h, err := t.Head(dev)
-		if err != nil {
-			return err
-		}
-		r.Head = h.Seq
-		if d := t.devBucket(dev); d != nil && d.Bucket(bucketAtt) != nil {
-			err := d.Bucket(bucketAtt).ForEach(func(k, v []byte) error {
-				if len(k) != 8 || len(v) < 32 {
-					return fmt.Errorf("device %s record %x: %w", dev, k, ErrCorrupt)
-				}
-				seq := binary.BigEndian.Uint64(k)
-				a, err := signer.ParseWire(v[32:])
-				if err != nil {
-					return fmt.Errorf("device %s seq %d: %w", dev, seq, err)
-				}
-				vd, _, err := t.Verdict(dev, seq)
-				if err != nil {
-					return err
-				}
-				r.Records = append(r.Records, Record{Seq: seq, Digest: fmt.Sprintf("0x%x", v[:32]), Batch: a.Batch, Batches: a.Batches,
-					Meters: a.Meters, Flags: a.Flags, Verdict: vd})
-				return nil
-			})
-			if err != nil {
-				return err
-			}
-		}
-		if r.Breaks, err = t.Breaks(dev); err != nil {
-			return err
-		}
-		hs, err := t.HeldSeqs(dev)
-		if err != nil {
-			return err
-		}
-		for _, h := range hs {
-			r.Held = append(r.Held, HeldInfo{Seq: h.Seq, Digest: fmt.Sprintf("0x%x", h.Digest), Received: h.Received})
-		}
-		fs, err := t.Forks()
-		if err != nil {
-			return err
-		}
-		for _, f := range fs {
-			if f.Device == dev {
-				r.Forks = append(r.Forks, f)
-			}
-		}
-		sort.Slice(r.Forks, func(i, j int) bool { return r.Forks[i].Seq < r.Forks[j].Seq })
-		if lost, ok, err := t.Lost(dev); err != nil {
-			return err
-		} else if ok {
-			r.Lost = &lost
-		}
-		return nil
-	})
-	if err != nil {
-		return nil, err
-	}
-	return r, nil
 }

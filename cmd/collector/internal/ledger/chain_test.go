@@ -74,7 +74,7 @@ func TestMigrateV1(t *testing.T) {
 	l.Close()
 	l = open(t, path, &Options{ChainID: chainID, ReadOnly: true})
 	defer l.Close()
-	err := l.View(func(tx *Tx) error {
+	err := l.View(func(tx Tx) error {
 		h, err := tx.Head(v1Device)
 		if err != nil {
 			return err
@@ -136,7 +136,7 @@ func TestIneligible(t *testing.T) {
 	a2, d2, w2 := c.next(G, 1, 42_803_053_630)
 	a3, d3, w3 := c.next(G, 1, 500)
 	bad := Verdict{Code: "impossible meters", Reason: "impossible meters: 42803053630 m in 1 batch"}
-	err := l.Update(func(tx *Tx) error {
+	err := l.Update(func(tx Tx) error {
 		if err := tx.Append(a1, d1, w1, ok); err != nil {
 			return err
 		}
@@ -155,7 +155,7 @@ func TestIneligible(t *testing.T) {
 	if err := l.Audit(); err != nil {
 		t.Fatal(err)
 	}
-	err = l.View(func(tx *Tx) error {
+	err = l.View(func(tx Tx) error {
 		es, err := tx.Entries(G)
 		if err != nil {
 			return err
@@ -200,7 +200,7 @@ func TestHeldAndBreak(t *testing.T) {
 		t.Fatal(err)
 	}
 	t0 := time.Unix(1800000000, 0).UTC()
-	err := l.Update(func(tx *Tx) error {
+	err := l.Update(func(tx Tx) error {
 		if err := tx.Append(a1, d1, w1, ok); err != nil {
 			return err
 		}
@@ -221,7 +221,7 @@ func TestHeldAndBreak(t *testing.T) {
 	l.Close()
 	l = open(t, path, &Options{ChainID: chainID})
 	defer l.Close()
-	err = l.Update(func(tx *Tx) error {
+	err = l.Update(func(tx Tx) error {
 		hs, err := tx.HeldSeqs(c.key.Address())
 		if err != nil {
 			return err
@@ -246,7 +246,7 @@ func TestHeldAndBreak(t *testing.T) {
 	if err := l.Audit(); err != nil {
 		t.Fatalf("audit across the break: %v", err)
 	}
-	err = l.View(func(tx *Tx) error {
+	err = l.View(func(tx Tx) error {
 		if b, err := tx.BreakOf(c.key.Address(), 2); err != nil || b == nil || b.From != 2 || b.To != 2 {
 			t.Errorf("break of seq 2: %+v, %v", b, err)
 		}

@@ -49,7 +49,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"sort"
 	"time"
 
 	"github.com/csop/tbox/cmd/collector/internal/draw"
@@ -72,6 +71,7 @@ var (
 	bucketLate    = []byte("late")
 	bucketForks   = []byte("forks")
 	bucketDraws   = []byte("draws")
+	bucketReg     = []byte("registry")
 	keyVersion    = []byte("version")
 	keyChainID    = []byte("chain_id")
 	keyHead       = []byte("head")
@@ -95,6 +95,8 @@ var (
 	ErrDrawn = errors.New("batch already drawn")
 	// ErrCorrupt: a record that does not decode.
 	ErrCorrupt = errors.New("corrupt record")
+	// ErrReadOnly: a write to a ledger opened read-only.
+	ErrReadOnly = errors.New("ledger opened read-only")
 	// ErrVersion: a ledger of a schema this code does not read (a newer
 	// one, or schema 1 opened read-only before its migration).
 	ErrVersion = errors.New("ledger schema version")
@@ -119,13 +121,13 @@ type Options struct {
 
 // Ledger is the store. It is safe for concurrent use; bbolt serializes
 // writers, so several collectors in one process may share one Ledger.
-type Ledger struct {
+type Bolt struct {
 	db      *bbolt.DB
 	chainID uint64
 }
 
 // Open opens or creates the ledger at path.
-func Open(path string, opts *Options) (*Ledger, error) {
+func Open(path string, opts *Options) (*Bolt, error) {
 	var o Options
 	if opts != nil {
 		o = *opts
@@ -145,7 +147,7 @@ func Open(path string, opts *Options) (*Ledger, error) {
 		}
 		return nil, fmt.Errorf("ledger %s: %w", path, err)
 	}
-	l := &Ledger{db: db, chainID: o.ChainID}
+	l := &Bolt{db: db, chainID: o.ChainID}
 	check := func(tx *bbolt.Tx) error {
 		m := tx.Bucket(bucketMeta)
 		if m == nil {
@@ -185,7 +187,7 @@ func Open(path string, opts *Options) (*Ledger, error) {
 					return err
 				}
 			}
-			for _, name := range [][]byte{bucketDev, bucketBatch, bucketUndrawn, bucketLate, bucketForks, bucketDraws} {
+			for _, name := range [][]byte{bucketDev, bucketBatch, bucketUndrawn, bucketLate, bucketForks, bucketDraws, bucketReg} {
 				if _, err := tx.CreateBucketIfNotExists(name); err != nil {
 					return err
 				}
@@ -204,27 +206,32 @@ func Open(path string, opts *Options) (*Ledger, error) {
 }
 
 // Close closes the database.
-func (l *Ledger) Close() error { return l.db.Close() }
+func (l *Bolt) Close() error { return l.db.Close() }
 
 // ChainID returns the chain ID the ledger's digests are computed for.
-func (l *Ledger) ChainID() uint64 { return l.chainID }
+func (l *Bolt) ChainID() uint64 { return l.chainID }
 
 // Path returns the database file.
-func (l *Ledger) Path() string { return l.db.Path() }
+func (l *Bolt) Path() string { return l.db.Path() }
+
+// Where returns the database file.
+func (l *Bolt) Where() string { return l.db.Path() }
+
+var _ Ledger = (*Bolt)(nil)
 
 // Update runs fn in one write transaction, committed when fn returns nil
 // and rolled back when it returns an error.
-func (l *Ledger) Update(fn func(*Tx) error) error {
-	return l.db.Update(func(tx *bbolt.Tx) error { return fn(&Tx{tx: tx}) })
+func (l *Bolt) Update(fn func(Tx) error) error {
+	return l.db.Update(func(tx *bbolt.Tx) error { return fn(&boltTx{tx: tx}) })
 }
 
 // View runs fn in a read transaction.
-func (l *Ledger) View(fn func(*Tx) error) error {
-	return l.db.View(func(tx *bbolt.Tx) error { return fn(&Tx{tx: tx}) })
+func (l *Bolt) View(fn func(Tx) error) error {
+	return l.db.View(func(tx *bbolt.Tx) error { return fn(&boltTx{tx: tx}) })
 }
 
 // Tx is a transaction on the ledger; valid only inside Update or View.
-type Tx struct {
+type boltTx struct {
 	tx *bbolt.Tx
 }
 
@@ -327,12 +334,12 @@ func unmarshalHeadV1(b []byte) (Head, error) {
 
 func u64(v uint64) []byte { return binary.BigEndian.AppendUint64(nil, v) }
 
-func (t *Tx) devBucket(dev signer.Address) *bbolt.Bucket {
+func (t *boltTx) devBucket(dev signer.Address) *bbolt.Bucket {
 	return t.tx.Bucket(bucketDev).Bucket(dev[:])
 }
 
 // Head returns the device's head; the zero Head for a device never seen.
-func (t *Tx) Head(dev signer.Address) (Head, error) {
+func (t *boltTx) Head(dev signer.Address) (Head, error) {
 	d := t.devBucket(dev)
 	if d == nil || d.Get(keyHead) == nil { // never seen, or only held seqs or a loss announcement
 		return Head{}, nil
@@ -346,7 +353,7 @@ func (t *Tx) Head(dev signer.Address) (Head, error) {
 
 // Stored returns the digest and wire form stored for seq, and whether it
 // is stored. The wire slice is a copy.
-func (t *Tx) Stored(dev signer.Address, seq uint64) (digest [32]byte, wire []byte, ok bool) {
+func (t *boltTx) Stored(dev signer.Address, seq uint64) (digest [32]byte, wire []byte, ok bool) {
 	d := t.devBucket(dev)
 	if d == nil {
 		return digest, nil, false
@@ -363,7 +370,7 @@ func (t *Tx) Stored(dev signer.Address, seq uint64) (digest [32]byte, wire []byt
 // the device's next seq with its verdict, and indexes its tickets when the
 // verdict is eligible. The caller has verified it and checked its prev;
 // Append only refuses a seq other than head + 1 ([ErrNotNext]).
-func (t *Tx) Append(a *signer.Attestation, digest [32]byte, wire []byte, v Verdict) error {
+func (t *boltTx) Append(a *signer.Attestation, digest [32]byte, wire []byte, v Verdict) error {
 	h, err := t.Head(a.Device)
 	if err != nil {
 		return err
@@ -392,7 +399,7 @@ func (t *Tx) Append(a *signer.Attestation, digest [32]byte, wire []byte, v Verdi
 	if err := att.Put(u64(a.Seq), val); err != nil {
 		return err
 	}
-	vj, err := json.Marshal(v)
+	vj, err := MarshalVerdict(v)
 	if err != nil {
 		return err
 	}
@@ -409,13 +416,26 @@ func (t *Tx) Append(a *signer.Attestation, digest [32]byte, wire []byte, v Verdi
 		}
 	}
 
+	nh := h.After(a, digest, v)
+	if !v.Eligible {
+		return d.Put(keyHead, nh.marshal())
+	}
+	if err := d.Put(keyHead, nh.marshal()); err != nil {
+		return err
+	}
+	return t.index(a)
+}
+
+// After returns the head after a, with digest and verdict v, is appended
+// to a device whose head is h.
+func (h Head) After(a *signer.Attestation, digest [32]byte, v Verdict) Head {
 	nh := h
 	nh.Seq, nh.Digest = a.Seq, digest
 	nh.Attestations++
 	nh.Meters += a.Meters
 	if !v.Eligible {
 		nh.Ineligible++
-		return d.Put(keyHead, nh.marshal())
+		return nh
 	}
 	shared := h.TailSeq > 0 && a.Batch == h.LastBatch()
 	last := a.Batch + uint64(a.Batches) - 1
@@ -429,25 +449,23 @@ func (t *Tx) Append(a *signer.Attestation, digest [32]byte, wire []byte, v Verdi
 			nh.Credited += h.Credited
 		}
 	}
-	if err := d.Put(keyHead, nh.marshal()); err != nil {
-		return err
-	}
-	return t.index(a)
+	return nh
 }
 
-// index adds a's tickets to the index of each batch it covers, or to
-// "late" for a batch already drawn. Only batches with tickets are visited:
-// min(meters, batches) of them.
-func (t *Tx) index(a *signer.Attestation) error {
+// Encode returns the head's binary record (the form both ledgers store).
+func (h Head) Encode() []byte { return h.marshal() }
+
+// DecodeHead reads a head's binary record.
+func DecodeHead(b []byte) (Head, error) { return unmarshalHead(b) }
+
+// Tickets calls fn with each batch of a's span that has tickets, from
+// [draw.Genesis] on, and the tickets it gives that batch: min(meters,
+// batches) batches.
+func Tickets(a *signer.Attestation, fn func(batch, tickets uint64) error) error {
 	n := uint64(a.Batches)
 	if a.Meters < n {
 		n = a.Meters
 	}
-	idx := t.tx.Bucket(bucketBatch)
-	draws := t.tx.Bucket(bucketDraws)
-	key := make([]byte, 28)
-	copy(key, a.Device[:])
-	binary.BigEndian.PutUint64(key[20:], a.Seq)
 	for j := uint64(0); j < n; j++ {
 		b := a.Batch + j
 		if b < a.Batch { // wrapped past 2^64-1
@@ -456,13 +474,30 @@ func (t *Tx) index(a *signer.Attestation) error {
 		if b < draw.Genesis {
 			continue
 		}
-		tickets := u64(draw.Share(a.Batch, a.Batches, a.Meters, b))
+		if err := fn(b, draw.Share(a.Batch, a.Batches, a.Meters, b)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// index adds a's tickets to the index of each batch it covers, or to
+// "late" for a batch already drawn. Only batches with tickets are visited:
+// min(meters, batches) of them.
+func (t *boltTx) index(a *signer.Attestation) error {
+	idx := t.tx.Bucket(bucketBatch)
+	draws := t.tx.Bucket(bucketDraws)
+	key := make([]byte, 28)
+	copy(key, a.Device[:])
+	binary.BigEndian.PutUint64(key[20:], a.Seq)
+	return Tickets(a, func(b, n uint64) error {
+		tickets := u64(n)
 		bk := u64(b)
 		if draws.Get(bk) != nil {
 			if err := t.tx.Bucket(bucketLate).Put(append(bk, key...), tickets); err != nil {
 				return err
 			}
-			continue
+			return nil
 		}
 		bb, err := idx.CreateBucketIfNotExists(bk)
 		if err != nil {
@@ -471,11 +506,8 @@ func (t *Tx) index(a *signer.Attestation) error {
 		if err := bb.Put(key, tickets); err != nil {
 			return err
 		}
-		if err := t.tx.Bucket(bucketUndrawn).Put(bk, nil); err != nil {
-			return err
-		}
-	}
-	return nil
+		return t.tx.Bucket(bucketUndrawn).Put(bk, nil)
+	})
 }
 
 // Fork is evidence that a device signed two different attestations where
@@ -493,7 +525,7 @@ type Fork struct {
 
 // RecordFork records f under its device, seq and digest. It reports
 // whether it was new; recording the same evidence again is a no-op.
-func (t *Tx) RecordFork(f Fork, digest [32]byte) (bool, error) {
+func (t *boltTx) RecordFork(f Fork, digest [32]byte) (bool, error) {
 	key := make([]byte, 0, 60)
 	key = append(append(append(key, f.Device[:]...), u64(f.Seq)...), digest[:]...)
 	b := t.tx.Bucket(bucketForks)
@@ -508,7 +540,7 @@ func (t *Tx) RecordFork(f Fork, digest [32]byte) (bool, error) {
 }
 
 // Forks returns the recorded forks, by device and seq.
-func (t *Tx) Forks() ([]Fork, error) {
+func (t *boltTx) Forks() ([]Fork, error) {
 	var fs []Fork
 	err := t.tx.Bucket(bucketForks).ForEach(func(k, v []byte) error {
 		var f Fork
@@ -522,7 +554,7 @@ func (t *Tx) Forks() ([]Fork, error) {
 }
 
 // Undrawn returns the batches with tickets and no recorded draw, ascending.
-func (t *Tx) Undrawn() []uint64 {
+func (t *boltTx) Undrawn() []uint64 {
 	var bs []uint64
 	t.tx.Bucket(bucketUndrawn).ForEach(func(k, _ []byte) error {
 		if len(k) == 8 {
@@ -535,7 +567,7 @@ func (t *Tx) Undrawn() []uint64 {
 
 // Entries returns the ticket index of batch b, in canonical order (device,
 // then seq).
-func (t *Tx) Entries(b uint64) ([]draw.Entry, error) {
+func (t *boltTx) Entries(b uint64) ([]draw.Entry, error) {
 	bb := t.tx.Bucket(bucketBatch).Bucket(u64(b))
 	if bb == nil {
 		return nil, nil
@@ -557,7 +589,7 @@ func (t *Tx) Entries(b uint64) ([]draw.Entry, error) {
 
 // Late returns the tickets of attestations that arrived for batch b after
 // its draw (not part of it).
-func (t *Tx) Late(b uint64) []draw.Entry {
+func (t *boltTx) Late(b uint64) []draw.Entry {
 	var es []draw.Entry
 	c := t.tx.Bucket(bucketLate).Cursor()
 	p := u64(b)
@@ -581,7 +613,7 @@ type DrawRecord struct {
 }
 
 // Draw returns the recorded draw of batch b, or nil.
-func (t *Tx) Draw(b uint64) (*DrawRecord, error) {
+func (t *boltTx) Draw(b uint64) (*DrawRecord, error) {
 	v := t.tx.Bucket(bucketDraws).Get(u64(b))
 	if v == nil {
 		return nil, nil
@@ -597,7 +629,7 @@ func (t *Tx) Draw(b uint64) (*DrawRecord, error) {
 // devices and freezes the batch's index. A second draw of the same batch
 // is refused ([ErrDrawn]). A batch without tickets may be closed with a
 // nil result: it is then marked drawn with no winners.
-func (t *Tx) RecordDraw(b uint64, res *draw.Result, at time.Time) error {
+func (t *boltTx) RecordDraw(b uint64, res *draw.Result, at time.Time) error {
 	bk := u64(b)
 	draws := t.tx.Bucket(bucketDraws)
 	if draws.Get(bk) != nil {
@@ -668,59 +700,14 @@ type Stats struct {
 	Undrawn int           `json:"undrawn"`
 }
 
-// Stats returns a summary: per device its attestations, meters (in all and
-// per drive mode), batches and awards.
-func (l *Ledger) Stats() (*Stats, error) {
-	s := &Stats{}
-	err := l.View(func(t *Tx) error {
-		err := t.tx.Bucket(bucketDev).ForEach(func(k, _ []byte) error {
-			var dev signer.Address
-			if len(k) != len(dev) {
-				return fmt.Errorf("device key %x: %w", k, ErrCorrupt)
-			}
-			copy(dev[:], k)
-			h, err := t.Head(dev)
-			if err != nil {
-				return err
-			}
-			ds := DeviceStats{Device: dev, Attestations: h.Attestations, Meters: h.Meters, Batches: h.BatchCount,
-				EligibleMeters: h.EligibleMeters, Ineligible: h.Ineligible, Head: h.Seq, Breaks: h.Breaks,
-				Wins: h.Wins, AwardMicro: h.AwardMicro, Modes: map[string]uint64{}}
-			if hb := t.devBucket(dev).Bucket(bucketHeld); hb != nil {
-				ds.Held = hb.Stats().KeyN
-			}
-			s.Breaks += ds.Breaks
-			s.Held += ds.Held
-			if m := t.devBucket(dev).Bucket(bucketModes); m != nil {
-				m.ForEach(func(k, v []byte) error {
-					if len(v) == 8 {
-						ds.Modes[string(k)] = binary.BigEndian.Uint64(v)
-					}
-					return nil
-				})
-			}
-			s.Devices = append(s.Devices, ds)
-			return nil
-		})
-		if err != nil {
-			return err
-		}
-		s.Forks = t.tx.Bucket(bucketForks).Stats().KeyN
-		s.Draws = t.tx.Bucket(bucketDraws).Stats().KeyN
-		s.Undrawn = t.tx.Bucket(bucketUndrawn).Stats().KeyN
-		return nil
-	})
-	sort.Slice(s.Devices, func(i, j int) bool { return bytes.Compare(s.Devices[i].Device[:], s.Devices[j].Device[:]) < 0 })
-	return s, err
-}
+// Stats summarizes the ledger (see [StatsOf]).
+func (l *Bolt) Stats() (*Stats, error) { return StatsOf(l) }
 
-// Audit re-checks everything stored: bbolt's own consistency check, then
-// every device's chain from seq 1 with [signer.ChainChecker] (signature,
-// fields, seq continuity, prev links), resumed after each recorded chain
-// break at the prev its next seq claims; each stored digest against the
-// attestation; a verdict for each; and the head against the chain. It
-// returns the first problem found.
-func (l *Ledger) Audit() error {
+// Device returns the report of one device (see [DeviceOf]).
+func (l *Bolt) Device(dev signer.Address) (*DeviceReport, error) { return DeviceOf(l, dev) }
+
+// Audit runs bbolt's own consistency check, then [AuditTx].
+func (l *Bolt) Audit() error {
 	return l.db.View(func(tx *bbolt.Tx) error {
 		var first error
 		for err := range tx.Check() { // drain: Check's goroutine sends every error
@@ -731,75 +718,6 @@ func (l *Ledger) Audit() error {
 		if first != nil {
 			return first
 		}
-		t := &Tx{tx: tx}
-		cc := signer.NewChainChecker(l.chainID)
-		return tx.Bucket(bucketDev).ForEach(func(k, _ []byte) error {
-			var dev signer.Address
-			copy(dev[:], k)
-			h, err := t.Head(dev)
-			if err != nil {
-				return err
-			}
-			breaks, err := t.Breaks(dev)
-			if err != nil {
-				return err
-			}
-			byFrom := map[uint64]Break{}
-			for _, b := range breaks {
-				byFrom[b.From] = b
-			}
-			var next, count, last, ineligible uint64 = 1, 0, 0, 0
-			atts := t.devBucket(dev).Bucket(bucketAtt)
-			if atts == nil {
-				return nil // announced loss or held seqs only
-			}
-			err = atts.ForEach(func(k, v []byte) error {
-				if len(k) != 8 || len(v) < 32 {
-					return fmt.Errorf("device %s: record after seq %d has key %x: %w", dev, last, k, ErrCorrupt)
-				}
-				seq := binary.BigEndian.Uint64(k)
-				a, err := signer.ParseWire(v[32:])
-				if err != nil {
-					return fmt.Errorf("device %s seq %d: %w", dev, seq, err)
-				}
-				if seq != next {
-					b, ok := byFrom[next]
-					if !ok || b.To != seq-1 {
-						return fmt.Errorf("device %s: seq %d follows seq %d without a recorded chain break: %w", dev, seq, last, ErrCorrupt)
-					}
-					cc.Resume(dev, b.To, a.Prev)
-				}
-				count++
-				last, next = seq, seq+1
-				if a.Device != dev || a.Seq != seq {
-					return fmt.Errorf("device %s seq %d: attestation of device %s seq %d: %w", dev, seq, a.Device, a.Seq, ErrCorrupt)
-				}
-				if ps := cc.Check(a); len(ps) > 0 {
-					return fmt.Errorf("device %s: %w", dev, ps[0])
-				}
-				if d := signer.Digest(l.chainID, a); !bytes.Equal(d[:], v[:32]) {
-					return fmt.Errorf("device %s seq %d: stored digest differs: %w", dev, seq, ErrCorrupt)
-				}
-				vd, ok, err := t.Verdict(dev, seq)
-				if err != nil {
-					return err
-				}
-				if !ok {
-					return fmt.Errorf("device %s seq %d: no verdict: %w", dev, seq, ErrCorrupt)
-				}
-				if !vd.Eligible {
-					ineligible++
-				}
-				return nil
-			})
-			if err != nil {
-				return err
-			}
-			if last != h.Seq || h.Attestations != count || h.Ineligible != ineligible || h.Breaks != uint64(len(breaks)) {
-				return fmt.Errorf("device %s: %d attestations (%d ineligible) up to seq %d and %d breaks stored, head says %d (%d) up to seq %d and %d breaks: %w",
-					dev, count, ineligible, last, len(breaks), h.Attestations, h.Ineligible, h.Seq, h.Breaks, ErrCorrupt)
-			}
-			return nil
-		})
+		return AuditTx(&boltTx{tx: tx}, l.chainID)
 	})
 }

@@ -49,7 +49,7 @@ func (c *chain) next(batch uint64, batches uint32, meters uint64) (*signer.Attes
 	return a, d, a.AppendWire(nil)
 }
 
-func open(t *testing.T, path string, o *Options) *Ledger {
+func open(t *testing.T, path string, o *Options) *Bolt {
 	t.Helper()
 	l, err := Open(path, o)
 	if err != nil {
@@ -73,7 +73,7 @@ func TestOpenErrors(t *testing.T) {
 	}
 	ro := open(t, path, &Options{ChainID: chainID, ReadOnly: true})
 	defer ro.Close()
-	if err := ro.Update(func(*Tx) error { return nil }); err == nil {
+	if err := ro.Update(func(Tx) error { return nil }); err == nil {
 		t.Error("update of a read-only ledger: no error")
 	}
 }
@@ -89,7 +89,7 @@ func TestAppendAccounting(t *testing.T) {
 	a1, d1, w1 := c.next(G, 1, 1000)
 	a2, d2, w2 := c.next(G, 3, 3001) // shares G: 1001 more there, then 1000, 1000
 	a3, d3, w3 := c.next(G+2, 1, 500)
-	err := l.Update(func(tx *Tx) error {
+	err := l.Update(func(tx Tx) error {
 		for _, x := range []struct {
 			a *signer.Attestation
 			d [32]byte
@@ -111,7 +111,7 @@ func TestAppendAccounting(t *testing.T) {
 	_, d4, w4 := c.next(G+3, 1, 10)
 	a4, _ := signer.ParseWire(w4)
 	boom := errors.New("boom")
-	if err := l.Update(func(tx *Tx) error {
+	if err := l.Update(func(tx Tx) error {
 		if err := tx.Append(a4, d4, w4, ok); err != nil {
 			return err
 		}
@@ -125,7 +125,7 @@ func TestAppendAccounting(t *testing.T) {
 	if err := l.Audit(); err != nil {
 		t.Fatal(err)
 	}
-	err = l.View(func(tx *Tx) error {
+	err = l.View(func(tx Tx) error {
 		h, err := tx.Head(c.key.Address())
 		if err != nil {
 			return err
@@ -175,7 +175,7 @@ func TestRecordDraw(t *testing.T) {
 	G := draw.Genesis
 	a, d, w := c.next(G, 1, 10)
 	at := time.Unix(1700000000, 0)
-	err := l.Update(func(tx *Tx) error {
+	err := l.Update(func(tx Tx) error {
 		if err := tx.Append(a, d, w, ok); err != nil {
 			return err
 		}
@@ -204,7 +204,7 @@ func TestRecordDraw(t *testing.T) {
 	}
 	// Seq 2 for the drawn batch goes to late, not the index.
 	a2, d2, w2 := c.next(G, 1, 5)
-	err = l.Update(func(tx *Tx) error {
+	err = l.Update(func(tx Tx) error {
 		if err := tx.Append(a2, d2, w2, ok); err != nil {
 			return err
 		}

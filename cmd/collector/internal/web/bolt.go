@@ -13,10 +13,12 @@ import (
 // days): the bbolt ledger has no index of draws by time, only by batch.
 const drawScan = 30 * 24 * 6
 
-// Bolt is a [Source] over the embedded bbolt ledger. It reads in bbolt
-// read transactions, which run beside the collector's writes.
+// Bolt is a [Source] over a collector's ledger: written for the embedded
+// bbolt ledger, whose read transactions run beside the collector's writes,
+// and served the same way by any [ledger.Ledger] (PostgreSQL's read
+// transactions too; there Draws costs one query per batch it looks back).
 type Bolt struct {
-	L   *ledger.Ledger
+	L   ledger.Ledger
 	Now func() time.Time // the clock for Draws; time.Now if nil
 }
 
@@ -29,7 +31,7 @@ func (b *Bolt) Devices(offset, limit int) ([]Device, int, error) {
 		return nil, 0, fmt.Errorf("ledger stats: %w", err)
 	}
 	forks := map[signer.Address]int{}
-	err = b.L.View(func(t *ledger.Tx) error {
+	err = b.L.View(func(t ledger.Tx) error {
 		fs, err := t.Forks()
 		for _, f := range fs {
 			forks[f.Device]++
@@ -59,7 +61,7 @@ func (b *Bolt) Draws(n int) ([]Draw, error) {
 	}
 	var out []Draw
 	cur := draw.BatchOf(now().Unix()) + 1
-	err := b.L.View(func(t *ledger.Tx) error {
+	err := b.L.View(func(t ledger.Tx) error {
 		for i := uint64(0); i < drawScan && i <= cur && len(out) < n; i++ {
 			r, err := t.Draw(cur - i)
 			if err != nil {
@@ -90,7 +92,7 @@ func (b *Bolt) MetersPerBatch(last uint64, n int) ([]BatchMeters, error) {
 		first = last + 1 - uint64(n)
 	}
 	out := make([]BatchMeters, 0, last-first+1)
-	err := b.L.View(func(t *ledger.Tx) error {
+	err := b.L.View(func(t ledger.Tx) error {
 		for bt := first; bt <= last; bt++ {
 			bm := BatchMeters{Batch: bt}
 			r, err := t.Draw(bt)

@@ -30,7 +30,7 @@ func testLog(t testing.TB) *slog.Logger {
 }
 
 // newLedger opens a real bbolt ledger in a temp dir, audited at cleanup.
-func newLedger(t testing.TB) *ledger.Ledger {
+func newLedger(t testing.TB) *ledger.Bolt {
 	t.Helper()
 	l, err := ledger.Open(filepath.Join(t.TempDir(), "collector.db"), &ledger.Options{ChainID: testChainID, NoSync: true})
 	if err != nil {

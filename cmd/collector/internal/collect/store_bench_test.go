@@ -1,0 +1,213 @@
+package collect
+
+import (
+	"context"
+	"runtime"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/csop/tbox/cmd/collector/internal/ledger"
+	"github.com/csop/tbox/cmd/collector/internal/ledger/pgledger"
+	"github.com/csop/tbox/cmd/collector/internal/ledger/pgledger/pgtest"
+	"github.com/csop/tbox/signer"
+)
+
+// benchServer is a PostgreSQL with fsync on, started by the first
+// benchmark that needs it and stopped by TestMain.
+var (
+	benchMu     sync.Mutex
+	benchServer *pgtest.Server
+)
+
+func stopBenchPG() {
+	benchMu.Lock()
+	defer benchMu.Unlock()
+	if benchServer != nil {
+		benchServer.Stop()
+		benchServer = nil
+	}
+}
+
+// benchPG returns the URL of a new database on the benchmarks' server.
+func benchPG(b *testing.B) string {
+	b.Helper()
+	bin := pgtest.Require(b)
+	benchMu.Lock()
+	defer benchMu.Unlock()
+	if benchServer == nil {
+		s, err := pgtest.NewWith(bin, pgtest.Options{Fsync: true})
+		if err != nil {
+			b.Fatal(err)
+		}
+		benchServer = s
+	}
+	u, err := benchServer.CreateDB()
+	if err != nil {
+		b.Fatal(err)
+	}
+	return u
+}
+
+// benchMessages signs n in-order attestations of 64 devices, interleaved.
+func benchMessages(b *testing.B, n int) ([]Message, allowSet) {
+	b.Helper()
+	const devices = 64
+	allow := allowSet{}
+	ds := make([]*device, devices)
+	for i := range ds {
+		ds[i] = newDevice(b, nowBatch()-uint64(n/devices)-2)
+		allow[ds[i].addr] = true
+	}
+	msgs := make([]Message, n)
+	for i := range msgs {
+		d := ds[i%devices]
+		msgs[i] = d.msg(d.next(1000 + uint64(i%500)))
+		d.batch++
+	}
+	return msgs, allow
+}
+
+// processAll feeds msgs to c in groups of DefaultMaxGroup, one after the
+// other as Run does, and fails on a nack.
+func processAll(b *testing.B, c *Collector, msgs []Message) {
+	for i := 0; i < len(msgs); i += DefaultMaxGroup {
+		rs, err := c.Process(msgs[i:min(i+DefaultMaxGroup, len(msgs))])
+		if err != nil {
+			b.Error(err)
+			return
+		}
+		for _, r := range rs {
+			if !r.Ack() {
+				b.Errorf("refused: %v", r.Err)
+			}
+		}
+	}
+}
+
+// cpuTime returns the process's user + system CPU time.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// reportStored reports the rate, and the CPU time of this process per
+// attestation since cpu0 (steadier than the rate on a shared machine; the
+// database server's CPU is not in it).
+func reportStored(b *testing.B, n uint64, cpu0 time.Duration) {
+	b.StopTimer()
+	if n > 0 {
+		b.ReportMetric(float64((cpuTime()-cpu0).Microseconds())/float64(n), "cpu-µs/attestation")
+	}
+	if n != uint64(b.N) {
+		b.Fatalf("%d stored, want %d", n, b.N)
+	}
+	if s := b.Elapsed().Seconds(); s > 0 {
+		b.ReportMetric(float64(b.N)/s, "attestations/s")
+	}
+}
+
+// BenchmarkStore is one collector's rate of verified attestations stored
+// (parse, signature, chain and plausibility checks, the durable commit:
+// bbolt with fsync, PostgreSQL with fsync and synchronous_commit), in
+// groups of 256 as Run takes them, from 64 devices; beside it, in the same
+// run, the bare signature check (signer.Verify: fields, digest, public-key
+// recovery) of the same attestations, already parsed.
+func BenchmarkStore(b *testing.B) {
+	for _, backend := range []string{"bbolt", "postgres"} {
+		b.Run("collector/"+backend, func(b *testing.B) {
+			var l ledger.Ledger
+			if backend == "bbolt" {
+				l = newLedger(b, false)
+			} else {
+				url := benchPG(b)
+				pl, err := pgledger.Open(context.Background(), url, &pgledger.Options{ChainID: testChainID})
+				if err != nil {
+					b.Fatal(err)
+				}
+				defer pl.Close()
+				l = pl
+			}
+			msgs, allow := benchMessages(b, b.N)
+			c, err := New(l, Config{ChainID: testChainID, Allow: allow}, nil)
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.ReportAllocs()
+			b.ResetTimer()
+			cpu0 := cpuTime()
+			processAll(b, c, msgs)
+			reportStored(b, c.Counts().Accepted, cpu0)
+		})
+		b.Run("recover/"+backend, func(b *testing.B) {
+			msgs, _ := benchMessages(b, b.N)
+			as := make([]*signer.Attestation, len(msgs))
+			for i, m := range msgs {
+				a, err := signer.ParseWire(m.Payload)
+				if err != nil {
+					b.Fatal(err)
+				}
+				as[i] = a
+			}
+			b.ReportAllocs()
+			b.ResetTimer()
+			cpu0 := cpuTime()
+			for _, a := range as {
+				if err := signer.Verify(testChainID, a); err != nil {
+					b.Fatal(err)
+				}
+			}
+			reportStored(b, uint64(len(as)), cpu0)
+		})
+	}
+}
+
+// BenchmarkScale is the store rate of 2 collectors on one PostgreSQL
+// ("two/postgres", each its own connection pool, as two processes would
+// be) against 1 ("one/postgres"), the attestations split between them by
+// device as a broker's shared subscription splits them by message; the
+// Go side may use 2 cores (GOMAXPROCS 2, the machine's cores).
+func BenchmarkScale(b *testing.B) {
+	for _, n := range []struct {
+		name       string
+		collectors int
+	}{{"one/postgres", 1}, {"two/postgres", 2}} {
+		b.Run(n.name, func(b *testing.B) {
+			defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(2))
+			url := benchPG(b)
+			msgs, allow := benchMessages(b, b.N)
+			parts := make([][]Message, n.collectors)
+			for i, m := range msgs {
+				k := i % 64 % n.collectors // by device: each device's seqs in order on one collector
+				parts[k] = append(parts[k], m)
+			}
+			cs := make([]*Collector, n.collectors)
+			for i := range cs {
+				pl, err := pgledger.Open(context.Background(), url, &pgledger.Options{ChainID: testChainID})
+				if err != nil {
+					b.Fatal(err)
+				}
+				defer pl.Close()
+				if cs[i], err = New(pl, Config{ChainID: testChainID, Allow: allow}, nil); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportAllocs()
+			b.ResetTimer()
+			cpu0 := cpuTime()
+			var wg sync.WaitGroup
+			for i := range cs {
+				wg.Add(1)
+				go func() { defer wg.Done(); processAll(b, cs[i], parts[i]) }()
+			}
+			wg.Wait()
+			var stored uint64
+			for _, c := range cs {
+				stored += c.Counts().Accepted
+			}
+			reportStored(b, stored, cpu0)
+		})
+	}
+}
