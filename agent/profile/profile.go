@@ -11,7 +11,6 @@ import (
 	"os"
 	"path"
 	"path/filepath"
-	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -216,8 +215,6 @@ func LoadFS(fsys fs.FS, name string) (*Profile, error) {
 	})
 }
 
-var tomlLine = regexp.MustCompile(`line (\d+)`)
-
 func parse(file string, data []byte, readDBC func(string) (string, []byte, error)) (*Profile, error) {
 	var cfg fileConfig
 	md, err := toml.Decode(string(data), &cfg)
@@ -227,8 +224,8 @@ func parse(file string, data []byte, readDBC func(string) (string, []byte, error
 		if errors.As(err, &pe) {
 			ce.Line = pe.Position.Line
 			ce.Err = fmt.Errorf("%w: TOML: %s", ErrSyntax, pe.Message)
-		} else if m := tomlLine.FindStringSubmatch(err.Error()); m != nil {
-			ce.Line, _ = strconv.Atoi(m[1])
+		} else if n, ok := tomlLine(err.Error()); ok {
+			ce.Line, _ = strconv.Atoi(n)
 		}
 		return nil, ce
 	}
@@ -381,8 +378,6 @@ func (db *database) problemsOn(k can.Key) []problem {
 	return out
 }
 
-var busName = regexp.MustCompile(`^[A-Za-z0-9_.:-]{1,15}$`)
-
 func compile(loc locator, db *database, k Kind, sc *sectionConfig, bio map[can.Key]bioEntry) (*signal, error) {
 	sec := k.String()
 	if sc.Message == "" {
@@ -391,7 +386,7 @@ func compile(loc locator, db *database, k Kind, sc *sectionConfig, bio map[can.K
 	if sc.Signal == "" {
 		return nil, loc.err(sec+".signal", fmt.Errorf("%w: signal = \"<DBC signal name>\"", ErrMissing))
 	}
-	if sc.Bus != "" && !busName.MatchString(sc.Bus) {
+	if sc.Bus != "" && !isBusName(sc.Bus) {
 		return nil, loc.err(sec+".bus", fmt.Errorf("%w: bus %q, want an interface name such as \"can1\"", ErrValue, sc.Bus))
 	}
 	m := db.byName[sc.Message]
@@ -653,8 +648,6 @@ func (l locator) err(field string, err error) error {
 	return &ConfigError{File: l.file, Line: l.line(field), Field: field, Err: err}
 }
 
-var tableHeader = regexp.MustCompile(`^\s*\[\s*([A-Za-z0-9_.-]+)\s*\]`)
-
 // line returns the line of "table.key" (or of a top-level key, or of a table
 // header when key is the table name), 0 when not found.
 func (l locator) line(field string) int {
@@ -667,8 +660,8 @@ func (l locator) line(field string) int {
 	for sc.Scan() {
 		n++
 		t := strings.TrimSpace(sc.Text())
-		if m := tableHeader.FindStringSubmatch(t); m != nil {
-			cur = m[1]
+		if name, ok := tableHeader(t); ok {
+			cur = name
 			if table == "" && cur == key {
 				header = n
 			}
