@@ -281,3 +281,50 @@ func quoteChunks(p []byte) string {
 	}
 	return "\"\" +\n\t\t" + strings.Join(parts, " +\n\t\t")
 }
+
+// TestCorpusFold: on every message and signal name and every comment of the
+// opendbc corpus, with the context the gate gives each, the fold through
+// foldTable and the fold through norm.NFKD give texts the gate cannot tell
+// apart, and the same decision.
+func TestCorpusFold(t *testing.T) {
+	type judged struct{ text, ctx string }
+	var all []judged
+	for _, f := range corpusFiles(t) {
+		data, err := ReadFileLimit(f, MaxDBCSize)
+		if err != nil {
+			t.Fatal(err)
+		}
+		db, err := parseDBC(f, data)
+		if err != nil {
+			t.Fatalf("%s: %v", corpusName(f), err)
+		}
+		for _, m := range db.messages {
+			all = append(all, judged{string(m.Name), ""}, judged{db.msgComment[m.MessageID], ""})
+			for _, s := range m.Signals {
+				all = append(all, judged{string(s.Name), string(m.Name)},
+					judged{db.sigComment[sigRef{m.MessageID, string(s.Name)}], string(s.Name) + " " + string(m.Name)})
+			}
+		}
+	}
+	nonASCII := 0
+	for _, j := range all {
+		for _, s := range []string{j.text, j.ctx} {
+			if got, want := foldASCII(s), nfkdFold(s); gateKey(got) != gateKey(want) {
+				t.Errorf("foldASCII(%q) = %q, NFKD gives %q", s, got, want)
+			}
+		}
+		if !isASCII(j.text) || !isASCII(j.ctx) {
+			nonASCII++
+		}
+		// The decision on what the NFKD fold gives, where it is ASCII.
+		ft, fc := nfkdFold(j.text), nfkdFold(j.ctx)
+		if isASCII(ft) && isASCII(fc) {
+			gw, gok := biometricMatchIn(j.text, j.ctx)
+			ww, wok := biometricMatchIn(ft, fc)
+			if gw != ww || gok != wok {
+				t.Errorf("biometricMatchIn(%q, %q) = %q, %v; through NFKD %q, %v", j.text, j.ctx, gw, gok, ww, wok)
+			}
+		}
+	}
+	t.Logf("%d names and comments judged, %d of them with non-ASCII text", len(all), nonASCII)
+}

@@ -220,8 +220,7 @@ func parse(file string, data []byte, readDBC func(string) (string, []byte, error
 	md, err := toml.Decode(string(data), &cfg)
 	if err != nil {
 		ce := &ConfigError{File: file, Err: fmt.Errorf("%w: TOML: %w", ErrSyntax, err)}
-		var pe toml.ParseError
-		if errors.As(err, &pe) {
+		if pe, ok := errors.AsType[toml.ParseError](err); ok {
 			ce.Line = pe.Position.Line
 			ce.Err = fmt.Errorf("%w: TOML: %s", ErrSyntax, pe.Message)
 		} else if n, ok := tomlLine(err.Error()); ok {
@@ -644,6 +643,9 @@ type locator struct {
 	data []byte
 }
 
+// Not inlined: an error path called from many places, kept as one copy.
+//
+//go:noinline
 func (l locator) err(field string, err error) error {
 	return &ConfigError{File: l.file, Line: l.line(field), Field: field, Err: err}
 }
