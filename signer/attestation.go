@@ -86,7 +86,7 @@ func (a *Attestation) Validate() error {
 func (a *Attestation) fieldProblems() []error {
 	var errs []error
 	add := func(kind error, format string, args ...any) {
-		errs = append(errs, &fieldError{kind, kind.Error() + ": " + fmt.Sprintf(format, args...)})
+		errs = append(errs, newFieldError(kind, format, args...))
 	}
 	if a.V != Version {
 		add(ErrUnknownVersion, "v is %d, expected %d", a.V, Version)
@@ -183,10 +183,22 @@ func verifySig(chainID uint64, a *Attestation) error {
 	return nil
 }
 
+// newFieldError is a problem of kind, described by format and args.
+//
+// Not inlined: an error path called from many places, kept as one copy.
+//
+//go:noinline
+func newFieldError(kind error, format string, args ...any) *fieldError {
+	return &fieldError{kind, kind.Error() + ": " + fmt.Sprintf(format, args...)}
+}
+
 // kindOf returns the sentinel an error of this package wraps.
+//
+// Not inlined: an error path called from many places, kept as one copy.
+//
+//go:noinline
 func kindOf(err error) error {
-	var fe *fieldError
-	if errors.As(err, &fe) {
+	if fe, ok := errors.AsType[*fieldError](err); ok {
 		return fe.kind
 	}
 	return err

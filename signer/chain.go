@@ -94,12 +94,8 @@ func (c *ChainChecker) chainOf(device Address) *chain {
 // found, none when it is sound.
 func (c *ChainChecker) Check(a *Attestation) []Problem {
 	var ps []Problem
-	add := func(err error) {
-		ps = append(ps, Problem{Device: a.Device, Seq: a.Seq, Kind: kindOf(err), Msg: err.Error()})
-	}
-	addf := func(kind error, format string, args ...any) {
-		add(&fieldError{kind, kind.Error() + ": " + fmt.Sprintf(format, args...)})
-	}
+	add := func(err error) { ps = appendProblem(ps, a, err) }
+	addf := func(kind error, format string, args ...any) { add(newFieldError(kind, format, args...)) }
 	for _, err := range a.fieldProblems() {
 		add(err)
 	}
@@ -160,4 +156,13 @@ func (c *ChainChecker) checkLinks(ch *chain, a *Attestation, digest [32]byte, ad
 	if after, ok := ch.seen[a.Seq+1]; ok && after.prev != digest {
 		addf(ErrPrevMismatch, "digest 0x%x, but seq %d has prev 0x%x", digest, a.Seq+1, after.prev)
 	}
+}
+
+// appendProblem appends err, a problem of a, to ps.
+//
+// Not inlined: an error path called from many places, kept as one copy.
+//
+//go:noinline
+func appendProblem(ps []Problem, a *Attestation, err error) []Problem {
+	return append(ps, Problem{Device: a.Device, Seq: a.Seq, Kind: kindOf(err), Msg: err.Error()})
 }

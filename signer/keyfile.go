@@ -263,6 +263,9 @@ func describeType(m fs.FileMode) string {
 	}
 }
 
+// Not inlined: an error path called from many places, kept as one copy.
+//
+//go:noinline
 func badKey(path, format string, args ...any) error {
 	return &KeyFileError{Path: path, Detail: fmt.Sprintf(format, args...), Err: ErrBadKey}
 }

@@ -329,6 +329,10 @@ func parseModes(raw json.RawMessage) ([]ModeMeters, error) {
 }
 
 // excerpt quotes the start of a raw value for an error message.
+//
+// Not inlined: an error path called from many places, kept as one copy.
+//
+//go:noinline
 func excerpt(raw []byte) string {
 	const max = 40
 	if len(raw) == 0 {

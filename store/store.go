@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -268,8 +269,7 @@ func (s *Store) open() error {
 
 	sc, scErr := readSidecar(s.dir)
 	scAbsent := errors.Is(scErr, fs.ErrNotExist)
-	var scCorrupt *CorruptError
-	scDamaged := errors.As(scErr, &scCorrupt)
+	scCorrupt, scDamaged := errors.AsType[*CorruptError](scErr)
 	if scErr != nil && !scAbsent && !scDamaged {
 		return fmt.Errorf("sidecar: %w", scErr)
 	}
@@ -277,8 +277,8 @@ func (s *Store) open() error {
 
 	dbErr := s.openExisting()
 	noDB := errors.Is(dbErr, errNoDB)
-	var dbCorrupt *CorruptError
-	if dbErr != nil && !noDB && !errors.As(dbErr, &dbCorrupt) {
+	dbCorrupt, dbDamaged := errors.AsType[*CorruptError](dbErr)
+	if dbErr != nil && !noDB && !dbDamaged {
 		return dbErr
 	}
 	if scDamaged && dbErr != nil {
@@ -370,8 +370,7 @@ func (s *Store) open() error {
 var errNoDB = errors.New("no database file")
 
 func dbState(err error) string {
-	var ce *CorruptError
-	if errors.As(err, &ce) {
+	if ce, ok := errors.AsType[*CorruptError](err); ok {
 		return "damaged (" + ce.Err.Error() + ")"
 	}
 	return "missing"
@@ -617,7 +616,16 @@ func (s *Store) moveAside(reason string) error {
 
 // pruneCorrupt keeps the newest keepCorrupt moved-aside databases.
 func (s *Store) pruneCorrupt() {
-	old, _ := filepath.Glob(s.path + ".corrupt-*")
+	// The names Glob(s.path + ".corrupt-*") would give, without its
+	// pattern matcher (and taking the directory's name as it is).
+	dir, prefix := filepath.Split(s.path)
+	entries, _ := os.ReadDir(dir)
+	var old []string
+	for _, e := range entries {
+		if strings.HasPrefix(e.Name(), prefix+".corrupt-") {
+			old = append(old, filepath.Join(dir, e.Name()))
+		}
+	}
 	if len(old) <= keepCorrupt {
 		return
 	}
@@ -1016,8 +1024,7 @@ func (s *Store) ack(seq uint64, receipt []byte) (removed int, err error) {
 		return putUint(tx.Bucket(bucketMeta), keyAcked, seq)
 	})
 	if err != nil {
-		var ce *CorruptError
-		if !errors.As(err, &ce) {
+		if _, ok := errors.AsType[*CorruptError](err); !ok {
 			s.broken = err
 		}
 		return 0, fmt.Errorf("ack seq %d: %w", seq, err)
@@ -1071,8 +1078,7 @@ func (s *Store) Nack(seq uint64, reason string) error {
 		return meta.Put(keyLastNack, append(ln, reason...))
 	})
 	if err != nil {
-		var ce *CorruptError
-		if !errors.Is(err, ErrNotFound) && !errors.As(err, &ce) {
+		if _, ok := errors.AsType[*CorruptError](err); !errors.Is(err, ErrNotFound) && !ok {
 			s.broken = err
 		}
 		return fmt.Errorf("nack seq %d: %w", seq, err)

@@ -167,6 +167,9 @@ type decoder struct {
 	err error
 }
 
+// Not inlined: an error path called from many places, kept as one copy.
+//
+//go:noinline
 func (d *decoder) fail(field, expected, found string) {
 	if d.err == nil {
 		d.err = &StateError{Field: field, Offset: d.off, Expected: expected, Found: found, Err: ErrStateCorrupt}

@@ -1,10 +1,9 @@
 package profile
 
 import (
+	"sort"
 	"strings"
 	"unicode"
-
-	"golang.org/x/text/unicode/norm"
 )
 
 // denyRule is one entry of the biometric deny-list: consecutive words that
@@ -208,8 +207,8 @@ func splitWords(s string) []string {
 }
 
 // confusables maps letters that look like ASCII ones (Cyrillic, Greek,
-// Armenian and others) to them; norm.NFKD already takes fullwidth forms,
-// mathematical letters, ligatures and accents apart.
+// Armenian and others) to them; the decomposition (foldTable) already takes
+// fullwidth forms, mathematical letters, ligatures and accents apart.
 var confusables = map[rune]rune{
 	'а': 'a', 'в': 'b', 'е': 'e', 'ё': 'e', 'к': 'k', 'м': 'm', 'н': 'h', 'о': 'o', 'р': 'p', 'с': 'c',
 	'т': 't', 'у': 'y', 'х': 'x', 'і': 'i', 'ї': 'i', 'ј': 'j', 'ѕ': 's', 'ԁ': 'd', 'һ': 'h', 'ӏ': 'l',
@@ -226,9 +225,17 @@ var confusables = map[rune]rune{
 }
 
 // foldASCII rewrites text so that what looks like an ASCII word is one: it
-// decomposes (NFKD: "ｆａｃｅ", "𝐟𝐚𝐜𝐞", "ﬁnger", "façe"), drops combining marks and
-// invisible characters (zero-width space and joiners, soft hyphen, BOM), and
-// maps look-alike letters of other scripts. ASCII text is returned as is.
+// decomposes as Unicode NFKD does ("ｆａｃｅ", "𝐟𝐚𝐜𝐞", "ﬁnger", "façe"), drops
+// combining marks and invisible characters (zero-width space and joiners,
+// soft hyphen, BOM), and maps look-alike letters of other scripts. ASCII text
+// is returned as is.
+//
+// The decomposition comes from foldTable (22 KiB), generated from
+// golang.org/x/text/unicode/norm by TestFoldTable and holding only the
+// characters whose decomposition can change what the gate sees; norm
+// itself is 73 KiB of tboxd. TestFoldMatchesNFKD checks every code point
+// against the fold through norm.NFKD, TestCorpusFold every name and comment
+// of the opendbc corpus.
 func foldASCII(text string) string {
 	ascii := true
 	for i := 0; i < len(text); i++ {
@@ -241,19 +248,80 @@ func foldASCII(text string) string {
 		return text
 	}
 	var b strings.Builder
-	for _, r := range norm.NFKD.String(text) {
-		switch {
-		case unicode.Is(unicode.Mn, r), unicode.Is(unicode.Cf, r), unicode.Is(unicode.Me, r):
-			continue // combining marks; format characters (zero-width, soft hyphen, BOM)
-		case r < 0x80:
-			b.WriteRune(r)
-		default:
-			if a, ok := confusables[r]; ok {
-				b.WriteRune(a)
-			} else {
-				b.WriteRune(r)
+	for _, r := range text {
+		switch d, ok := foldDecompose(r); {
+		case ok:
+			for _, c := range d {
+				foldPlain(&b, c)
 			}
+		case r >= hangulFirst && r <= hangulLast:
+			// Hangul syllables decompose by arithmetic (Unicode 3.12).
+			s := r - hangulFirst
+			foldPlain(&b, 0x1100+s/(21*28))
+			foldPlain(&b, 0x1161+s%(21*28)/28)
+			if t := s % 28; t != 0 {
+				foldPlain(&b, 0x11A7+t)
+			}
+		default:
+			foldPlain(&b, r)
 		}
 	}
 	return b.String()
+}
+
+const hangulFirst, hangulLast = 0xAC00, 0xD7A3
+
+// foldPlain writes r, a character left as it is by the decomposition, to b:
+// dropped if it is a combining mark or a format character (zero-width,
+// soft hyphen, BOM), mapped if it is a look-alike letter.
+func foldPlain(b *strings.Builder, r rune) {
+	switch {
+	case r < 0x80:
+		b.WriteByte(byte(r))
+	case unicode.Is(unicode.Mn, r), unicode.Is(unicode.Cf, r), unicode.Is(unicode.Me, r):
+	default:
+		if a, ok := confusables[r]; ok {
+			b.WriteRune(a)
+		} else {
+			b.WriteRune(r)
+		}
+	}
+}
+
+// foldDecompose looks r up in foldTable: runs of consecutive code points,
+// each of foldIndexSize bytes in foldIndex (the first code point, 3 bytes
+// big-endian; the run's length; the offset of its decomposition in foldOut,
+// 2 bytes). At that offset, a byte holds the decomposition's length in bytes,
+// with the high bit set when the run counts up (its n-th code point
+// decomposes to the single character of the first's plus n) rather than
+// sharing one decomposition; the decomposition's bytes follow, with
+// combining marks and format characters already dropped.
+func foldDecompose(r rune) (string, bool) {
+	n := len(foldIndex) / foldIndexSize
+	i := sort.Search(n, func(i int) bool { return foldRuneAt(i) > r }) - 1
+	if i < 0 {
+		return "", false
+	}
+	e := foldIndex[i*foldIndexSize:]
+	k := r - foldRuneAt(i)
+	if k >= rune(e[3]) {
+		return "", false
+	}
+	off := int(e[4])<<8 | int(e[5])
+	h := foldOut[off]
+	d := foldOut[off+1 : off+1+int(h&0x7f)]
+	if h&0x80 == 0 {
+		return d, true
+	}
+	for _, c := range d {
+		return string(c + k), true
+	}
+	return d, true
+}
+
+const foldIndexSize = 6
+
+func foldRuneAt(i int) rune {
+	e := foldIndex[i*foldIndexSize:]
+	return rune(e[0])<<16 | rune(e[1])<<8 | rune(e[2])
 }

@@ -11,7 +11,6 @@ import (
 	"os"
 	"path"
 	"path/filepath"
-	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -216,19 +215,16 @@ func LoadFS(fsys fs.FS, name string) (*Profile, error) {
 	})
 }
 
-var tomlLine = regexp.MustCompile(`line (\d+)`)
-
 func parse(file string, data []byte, readDBC func(string) (string, []byte, error)) (*Profile, error) {
 	var cfg fileConfig
 	md, err := toml.Decode(string(data), &cfg)
 	if err != nil {
 		ce := &ConfigError{File: file, Err: fmt.Errorf("%w: TOML: %w", ErrSyntax, err)}
-		var pe toml.ParseError
-		if errors.As(err, &pe) {
+		if pe, ok := errors.AsType[toml.ParseError](err); ok {
 			ce.Line = pe.Position.Line
 			ce.Err = fmt.Errorf("%w: TOML: %s", ErrSyntax, pe.Message)
-		} else if m := tomlLine.FindStringSubmatch(err.Error()); m != nil {
-			ce.Line, _ = strconv.Atoi(m[1])
+		} else if n, ok := tomlLine(err.Error()); ok {
+			ce.Line, _ = strconv.Atoi(n)
 		}
 		return nil, ce
 	}
@@ -381,8 +377,6 @@ func (db *database) problemsOn(k can.Key) []problem {
 	return out
 }
 
-var busName = regexp.MustCompile(`^[A-Za-z0-9_.:-]{1,15}$`)
-
 func compile(loc locator, db *database, k Kind, sc *sectionConfig, bio map[can.Key]bioEntry) (*signal, error) {
 	sec := k.String()
 	if sc.Message == "" {
@@ -391,7 +385,7 @@ func compile(loc locator, db *database, k Kind, sc *sectionConfig, bio map[can.K
 	if sc.Signal == "" {
 		return nil, loc.err(sec+".signal", fmt.Errorf("%w: signal = \"<DBC signal name>\"", ErrMissing))
 	}
-	if sc.Bus != "" && !busName.MatchString(sc.Bus) {
+	if sc.Bus != "" && !isBusName(sc.Bus) {
 		return nil, loc.err(sec+".bus", fmt.Errorf("%w: bus %q, want an interface name such as \"can1\"", ErrValue, sc.Bus))
 	}
 	m := db.byName[sc.Message]
@@ -649,11 +643,12 @@ type locator struct {
 	data []byte
 }
 
+// Not inlined: an error path called from many places, kept as one copy.
+//
+//go:noinline
 func (l locator) err(field string, err error) error {
 	return &ConfigError{File: l.file, Line: l.line(field), Field: field, Err: err}
 }
-
-var tableHeader = regexp.MustCompile(`^\s*\[\s*([A-Za-z0-9_.-]+)\s*\]`)
 
 // line returns the line of "table.key" (or of a top-level key, or of a table
 // header when key is the table name), 0 when not found.
@@ -667,8 +662,8 @@ func (l locator) line(field string) int {
 	for sc.Scan() {
 		n++
 		t := strings.TrimSpace(sc.Text())
-		if m := tableHeader.FindStringSubmatch(t); m != nil {
-			cur = m[1]
+		if name, ok := tableHeader(t); ok {
+			cur = name
 			if table == "" && cur == key {
 				header = n
 			}

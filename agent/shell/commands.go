@@ -175,11 +175,18 @@ func (ss *session) serviceState() string {
 // BatchSeconds is the length of a Stone-drop batch (README §C6).
 const BatchSeconds = 600
 
+// statusLine writes one line of the status command: a key and its value.
+//
+// Not inlined: called from many places, kept as one copy.
+//
+//go:noinline
+func statusLine(b *strings.Builder, k, format string, a ...any) {
+	fmt.Fprintf(b, "%-9s %s\n", k, fmt.Sprintf(format, a...))
+}
+
 func formatStatus(st Status, now time.Time, version, service string) string {
 	var b strings.Builder
-	line := func(k, format string, a ...any) {
-		fmt.Fprintf(&b, "%-9s %s\n", k, fmt.Sprintf(format, a...))
-	}
+	line := func(k, format string, a ...any) { statusLine(&b, k, format, a...) }
 	ago := func(t time.Time) string {
 		if t.IsZero() {
 			return "never"
@@ -384,17 +391,27 @@ func (ss *session) logs(args []string) {
 
 // selftest checks what a technician checks first. The only signature it
 // makes is over SelftestDigest: fixed, domain-separated, never user input.
+// selftestResult prints one result of the selftest command and counts the
+// failures and warnings.
+//
+// Not inlined: called from many places, kept as one copy.
+//
+//go:noinline
+func (ss *session) selftestResult(fails, warns *int, verdict, part, format string, a ...any) {
+	switch verdict {
+	case "FAIL":
+		*fails++
+	case "WARN":
+		*warns++
+	}
+	ss.printf("%-4s %-7s %s", verdict, part, fmt.Sprintf(format, a...))
+}
+
 func (ss *session) selftest([]string) {
 	d := ss.sh.deps
 	var fails, warns int
 	res := func(verdict, part, format string, a ...any) {
-		switch verdict {
-		case "FAIL":
-			fails++
-		case "WARN":
-			warns++
-		}
-		ss.printf("%-4s %-7s %s", verdict, part, fmt.Sprintf(format, a...))
+		ss.selftestResult(&fails, &warns, verdict, part, format, a...)
 	}
 	if d.Key == nil {
 		res("SKIP", "key", "no signer")

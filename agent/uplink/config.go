@@ -142,6 +142,9 @@ type resolved struct {
 	tls *tls.Config // nil for plaintext
 }
 
+// Not inlined: an error path called from many places, kept as one copy.
+//
+//go:noinline
 func cfgErr(field, value string, sentinel error, cause error, format string, args ...any) *ConfigError {
 	return &ConfigError{Field: field, Value: value, Msg: fmt.Sprintf(format, args...), Err: sentinel, Cause: cause}
 }

@@ -56,6 +56,10 @@ func checkReply(p []byte, nack bool, device signer.Address, chainID uint64, coll
 }
 
 // excerpt quotes the start of b for a log line.
+//
+// Not inlined: an error path called from many places, kept as one copy.
+//
+//go:noinline
 func excerpt(b []byte) string {
 	const n = 64
 	if len(b) > n {

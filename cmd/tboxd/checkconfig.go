@@ -51,8 +51,7 @@ func checkConfig(path string) []error {
 	}
 	cfg, err := parseConfig(path, data)
 	if err != nil {
-		var ce *ConfigError
-		if errors.As(err, &ce) && ce.Msg == "unknown key" {
+		if ce, ok := errors.AsType[*ConfigError](err); ok && ce.Msg == "unknown key" {
 			// Listed above; check the rest with the unknown keys left out.
 			cfg = &probe
 			cfg.file = path
@@ -65,8 +64,7 @@ func checkConfig(path string) []error {
 		} else {
 			errs = append(errs, flatten(err)...)
 			if cfg == nil {
-				var pe toml.ParseError
-				if errors.As(err, &pe) {
+				if isA[toml.ParseError](err) {
 					return errs // not TOML: nothing more can be read
 				}
 				cfg = &probe
@@ -157,8 +155,7 @@ func (c *Config) checkFiles() []error {
 
 // wrap names the field of a problem that its error does not name.
 func (c *Config) wrap(field string, err error) error {
-	var ce *ConfigError
-	if errors.As(err, &ce) && ce.File != "" {
+	if ce, ok := errors.AsType[*ConfigError](err); ok && ce.File != "" {
 		return err
 	}
 	return &ConfigError{File: c.file, Field: field, Msg: err.Error(), Err: err}

@@ -140,8 +140,7 @@ func (e *ConfigError) Error() string {
 	}
 	b.WriteString(": ")
 	b.WriteString(e.Msg)
-	var ue *uplink.ConfigError
-	if e.Err != nil && !strings.Contains(e.Msg, e.Err.Error()) && !errors.As(e.Err, &ue) {
+	if e.Err != nil && !strings.Contains(e.Msg, e.Err.Error()) && !isA[*uplink.ConfigError](e.Err) {
 		b.WriteString(": ")
 		b.WriteString(e.Err.Error())
 	}
@@ -166,8 +165,7 @@ func parseConfig(path string, data []byte) (*Config, error) {
 	c := &Config{file: path}
 	md, err := toml.Decode(string(data), c)
 	if err != nil {
-		var pe toml.ParseError
-		if errors.As(err, &pe) {
+		if pe, ok := errors.AsType[toml.ParseError](err); ok {
 			field := ""
 			if len(md.Keys()) > 0 {
 				// The TOML parsed and a value was refused (a bad
@@ -224,6 +222,9 @@ func (c *Config) defaults() {
 	}
 }
 
+// Not inlined: an error path called from many places, kept as one copy.
+//
+//go:noinline
 func (c *Config) fail(field, format string, a ...any) error {
 	return &ConfigError{File: c.file, Field: field, Msg: fmt.Sprintf(format, a...), Err: ErrConfig}
 }

@@ -29,13 +29,9 @@ func exitCode(stderr io.Writer, err error) int {
 		return 0
 	}
 	fmt.Fprintln(stderr, "tboxd:", err)
-	var ce *ConfigError
-	var pe *profile.ConfigError
-	var ue *uplink.ConfigError
-	var ke *signer.KeyFileError
-	if errors.As(err, &ce) || errors.As(err, &pe) || errors.As(err, &ue) ||
+	if isA[*ConfigError](err) || isA[*profile.ConfigError](err) || isA[*uplink.ConfigError](err) ||
 		errors.Is(err, signer.ErrBadKey) || errors.Is(err, signer.ErrKeyPermissions) ||
-		(errors.As(err, &ke) && errors.Is(err, fs.ErrNotExist)) || isProvisioningError(err) {
+		(isA[*signer.KeyFileError](err) && errors.Is(err, fs.ErrNotExist)) || isProvisioningError(err) {
 		return 2
 	}
 	return 1
@@ -135,8 +131,7 @@ func run(ctx context.Context, cfgPath string, hup <-chan os.Signal) error {
 			AckedThrough:   st.Stats().AckedThrough,
 		}
 		up, err = uplink.New(ucfg, outbox{st})
-		var ue *uplink.ConfigError
-		if errors.As(err, &ue) {
+		if ue, ok := errors.AsType[*uplink.ConfigError](err); ok {
 			// Name the key as the operator wrote it: mqtt.key_file.
 			msg := ue.Msg
 			if ue.Value != "" {
@@ -395,4 +390,11 @@ func (c scaledClock) Now() time.Time {
 
 func (c scaledClock) After(d time.Duration) <-chan time.Time {
 	return time.After(time.Duration(float64(d) / c.speed))
+}
+
+// isA reports whether err's chain holds an E: errors.As without its
+// reflection, which tboxd links nowhere else.
+func isA[E error](err error) bool {
+	_, ok := errors.AsType[E](err)
+	return ok
 }
