@@ -54,7 +54,9 @@ type Options struct {
 	// at /data. Writes go through to the image (cache=writethrough).
 	Disk string
 	// BrokerPort, when set, lets the guest reach 127.0.0.1:BrokerPort on the
-	// host as BrokerAddr, and nothing else (restrict=on).
+	// host as BrokerAddr, and nothing else (restrict=on): each connection
+	// through its own socat (the host needs socat, installed by
+	// hil/scripts/install.sh).
 	BrokerPort int
 	// Serial is a unix socket path; the guest's /dev/hvc0 is connected to it
 	// (qemu listens: connect after Start).
@@ -125,6 +127,11 @@ func (k *Kit) Start(ctx context.Context, o Options) (*Running, error) {
 	if o.Clock.IsZero() {
 		o.Clock = time.Now()
 	}
+	if o.BrokerPort != 0 {
+		if _, err := exec.LookPath("socat"); err != nil {
+			return nil, fmt.Errorf("guestfwd to the broker: socat (installed by hil/scripts/install.sh): %w", err)
+		}
+	}
 	tmp, err := os.MkdirTemp("", "hil-")
 	if err != nil {
 		return nil, err
@@ -168,6 +175,19 @@ func (k *Kit) Start(ctx context.Context, o Options) (*Running, error) {
 	return r, nil
 }
 
+// guestfwdCmd is the program qemu's guestfwd runs for each connection the
+// guest opens to BrokerAddr: socat joins the connection (its stdin and
+// stdout) to the host's port. A guestfwd to a chardev ("-tcp:HOST:PORT")
+// is one socket that qemu opens at start and the guest's first connection
+// takes for the guest's life: a second connection (tboxd's start-up look
+// for a retained receipt, a reconnect after the broker restarted) would
+// find nothing behind it. "cmd:" is spawned anew for each connection. Its
+// stderr is the connection too, so socat logs nowhere (-lf /dev/null); the
+// command has no comma, which qemu's option parser would split on.
+func guestfwdCmd(port int) string {
+	return fmt.Sprintf("socat -lf /dev/null STDIO TCP:127.0.0.1:%d", port)
+}
+
 // qemuArgs is the whole qemu command line of a guest. -nodefaults leaves out
 // every device the machine would add on its own (on "virt" a virtio-net-pci
 // NIC whose option ROM, efi-virtio.rom, comes from a package the install
@@ -184,7 +204,7 @@ func qemuArgs(kernel, initrd string, o *Options) []string {
 	}
 	if o.BrokerPort != 0 {
 		args = append(args,
-			"-netdev", fmt.Sprintf("user,id=n0,restrict=on,guestfwd=tcp:%s-tcp:127.0.0.1:%d", BrokerAddr, o.BrokerPort),
+			"-netdev", fmt.Sprintf("user,id=n0,restrict=on,guestfwd=tcp:%s-cmd:%s", BrokerAddr, guestfwdCmd(o.BrokerPort)),
 			"-device", "virtio-net-device,netdev=n0")
 	} else {
 		args = append(args, "-nic", "none")

@@ -95,7 +95,10 @@ func TestShippedBrokerConfig(t *testing.T) {
 	})
 
 	t.Run("100 MB retained message", func(t *testing.T) {
-		cc, err := connect(t, "collector-1-big", "collector-1")
+		// collector-2's certificate: the broker makes the client ID the
+		// certificate's CN, so a second collector-1 would take the running
+		// collector's session.
+		cc, err := connect(t, "collector-2-big", "collector-2")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -111,7 +114,7 @@ func TestShippedBrokerConfig(t *testing.T) {
 			t.Error("the broker kept the connection of a client publishing 100 MB")
 		}
 		// Nothing was retained: a new subscriber gets nothing.
-		sub, err := connect(t, "collector-1-sub", "collector-1")
+		sub, err := connect(t, "collector-2-sub", "collector-2")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -122,7 +125,7 @@ func TestShippedBrokerConfig(t *testing.T) {
 			t.Errorf("a retained ack of %d bytes was kept", n)
 		case <-time.After(500 * time.Millisecond):
 		}
-		if !strings.Contains(b.Log(), "collector-1-big") {
+		if !strings.Contains(b.Log(), "collector-2") {
 			t.Logf("broker log:\n%s", b.Log())
 		}
 	})

@@ -79,9 +79,9 @@ type MQTTConfig struct {
 	// CollectorAddresses are the collector keys whose signed receipts may
 	// remove attestations (README §C2 rev 2); required with a broker.
 	CollectorAddresses []string `toml:"collector_addresses"`
-	// ResumeFromReceipt (default true): a start with no chain in the
-	// outbox first reads the retained receipt on a connection of its own
-	// (reflash.go).
+	// ResumeFromReceipt (default true): every start first reads the
+	// retained receipt on a connection of its own, and an outbox with no
+	// chain or a head below the receipt continues from it (reflash.go).
 	ResumeFromReceipt *bool `toml:"resume_from_receipt"`
 
 	collectors []signer.Address

@@ -2,12 +2,16 @@
 //
 // What runs where:
 //
-//   - host: mosquitto on a free loopback port, the collector (go build of
-//     cmd/collector) with a fresh database, and this program, which also
-//     subscribes to the attestation and reply topics to show progress;
+//   - host: mosquitto on a free loopback port with the shipped
+//     configuration (cmd/collector/deploy/mosquitto: mTLS only, the
+//     per-device ACL), the collector (go build of cmd/collector, connecting
+//     with its own certificate) with a fresh database, and this program,
+//     which also subscribes to the attestation and reply topics, as the
+//     rig's read-only capture identity, to show progress;
 //   - guest (qemu-system-arm, Cortex-A15, TCG; package hil): tboxd and vsim
-//     cross-compiled for GOARCH=arm GOARM=7, vcan0 in the guest kernel, and
-//     qemu's guestfwd from 10.0.2.100:1883 to the host's broker.
+//     cross-compiled for GOARCH=arm GOARM=7, vcan0 in the guest kernel, the
+//     T-Box's certificate and the rig's CA, and qemu's guestfwd from
+//     10.0.2.100:1883 to the host's broker (a socat per connection).
 //
 // The bench is package hil/rig (the field rig the scenarios of issue 8 use
 // too): the host processes, the guest's script and configuration, the MQTT

@@ -71,8 +71,14 @@ func (r *Rig) CaptureMQTT(b *Broker, name string, onMsg func(Message)) (*Capture
 		return nil, err
 	}
 	c := &Capture{Path: f.Name(), f: f, w: bufio.NewWriter(f), onMsg: onMsg, change: make(chan struct{}, 1)}
+	tc, err := r.PKI.TLS(r.PKI.CaptureCert, r.PKI.CaptureKey)
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("mqtt capture: %w", err)
+	}
 	opts := mqtt.NewClientOptions().
 		AddBroker(b.URL()).
+		SetTLSConfig(tc).
 		SetClientID(fmt.Sprintf("rig-capture-%d", time.Now().UnixNano())).
 		SetCleanSession(true).
 		SetAutoReconnect(false).

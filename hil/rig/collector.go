@@ -61,6 +61,9 @@ func (r *Rig) StartCollector(ctx context.Context, b *Broker, o CollectorOptions)
 	conf := fmt.Sprintf(`# The rig's collector (cmd/collector/README.md).
 broker     = %q
 client_id  = "rig-collector"
+ca         = %q
+cert       = %q  # CN collector-1: the shipped ACL lets it write ack and nack
+key        = %q
 chain_id   = %d
 registry   = %q
 signing_key = %q
@@ -70,7 +73,7 @@ winners    = %d
 grace      = %q
 draw_every = %q
 log_level  = "info"
-`, b.URL(), ChainID, r.registry, r.CollectorKey, c.DB, DrawSeed, Winners, o.Grace.String(), o.DrawEvery.String())
+`, b.URL(), r.PKI.CA, r.PKI.CollectorCert, r.PKI.CollectorKey, ChainID, r.registry, r.CollectorKey, c.DB, DrawSeed, Winners, o.Grace.String(), o.DrawEvery.String())
 	if err := os.WriteFile(c.Conf, []byte(conf), 0o644); err != nil {
 		return nil, err
 	}

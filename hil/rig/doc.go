@@ -5,11 +5,13 @@
 // New prepares the kit (package hil), builds the binaries (Build: tboxd,
 // vsim, tboxctl and clocksync for linux/arm GOARM=7; the collector and
 // tboxctl for the host; share them between rigs with Options.Bins), makes a
-// working directory and a fresh device key on the collector's allowlist.
+// working directory, a fresh device key on the collector's allowlist and
+// the rig's PKI (pki.go: the broker's, the T-Box's, the collector's and the
+// capture's certificates, back-dated for the guest's clock).
 // Close ends every host process the rig started, by its own pid.
 //
 //	r, err := rig.New(ctx, rig.Options{Dir: dir, Log: t.Logf})
-//	broker, err := r.StartBroker(ctx)                     // mosquitto on a free loopback port
+//	broker, err := r.StartBroker(ctx)                     // mosquitto, the shipped configuration (mTLS), on a free loopback port
 //	capt, err := r.CaptureMQTT(broker, "mqtt.jsonl", nil) // every message on csop/v1/#, to a file
 //	coll, err := r.StartCollector(ctx, broker, rig.CollectorOptions{})
 //	g, err := r.Boot(ctx, rig.GuestOptions{Script: ..., Tboxd: &rig.Tboxd{...}, Broker: broker})

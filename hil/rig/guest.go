@@ -35,8 +35,8 @@ type Tboxd struct {
 	// the end of a replay (default 15 s; it ends early once the outbox is
 	// empty).
 	ShutdownGrace time.Duration
-	// Upload configures mqtt.broker = hil.BrokerAddr (plaintext, through
-	// qemu's restricted guestfwd).
+	// Upload configures mqtt.broker = ssl://hil.BrokerAddr (mTLS with the
+	// rig's device certificate, through qemu's restricted guestfwd).
 	Upload bool
 	// Shell serves the diagnostic shell on hil.SerialPort; ServiceKey
 	// (an address or public key) enables its service mode.
@@ -86,16 +86,16 @@ receive_buffer = %d
 	if t.Upload {
 		fmt.Fprintf(&b, `
 [mqtt]
-broker          = "tcp://%s"
-# Plaintext MQTT to a broker that is not on the guest's loopback: the rig's
-# broker runs on the host's loopback, reached through qemu's guestfwd on a
-# network the guest cannot leave (restrict=on). Never on a vehicle.
-allow_insecure  = true
+# The rig's broker runs the shipped configuration (mTLS only, the
+# per-device ACL) on the host's loopback, reached through qemu's guestfwd
+# on a network the guest cannot leave (restrict=on). Its certificate has
+# %s as an IP SAN.
+broker          = "ssl://%s"
+ca_file         = %q
+cert_file       = %q
+key_file        = %q
 health_interval = "10s"
-# qemu's guestfwd carries one connection for the guest's life: the uplink's.
-# The start-up look for a retained receipt (a reflash) would take it.
-resume_from_receipt = false
-`, hil.BrokerAddr)
+`, hil.BrokerAddr, hil.BrokerAddr, guestName(GuestCA), guestName(GuestCert), guestName(GuestCertKey))
 		b.WriteString("collector_addresses = [")
 		for i, a := range t.Collectors {
 			if i > 0 {
@@ -196,16 +196,21 @@ type Guest struct {
 }
 
 // Files returns the files every boot gets: tboxd, vsim, clocksync,
-// tboxctl, the profile and the device key.
+// tboxctl, the profile, the device key and its mTLS files.
 func (r *Rig) Files() map[string]string {
 	return map[string]string{
 		"/bin/tboxd": r.Bins.Tboxd, "/bin/vsim": r.Bins.Vsim, "/bin/clocksync": r.Bins.Clocksync, "/bin/tboxctl": r.Bins.TboxctlARM,
 		GuestProfile: r.Bins.Profile, GuestEtc + "/ev.dbc": r.Bins.DBC, GuestKey: r.Key,
+		GuestCA: r.PKI.CA, GuestCert: r.PKI.DeviceCert, GuestCertKey: r.PKI.DeviceKey,
 	}
 }
 
 // Boot starts the guest (with can-utils) and returns at once.
 func (r *Rig) Boot(ctx context.Context, o GuestOptions) (*Guest, error) {
+	if !o.Clock.IsZero() && o.Clock.Before(r.PKI.NotBefore) {
+		return nil, fmt.Errorf("guest clock %s is before the rig's certificates are valid (from %s, CertBackdate %v before the rig was made): tboxd would refuse the broker's certificate",
+			o.Clock.UTC().Format(time.DateTime), r.PKI.NotBefore.UTC().Format(time.DateTime), CertBackdate)
+	}
 	files := r.Files()
 	if o.Tboxd != nil {
 		p, err := os.CreateTemp(r.Dir, "tboxd-*.toml")

@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -35,7 +36,15 @@ const (
 	GuestConfig  = GuestEtc + "/tboxd.toml"
 	GuestProfile = GuestEtc + "/ev.toml"
 	GuestKey     = GuestEtc + "/device.key"
+	// The T-Box's mTLS files: the rig's CA, its certificate (CN = its
+	// address) and the certificate's key.
+	GuestCA      = GuestEtc + "/ca.crt"
+	GuestCert    = GuestEtc + "/client.pem"
+	GuestCertKey = GuestEtc + "/client.key"
 )
+
+// guestName is a path under GuestEtc as tboxd.toml names it (relative).
+func guestName(p string) string { return strings.TrimPrefix(p, GuestEtc+"/") }
 
 // Errors.
 var (
@@ -75,6 +84,9 @@ type Rig struct {
 	// Collector its address (the guest's mqtt.collector_addresses).
 	CollectorKey string
 	Collector    signer.Address
+	// PKI holds the rig's mTLS certificates: the broker's, the T-Box's
+	// (CN = Device), the collector's and the capture's.
+	PKI *PKI
 
 	registry string
 	opts     Options
@@ -134,6 +146,12 @@ func New(ctx context.Context, o Options) (*Rig, error) {
 	r.CollectorKey = r.path("collector.key")
 	if r.Collector, err = signer.GenerateKeyFile(r.CollectorKey); err != nil {
 		return fail(fmt.Errorf("collector key: %w", err))
+	}
+	if err := os.MkdirAll(r.path("pki"), 0o700); err != nil {
+		return fail(err)
+	}
+	if r.PKI, err = newPKI(r.path("pki"), r.Device.String(), time.Now()); err != nil {
+		return fail(fmt.Errorf("rig PKI: %w", err))
 	}
 	r.registry = r.path("devices.txt")
 	if err := os.WriteFile(r.registry, []byte("# the rig's T-Box\n"+r.Device.String()+"\n"), 0o644); err != nil {

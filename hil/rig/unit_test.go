@@ -15,6 +15,7 @@ import (
 
 	"github.com/csop/tbox/agent/profile"
 	"github.com/csop/tbox/can"
+	"github.com/csop/tbox/hil"
 	"github.com/csop/tbox/hil/vehicle"
 	"github.com/csop/tbox/signer"
 )
@@ -98,7 +99,12 @@ func TestTboxdTOMLParses(t *testing.T) {
 				Replay    string  `toml:"replay"`
 			} `toml:"can"`
 			MQTT struct {
-				Broker string `toml:"broker"`
+				Broker        string `toml:"broker"`
+				CAFile        string `toml:"ca_file"`
+				CertFile      string `toml:"cert_file"`
+				KeyFile       string `toml:"key_file"`
+				AllowInsecure *bool  `toml:"allow_insecure"`
+				Resume        *bool  `toml:"resume_from_receipt"`
 			} `toml:"mqtt"`
 			Shell struct {
 				Device     string `toml:"device"`
@@ -120,6 +126,15 @@ func TestTboxdTOMLParses(t *testing.T) {
 		}
 		if (got.MQTT.Broker != "") != tt.Upload || (got.Shell.Device != "") != tt.Shell || got.Shell.ServiceKey != tt.ServiceKey {
 			t.Errorf("case %d: mqtt %+v shell %+v", i, got.MQTT, got.Shell)
+		}
+		if tt.Upload {
+			// mTLS to the shipped broker, with the files Files puts into
+			// the guest; nothing plaintext, the reflash look left on.
+			m := got.MQTT
+			if m.Broker != "ssl://"+hil.BrokerAddr || m.AllowInsecure != nil || m.Resume != nil ||
+				GuestEtc+"/"+m.CAFile != GuestCA || GuestEtc+"/"+m.CertFile != GuestCert || GuestEtc+"/"+m.KeyFile != GuestCertKey {
+				t.Errorf("case %d: mqtt %+v, want ssl://%s with %s, %s, %s and no exceptions", i, m, hil.BrokerAddr, GuestCA, GuestCert, GuestCertKey)
+			}
 		}
 	}
 }

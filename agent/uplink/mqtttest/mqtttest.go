@@ -308,34 +308,11 @@ func (b *Broker) shippedConfig() string {
 	if err := os.WriteFile(acl, []byte(mosquitto.ACL), 0o600); err != nil {
 		b.t.Fatalf("mqtttest: acl: %v", err)
 	}
-	var s strings.Builder
-	s.WriteString("# cmd/collector/deploy/mosquitto/mosquitto.conf, paths rewritten by mqtttest\n")
-	if os.Geteuid() == 0 {
-		s.WriteString("user root\n")
-	}
 	tf := b.opts.tls
-	for _, line := range strings.Split(mosquitto.Conf, "\n") {
-		key, _, _ := strings.Cut(strings.TrimSpace(line), " ")
-		switch key {
-		case "listener":
-			fmt.Fprintf(&s, "listener %d 127.0.0.1\n", b.port)
-		case "cafile":
-			fmt.Fprintf(&s, "cafile %s\n", tf.ca)
-		case "certfile":
-			fmt.Fprintf(&s, "certfile %s\n", tf.cert)
-		case "keyfile":
-			fmt.Fprintf(&s, "keyfile %s\n", tf.key)
-		case "acl_file":
-			fmt.Fprintf(&s, "acl_file %s\n", acl)
-		case "persistence":
-			s.WriteString("persistence false\n")
-		case "persistence_location":
-		case "log_dest":
-			s.WriteString("log_dest stderr\nlog_type error\nlog_type warning\nlog_type notice\nlog_type information\n")
-		default:
-			s.WriteString(line + "\n")
-		}
-	}
+	var s strings.Builder
+	s.WriteString(mosquitto.Local(mosquitto.Paths{
+		Port: b.port, CA: tf.ca, Cert: tf.cert, Key: tf.key, ACL: acl, RunAsRoot: os.Geteuid() == 0,
+	}))
 	for _, l := range b.opts.extra {
 		s.WriteString(l + "\n")
 	}
