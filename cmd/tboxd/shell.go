@@ -30,6 +30,7 @@ type shellParts struct {
 	Profile *profile.Profile
 	Logs    *shell.LogRing // nil: no log command
 	Logger  *slog.Logger
+	Poller  *poller // nil: the odometer is broadcast (or a log replay)
 
 	agent atomic.Pointer[agent.Agent]
 }
@@ -177,6 +178,9 @@ func (p *shellParts) status() shell.Status {
 			bs.State, bs.Frames = "log replay", st.Frames
 		}
 		st.Buses = append(st.Buses, bs)
+	}
+	if p.Poller != nil {
+		st.Poll = p.Poller.status()
 	}
 	if p.Store != nil {
 		o := p.Store.Stats()
