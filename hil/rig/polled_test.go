@@ -70,7 +70,8 @@ func runPolled(t *testing.T, r *Rig, c PolledCase, tb Tboxd) {
 	}
 	prof := filepath.Join(filepath.Dir(r.Bins.Profile), c.Profile)
 	g, err := r.Boot(ctx, GuestOptions{
-		Script: ScriptClockSync + ScriptStartTboxd + c.Drive.Script() +
+		Script: ScriptClockSync + ScriptStartTboxd + scriptCPU + "c0=$(cpu $tpid); w0=$(cat /proc/uptime | cut -d' ' -f1)\n" + c.Drive.Script() +
+			"echo \"HIL-METRIC tboxd_ticks=$(($(cpu $tpid) - c0)) clk_tck=$(getconf CLK_TCK 2>/dev/null || echo 100) wall_s=$(awk -v a=$w0 '{print $1 - a}' /proc/uptime)\"\n" +
 			ScriptStopTboxd + "grep -h 'odometer asked' /tmp/tboxd.log | sed 's/^/RIG-POLL /'\nwait\n[ $vrc -eq 0 ]\n",
 		Tboxd:   &tb,
 		Files:   map[string]string{c.Drive.Profile: prof},
@@ -106,6 +107,7 @@ func runPolled(t *testing.T, r *Rig, c PolledCase, tb Tboxd) {
 		t.Errorf("tboxd asked %q, want over %s", transport, want)
 	}
 
+	m := polledMetric(g.Lines())
 	var meters int64
 	var gapBatches []uint64
 	for _, kv := range f.Attested {
@@ -135,6 +137,19 @@ func runPolled(t *testing.T, r *Rig, c PolledCase, tb Tboxd) {
 	} else if len(gapBatches) > 0 || pt.Silent > 1 {
 		t.Errorf("GAP in batches %v, %d requests unanswered, on a drive without silence", gapBatches, pt.Silent)
 	}
+	// The bench: tboxd's CPU over the drive per answer (its whole work:
+	// the request, the answer's frames, the 5 Hz speed and 1 Hz drive
+	// mode frames, the ticks), and the frames polling adds to the bus.
+	if m != nil && pt.Answers > 0 && m["wall_s"] > 0 {
+		frames := float64(pt.Requests + pt.Answers)
+		if c.Profile == "ev_uds.toml" {
+			frames += 2 * float64(pt.Answers) // the flow control and the consecutive frame
+		}
+		fps := frames / m["wall_s"]
+		t.Logf("HIL-METRIC polled %s: tboxd CPU %.2f ms per polled reading (%.2f s CPU over %.1f s, %d answers); polling adds %.1f frames/s = %.3f %% of a 500 kbit/s bus (8-byte 11-bit frames, 111 bits each before stuffing; %.3f %% at the worst-case 135)",
+			c.Name, m["tboxd_ticks"]/m["clk_tck"]*1000/float64(pt.Answers), m["tboxd_ticks"]/m["clk_tck"], m["wall_s"], pt.Answers,
+			fps, fps*111/500000*100, fps*135/500000*100)
+	}
 	t.Logf("polled %s (%s): %v of driving at %gx in %v (guest ready in %v); ECU: %d requests, %d answers, %d unanswered; %d attestations, %d m = ECU %d m (drove %.0f m); GAP in %v; %s; whole %v",
 		c.Name, c.ISOTP, c.Drive.Duration, c.Drive.Pace, res.Duration.Round(time.Second), res.BootTime.Round(time.Millisecond),
 		pt.Requests, pt.Answers, pt.Silent, len(f.Attested), meters, pt.Meters, f.Truth.TrueDistance, gapBatches,
@@ -158,4 +173,22 @@ func flagSummary(atts []map[string]string) string {
 		}
 	}
 	return strings.Join(parts, " ")
+}
+
+// scriptCPU defines cpu PID: the process's user+system clock ticks.
+const scriptCPU = "cpu() { set -- $(cat /proc/$1/stat); echo $((${14} + ${15})); }\n"
+
+// polledMetric reads the HIL-METRIC line of runPolled's script.
+func polledMetric(lines []string) map[string]float64 {
+	for _, l := range lines {
+		if rest, ok := strings.CutPrefix(l, "HIL-METRIC tboxd_ticks="); ok {
+			out := map[string]float64{}
+			for _, kv := range strings.Fields("tboxd_ticks=" + rest) {
+				k, v, _ := strings.Cut(kv, "=")
+				out[k], _ = strconv.ParseFloat(v, 64)
+			}
+			return out
+		}
+	}
+	return nil
 }
