@@ -78,7 +78,7 @@ func TestECUAnswersOBD(t *testing.T) {
 	ts.quiet() // no odometer yet: silent
 	e.Set(1234567.8, false)
 	ts.send(0x7DF, 0x02, 0x01, 0xA6, 0xCC, 0xCC, 0xCC, 0xCC, 0xCC)
-	ts.expect("7E8#0641A600003039CC") // 1234.5 km, floored to 0.1 km
+	ts.expect("7E8#0641A600003039CC")                              // 1234.5 km, floored to 0.1 km
 	ts.send(0x7DF, 0x02, 0x01, 0x0D, 0xCC, 0xCC, 0xCC, 0xCC, 0xCC) // another PID: not answered
 	ts.quiet()
 	e.Set(1234667.8, true)
