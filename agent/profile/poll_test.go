@@ -50,7 +50,7 @@ func TestLoadPolledErrors(t *testing.T) {
 	rest := "\n[drive_mode]\nmessage = \"VCU_Status\"\nsignal = \"DriveMode\"\n"
 	cases := []struct {
 		name, odo, field string
-		want               error
+		want             error
 	}{
 		{"unknown source", `source = "can"`, "odometer.source", ErrValue},
 		{"no request", `source = "obd"` + "\nresponse_id = 0x7E8\npid = 0xA6", "odometer.request_id", ErrMissing},
