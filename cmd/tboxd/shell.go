@@ -296,6 +296,10 @@ func profileText(p *profile.Profile) string {
 		}
 		fmt.Fprintf(&b, "%-10s %s.%s, id %s, bus %s, unit %s\n", k, si.Message, si.Signal, si.Key, busName(si.Bus), orNone(si.Unit))
 	}
+	if po, ok := p.Poll(); ok {
+		fmt.Fprintf(&b, "asks       %s request % X to id %s, answer from id %s, every %v, bus %s; the only frames written\n",
+			po.Source, po.Payload(), po.Request, po.Response, po.Period, busName(po.Bus))
+	}
 	if names := p.ModeNames(); len(names) > 0 {
 		fmt.Fprintf(&b, "modes      %s\n", strings.Join(names, ", "))
 	}
