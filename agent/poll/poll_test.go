@@ -105,31 +105,20 @@ func newRig(t *testing.T, name string, answer func(n int) [][]byte) *rig {
 	var wg sync.WaitGroup
 	t.Cleanup(func() { cancel(); bus.Close(); wg.Wait() })
 	e := &ecu{t: t, port: bus.NewPort(cantest.WithFilter(can.NewFilter(cfg.Request))), answer: answer, fcWait: true, resp: cfg.Response}
-	agentPort := bus.NewPort(cantest.WithFilter(can.NewFilter(cfg.Response)))
-	tr, err := NewRawTransport(agentPort, cfg)
+	rec := &recordingPort{Port: bus.NewPort(cantest.WithFilter(can.NewFilter(cfg.Response)))}
+	tr, err := NewRawTransport(rec, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
 	r := &rig{p: p, cfg: cfg, ecu: e, tr: tr, readings: make(chan float64, 100)}
-	// Every frame on the bus that did not come from the ECU came from
-	// the agent.
-	all := bus.NewReceiver(cantest.WithContext(ctx))
+	// Every frame the agent writes goes through its port.
 	var mu sync.Mutex
 	var written []can.Frame
 	r.written = func() []can.Frame { mu.Lock(); defer mu.Unlock(); return append([]can.Frame(nil), written...) }
+	rec.record = func(f can.Frame) { mu.Lock(); written = append(written, f); mu.Unlock() }
 	listen := bus.NewReceiver(cantest.WithFilter(p.Filter("")), cantest.WithContext(ctx))
-	wg.Add(3)
+	wg.Add(2)
 	go func() { defer wg.Done(); e.run(ctx) }()
-	go func() {
-		defer wg.Done()
-		for all.Receive() {
-			if f := all.Frame(); f.ID != cfg.Response.ID {
-				mu.Lock()
-				written = append(written, *f)
-				mu.Unlock()
-			}
-		}
-	}()
 	go func() {
 		defer wg.Done()
 		d := p.NewDecoder()
@@ -142,6 +131,19 @@ func newRig(t *testing.T, name string, answer func(n int) [][]byte) *rig {
 		}
 	}()
 	return r
+}
+
+// recordingPort records every frame written through it, stamped.
+type recordingPort struct {
+	*cantest.Port
+	record func(can.Frame)
+}
+
+func (p *recordingPort) WriteFrame(f *can.Frame) error {
+	c := *f
+	c.Time = time.Now()
+	p.record(c)
+	return p.Port.WriteFrame(&c)
 }
 
 // checkWritten asserts that the agent wrote nothing but the request's
