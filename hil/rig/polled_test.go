@@ -35,7 +35,7 @@ type PolledCase struct {
 // silent for 30 s of driving (ISO-TP as the kernel offers).
 func PolledCases(start time.Time) []PolledCase {
 	d := Drive{Seed: 41, Start: start, Duration: 8 * time.Minute, Pace: polledPace, NoParking: true,
-		SpeedHz: 5, ModeHz: 1, Profile: GuestEtc + "/polled.toml"}
+		SpeedHz: 5, ModeHz: 1}
 	silent := d
 	silent.Seed, silent.NoTraffic, silent.SilentAt, silent.SilentFor = 43, true, 4*time.Minute, 30*time.Second
 	return []PolledCase{
@@ -74,7 +74,7 @@ func runPolled(t *testing.T, r *Rig, c PolledCase, tb Tboxd) {
 			"echo \"HIL-METRIC tboxd_ticks=$(($(cpu $tpid) - c0)) clk_tck=$(getconf CLK_TCK 2>/dev/null || echo 100) wall_s=$(awk -v a=$w0 '{print $1 - a}' /proc/uptime)\"\n" +
 			ScriptStopTboxd + "grep -h 'odometer asked' /tmp/tboxd.log | sed 's/^/RIG-POLL /'\nwait\n[ $vrc -eq 0 ]\n",
 		Tboxd:   &tb,
-		Files:   map[string]string{c.Drive.Profile: prof},
+		Files:   map[string]string{GuestProfile: prof}, // tboxd's and vsim's profile
 		Clock:   c.Drive.Start.Add(-time.Minute),
 		Timeout: c.Drive.Wall() + 3*time.Minute,
 		OnLine: lineLogger(t, "guest: ", func(l string) bool {
