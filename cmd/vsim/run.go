@@ -199,8 +199,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fmt.Fprintf(stderr, "vsim: %d frames, %d m credited in %d batches (drove %.0f m)\n",
 		truth.Frames.Total, truth.Meters, len(truth.Batches), truth.TrueDistance)
 	if pt := truth.Polled; pt != nil {
-		fmt.Fprintf(stderr, "vsim: ECU: %d requests, %d answered, %d left unanswered (silent), %d foreign frames, %d answers abandoned\n",
-			pt.Requests, pt.Answers, pt.Silent, pt.Unasked, pt.Abandoned)
+		fmt.Fprintf(stderr, "vsim: ECU: %d requests, %d answered, %d left unanswered (silent), %d before the drive, %d foreign frames, %d answers abandoned\n",
+			pt.Requests, pt.Answers, pt.Silent, pt.Early, pt.Unasked, pt.Abandoned)
 	}
 	if conn != nil {
 		st := conn.Stats()

@@ -21,6 +21,7 @@ type PolledTruth struct {
 	Answers   int `json:"answers"`   // positive responses sent
 	Unasked   int `json:"foreign"`   // frames on the request ID that were not the request (nor flow control)
 	Silent    int `json:"silent"`    // requests left unanswered: the ECU was silent
+	Early     int `json:"early"`     // requests before the drive's first odometer: unanswered
 	Abandoned int `json:"abandoned"` // multi-frame answers whose flow control never came
 	// FirstOdometer and HighWater are the first and highest odometer
 	// answered, meters; Meters is floor(HighWater) - floor(FirstOdometer).
@@ -120,7 +121,11 @@ func (e *ECU) Run(ctx context.Context, port Port) error {
 			continue
 		}
 		e.count(func(t *PolledTruth) { t.Requests++ })
-		if e.silent.Load() || !e.set.Load() {
+		if !e.set.Load() {
+			e.count(func(t *PolledTruth) { t.Early++ })
+			continue
+		}
+		if e.silent.Load() {
 			e.count(func(t *PolledTruth) { t.Silent++ })
 			continue
 		}

@@ -88,7 +88,7 @@ func TestECUAnswersOBD(t *testing.T) {
 	ts.send(0x7DF, 0x02, 0x01, 0xA6)
 	ts.expect("7E8#0641A60000303ACC")
 	tr := e.Truth()
-	want := PolledTruth{Requests: 4, Answers: 2, Unasked: 1, Silent: 2, FirstOdometer: 1234500, HighWater: 1234600, Meters: 100}
+	want := PolledTruth{Requests: 4, Answers: 2, Unasked: 1, Silent: 1, Early: 1, FirstOdometer: 1234500, HighWater: 1234600, Meters: 100}
 	if tr != want {
 		t.Errorf("truth %+v, want %+v", tr, want)
 	}
