@@ -9,7 +9,7 @@
 // for every boot:
 //
 //   - busybox (static, armhf) and its applet links;
-//   - the kernel modules can, can-raw, can-dev, vcan, plus virtio_mmio and
+//   - the kernel modules can, can-raw, can-isotp, can-dev, vcan, plus virtio_mmio and
 //     the virtio net, console, block and ext4 modules when a boot asks for
 //     the network, the serial port or a disk;
 //   - the files of Options.Files (cross-compiled binaries, data), and with

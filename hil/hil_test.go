@@ -68,6 +68,7 @@ var guestTests = []string{
 	"TestVCANReopenOnRequest",
 	"TestVCANFlood",
 	"TestVCANTimestamps",
+	"TestVCANISOTP",
 }
 
 // TestSocketCANInGuest runs the socketcan tests, cross-compiled for ARM,

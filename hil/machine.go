@@ -35,7 +35,7 @@ const (
 
 // Modules loaded by /init, in dependency order, per feature.
 var (
-	canModules    = []string{"can", "can-raw", "can-dev", "vcan"}
+	canModules    = []string{"can", "can-raw", "can-isotp", "can-dev", "vcan"}
 	virtioModules = []string{"virtio_mmio"}
 	netModules    = []string{"failover", "net_failover", "virtio_net"}
 	serialModules = []string{"virtio_console"}

@@ -27,6 +27,7 @@ type msgDecoder struct {
 	extended bool
 	bus      string
 	sigs     []*signal
+	tp       *pollDecoder // the odometer is asked for: the response ID's ISO-TP
 }
 
 // Stats counts a decoder's work.
@@ -35,6 +36,8 @@ type Stats struct {
 	ShortFrames uint64 // frames of a profile message too short for a signal
 	Invalid     uint64 // float signals that decoded to NaN or infinity
 	Named       uint64 // odometer or speed raw values the DBC's value table names (SNA, Init, ...)
+	Negative    uint64 // negative responses (0x7F) to the odometer's request
+	Transport   uint64 // response frames refused by ISO-TP or too short for the value
 }
 
 // NotReadings counts, per kind, the frames of a profile message that gave
@@ -97,7 +100,11 @@ func (p *Profile) NewDecoder(opts ...DecoderOption) *Decoder {
 			}
 		}
 		if !found {
-			d.msgs = append(d.msgs, msgDecoder{id: s.key.ID, extended: s.key.Extended, bus: s.bus, sigs: []*signal{s}})
+			md := msgDecoder{id: s.key.ID, extended: s.key.Extended, bus: s.bus, sigs: []*signal{s}}
+			if s.poll != nil {
+				md.tp = newPollDecoder(s.poll)
+			}
+			d.msgs = append(d.msgs, md)
 		}
 	}
 	return d
@@ -147,6 +154,10 @@ func (d *Decoder) Decode(f *can.Frame, dst []Reading) []Reading {
 	for i := range d.msgs {
 		m := &d.msgs[i]
 		if m.id != f.ID || m.extended != ext || !d.busMatches(m.bus, f.Bus) {
+			continue
+		}
+		if m.tp != nil {
+			dst = d.decodePoll(m, m.sigs[0], f, dst)
 			continue
 		}
 		for _, s := range m.sigs {

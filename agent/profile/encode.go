@@ -19,6 +19,9 @@ func (p *Profile) Encode(k Kind, physical float64) (can.Frame, error) {
 		return f, fmt.Errorf("%w: the profile has no %s signal", ErrMissing, k)
 	}
 	s := p.sigs[k]
+	if s.poll != nil {
+		return f, fmt.Errorf("encode %s: %w (build the response with Poll)", k, ErrPolled)
+	}
 	if err := s.encode(&f.Data, physical); err != nil {
 		return f, fmt.Errorf("encode %s %s.%s: %w", k, s.message, s.name, err)
 	}

@@ -55,7 +55,7 @@ func FuzzLoadProfile(f *testing.F) {
 // every value is finite.
 func FuzzDecode(f *testing.F) {
 	var decoders []*Decoder
-	for _, path := range []string{"testdata/ev.toml", "testdata/ev_alt.toml", "testdata/ev_mux.toml", "testdata/ev_float.toml", "testdata/public/honda_civic_touring_2016.toml", "testdata/public/hyundai_i30_2014.toml"} {
+	for _, path := range []string{"testdata/ev.toml", "testdata/ev_alt.toml", "testdata/ev_mux.toml", "testdata/ev_float.toml", "testdata/public/honda_civic_touring_2016.toml", "testdata/public/hyundai_i30_2014.toml", "testdata/ev_obd.toml", "testdata/ev_uds.toml"} {
 		p, err := Load(path)
 		if err != nil {
 			f.Fatal(err)
@@ -67,6 +67,9 @@ func FuzzDecode(f *testing.F) {
 	f.Add(uint32(0x18FEC1EE), uint8(can.Extended), uint8(8), "can0", []byte{1, 2, 3, 4, 5, 6, 7, 8})
 	f.Add(uint32(0x3A1), uint8(0), uint8(8), "can0", []byte{0, 0, 0, 0, 0, 0, 0xF8, 0x7F})
 	f.Add(uint32(0x3A0), uint8(can.FD), uint8(64), "can1", make([]byte, 64))
+	f.Add(uint32(0x7E8), uint8(0), uint8(8), "can0", []byte{0x06, 0x41, 0xA6, 0, 0, 0x30, 0x39, 0xCC})
+	f.Add(uint32(0x7E8), uint8(0), uint8(8), "can0", []byte{0x10, 0x0B, 0x62, 0xF1, 0xA0, 0, 0, 0})
+	f.Add(uint32(0x7E8), uint8(0), uint8(8), "can0", []byte{0x21, 0, 0x12, 0xD6, 0x87, 0, 0xCC, 0xCC})
 	f.Fuzz(func(t *testing.T, id uint32, flags uint8, n uint8, bus string, data []byte) {
 		fr := can.Frame{ID: id, Flags: can.Flags(flags), Len: n, Bus: bus}
 		copy(fr.Data[:], data)

@@ -93,6 +93,9 @@ type signal struct {
 	// namedRaws are the raw values (bits) that the value table of an
 	// odometer or speed signal names (SNA, Invalid, Init): not readings.
 	namedRaws []uint64
+	// poll is set for an odometer the agent asks for (source obd or uds):
+	// the signal is then the response's value, key the response ID.
+	poll *Poll
 }
 
 // SignalInfo describes a profile signal.
@@ -110,6 +113,7 @@ type sectionConfig struct {
 	Signal  string `toml:"signal"`
 	Unit    string `toml:"unit"`
 	Bus     string `toml:"bus"`
+	pollConfig
 }
 
 type fileConfig struct {
@@ -268,9 +272,17 @@ func parse(file string, data []byte, readDBC func(string) (string, []byte, error
 			}
 			return nil, loc.err(k.String(), fmt.Errorf("%w: section [%s] with message and signal", ErrMissing, k))
 		}
-		s, err := compile(loc, db, k, sc, bio)
+		var s *signal
+		if k == Odometer && sc.Source != "" && sc.Source != "frame" {
+			s, err = compilePoll(loc, sc, bio)
+		} else {
+			s, err = compile(loc, db, k, sc, bio)
+		}
 		if err != nil {
 			return nil, err
+		}
+		if k != Odometer && p.sigs[Odometer] != nil && p.sigs[Odometer].poll != nil && s.key == p.sigs[Odometer].key {
+			return nil, loc.err(k.String()+".message", fmt.Errorf("%w: message %s has ID 0x%s, the odometer's response_id", ErrValue, s.message, s.key))
 		}
 		p.sigs[k] = s
 		used[s.key] = true
@@ -379,6 +391,9 @@ func (db *database) problemsOn(k can.Key) []problem {
 
 func compile(loc locator, db *database, k Kind, sc *sectionConfig, bio map[can.Key]bioEntry) (*signal, error) {
 	sec := k.String()
+	if err := sc.pollConfig.onlyFrame(loc, sec); err != nil {
+		return nil, err
+	}
 	if sc.Message == "" {
 		return nil, loc.err(sec+".message", fmt.Errorf("%w: message = \"<DBC message name>\"", ErrMissing))
 	}
@@ -542,6 +557,9 @@ func (p *Profile) Signal(k Kind) (SignalInfo, bool) {
 // Resolution returns one raw step of kind k's signal in the normal unit
 // (meters, km/h, or 1 for a drive mode). It is 0 for float signals.
 func (p *Profile) Resolution(k Kind) float64 {
+	if p.Has(k) && p.sigs[k].poll != nil {
+		return p.sigs[k].scale
+	}
 	if !p.Has(k) || p.sigs[k].f.enc != encInt {
 		return 0
 	}

@@ -210,6 +210,15 @@ func formatStatus(st Status, now time.Time, version, service string) string {
 			bs.Name, bs.State, bs.Frames, bs.Dropped, bs.ErrorFrames, bs.BusOff, bs.ErrorPassive, bs.Reopens)
 	}
 	line("engine", "frames %d, last frame %s, source errors %d", st.Frames, ago(st.LastFrame), st.SourceErrors)
+	if p := st.Poll; p.Known {
+		state := "answering"
+		if p.Silent {
+			state = "ECU SILENT"
+		}
+		line("poll", "%s 0x%s -> 0x%s on %s every %v (%s ISO-TP): %s, requests %d, answers %d (last %s), timeouts %d, negative %d (last code 0x%02X), pending %d, unreadable %d, send errors %d, blocked %d",
+			p.Source, p.Request, p.Response, p.Bus, p.Period, p.Transport, state, p.Requests, p.Answers, ago(p.LastAnswer),
+			p.Timeouts, p.Negative, p.LastNRC, p.Pending, p.Refused, p.SendErrors, p.Blocked)
+	}
 	if nr := st.NotReadings; nr.Known {
 		line("invalid", "no reading from odometer frames: %d named by the value table (SNA, Init...), %d undecodable; speed: %d named, %d undecodable",
 			nr.OdometerNamed, nr.OdometerUndecodable, nr.SpeedNamed, nr.SpeedUndecodable)

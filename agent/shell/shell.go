@@ -152,6 +152,29 @@ type Status struct {
 
 	Outbox OutboxStatus
 	Uplink UplinkStatus
+
+	// Poll is the odometer request, when the profile's odometer is asked
+	// for (source "obd" or "uds").
+	Poll PollStatus
+}
+
+// PollStatus is the odometer request of a polled car.
+type PollStatus struct {
+	Known             bool
+	Source            string // "obd" or "uds"
+	Bus               string
+	Transport         string // "kernel" (ISO-TP socket) or "user" (ISO-TP over a raw socket)
+	Request, Response string // hex IDs
+	Period            time.Duration
+	Requests, Answers uint64
+	Timeouts          uint64
+	Negative, Pending uint64
+	Refused           uint64 // answers that could not be read
+	SendErrors        uint64 // requests the bus refused
+	Blocked           uint64 // frames the guard kept off the bus (userspace ISO-TP)
+	LastNRC           byte
+	Silent            bool // the ECU stopped answering
+	LastAnswer        time.Time
 }
 
 // NotReadingStatus counts, for the odometer and the speed, the frames that

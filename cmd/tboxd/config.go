@@ -54,6 +54,10 @@ type CANConfig struct {
 	// TimeScale compresses time for a bench or a demo (never on a car):
 	// frame times count TimeScale times faster from the agent's start.
 	TimeScale float64 `toml:"time_scale"`
+	// ISOTP is the transport of the odometer request of a profile whose
+	// odometer is asked for: "auto" (the default: the kernel's ISO-TP
+	// socket where the kernel has it, else userspace), "kernel" or "user".
+	ISOTP string `toml:"isotp"`
 }
 
 // OutboxConfig bounds the on-flash buffer.
@@ -211,6 +215,9 @@ func (c *Config) defaults() {
 	if c.Shell.Baud == 0 {
 		c.Shell.Baud = 115200
 	}
+	if c.CAN.ISOTP == "" {
+		c.CAN.ISOTP = "auto"
+	}
 	if c.Log.Level == "" {
 		c.Log.Level = "info"
 	}
@@ -261,6 +268,11 @@ func (c *Config) validate() error {
 	}
 	if ts := c.CAN.TimeScale; !(ts == 0 || (ts >= 1 && ts <= maxSpeedUp)) {
 		add("can.time_scale", "want 0 (real time) or a speed-up from 1 to %g, found %v", float64(maxSpeedUp), ts)
+	}
+	switch c.CAN.ISOTP {
+	case "auto", "kernel", "user":
+	default:
+		add("can.isotp", "want auto, kernel or user, found %q", c.CAN.ISOTP)
 	}
 	if b := c.CAN.ReceiveBuffer; b < 0 || b > 64<<20 {
 		add("can.receive_buffer", "want bytes from 0 (the kernel's default) to 67108864, found %d", b)

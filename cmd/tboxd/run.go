@@ -179,6 +179,13 @@ func run(ctx context.Context, cfgPath string, hup <-chan os.Signal) error {
 	if err != nil {
 		return err
 	}
+	pl, err := openPoller(cfg, p, log.With("part", "poll"))
+	if err != nil {
+		for _, s := range sources {
+			s.Close()
+		}
+		return err
+	}
 	opts := agent.Options{
 		Sources:   sources,
 		Clock:     &agent.ClockCheck{Build: acfg.MinTime},
@@ -199,11 +206,14 @@ func run(ctx context.Context, cfgPath string, hup <-chan os.Signal) error {
 	if up != nil {
 		opts.Uplink = up
 	}
-	parts := &shellParts{Key: key, Store: st, Uplink: up, Sources: sources, Profile: p, Logs: ring, Logger: log}
+	parts := &shellParts{Key: key, Store: st, Uplink: up, Sources: sources, Profile: p, Logs: ring, Logger: log, Poller: pl}
 	svc, err := newShell(cfg, parts)
 	if err != nil {
 		for _, s := range sources {
 			s.Close()
+		}
+		if pl != nil {
+			pl.close()
 		}
 		return err
 	}
@@ -213,6 +223,9 @@ func run(ctx context.Context, cfgPath string, hup <-chan os.Signal) error {
 		for _, s := range sources {
 			s.Close()
 		}
+		if pl != nil {
+			pl.close()
+		}
 		return err
 	}
 	defer sup.Close()
@@ -221,7 +234,12 @@ func run(ctx context.Context, cfgPath string, hup <-chan os.Signal) error {
 	sp.Store(parts)
 	sup.Ready(newLiveness(a, st, livenessStale).check) // READY=1: key, outbox and buses are up
 	log.Info("tboxd started", "version", version, "sources", len(sources), "chain_id", cfg.ChainID)
+	stopPoll := func() {}
+	if pl != nil {
+		stopPoll = pl.start(ctx)
+	}
 	err = a.Run(ctx)
+	stopPoll()
 	for _, s := range sources {
 		if c, ok := s.Rx.(*socketcan.Conn); ok {
 			cs := c.Stats()
@@ -287,6 +305,10 @@ func health(st *store.Store, parts *shellParts) any {
 		h["last_frame_age_s"] = int64(time.Since(ss.LastFrame).Seconds())
 	}
 	h["clock_trusted"] = !ss.ClockUntrusted
+	if pp := ss.Poll; pp.Known {
+		h["poll"] = map[string]any{"source": pp.Source, "transport": pp.Transport, "requests": pp.Requests, "answers": pp.Answers,
+			"timeouts": pp.Timeouts, "negative": pp.Negative, "pending": pp.Pending, "silent": pp.Silent}
+	}
 	return h
 }
 

@@ -30,6 +30,7 @@ type shellParts struct {
 	Profile *profile.Profile
 	Logs    *shell.LogRing // nil: no log command
 	Logger  *slog.Logger
+	Poller  *poller // nil: the odometer is broadcast (or a log replay)
 
 	agent atomic.Pointer[agent.Agent]
 }
@@ -178,6 +179,9 @@ func (p *shellParts) status() shell.Status {
 		}
 		st.Buses = append(st.Buses, bs)
 	}
+	if p.Poller != nil {
+		st.Poll = p.Poller.status()
+	}
 	if p.Store != nil {
 		o := p.Store.Stats()
 		st.Outbox = shell.OutboxStatus{
@@ -291,6 +295,10 @@ func profileText(p *profile.Profile) string {
 			continue
 		}
 		fmt.Fprintf(&b, "%-10s %s.%s, id %s, bus %s, unit %s\n", k, si.Message, si.Signal, si.Key, busName(si.Bus), orNone(si.Unit))
+	}
+	if po, ok := p.Poll(); ok {
+		fmt.Fprintf(&b, "asks       %s request % X to id %s, answer from id %s, every %v, bus %s; the only frames written\n",
+			po.Source, po.Payload(), po.Request, po.Response, po.Period, busName(po.Bus))
 	}
 	if names := p.ModeNames(); len(names) > 0 {
 		fmt.Fprintf(&b, "modes      %s\n", strings.Join(names, ", "))

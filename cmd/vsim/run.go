@@ -9,6 +9,7 @@ import (
 	"io"
 	"math"
 	"os"
+	"sync"
 	"time"
 
 	"github.com/csop/tbox/agent/profile"
@@ -53,6 +54,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		jumps       = fs.Int("jumps", 0, "odometer jumps to inject")
 		second      = fs.Bool("second-device", false, "a second sender of conflicting odometer frames")
 		gaps        = fs.Int("gaps", 0, "windows without odometer frames")
+		silentAt    = fs.Duration("silent-at", 0, "with --silent-for: the odometer (frames, or the ECU's answers) falls silent this far into the drive")
+		silentFor   = fs.Duration("silent-for", 0, "how long the odometer stays silent from --silent-at")
 		odoHz       = fs.Float64("odometer-hz", 10, "odometer frames per second while driving")
 		speedHz     = fs.Float64("speed-hz", 50, "speed frames per second while driving")
 		modeHz      = fs.Float64("mode-hz", 5, "drive-mode frames per second while driving")
@@ -114,10 +117,15 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		Parking: *parking, ModeChanges: *modes, StopAndGo: *traffic, Noise: *noise, Biometric: *biometric,
 		Rollbacks: *rollbacks, Jumps: *jumps, SecondDevice: *second, Gaps: *gaps,
 		OdometerHz: *odoHz, SpeedHz: *speedHz, ModeHz: *modeHz,
+		SilentAt: *silentAt, SilentFor: *silentFor,
+	}
+	if *silentAt < 0 || *silentFor < 0 {
+		return usage("--silent-at %v, --silent-for %v: want durations >= 0", *silentAt, *silentFor)
 	}
 	var sink vehicle.Sink
 	var flush func() error
 	var conn *socketcan.Conn
+	var finishECU func() *vehicle.PolledTruth
 	switch {
 	case *iface != "":
 		c, err := socketcan.Open(*iface)
@@ -130,6 +138,15 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		defer c.Close()
 		conn = c
 		sink, flush = vehicle.NewPacedSink(ctx, c, *pace, nil), c.Close
+		if po, ok := p.Poll(); ok {
+			// The odometer is asked for: answer the requests as the ECU.
+			stop, err := runECU(ctx, p, po, *iface, &s)
+			if err != nil {
+				return err
+			}
+			defer stop() // idempotent: the error paths
+			finishECU = stop
+		}
 	default:
 		w := stdout
 		if *logPath != "" && *logPath != "-" {
@@ -150,6 +167,17 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return sink.WriteFrame(f)
 	}
 	truth, err := s.Frames(p, write)
+	if finishECU != nil {
+		// The tester asks on for a moment after the drive: its last
+		// request finds the final odometer.
+		select {
+		case <-ctx.Done():
+		case <-time.After(ecuLinger):
+		}
+		polled := finishECU()
+		truth.Polled = polled
+		truth.FirstOdometer, truth.HighWater, truth.Meters = polled.FirstOdometer, polled.HighWater, polled.Meters
+	}
 	if ferr := flush(); err == nil {
 		err = ferr
 	}
@@ -170,9 +198,47 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	fmt.Fprintf(stderr, "vsim: %d frames, %d m credited in %d batches (drove %.0f m)\n",
 		truth.Frames.Total, truth.Meters, len(truth.Batches), truth.TrueDistance)
+	if pt := truth.Polled; pt != nil {
+		fmt.Fprintf(stderr, "vsim: ECU: %d requests, %d answered, %d left unanswered (silent), %d before the drive, %d foreign frames, %d answers abandoned\n",
+			pt.Requests, pt.Answers, pt.Silent, pt.Early, pt.Unasked, pt.Abandoned)
+	}
 	if conn != nil {
 		st := conn.Stats()
 		fmt.Fprintf(stderr, "vsim: %s: %d frames sent, %d retries on a full TX queue\n", *iface, st.TxFrames, st.TxRetries)
 	}
 	return nil
+}
+
+// ecuLinger is how long the ECU keeps answering after the drive's last
+// frame.
+const ecuLinger = time.Second
+
+// runECU answers the odometer requests on iface until the returned stop,
+// which gives what the ECU answered.
+func runECU(ctx context.Context, p *profile.Profile, po *profile.Poll, iface string, s *vehicle.Scenario) (stop func() *vehicle.PolledTruth, err error) {
+	ecu, err := vehicle.NewECU(p)
+	if err != nil {
+		return nil, &usageError{err: err}
+	}
+	port, err := socketcan.Open(iface, socketcan.WithFilter(can.NewFilter(po.Request)))
+	if err != nil {
+		return nil, fmt.Errorf("--iface: ECU socket: %w", err)
+	}
+	s.ECU = ecu
+	ectx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- ecu.Run(ectx, port) }()
+	var once sync.Once
+	var truth vehicle.PolledTruth
+	return func() *vehicle.PolledTruth {
+		once.Do(func() {
+			cancel()
+			if err := <-done; err != nil {
+				fmt.Fprintln(os.Stderr, "vsim: ECU:", err)
+			}
+			port.Close()
+			truth = ecu.Truth()
+		})
+		return &truth
+	}, nil
 }

@@ -31,23 +31,38 @@ type Drive struct {
 	Noise                       int  // unrelated messages on the bus
 	NoParking                   bool // one trip, no parked periods
 	Biometric                   bool // the profile's biometric messages with vehicle.BiometricMarker
+	NoTraffic                   bool // no stop-and-go
+	// SilentAt and SilentFor: the odometer (or the ECU of a polled one)
+	// falls silent for SilentFor from SilentAt into the drive.
+	SilentAt, SilentFor time.Duration
+	// Iface is the guest's CAN interface vsim plays on; default vcan0.
+	Iface string
+	// Profile is the profile's path in the guest; default GuestProfile.
+	Profile string
 }
 
 // Scenario is the drive for vehicle.Scenario.Frames.
 func (d Drive) Scenario() vehicle.Scenario {
 	return vehicle.Scenario{
 		Seed: d.Seed, Start: d.Start, Duration: d.Duration, Bus: Bus,
-		Parking: !d.NoParking, ModeChanges: true, StopAndGo: true, Noise: d.Noise, Biometric: d.Biometric,
-		OdometerHz: d.OdometerHz, SpeedHz: d.SpeedHz, ModeHz: d.ModeHz,
+		Parking: !d.NoParking, ModeChanges: true, StopAndGo: !d.NoTraffic, Noise: d.Noise, Biometric: d.Biometric,
+		OdometerHz: d.OdometerHz, SpeedHz: d.SpeedHz, ModeHz: d.ModeHz, SilentAt: d.SilentAt, SilentFor: d.SilentFor,
 	}
 }
 
 // VsimArgs is the vsim command line of the drive onto vcan0, its truth
 // written to truth.
 func (d Drive) VsimArgs(truth string) string {
+	iface, prof := d.Iface, d.Profile
+	if iface == "" {
+		iface = "vcan0"
+	}
+	if prof == "" {
+		prof = GuestProfile
+	}
 	args := []string{
-		"vsim", "--profile", GuestProfile, "--seed", fmt.Sprint(d.Seed), "--duration", d.Duration.String(),
-		"--start", d.Start.UTC().Format(time.RFC3339), "--iface", "vcan0", "--pace", fmt.Sprint(d.Pace),
+		"vsim", "--profile", prof, "--seed", fmt.Sprint(d.Seed), "--duration", d.Duration.String(),
+		"--start", d.Start.UTC().Format(time.RFC3339), "--iface", iface, "--pace", fmt.Sprint(d.Pace),
 		"--noise", fmt.Sprint(d.Noise), "--bus", Bus, "--truth", truth,
 	}
 	for _, r := range []struct {
@@ -63,6 +78,12 @@ func (d Drive) VsimArgs(truth string) string {
 	}
 	if d.Biometric {
 		args = append(args, "--biometric")
+	}
+	if d.NoTraffic {
+		args = append(args, "--traffic=false")
+	}
+	if d.SilentFor > 0 {
+		args = append(args, "--silent-at", d.SilentAt.String(), "--silent-for", d.SilentFor.String())
 	}
 	return strings.Join(args, " ")
 }

@@ -49,6 +49,11 @@ type Tboxd struct {
 	// Collectors is mqtt.collector_addresses; Boot fills in the rig's
 	// collector key when it is empty.
 	Collectors []signer.Address
+	// Interface is can.interface (default vcan0: the machine's bus).
+	Interface string
+	// ISOTP is can.isotp (default tboxd's, auto): the transport of a
+	// polled odometer's request.
+	ISOTP string
 }
 
 // TOML renders the configuration; paths are relative to GuestEtc.
@@ -62,6 +67,9 @@ func (t Tboxd) TOML() string {
 	if t.ReceiveBuffer == 0 {
 		t.ReceiveBuffer = 8 << 20
 	}
+	if t.Interface == "" {
+		t.Interface = "vcan0"
+	}
 	var b strings.Builder
 	fmt.Fprintf(&b, `# tboxd in the rig's emulated T-Box (see cmd/tboxd/tboxd.example.toml).
 profile        = "ev.toml"
@@ -71,9 +79,12 @@ chain_id       = %d
 shutdown_grace = %q
 
 [can]
-interface      = "vcan0"
+interface      = %q
 receive_buffer = %d
-`, t.StateDir, ChainID, t.ShutdownGrace.String(), t.ReceiveBuffer)
+`, t.StateDir, ChainID, t.ShutdownGrace.String(), t.Interface, t.ReceiveBuffer)
+	if t.ISOTP != "" {
+		fmt.Fprintf(&b, "isotp          = %q\n", t.ISOTP)
+	}
 	if t.TimeScale > 1 {
 		fmt.Fprintf(&b, "time_scale     = %g # a bench only: the drive is played %gx faster\n", t.TimeScale, t.TimeScale)
 	}

@@ -37,6 +37,10 @@ type Truth struct {
 	// Track samples the true (physical) odometer once a minute while the
 	// car is awake.
 	Track []TrackPoint `json:"track"`
+	// Polled is what the ECU answered a tester on a live bus (Scenario.ECU):
+	// then the truth of the mileage, since what was credited depends on
+	// when the tester asked.
+	Polled *PolledTruth `json:"polled,omitempty"`
 }
 
 // Batch is the credited distance of one batch.

@@ -11,6 +11,7 @@ import (
 
 	"github.com/csop/tbox/agent/profile"
 	"github.com/csop/tbox/can"
+	"github.com/csop/tbox/can/isotp"
 )
 
 // BiometricMarker fills the payload of every simulated biometric frame, so a
@@ -59,6 +60,18 @@ type Scenario struct {
 	SecondDevice bool
 	// Gaps is the number of windows of 6 to 60 s without odometer frames.
 	Gaps int
+	// SilentAt and SilentFor make one more window without odometer
+	// frames (or, for an odometer that is asked for, without answers):
+	// from Start+SilentAt, SilentFor long.
+	SilentAt, SilentFor time.Duration
+
+	// ECU, for a profile whose odometer is asked for (source "obd" or
+	// "uds"), receives the odometer instead of the frames: it answers a
+	// tester on a live bus (see ECU). Without it, the frames of a tester's
+	// polling are played: its request, the ECU's answer (and the tester's
+	// flow control before the rest of a multi-frame answer), at the
+	// odometer's rate.
+	ECU *ECU
 }
 
 // Sink receives frames. A SocketCAN writer, a candump log writer or a test
@@ -166,6 +179,7 @@ type sim struct {
 	all    []*source
 	frame  can.Frame
 	noise  []byte
+	poll   *profile.Poll // the odometer is asked for
 }
 
 // Frames plays the scenario with profile p, calling fn with each frame in
@@ -250,6 +264,14 @@ func (m *sim) setup() error {
 	for i := 0; i < s.Gaps; i++ {
 		from := at()
 		m.gaps = append(m.gaps, window{from, from.Add(dur(inj, 6*time.Second, 60*time.Second))})
+	}
+	if s.SilentFor > 0 {
+		from := s.Start.Add(s.SilentAt)
+		m.gaps = append(m.gaps, window{from, from.Add(s.SilentFor)})
+	}
+	m.poll, _ = m.p.Poll()
+	if s.ECU != nil && m.poll == nil {
+		return fmt.Errorf("%w: an ECU answers an odometer that is asked for; this profile's is broadcast", ErrScenario)
 	}
 	if s.SecondDevice {
 		m.second = between(inj, 1000, 20000)
@@ -435,6 +457,9 @@ func (m *sim) emit(src *source) error {
 	var err error
 	switch src.kind {
 	case srcOdometer:
+		if m.poll != nil {
+			return m.emitPoll(t)
+		}
 		if m.inGap(t) {
 			return nil
 		}
@@ -471,4 +496,47 @@ func (m *sim) emit(src *source) error {
 	}
 	m.tr.observe(&m.frame, src.kind, m.offset+m.dist)
 	return m.out(&m.frame)
+}
+
+// emitPoll plays one request of a polled odometer at t: to the ECU on a live
+// bus, or as the frames a recording of the polling shows.
+func (m *sim) emitPoll(t time.Time) error {
+	silent := m.inGap(t)
+	if m.s.ECU != nil {
+		m.s.ECU.Set(m.reported(t), silent)
+		return nil
+	}
+	req, err := isotp.SingleFrame(m.poll.Request, m.poll.Payload())
+	if err != nil {
+		return err
+	}
+	out := []can.Frame{req}
+	if !silent {
+		raw, err := m.poll.Raw(m.reported(t))
+		if err != nil {
+			return fmt.Errorf("%w: at %s: %w", ErrScenario, t.UTC().Format(time.RFC3339Nano), err)
+		}
+		resp, err := isotp.Segment(m.poll.Response, m.poll.Query.Response(raw))
+		if err != nil {
+			return err
+		}
+		out = append(out, resp[0])
+		if len(resp) > 1 {
+			out = append(out, isotp.FlowControl(m.poll.Request))
+			out = append(out, resp[1:]...)
+		}
+	}
+	bus := m.poll.Bus
+	if bus == "" {
+		bus = m.s.Bus
+	}
+	for i := range out {
+		m.frame = out[i]
+		m.frame.Time, m.frame.Bus = t, bus
+		m.tr.observe(&m.frame, srcOdometer, m.offset+m.dist)
+		if err := m.out(&m.frame); err != nil {
+			return err
+		}
+	}
+	return nil
 }
