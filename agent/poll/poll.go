@@ -173,20 +173,20 @@ func (p *Poller) ask(ctx context.Context) error {
 			return fmt.Errorf("answer: %w", err)
 		}
 		_, err = p.cfg.Query.Parse(msg)
-		var ne *diag.NegativeError
+		ne, negative := errors.AsType[*diag.NegativeError](err)
 		switch {
 		case err == nil:
 			p.S.Answers.Add(1)
 			p.S.LastReply.Store(time.Now().UnixNano())
 			return nil
-		case errors.As(err, &ne) && ne.Pending():
+		case negative && ne.Pending():
 			p.S.Pending.Add(1)
 			if pending++; pending > MaxPending {
 				p.S.Timeouts.Add(1)
 				return fmt.Errorf("%w: %d times response pending", ErrTimeout, pending)
 			}
 			deadline = time.Now().Add(p.p2star)
-		case errors.As(err, &ne):
+		case negative:
 			p.S.Negative.Add(1)
 			p.S.LastNRC.Store(uint32(ne.Code))
 			return err

@@ -115,7 +115,7 @@ func compilePoll(loc locator, sc *sectionConfig, bio map[can.Key]bioEntry) (*sig
 			return nil, loc.err(sec+"."+k.name, fmt.Errorf("%w: %s = %q with source = %q: an odometer that is asked for has no DBC %s", ErrValue, k.name, k.v, c.Source, k.name))
 		}
 	}
-	if sc.Bus != "" && !busName.MatchString(sc.Bus) {
+	if sc.Bus != "" && !isBusName(sc.Bus) {
 		return nil, loc.err(sec+".bus", fmt.Errorf("%w: bus %q, want an interface name such as \"can1\"", ErrValue, sc.Bus))
 	}
 	p := &Poll{Source: c.Source, Bus: sc.Bus, Period: DefaultPollPeriod}
@@ -230,9 +230,8 @@ func (d *Decoder) decodePoll(m *msgDecoder, s *signal, f *can.Frame, dst []Readi
 	}
 	raw, err := s.poll.Query.Parse(payload)
 	if err != nil {
-		var ne *diag.NegativeError
 		switch {
-		case errors.As(err, &ne):
+		case isNegative(err):
 			d.stats.Negative++
 			d.nr.named[Odometer].Add(1)
 		case errors.Is(err, diag.ErrOther):
@@ -244,4 +243,10 @@ func (d *Decoder) decodePoll(m *msgDecoder, s *signal, f *can.Frame, dst []Readi
 	}
 	d.stats.Readings++
 	return append(dst, Reading{Kind: Odometer, Time: f.Time, Bus: f.Bus, Value: s.poll.Meters(raw)})
+}
+
+// isNegative reports whether err is an ECU's negative response.
+func isNegative(err error) bool {
+	_, ok := errors.AsType[*diag.NegativeError](err)
+	return ok
 }
