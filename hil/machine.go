@@ -469,6 +469,13 @@ func (k *Kit) writeInitramfs(dst string, o *Options) error {
 	if err != nil {
 		return err
 	}
+	if o.Kvaser > 0 {
+		for _, m := range kvaserModules {
+			if _, ok := index[modKey(m)]; !ok {
+				return fmt.Errorf("kernel modules in %s: %s.ko not found: Options.Kvaser needs the sja1000, kvaser_pci and can-isotp modules of the arm64 kernel (linux-image-arm64:arm64, hil/scripts/install.sh)", modDir, m)
+			}
+		}
+	}
 	var load []string
 	for _, m := range mods {
 		p, ok := index[modKey(m)]
