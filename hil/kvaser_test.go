@@ -89,8 +89,8 @@ func TestKvaserDrive(t *testing.T) {
 		class  string // the ELF class byte of /bin/tboxd: 02 for 64-bit, 01 for 32-bit
 		drive  time.Duration
 	}{
-		{"arm64", "02", 10 * time.Minute},
-		{"arm", "01", 5 * time.Minute},
+		{"arm64", "02", 5 * time.Minute},
+		{"arm", "01", 3 * time.Minute},
 	} {
 		t.Run(c.goarch, func(t *testing.T) {
 			t0 := time.Now()
