@@ -24,6 +24,22 @@
 // A boot to HIL-READY takes about 4 s on a 2-core machine; one boot runs
 // many test cases.
 //
+// # The arm64 T-Box with real CAN controllers
+//
+// Options.Arch ArchARM64 boots qemu-system-aarch64 ("virt", Cortex-A57)
+// with Debian's arm64 kernel and busybox instead; Options.Kvaser adds that
+// many qemu kvaser_pci cards on one qemu can-bus, which the kernel's
+// sja1000 and kvaser_pci drivers make can0, can1, ...; /init sets their bit
+// rate and restart-ms (Options.Bitrate, Options.RestartMS) over rtnetlink
+// with /bin/tboxctl link and brings them up, before HIL-READY. vcan0 is
+// there too. A Machine (VCAN, Kvaser) names the guest, the binaries' GOARCH
+// and which interface the car writes to and which tboxd reads, so that a
+// scenario runs on either: TestKvaserDrive drives across the two
+// controllers with the arm64 and the 32-bit binaries; TestKvaserBusDownUp
+// takes tboxd's controller down and up mid-drive. qemu's SJA1000 models no
+// ACK, no bit timing and no error counters, so no error state can be
+// provoked there (README, "The arm64 T-Box").
+//
 // # The kit and its cache
 //
 // Prepare runs scripts/install.sh (embedded), which on a fresh Debian 12
@@ -31,7 +47,9 @@
 // e2fsprogs, socat, can-utils and mosquitto, adds the armhf architecture,
 // and fetches with apt-get download busybox-static:armhf, the kernel that
 // linux-image-armmp-lpae:armhf depends on, can-utils:armhf and
-// libc6:armhf, unpacked with dpkg-deb -x into <repo>/.cache/hil (git
+// libc6:armhf (and, for the arm64 guest, busybox-static:arm64 and the
+// kernel of linux-image-arm64:arm64, into arm64/), unpacked with
+// dpkg-deb -x into <repo>/.cache/hil (git
 // ignored; HIL_CACHE overrides it). A failing apt-get update is retried once
 // and then tolerated. With the cache complete Prepare takes milliseconds
 // and needs no root. The script also runs standalone:

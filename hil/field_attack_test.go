@@ -46,18 +46,27 @@ type fieldRig struct {
 	service *signer.FileKey // the service key of the diagnostic shell (stays on the host); nil without one
 	// clockUnsync: no clocksync helper in the guest, CLOCK is expected.
 	clockUnsync bool
+	mach        Machine // the emulated T-Box the rig boots
 }
 
 // fieldConf is the part of tboxd's configuration a scenario chooses.
 type fieldConf struct {
 	timeScale float64 // can.time_scale, equal to vsim's --pace
 	shell     bool    // the diagnostic shell on /dev/hvc0, with a service key
+	machine   Machine // default VCAN
+	goarch    string  // the binaries' GOARCH, default the machine's
 }
 
 func newFieldRig(t *testing.T, c fieldConf) *fieldRig {
 	t.Helper()
 	ctx := context.Background()
-	r := &fieldRig{dir: t.TempDir()}
+	if c.machine.Name == "" {
+		c.machine = VCAN
+	}
+	if c.goarch == "" {
+		c.goarch = c.machine.GOARCH
+	}
+	r := &fieldRig{dir: t.TempDir(), mach: c.machine}
 	tomlPath, dbcPath, err := evProfile()
 	if err != nil {
 		t.Fatal(err)
@@ -69,7 +78,7 @@ func newFieldRig(t *testing.T, c fieldConf) *fieldRig {
 	r.files = map[string]string{"/etc/tbox/ev.toml": tomlPath, "/etc/tbox/ev.dbc": dbcPath}
 	for name, pkg := range bins {
 		out := filepath.Join(r.dir, name)
-		if err := CrossBuild(ctx, pkg, out); err != nil {
+		if err := CrossBuildArch(ctx, c.goarch, pkg, out); err != nil {
 			t.Fatal(err)
 		}
 		r.files["/bin/"+name] = out
@@ -80,7 +89,7 @@ func newFieldRig(t *testing.T, c fieldConf) *fieldRig {
 	// CLOCK, which these scenarios then tolerate.
 	cs := filepath.Join(r.dir, "clocksync")
 	for _, pkg := range []string{"./hil/rig/clocksync", "./hil/demo/clocksync"} {
-		if err := CrossBuild(ctx, pkg, cs); err == nil {
+		if err := CrossBuildArch(ctx, c.goarch, pkg, cs); err == nil {
 			r.files["/bin/clocksync"] = cs
 			break
 		}
@@ -101,11 +110,11 @@ chain_id  = %d
 shutdown_grace = "1s"
 
 [can]
-interface      = "vcan0"
+interface      = %q
 receive_buffer = 8388608
 reopen_max     = "500ms"
 time_scale     = %g
-`, fieldChainID, c.timeScale)
+`, fieldChainID, c.machine.TBox, c.timeScale)
 	if c.shell {
 		sp := filepath.Join(r.dir, "service.key")
 		if _, err := signer.GenerateKeyFile(sp); err != nil {
@@ -160,16 +169,22 @@ echo HIL-OUTBOX-BEGIN; cat /tmp/outbox.jsonl; echo HIL-OUTBOX-END
 // (HIL-FIRST-<name>) and followed by vsim's exit status and truth
 // (HIL-VSIM-EXIT-<name>, HIL-TRUTH-<name>).
 func fieldDrive(name string, s vehicle.Scenario, pace float64) string {
-	return fmt.Sprintf(`candump -L -n 1 vcan0,`+profileFilter+` > /tmp/first-%[1]s.log &
+	return fieldDriveOn(VCAN, name, s, pace)
+}
+
+// fieldDriveOn is fieldDrive on machine m: vsim writes to m.Vehicle, the
+// first frame is captured where tboxd reads it (m.TBox).
+func fieldDriveOn(m Machine, name string, s vehicle.Scenario, pace float64) string {
+	return fmt.Sprintf(`candump -L -n 1 %[4]s,`+profileFilter+` > /tmp/first-%[1]s.log &
 cpid=$!
 sleep 0.5
-taskset 2 vsim --profile /etc/tbox/ev.toml --iface vcan0 --pace %[2]g %[3]s --truth /tmp/truth-%[1]s.json
+taskset 2 vsim --profile /etc/tbox/ev.toml --iface %[5]s --pace %[2]g %[3]s --truth /tmp/truth-%[1]s.json
 echo "HIL-VSIM-EXIT-%[1]s $?"
 kill $cpid 2>/dev/null
 wait $cpid
 echo "HIL-FIRST-%[1]s $(cat /tmp/first-%[1]s.log)"
 echo "HIL-TRUTH-%[1]s $(tr -d ' \n' < /tmp/truth-%[1]s.json)"
-`, name, pace, vsimFlags(s))
+`, name, pace, vsimFlags(s), m.TBox, m.Vehicle)
 }
 
 // vsimFlags are vsim's options for s, so that the host's replay of s and
@@ -324,7 +339,7 @@ func (g *guestRun) drive(t *testing.T, name string, h *hostDrive, scale float64)
 	}
 	f := rd.Frame()
 	if f.ID != h.first.ID || !bytes.Equal(f.Data[:f.Len], h.first.Data[:h.first.Len]) {
-		t.Fatalf("drive %s: the first frame on vcan0 is %03X#%X, the scenario's first is %03X#%X", name,
+		t.Fatalf("drive %s: the first frame tboxd's bus carried is %03X#%X, the scenario's first is %03X#%X", name,
 			f.ID, f.Data[:f.Len], h.first.ID, h.first.Data[:h.first.Len])
 	}
 	return tr, compress(g.epoch, f.Time, scale).Sub(h.first.Time)
@@ -388,9 +403,9 @@ func bootField(t *testing.T, k *Kit, r *fieldRig, script string, timeout time.Du
 			t.Log("guest: " + l)
 		}
 	})
-	res, err := k.Boot(context.Background(), Options{
+	res, err := k.Boot(context.Background(), r.mach.Options(Options{
 		Files: r.files, Script: script, CanUtils: true, CPUs: 2, Timeout: timeout, Console: con,
-	})
+	}))
 	if err != nil {
 		t.Fatalf("boot: %v", err)
 	}

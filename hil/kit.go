@@ -43,6 +43,14 @@ type Kit struct {
 	LibDir        string // armhf libc for can-utils
 	Loader        string // ld-linux-armhf.so.3
 	QEMU          string // qemu-system-arm on the host
+
+	// The arm64 guest (Options.Arch "arm64"): qemu's kvaser_pci cards on
+	// the real sja1000 driver, which the armhf kernel cannot map.
+	ARM64KernelVersion string // "6.1.0-50-arm64"
+	ARM64Kernel        string // vmlinuz
+	ARM64Modules       string // lib/modules/<version>
+	ARM64Busybox       string // static arm64 busybox
+	QEMU64             string // qemu-system-aarch64 on the host
 }
 
 // RepoRoot returns the module's root directory: HIL_ROOT if set, else the
@@ -120,6 +128,8 @@ func parseKit(dir string, out []byte) (*Kit, error) {
 	fields := map[string]*string{
 		"KVER": &k.KernelVersion, "KERNEL": &k.Kernel, "MODULES": &k.Modules, "BUSYBOX": &k.Busybox,
 		"CANUTILS": &k.CanUtils, "LIBDIR": &k.LibDir, "LOADER": &k.Loader,
+		"ARM64_KVER": &k.ARM64KernelVersion, "ARM64_KERNEL": &k.ARM64Kernel,
+		"ARM64_MODULES": &k.ARM64Modules, "ARM64_BUSYBOX": &k.ARM64Busybox,
 	}
 	sc := bufio.NewScanner(bytes.NewReader(out))
 	for sc.Scan() {
@@ -138,6 +148,9 @@ func parseKit(dir string, out []byte) (*Kit, error) {
 		return nil, fmt.Errorf("qemu-system-arm: %w", err)
 	}
 	k.QEMU = q
+	if k.QEMU64, err = exec.LookPath("qemu-system-aarch64"); err != nil {
+		return nil, fmt.Errorf("qemu-system-aarch64 (package qemu-system-arm): %w", err)
+	}
 	return k, nil
 }
 
@@ -148,12 +161,25 @@ func CrossBuild(ctx context.Context, pkg, out string) error {
 	return goBuild(ctx, "build", pkg, out)
 }
 
+// CrossBuildArch builds a command for a guest architecture: "arm" (GOARM=7,
+// as CrossBuild) or "arm64".
+func CrossBuildArch(ctx context.Context, goarch, pkg, out string) error {
+	return goBuildArch(ctx, goarch, "build", pkg, out)
+}
+
 // CrossBuildTest compiles the tests of pkg for the guest (go test -c) into out.
 func CrossBuildTest(ctx context.Context, pkg, out string) error {
 	return goBuild(ctx, "test", pkg, out)
 }
 
 func goBuild(ctx context.Context, mode, pkg, out string) error {
+	return goBuildArch(ctx, "arm", mode, pkg, out)
+}
+
+func goBuildArch(ctx context.Context, goarch, mode, pkg, out string) error {
+	if goarch != "arm" && goarch != "arm64" {
+		return fmt.Errorf("GOARCH %q: the guests run arm or arm64", goarch)
+	}
 	root, err := RepoRoot()
 	if err != nil {
 		return err
@@ -169,9 +195,9 @@ func goBuild(ctx context.Context, mode, pkg, out string) error {
 	args = append(args, "-trimpath", "-ldflags=-s -w", "-o", abs, pkg)
 	cmd := exec.CommandContext(ctx, "go", args...)
 	cmd.Dir = root
-	cmd.Env = append(os.Environ(), "GOOS=linux", "GOARCH=arm", "GOARM=7", "CGO_ENABLED=0")
+	cmd.Env = append(os.Environ(), "GOOS=linux", "GOARCH="+goarch, "GOARM=7", "CGO_ENABLED=0")
 	if b, err := cmd.CombinedOutput(); err != nil {
-		return fmt.Errorf("go %s %s for linux/arm: %w\n%s", strings.Join(args, " "), pkg, err, b)
+		return fmt.Errorf("go %s %s for linux/%s: %w\n%s", strings.Join(args, " "), pkg, goarch, err, b)
 	}
 	return nil
 }

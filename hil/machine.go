@@ -40,6 +40,20 @@ var (
 	netModules    = []string{"failover", "net_failover", "virtio_net"}
 	serialModules = []string{"virtio_console"}
 	diskModules   = []string{"virtio_blk", "crc16", "crc32c_generic", "libcrc32c", "mbcache", "jbd2", "ext4"}
+	// The arm64 guest's CAN controllers and the kernel's ISO-TP.
+	kvaserModules = []string{"can-isotp", "sja1000", "kvaser_pci"}
+)
+
+// Guest architectures (Options.Arch).
+const (
+	ArchARMHF = "armhf" // qemu-system-arm, Cortex-A15, the armmp-lpae kernel (the default)
+	ArchARM64 = "arm64" // qemu-system-aarch64, Cortex-A57, the arm64 kernel
+)
+
+// Defaults of the CAN controllers' link (Options.Kvaser).
+const (
+	DefaultBitrate   = 500000
+	DefaultRestartMS = 100
 )
 
 // Options describe one boot of the emulated T-Box.
@@ -64,6 +78,21 @@ type Options struct {
 	// CanUtils puts the armhf can-utils (candump, cansend, cangen, ...) and
 	// the libc they need into the guest.
 	CanUtils bool
+	// Arch is the guest: ArchARMHF (default) or ArchARM64. Binaries for
+	// arm64 come from CrossBuildArch(ctx, "arm64", ...); the arm64 kernel
+	// runs the 32-bit ARM ones as well (COMPAT), can-utils included.
+	Arch string
+	// Kvaser is the number of qemu kvaser_pci cards (arm64 only), all on
+	// one qemu can-bus: can0, can1, ... on the kernel's sja1000 driver.
+	// /init sets each to Bitrate and RestartMS over rtnetlink with
+	// /bin/tboxctl link (which Files must then hold) and brings it up.
+	// vcan0 is there as well.
+	Kvaser int
+	// Bitrate (bit/s, default DefaultBitrate) and RestartMS (default
+	// DefaultRestartMS; -1 for 0: no automatic restart after bus-off) of
+	// the Kvaser ports.
+	Bitrate   int
+	RestartMS int
 	// Memory in MiB (default 256), CPUs (default 1).
 	Memory int
 	CPUs   int
@@ -132,6 +161,9 @@ func (k *Kit) Start(ctx context.Context, o Options) (*Running, error) {
 			return nil, fmt.Errorf("guestfwd to the broker: socat (installed by hil/scripts/install.sh): %w", err)
 		}
 	}
+	if err := k.checkArch(&o); err != nil {
+		return nil, err
+	}
 	tmp, err := os.MkdirTemp("", "hil-")
 	if err != nil {
 		return nil, err
@@ -141,8 +173,12 @@ func (k *Kit) Start(ctx context.Context, o Options) (*Running, error) {
 		os.RemoveAll(tmp)
 		return nil, fmt.Errorf("initramfs: %w", err)
 	}
-	args := qemuArgs(k.Kernel, initrd, &o)
-	cmd := exec.Command(k.QEMU, args...)
+	qemu, kernel := k.QEMU, k.Kernel
+	if o.Arch == ArchARM64 {
+		qemu, kernel = k.QEMU64, k.ARM64Kernel
+	}
+	args := qemuArgs(kernel, initrd, &o)
+	cmd := exec.Command(qemu, args...)
 	cmd.Stdin = nil
 	out, err := cmd.StdoutPipe()
 	if err != nil {
@@ -155,7 +191,7 @@ func (k *Kit) Start(ctx context.Context, o Options) (*Running, error) {
 	r.start = time.Now()
 	if err := cmd.Start(); err != nil {
 		os.RemoveAll(tmp)
-		return nil, fmt.Errorf("start %s: %w", k.QEMU, err)
+		return nil, fmt.Errorf("start %s: %w", qemu, err)
 	}
 	r.timeout = time.AfterFunc(o.Timeout, func() {
 		r.mu.Lock()
@@ -188,15 +224,53 @@ func guestfwdCmd(port int) string {
 	return fmt.Sprintf("socat -lf /dev/null STDIO TCP:127.0.0.1:%d", port)
 }
 
+// checkArch validates Arch and the CAN controllers and fills their
+// defaults.
+func (k *Kit) checkArch(o *Options) error {
+	switch o.Arch {
+	case "":
+		o.Arch = ArchARMHF
+	case ArchARMHF, ArchARM64:
+	default:
+		return fmt.Errorf("Options.Arch %q: want %q or %q", o.Arch, ArchARMHF, ArchARM64)
+	}
+	if o.Kvaser == 0 {
+		return nil
+	}
+	switch {
+	case o.Arch != ArchARM64:
+		return fmt.Errorf("Options.Kvaser %d on %s: the armhf kernel cannot map the card's I/O ports (CONFIG_NO_IOPORT_MAP); use Arch %q", o.Kvaser, o.Arch, ArchARM64)
+	case o.Kvaser < 0 || o.Kvaser > 4:
+		return fmt.Errorf("Options.Kvaser %d: want 1 to 4 cards", o.Kvaser)
+	case o.Files["/bin/tboxctl"] == "":
+		return fmt.Errorf("Options.Kvaser: /init sets the bit rate with tboxctl link: put a tboxctl at /bin/tboxctl in Options.Files")
+	}
+	if o.Bitrate == 0 {
+		o.Bitrate = DefaultBitrate
+	}
+	switch {
+	case o.RestartMS == 0:
+		o.RestartMS = DefaultRestartMS
+	case o.RestartMS < 0:
+		o.RestartMS = 0
+	}
+	return nil
+}
+
 // qemuArgs is the whole qemu command line of a guest. -nodefaults leaves out
 // every device the machine would add on its own (on "virt" a virtio-net-pci
 // NIC whose option ROM, efi-virtio.rom, comes from a package the install
 // script does not name), so the guest has the devices named here and no
-// others, and qemu reads no file but the kernel and the initramfs.
+// others, and qemu reads no file but the kernel and the initramfs. The
+// Kvaser cards are PCI devices without a ROM: romfile= says so.
 func qemuArgs(kernel, initrd string, o *Options) []string {
+	cpu := "cortex-a15"
+	if o.Arch == ArchARM64 {
+		cpu = "cortex-a57"
+	}
 	args := []string{
 		"-nodefaults",
-		"-M", "virt", "-cpu", "cortex-a15", "-accel", "tcg",
+		"-M", "virt", "-cpu", cpu, "-accel", "tcg",
 		"-m", strconv.Itoa(o.Memory), "-smp", strconv.Itoa(o.CPUs),
 		"-display", "none", "-monitor", "none", "-serial", "stdio", "-no-reboot",
 		"-kernel", kernel, "-initrd", initrd,
@@ -219,6 +293,12 @@ func qemuArgs(kernel, initrd string, o *Options) []string {
 		args = append(args,
 			"-drive", fmt.Sprintf("file=%s,format=raw,if=none,id=d0,cache=writethrough", o.Disk),
 			"-device", "virtio-blk-device,drive=d0")
+	}
+	if o.Kvaser > 0 {
+		args = append(args, "-object", "can-bus,id=canbus0")
+		for range o.Kvaser {
+			args = append(args, "-device", "kvaser_pci,canbus=canbus0,romfile=")
+		}
 	}
 	return args
 }
@@ -373,7 +453,11 @@ func (k *Kit) writeInitramfs(dst string, o *Options) error {
 		r.dir(d)
 	}
 	r.charDev("dev/console", 5, 1)
-	if err := r.file("bin/busybox", k.Busybox); err != nil {
+	busybox, modDir := k.Busybox, k.Modules
+	if o.Arch == ArchARM64 {
+		busybox, modDir = k.ARM64Busybox, k.ARM64Modules
+	}
+	if err := r.file("bin/busybox", busybox); err != nil {
 		return err
 	}
 	r.symlink("bin/sh", "busybox")
@@ -394,9 +478,23 @@ func (k *Kit) writeInitramfs(dst string, o *Options) error {
 	if o.Disk != "" {
 		mods, disk = append(mods, diskModules...), "1"
 	}
-	index, err := k.moduleIndex()
+	var cans []string
+	if o.Kvaser > 0 {
+		mods = append(mods, kvaserModules...)
+		for i := range o.Kvaser {
+			cans = append(cans, fmt.Sprintf("can%d", i))
+		}
+	}
+	index, err := moduleIndex(modDir)
 	if err != nil {
 		return err
+	}
+	if o.Kvaser > 0 {
+		for _, m := range kvaserModules {
+			if _, ok := index[modKey(m)]; !ok {
+				return fmt.Errorf("kernel modules in %s: %s.ko not found: Options.Kvaser needs the sja1000, kvaser_pci and can-isotp modules of the arm64 kernel (linux-image-arm64:arm64, hil/scripts/install.sh)", modDir, m)
+			}
+		}
 	}
 	var load []string
 	for _, m := range mods {
@@ -407,8 +505,8 @@ func (k *Kit) writeInitramfs(dst string, o *Options) error {
 		r.add(&cpioEntry{name: "lib/modules/" + m + ".ko", mode: modeFile | 0o644, src: p})
 		load = append(load, m)
 	}
-	r.bytes("etc/hil/env", 0o644, fmt.Appendf(nil, "HIL_MODULES=%q\nHIL_NET=%s\nHIL_DISK=%s\nHIL_SERIAL=%s\n",
-		strings.Join(load, " "), net, disk, serial))
+	r.bytes("etc/hil/env", 0o644, fmt.Appendf(nil, "HIL_MODULES=%q\nHIL_NET=%s\nHIL_DISK=%s\nHIL_SERIAL=%s\nHIL_CAN=%q\nHIL_BITRATE=%d\nHIL_RESTART_MS=%d\n",
+		strings.Join(load, " "), net, disk, serial, strings.Join(cans, " "), o.Bitrate, o.RestartMS))
 
 	if o.CanUtils {
 		ents, err := os.ReadDir(k.CanUtils)
@@ -445,10 +543,11 @@ func (k *Kit) writeInitramfs(dst string, o *Options) error {
 
 func modKey(name string) string { return strings.ReplaceAll(name, "-", "_") }
 
-// moduleIndex maps module names (with '_' for '-') to their .ko files.
-func (k *Kit) moduleIndex() (map[string]string, error) {
+// moduleIndex maps module names (with '_' for '-') to their .ko files
+// under a kernel's lib/modules/<version>.
+func moduleIndex(dir string) (map[string]string, error) {
 	idx := map[string]string{}
-	err := filepath.WalkDir(filepath.Join(k.Modules, "kernel"), func(p string, d fs.DirEntry, err error) error {
+	err := filepath.WalkDir(filepath.Join(dir, "kernel"), func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
 		}
@@ -458,11 +557,11 @@ func (k *Kit) moduleIndex() (map[string]string, error) {
 		return nil
 	})
 	if err != nil {
-		return nil, fmt.Errorf("kernel modules in %s: %w", k.Modules, err)
+		return nil, fmt.Errorf("kernel modules in %s: %w", dir, err)
 	}
 	for _, m := range canModules {
 		if _, ok := idx[modKey(m)]; !ok {
-			return nil, fmt.Errorf("kernel modules in %s: %s.ko not found", k.Modules, m)
+			return nil, fmt.Errorf("kernel modules in %s: %s.ko not found", dir, m)
 		}
 	}
 	return idx, nil

@@ -24,10 +24,12 @@ func TestQEMUArgsHermetic(t *testing.T) {
 		{Serial: "/tmp/x.sock"},
 		{Disk: "/tmp/disk.img"},
 		{BrokerPort: 1883, Serial: "/tmp/x.sock", Disk: "/tmp/disk.img"},
+		{Arch: ArchARM64},
+		{Arch: ArchARM64, Kvaser: 2, BrokerPort: 1883, Serial: "/tmp/x.sock", Disk: "/tmp/disk.img"},
 	} {
 		o.Memory, o.CPUs, o.Clock = 256, 1, time.Unix(1700000000, 0)
 		args := qemuArgs("vmlinuz", "initrd.gz", &o)
-		name := fmt.Sprintf("broker=%d serial=%q disk=%q", o.BrokerPort, o.Serial, o.Disk)
+		name := fmt.Sprintf("arch=%s kvaser=%d broker=%d serial=%q disk=%q", o.Arch, o.Kvaser, o.BrokerPort, o.Serial, o.Disk)
 		if !slices.Contains(args, "-nodefaults") {
 			t.Errorf("%s: no -nodefaults in %q", name, args)
 		}
@@ -42,10 +44,56 @@ func TestQEMUArgsHermetic(t *testing.T) {
 			if a == "-device" && strings.Contains(args[i+1], "-pci") {
 				t.Errorf("%s: PCI device %s: its option ROM comes from a package", name, args[i+1])
 			}
+			// The Kvaser cards are PCI devices: only with the ROM
+			// turned off.
+			if a == "-device" && strings.Contains(args[i+1], "_pci") && !slices.Contains(strings.Split(args[i+1], ","), "romfile=") {
+				t.Errorf("%s: PCI device %s without romfile= (no option ROM)", name, args[i+1])
+			}
+		}
+		cpu := args[slices.Index(args, "-cpu")+1]
+		if want := map[string]string{"": "cortex-a15", ArchARM64: "cortex-a57"}[o.Arch]; cpu != want {
+			t.Errorf("%s: -cpu %s, want %s", name, cpu, want)
+		}
+		if got := strings.Count(strings.Join(args, " "), "kvaser_pci,canbus=canbus0"); got != o.Kvaser {
+			t.Errorf("%s: %d kvaser_pci cards, want %d", name, got, o.Kvaser)
+		}
+		if o.Kvaser > 0 && !slices.Contains(args, "can-bus,id=canbus0") {
+			t.Errorf("%s: kvaser cards without their can-bus object", name)
 		}
 		if nets == 0 {
 			t.Errorf("%s: neither a netdev nor -nic none", name)
 		}
+	}
+}
+
+// TestCheckArch: the Kvaser cards only on arm64 (the armhf kernel cannot
+// map them), with a tboxctl to set their bit rate, and the link defaults.
+func TestCheckArch(t *testing.T) {
+	k := &Kit{}
+	ctl := map[string]string{"/bin/tboxctl": "tboxctl"}
+	for _, c := range []struct {
+		o  Options
+		ok bool
+	}{
+		{Options{}, true},
+		{Options{Arch: "x86"}, false},
+		{Options{Kvaser: 2, Files: ctl}, false},
+		{Options{Arch: ArchARM64, Kvaser: 2}, false},
+		{Options{Arch: ArchARM64, Kvaser: 9, Files: ctl}, false},
+		{Options{Arch: ArchARM64, Kvaser: 2, Files: ctl}, true},
+	} {
+		o := c.o
+		err := k.checkArch(&o)
+		if (err == nil) != c.ok {
+			t.Errorf("checkArch(%+v) = %v, want ok %v", c.o, err, c.ok)
+		}
+		if err == nil && o.Kvaser > 0 && (o.Bitrate != DefaultBitrate || o.RestartMS != DefaultRestartMS) {
+			t.Errorf("checkArch(%+v): bitrate %d restart-ms %d, want the defaults", c.o, o.Bitrate, o.RestartMS)
+		}
+	}
+	o := Options{Arch: ArchARM64, Kvaser: 1, Files: ctl, RestartMS: -1, Bitrate: 250000}
+	if err := k.checkArch(&o); err != nil || o.RestartMS != 0 || o.Bitrate != 250000 {
+		t.Errorf("RestartMS -1, Bitrate 250000: %v, restart-ms %d, bitrate %d; want 0 and 250000", err, o.RestartMS, o.Bitrate)
 	}
 }
 

@@ -208,6 +208,9 @@ func formatStatus(st Status, now time.Time, version, service string) string {
 	for _, bs := range st.Buses {
 		line("CAN", "%s: %s, frames %d, dropped %d, error frames %d, bus-off %d, error-passive %d, reopens %d",
 			bs.Name, bs.State, bs.Frames, bs.Dropped, bs.ErrorFrames, bs.BusOff, bs.ErrorPassive, bs.Reopens)
+		if bs.Controller != "" {
+			line("CAN", "%s controller: %s", bs.Name, bs.Controller)
+		}
 	}
 	line("engine", "frames %d, last frame %s, source errors %d", st.Frames, ago(st.LastFrame), st.SourceErrors)
 	if p := st.Poll; p.Known {

@@ -197,6 +197,10 @@ type BusStatus struct {
 	BusOff       uint64 // bus-off events
 	ErrorPassive uint64 // error-passive events
 	Reopens      uint64
+	// Controller is a real CAN controller's link as the kernel reports
+	// it (state, bit rate, restart-ms, error counters); "" on vcan and
+	// for a log.
+	Controller string
 }
 
 // BatchStatus is the mileage engine's open span; Known false when the

@@ -47,6 +47,7 @@ var commands = []command{
 	{"replay", "replay --profile FILE --key FILE [--log FILE] [--chain-id N] [--state DIR]: signed attestations", runReplay},
 	{"outbox", "outbox --state DIR: prints the attestations held in a state directory", runOutbox},
 	{"unlock", "unlock --service-key FILE --challenge TOKEN [--device ADDR]: answers the shell's service-mode challenge", runUnlock},
+	{"link", "link --iface IFACE [--bitrate N [--restart-ms MS]] [--restart]: a CAN controller's bit rate and restart-ms over netlink, link up; prints its state", runLink},
 	{"verify", "verify [--chain-id N] [--device ADDR] [--partial] [FILE]: checks attestation JSON lines", runVerify},
 }
 

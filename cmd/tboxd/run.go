@@ -294,10 +294,14 @@ func health(st *store.Store, parts *shellParts) any {
 	ss := parts.status()
 	buses := make([]map[string]any, 0, len(ss.Buses))
 	for _, b := range ss.Buses {
-		buses = append(buses, map[string]any{
+		bm := map[string]any{
 			"bus": b.Name, "state": b.State, "frames": b.Frames, "dropped": b.Dropped,
 			"error_frames": b.ErrorFrames, "bus_off": b.BusOff, "error_passive": b.ErrorPassive, "reopens": b.Reopens,
-		})
+		}
+		if b.Controller != "" {
+			bm["controller"] = b.Controller // a real controller's state, bit rate, error counters
+		}
+		buses = append(buses, bm)
 	}
 	h["can"] = buses
 	h["frames"] = ss.Frames

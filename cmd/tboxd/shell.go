@@ -173,6 +173,7 @@ func (p *shellParts) status() shell.Status {
 			}
 			bs.Frames, bs.Dropped, bs.ErrorFrames, bs.Reopens = cs.Frames, cs.Dropped, cs.ErrorFrames, cs.Reopens
 			bs.BusOff, bs.ErrorPassive = cs.Count(socketcan.BusOff), cs.Count(socketcan.ErrorPassive)
+			bs.Controller = controller(c.Interface())
 		} else if s.LogTime {
 			// A log has one source: the agent's count is its frames.
 			bs.State, bs.Frames = "log replay", st.Frames
@@ -330,4 +331,14 @@ func orNone(s string) string {
 		return "none"
 	}
 	return s
+}
+
+// controller is a real CAN controller's link state for the shell and the
+// health report: "" for vcan or when the kernel does not answer.
+func controller(iface string) string {
+	l, err := socketcan.Link(iface)
+	if err != nil || !l.HasCAN {
+		return ""
+	}
+	return fmt.Sprintf("%s, %d bit/s, restart-ms %d, tx errors %d, rx errors %d", l.StateName(), l.Bitrate, l.RestartMS, l.TxErr, l.RxErr)
 }

@@ -24,6 +24,11 @@ done
 ip link set lo up
 ip link add dev vcan0 type vcan || fail "ip link add vcan0"
 ip link set vcan0 up || fail "ip link set vcan0 up"
+# Real CAN controllers (Options.Kvaser): the bit rate and restart-ms over
+# rtnetlink, which busybox ip cannot set, then up.
+for i in $HIL_CAN; do
+	tboxctl link --iface "$i" --bitrate "$HIL_BITRATE" --restart-ms "$HIL_RESTART_MS" || fail "tboxctl link $i"
+done
 
 if [ "$HIL_NET" = 1 ]; then
 	ip link set eth0 up && ip addr add 10.0.2.15/24 dev eth0 && ip route add default via 10.0.2.2 || fail "eth0"

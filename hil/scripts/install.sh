@@ -10,7 +10,12 @@
 # with its initdb and pg_ctl).
 # Guest files (armhf, from the Debian archive through
 # apt-get download, unpacked with dpkg-deb -x): busybox-static, the armmp-lpae
-# kernel with its modules, can-utils and the libc it links against.
+# kernel with its modules, can-utils and the libc it links against. For the
+# second emulated T-Box (arm64, qemu-system-aarch64 from the same
+# qemu-system-arm package, qemu's kvaser_pci CAN cards and the kernel's
+# sja1000 driver): busybox-static:arm64 and the kernel that
+# linux-image-arm64:arm64 depends on, into debs-arm64/ and arm64/ (the ARM64_*
+# keys of kit.env).
 # CACHE_DIR defaults to <repo root>/.cache/hil. The script is idempotent: when
 # the cache is complete it only checks and prints the kit (kit.env).
 set -eu
@@ -32,8 +37,9 @@ kit_ok() {
 	[ -s "$kitenv" ] || return 1
 	# shellcheck disable=SC1090
 	( . "$kitenv"
-	  for p in "$KERNEL" "$MODULES" "$BUSYBOX" "$CANUTILS" "$LIBDIR"; do [ -e "$p" ] || exit 1; done
-	  for b in qemu-system-arm cpio gzip mkfs.ext4 debugfs socat candump mosquitto swtpm chromium; do
+	  for p in "$KERNEL" "$MODULES" "$BUSYBOX" "$CANUTILS" "$LIBDIR" \
+		"${ARM64_KERNEL:-}" "${ARM64_MODULES:-}" "${ARM64_BUSYBOX:-}"; do [ -n "$p" ] && [ -e "$p" ] || exit 1; done
+	  for b in qemu-system-arm qemu-system-aarch64 cpio gzip mkfs.ext4 debugfs socat candump mosquitto swtpm chromium; do
 		command -v "$b" >/dev/null 2>&1 || [ -x "/usr/sbin/$b" ] || exit 1
 	  done
 	  ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || exit 1 ) || return 1
@@ -69,17 +75,21 @@ if [ -n "$missing" ]; then
 	apt-get install -y -q --no-install-recommends $missing >&2
 fi
 
-# Guest architecture.
-if ! dpkg --print-foreign-architectures | grep -qx armhf; then
-	log "adding dpkg architecture armhf"
-	dpkg --add-architecture armhf
-	updated=0
-	apt_update
-fi
+# Guest architectures.
+for arch in armhf arm64; do
+	if ! dpkg --print-foreign-architectures | grep -qx $arch && [ "$(dpkg --print-architecture)" != $arch ]; then
+		log "adding dpkg architecture $arch"
+		dpkg --add-architecture $arch
+		updated=0
+		apt_update
+	fi
+done
 candidate() { apt-cache policy "$1" 2>/dev/null | awk '/Candidate:/ {print $2}'; }
-if [ -z "$(candidate busybox-static:armhf)" ] || [ "$(candidate busybox-static:armhf)" = "(none)" ]; then
-	apt_update
-fi
+for p in busybox-static:armhf busybox-static:arm64; do
+	if [ -z "$(candidate $p)" ] || [ "$(candidate $p)" = "(none)" ]; then
+		apt_update
+	fi
+done
 
 # Resolve the kernel through the metapackage.
 kpkg=$(apt-cache depends linux-image-armmp-lpae:armhf 2>/dev/null | awk '/Depends: linux-image-[0-9]/ {print $2; exit}')
@@ -119,6 +129,37 @@ for p in "$kernel" "$modules" "$busybox" "$canutils/candump" "$libdir/libc.so.6"
 	[ -e "$p" ] || { log "expected $p after unpacking, not found"; exit 1; }
 done
 
+# The arm64 guest: its own download and unpack directories, so that the
+# armhf tree above never receives an arm64 package.
+k64pkg=$(apt-cache depends linux-image-arm64:arm64 2>/dev/null | awk '/Depends: linux-image-[0-9]/ {print $2; exit}')
+[ -n "$k64pkg" ] || { log "cannot resolve linux-image-arm64:arm64 (apt-cache depends found no linux-image-<version>)"; exit 1; }
+k64ver=${k64pkg#linux-image-}
+k64ver=${k64ver%:arm64}
+log "arm64 kernel package $k64pkg (version $k64ver)"
+debs64=$cache/debs-arm64
+mkdir -p "$debs64"
+for p in busybox-static:arm64 "$k64pkg"; do
+	name=${p%:arm64}
+	if ls "$debs64/${name}_"*_arm64.deb >/dev/null 2>&1; then
+		continue
+	fi
+	log "downloading $p"
+	(cd "$debs64" && apt-get download -q "$p" >&2) || { apt_update; (cd "$debs64" && apt-get download -q "$p" >&2); }
+done
+rootfs64=$cache/arm64
+if [ ! -e "$rootfs64/.unpacked" ]; then
+	rm -rf "$rootfs64"
+	mkdir -p "$rootfs64"
+	for d in "$debs64"/*.deb; do
+		log "unpacking $(basename "$d")"
+		dpkg-deb -x "$d" "$rootfs64"
+	done
+	touch "$rootfs64/.unpacked"
+fi
+for p in "$rootfs64/boot/vmlinuz-$k64ver" "$rootfs64/lib/modules/$k64ver" "$rootfs64/bin/busybox"; do
+	[ -e "$p" ] || { log "expected $p after unpacking, not found"; exit 1; }
+done
+
 tmp=$kitenv.tmp
 cat >"$tmp" <<KIT
 KVER=$kver
@@ -128,6 +169,10 @@ BUSYBOX=$busybox
 CANUTILS=$canutils
 LIBDIR=$libdir
 LOADER=$libdir/ld-linux-armhf.so.3
+ARM64_KVER=$k64ver
+ARM64_KERNEL=$rootfs64/boot/vmlinuz-$k64ver
+ARM64_MODULES=$rootfs64/lib/modules/$k64ver
+ARM64_BUSYBOX=$rootfs64/bin/busybox
 KIT
 mv "$tmp" "$kitenv"
 kit_ok || { log "kit incomplete after install (a host tool is missing)"; exit 1; }
