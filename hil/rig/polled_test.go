@@ -34,10 +34,13 @@ type PolledCase struct {
 // consecutive frame, userspace ISO-TP), and a UDS drive whose ECU falls
 // silent for 30 s of driving (ISO-TP as the kernel offers).
 func PolledCases(start time.Time) []PolledCase {
-	d := Drive{Seed: 41, Start: start, Duration: 8 * time.Minute, Pace: polledPace, NoParking: true,
+	// Four minutes of driving (one minute of the emulator's time at 4x)
+	// cross a batch boundary as often as not and ask about 300 times; the
+	// silent drive is longer so that its 30 s of silence sit mid-drive.
+	d := Drive{Seed: 41, Start: start, Duration: 4 * time.Minute, Pace: polledPace, NoParking: true,
 		SpeedHz: 5, ModeHz: 1}
 	silent := d
-	silent.Seed, silent.NoTraffic, silent.SilentAt, silent.SilentFor = 43, true, 4*time.Minute, 30*time.Second
+	silent.Seed, silent.NoTraffic, silent.Duration, silent.SilentAt, silent.SilentFor = 43, true, 6*time.Minute, 3*time.Minute, 30*time.Second
 	return []PolledCase{
 		{Name: "obd", Profile: "ev_obd.toml", ISOTP: "kernel", Drive: d},
 		{Name: "uds", Profile: "ev_uds.toml", ISOTP: "user", Drive: func() Drive { x := d; x.Seed = 42; return x }()},
