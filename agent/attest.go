@@ -134,6 +134,11 @@ func NewAttester(cfg AttesterConfig, key signer.Signer, ob Outbox) (*Attester, e
 		a.restarted = true
 		a.started = ms.Started
 		a.resumeAt = time.Unix(0, ms.Now)
+		if ms.Unset {
+			// The batch clock runs on an estimate while the clock is
+			// unset; the frames' own time is the interval clock's.
+			a.resumeAt = time.Unix(0, ms.Mono-ms.MonoOff)
+		}
 		a.pending = st.Pending
 		a.lastBatch = st.LastBatch
 	}
@@ -168,6 +173,10 @@ type Progress struct {
 	Modes   []mileage.ModeMeters // Meters by drive mode: sorted by name, no zero entries
 	Flags   uint32               // flags the span would carry now (signer.Flag...)
 	Held    int                  // closed spans not yet in the outbox (it is full)
+	// Candidate is how far above the high-water mark a pending JUMP
+	// candidate reads (meters), 0 when none is pending: later readings
+	// decide whether it is credited or a glitch.
+	Candidate float64
 }
 
 // OpenSpan returns the open span. It copies the engine's state: cheap once
@@ -176,6 +185,9 @@ func (a *Attester) OpenSpan() Progress {
 	st := a.eng.State()
 	sp := &st.Span
 	p := Progress{Open: sp.Open, Batch: sp.Batch, Meters: sp.Meters, Held: len(a.pending)}
+	if st.Cand {
+		p.Candidate = st.CandHi - st.HWM
+	}
 	if !sp.Open {
 		return p
 	}
