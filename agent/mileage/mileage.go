@@ -63,6 +63,14 @@ type Config struct {
 	// build time; a reading stamped earlier means the clock is unset. Zero:
 	// the start of Mileage Mining (batch 2766336).
 	MinTime time.Time
+	// TimeScale, above 1, says that frame times are compressed by that
+	// factor (a bench replaying a drive faster than real time, the
+	// agent's TimeScale). The tolerances that stand for real-time
+	// imprecision, JumpSlack (frames handed over late or in a burst) and
+	// ClockStep (a step back of the clock), are multiplied by it: a frame
+	// 40 ms late is 9.6 s late in a drive compressed 240 times. 0 or 1: a
+	// vehicle, real time.
+	TimeScale float64
 }
 
 // ModeMeters is the distance driven in one drive mode.
@@ -92,6 +100,9 @@ type Engine struct {
 	minNs   int64
 	speedOK bool
 
+	slackNs int64 // JumpSlack, times Config.TimeScale
+	stepNs  int64 // ClockStep, times Config.TimeScale
+
 	st      State
 	modeIdx int // index of st.Mode in st.Span.Modes, -1 unknown
 }
@@ -113,6 +124,12 @@ func New(cfg Config, st *State) *Engine {
 	if !cfg.MinTime.IsZero() {
 		e.minNs = clampNanos(cfg.MinTime)
 	}
+	scale := 1.0
+	if cfg.TimeScale > 1 && cfg.TimeScale <= 1e6 {
+		scale = cfg.TimeScale
+	}
+	e.slackNs = int64(float64(JumpSlack) * scale)
+	e.stepNs = int64(float64(ClockStep) * scale)
 	if st != nil {
 		e.st = st.clone()
 	}
@@ -251,7 +268,7 @@ func (e *Engine) advance(t time.Time) (out []Span) {
 			s.Unset, s.Discont = true, true
 		}
 		sp.Clock = true
-	case s.Now > 0 && raw < s.Now-int64(ClockStep): // clock stepped back
+	case s.Now > 0 && raw < s.Now-e.stepNs: // clock stepped back
 		s.Unset = false
 		s.Discont = true
 		sp.Clock = true
@@ -388,7 +405,7 @@ func (e *Engine) odometer(m float64, now int64) {
 	}
 	// The reading before this one was on the candidate's course, if one is
 	// pending: a plausible one would have dropped it, another replaced it.
-	step := e.maxMps*(float64(now-s.OdoTime)/1e9+JumpSlack.Seconds()) + e.res
+	step := e.maxMps*float64(now-s.OdoTime+e.slackNs)/1e9 + e.res
 	s.OdoTime = now
 	if s.Cand && m >= s.CandHi-e.res && m-s.CandHi <= step {
 		// The reading continues from the candidate.
@@ -415,7 +432,7 @@ func (e *Engine) plausible(m float64, now int64) bool {
 		return true
 	}
 	excess := m - s.JumpHWM - e.maxMps*float64(now-s.JumpTime)/1e9
-	return excess <= e.res+e.maxMps*JumpSlack.Seconds()
+	return excess <= e.res+e.maxMps*float64(e.slackNs)/1e9
 }
 
 // accept applies a reading m on the accepted course; dt is the time since
@@ -626,3 +643,13 @@ func cleanMode(name string) string {
 	}
 	return name
 }
+
+// Candidate returns the highest reading of the pending JUMP candidate's
+// course and how many readings it has, ok false when none is pending.
+// Cheap: for per-reading use, where State would copy too much.
+func (e *Engine) Candidate() (hi float64, count uint32, ok bool) {
+	return e.st.CandHi, e.st.CandCount, e.st.Cand
+}
+
+// HWM returns the high-water mark, meters.
+func (e *Engine) HWM() float64 { return e.st.HWM }

@@ -164,6 +164,8 @@ func run(ctx context.Context, cfgPath string, hup <-chan os.Signal) error {
 		Profile: p,
 		MinTime: time.Unix(bt, 0),
 		Logger:  log.With("part", "attester"),
+		// The engine's real-time tolerances compress with the frame times.
+		TimeScale: cfg.CAN.TimeScale,
 	}
 	if bt == 0 || cfg.CAN.Replay != "" {
 		// A replay trusts its log's timestamps (as tboxctl replay does): a
