@@ -45,8 +45,9 @@
 // Times are those of the frames. The batch clock never runs backwards: a
 // reading stamped a little earlier than the last one (two buses, jitter)
 // counts at the engine's current time. A step back of more than two minutes
-// is a clock step: the open span gets CLOCK and closes (unless the outbox is
-// full), the engine follows the new clock, and the next span gets CLOCK too.
+// (ClockStep; on a bench, times Config.TimeScale) is a clock step: the open
+// span gets CLOCK and closes (unless the outbox is full), the engine
+// follows the new clock, and the next span gets CLOCK too.
 // A reading earlier than Config.MinTime means the clock is unset (a T-Box
 // that never had a trusted clock, or one that lost it at a reboot): the
 // batch clock then runs on the best estimate the engine has, the last good
@@ -137,6 +138,16 @@
 // resolves the same way after it: if real, its distance is credited then
 // (after a long stop, the next reading is plausible and takes it), never
 // lost, never counted twice.
+//
+// On a bench that compresses time (Config.TimeScale, the agent's
+// can.time_scale), JumpSlack and the clock-step threshold (ClockStep) are
+// multiplied by the scale: they stand for real-time imprecision (a frame
+// handed over late, a player that stalls and then sends the overdue
+// frames at once), which the compression multiplies too. At 240× that is
+// 240 s of slack, 250 km/h × 241 s + one step ≈ 16.7 km: a burst of
+// genuine readings after a stall of up to a second of real time stays on
+// the plausible course, and a lone 541#FFFFFFFF frame is still far
+// outside it. On a vehicle (TimeScale 0 or 1) the numbers above hold.
 //
 // What the rule cannot tell from the car: a glitch within the plausible
 // course (at most 200 m ahead at 5 Hz with the defaults) is taken as a
