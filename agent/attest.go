@@ -60,6 +60,10 @@ type AttesterConfig struct {
 	Profile *profile.Profile
 	// MinTime is the agent's build time: a clock earlier than it is unset.
 	MinTime time.Time
+	// TimeScale is the agent's (Options.TimeScale): frame times are
+	// compressed by it on a bench, and the engine's real-time tolerances
+	// with them (mileage.Config.TimeScale).
+	TimeScale float64
 	// OnDurable, when set, is called with each attestation once it is
 	// durable in the outbox, in seq order.
 	OnDurable func(rec store.Record, a *signer.Attestation)
@@ -110,6 +114,7 @@ func NewAttester(cfg AttesterConfig, key signer.Signer, ob Outbox) (*Attester, e
 		HasSpeed:    cfg.Profile.Has(profile.Speed),
 		Resolution:  cfg.Profile.Resolution(profile.Odometer),
 		MinTime:     cfg.MinTime,
+		TimeScale:   cfg.TimeScale,
 	}
 	blob, err := ob.State()
 	if err != nil {
@@ -134,8 +139,14 @@ func NewAttester(cfg AttesterConfig, key signer.Signer, ob Outbox) (*Attester, e
 		a.restarted = true
 		a.started = ms.Started
 		a.resumeAt = time.Unix(0, ms.Now)
+		if ms.Unset {
+			// The batch clock runs on an estimate while the clock is
+			// unset; the frames' own time is the interval clock's.
+			a.resumeAt = time.Unix(0, ms.Mono-ms.MonoOff)
+		}
 		a.pending = st.Pending
 		a.lastBatch = st.LastBatch
+		a.logState("mileage state resumed")
 	}
 	a.updateBlocked()
 	if err := a.flush(); err != nil {
@@ -168,6 +179,10 @@ type Progress struct {
 	Modes   []mileage.ModeMeters // Meters by drive mode: sorted by name, no zero entries
 	Flags   uint32               // flags the span would carry now (signer.Flag...)
 	Held    int                  // closed spans not yet in the outbox (it is full)
+	// Candidate is how far above the high-water mark a pending JUMP
+	// candidate reads (meters), 0 when none is pending: later readings
+	// decide whether it is credited or a glitch.
+	Candidate float64
 }
 
 // OpenSpan returns the open span. It copies the engine's state: cheap once
@@ -176,6 +191,9 @@ func (a *Attester) OpenSpan() Progress {
 	st := a.eng.State()
 	sp := &st.Span
 	p := Progress{Open: sp.Open, Batch: sp.Batch, Meters: sp.Meters, Held: len(a.pending)}
+	if st.Cand {
+		p.Candidate = st.CandHi - st.HWM
+	}
 	if !sp.Open {
 		return p
 	}
@@ -217,7 +235,10 @@ func (a *Attester) Reading(r *profile.Reading) error {
 	var spans []mileage.Span
 	switch r.Kind {
 	case profile.Odometer:
+		candHi, _, wasCand := a.eng.Candidate()
+		hwm := a.eng.HWM()
 		spans = a.eng.Odometer(r.Time, r.Value)
+		a.logJump(r, wasCand, candHi, hwm)
 		if !a.started && a.eng.State().Started {
 			// The first reading the device ever took anchors the
 			// telescoping sum: it must survive a crash right after it.
@@ -243,6 +264,33 @@ func (a *Attester) Reading(r *profile.Reading) error {
 	return a.after(r.Time, spans)
 }
 
+// logJump logs the JUMP candidate events of an odometer reading r: a new
+// candidate, or a pending one resolved, its distance credited (confirmed,
+// or overtaken by a reading on the plausible course) or dismissed as a
+// glitch. wasCand, candHi and hwm are the engine's before the reading.
+func (a *Attester) logJump(r *profile.Reading, wasCand bool, candHi, hwm float64) {
+	_, n, cand := a.eng.Candidate()
+	now := a.eng.HWM()
+	switch {
+	case cand && n == 1:
+		a.log.Debug("jump candidate", "reading_m", r.Value, "hwm_m", hwm, "above_m", r.Value-hwm, "time", r.Time)
+	case wasCand && !cand && now >= candHi:
+		a.log.Debug("jump candidate credited", "reading_m", r.Value, "credited_m", math.Floor(now)-math.Floor(hwm), "time", r.Time)
+	case wasCand && !cand:
+		a.log.Debug("jump candidate dismissed: a glitch", "candidate_m", candHi, "reading_m", r.Value, "hwm_m", now, "time", r.Time)
+	}
+}
+
+// logState logs the engine's state (what a restart resumes from).
+func (a *Attester) logState(msg string) {
+	st := a.eng.State()
+	a.log.Info(msg, "started", st.Started, "first_m", st.First, "hwm_m", st.HWM, "odo_m", st.Odo,
+		"odo_time", time.Unix(0, st.OdoTime-st.MonoOff).UTC(), "mono_off", time.Duration(st.MonoOff),
+		"now", time.Unix(0, st.Now).UTC(), "jump_hwm_m", st.JumpHWM, "jump_time", time.Unix(0, st.JumpTime-st.MonoOff).UTC(),
+		"cand", st.Cand, "cand_hi_m", st.CandHi, "cand_count", st.CandCount,
+		"span_meters", st.Span.Meters, "span_flags", st.Span.Flags, "pending", len(a.pending))
+}
+
 // Tick moves the engine's clock to now without a frame, so that a span
 // closes at its batch boundary on a quiet bus.
 func (a *Attester) Tick(now time.Time) error {
@@ -261,6 +309,7 @@ func (a *Attester) Stop(now time.Time) error {
 	if err := a.flush(); err != nil {
 		return err
 	}
+	a.logState("mileage state at stop")
 	return a.checkpoint(now)
 }
 

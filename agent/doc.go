@@ -13,6 +13,18 @@
 // is signed and stored at start-up. Nothing is counted twice, nothing is
 // lost, and seq/prev come from the store's head, so the chain cannot fork.
 //
+// # Clock
+//
+// The agent stamps nothing itself: the mileage engine takes its time from
+// the frames (kernel receive times on SocketCAN, the log's on a replay)
+// and from the ticks. A clock earlier than AttesterConfig.MinTime (the
+// build time) is unset: the engine then closes spans per batch of its best
+// estimate of the time, the last good time (or the build time) plus the
+// time elapsed, each flagged CLOCK (see package mileage, # Time). The
+// ClockCheck adds CLOCK for a clock the kernel reports unsynchronized or
+// that stepped. So an agent that never had a trusted clock still makes one
+// attestation per batch, never one span for a whole drive.
+//
 // # Status
 //
 // The diagnostic shell reads the agent without ever waiting for its loop:

@@ -110,10 +110,27 @@ func TestOpenSpanIsTheNextAttestation(t *testing.T) {
 				return []can.Frame{
 					r.frame(t, profile.Odometer, 100_000, at(0)),
 					r.frame(t, profile.Odometer, 110_000, at(1)),
+					r.frame(t, profile.Odometer, 110_020, at(3)),
+					r.frame(t, profile.Odometer, 110_050, at(6)),
 				}
 			},
-			want: Progress{Open: true, Batch: batch, Batches: 1, Meters: 10_000,
-				Modes: []mileage.ModeMeters{{Mode: mileage.UnknownMode, Meters: 10_000}}, Flags: signer.FlagJump},
+			// A JUMP candidate, confirmed by the readings after it.
+			want: Progress{Open: true, Batch: batch, Batches: 1, Meters: 10_050,
+				Modes: []mileage.ModeMeters{{Mode: mileage.UnknownMode, Meters: 10_050}}, Flags: signer.FlagJump},
+		},
+		{
+			name: "odometer glitch",
+			events: func(r *progressRig, t *testing.T) []can.Frame {
+				return []can.Frame{
+					r.frame(t, profile.Odometer, 100_000, at(0)),
+					r.frame(t, profile.Odometer, 110_000, at(1)),
+					r.frame(t, profile.Odometer, 100_020, at(2)),
+				}
+			},
+			// A JUMP candidate that the next reading did not continue:
+			// not credited.
+			want: Progress{Open: true, Batch: batch, Batches: 1, Meters: 20,
+				Modes: []mileage.ModeMeters{{Mode: mileage.UnknownMode, Meters: 20}}, Flags: signer.FlagJump},
 		},
 		{
 			name: "odometer silent while moving",
@@ -212,13 +229,13 @@ func TestAgentProgress(t *testing.T) {
 	}()
 
 	now := time.Now()
-	for i, m := range []float64{100_000, 100_100, 100_250} {
-		bus.Send(r.frame(t, profile.Odometer, m, now.Add(time.Duration(i)*100*time.Millisecond)))
+	for i, m := range []float64{100_000, 100_010, 100_030} { // 72-144 km/h
+		bus.Send(r.frame(t, profile.Odometer, m, now.Add(time.Duration(i)*500*time.Millisecond)))
 	}
 	deadline := time.Now().Add(5 * time.Second)
-	for a.Progress().Meters != 250 {
+	for a.Progress().Meters != 30 {
 		if time.Now().After(deadline) {
-			t.Fatalf("Progress = %+v after 5 s, want 250 m", a.Progress())
+			t.Fatalf("Progress = %+v after 5 s, want 30 m", a.Progress())
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
@@ -232,8 +249,8 @@ func TestAgentProgress(t *testing.T) {
 	go func() { got <- a.Progress() }()
 	select {
 	case p := <-got:
-		if p.Meters != 250 {
-			t.Errorf("Progress under the agent's lock = %+v, want 250 m", p)
+		if p.Meters != 30 {
+			t.Errorf("Progress under the agent's lock = %+v, want 30 m", p)
 		}
 	case <-time.After(time.Second):
 		t.Error("Progress waited for the agent's mutex")
@@ -271,5 +288,29 @@ func BenchmarkOpenSpan(b *testing.B) {
 		if p := r.att.OpenSpan(); p.Meters != 200 {
 			b.Fatalf("OpenSpan = %+v", p)
 		}
+	}
+}
+
+// TestOpenSpanShowsCandidate: a pending JUMP candidate shows in the open
+// span with its distance above the high-water mark, and no longer once a
+// reading back on the course made it a glitch.
+func TestOpenSpanShowsCandidate(t *testing.T) {
+	r := newProgressRig(t)
+	t0 := time.Date(2025, 5, 5, 5, 0, 30, 0, time.UTC)
+	for i, m := range []float64{100_000, 100_020, 150_020} {
+		f := r.frame(t, profile.Odometer, m, t0.Add(time.Duration(i)*time.Second))
+		if err := r.att.Frame(&f); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if p := r.att.OpenSpan(); p.Candidate != 50_000 || p.Meters != 20 || p.Flags != signer.FlagJump {
+		t.Fatalf("OpenSpan = %+v, want a candidate 50000 m above, 20 m credited, JUMP", p)
+	}
+	f := r.frame(t, profile.Odometer, 100_040, t0.Add(3*time.Second))
+	if err := r.att.Frame(&f); err != nil {
+		t.Fatal(err)
+	}
+	if p := r.att.OpenSpan(); p.Candidate != 0 || p.Meters != 40 {
+		t.Fatalf("OpenSpan = %+v, want no candidate, 40 m credited", p)
 	}
 }

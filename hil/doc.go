@@ -101,6 +101,8 @@
 // The field scenarios judge tboxd from its outbox and logs:
 // TestFieldOdometerAttacks (a rollback, a jump and a second device: the
 // flags where README §C1 puts them, no distance credited twice),
+// TestFieldOdometerGlitch (one 541#FFFFFFFFFFFFFFFF frame cansent mid-drive,
+// issue 14: not credited, no ROLLBACK after it, the meters equal the truth),
 // TestFieldBusOutage (vcan0 deleted and re-added mid-drive: the socket
 // reopens by itself, GAP, no distance lost) and TestFieldFullBusLoad (cangen
 // noise at the guest's highest rate: every profile frame counted, no drops;

@@ -69,7 +69,10 @@
 //
 // A torn bbolt meta page (a cut during the commit itself) makes bbolt use
 // the previous transaction; Open then sees the sidecar one record ahead and
-// completes it, and rewrites the torn meta page with one commit.
+// completes it, and rewrites the torn meta page with one commit. Open
+// cannot tell a torn newest meta page from a damaged older one, so it takes
+// every invalid meta page for a fallback: the database may be one
+// transaction, and so one record, behind.
 //
 // Ack, Nack and Checkpoint touch only the database. Their loss in a cut
 // means an ack redone (the collector acks the re-sent record again), a nack
@@ -87,7 +90,13 @@
 // digests the sidecar (written first) wins; (d) when both copies are
 // unusable (the sidecar damaged and the database missing or damaged), Open
 // refuses to start with ErrHeadLost instead of restarting at seq 1, and
-// leaves the files for an operator.
+// leaves the files for an operator; (e) when a meta page is invalid (bbolt
+// would fall back to the previous transaction) and the sidecar is damaged,
+// or missing while the database holds records, nothing can say whether
+// the lost transaction appended the head that was published: Open refuses
+// with ErrHeadLost before bbolt writes anything, rather than rewrite the
+// sidecar from a head that may be one behind (TestTornMetaWithDamagedSidecar
+// tears the newest meta page of a real file).
 //
 // A SIGKILL test (TestKill) kills a writer 60 times at random moments and
 // checks every restart for gaps, duplicates and forks; a hook test and a
@@ -103,10 +112,16 @@
 //     sidecar's acked-through point and the head (some may have been acked
 //     since). The chain continues at head+1 with the right prev. Checkpoints
 //     made after the head record are lost too (the sidecar's state is the one
-//     saved with the head record).
+//     saved with the head record). The range of seqs that may be lost
+//     (acked-through + 1 .. head - 1) is Recovery.Lost, and it is kept in
+//     the new database ("meta"/"lost") so that Stats.Lost reports it after
+//     every later Open too, until another re-seed replaces it: the agent
+//     shows it in its log, shell and health report, for the collector to
+//     record as a chain break.
 //   - With the sidecar lost or damaged (and the database intact): nothing;
 //     Open rewrites it from the database (Recovery.SidecarRewritten).
 //   - With both unusable: Open fails with ErrHeadLost; nothing is signed.
+//     The same with a meta page invalid and the sidecar unusable (above).
 //   - With the whole directory wiped: the store cannot tell it from a new
 //     device and starts at seq 1. The device key must then be replaced.
 //   - A Checkpoint held in memory by Options.CheckpointEvery: at most that

@@ -141,6 +141,10 @@ type Recovery struct {
 	// point recorded in the sidecar and the head. Some may have been acked
 	// after the sidecar was written.
 	MaybeLost uint64
+	// Lost is the range of seqs the re-seed may have lost (MaybeLost of
+	// them); empty if Open did not re-seed. Stats.Lost keeps it after
+	// later Opens.
+	Lost LostRange
 	// Notes has one line per repair, as logged.
 	Notes []string
 }
@@ -164,6 +168,7 @@ type Stats struct {
 	Commits      uint64    // bbolt write transactions committed since Open
 	Sidecars     uint64    // sidecar replacements since Open
 	Recovery     Recovery  // what Open repaired
+	Lost         LostRange // seqs the last re-seed from the sidecar may have lost, kept in the database
 }
 
 // Store is the durable outbox. Its methods are safe for concurrent use.
@@ -195,8 +200,10 @@ type Store struct {
 	sidecars  uint64
 	fileSize  int64
 	recovery  Recovery
-	untrimmed int64 // bytes of records appended or acked since the last trimMapping
-	readOnly  bool  // opened by OpenReadOnly: every write returns ErrReadOnly
+	lost      LostRange
+	scState   string // at Open: "intact", "damaged (...)" or "missing"
+	untrimmed int64  // bytes of records appended or acked since the last trimMapping
+	readOnly  bool   // opened by OpenReadOnly: every write returns ErrReadOnly
 }
 
 // trimEvery is how many bytes of records (about 1,100 attestations)
@@ -264,9 +271,6 @@ func (s *Store) note(level slog.Level, msg string, args ...any) {
 
 // open reconciles the sidecar and the database. See doc.go, "Power cuts".
 func (s *Store) open() error {
-	// A head.tmp is an Append that never returned: nothing was published.
-	_ = os.Remove(filepath.Join(s.dir, sidecarTmpName))
-
 	sc, scErr := readSidecar(s.dir)
 	scAbsent := errors.Is(scErr, fs.ErrNotExist)
 	scCorrupt, scDamaged := errors.AsType[*CorruptError](scErr)
@@ -274,6 +278,14 @@ func (s *Store) open() error {
 		return fmt.Errorf("sidecar: %w", scErr)
 	}
 	scOK := scErr == nil
+	switch {
+	case scDamaged:
+		s.scState = "damaged (" + scCorrupt.Err.Error() + ")"
+	case scAbsent:
+		s.scState = "missing"
+	default:
+		s.scState = "intact"
+	}
 
 	dbErr := s.openExisting()
 	noDB := errors.Is(dbErr, errNoDB)
@@ -339,7 +351,7 @@ func (s *Store) open() error {
 		s.note(slog.LevelError, "sidecar behind the database, rewritten", "sidecar_seq", sc.rec.Seq, "db_seq", s.head.Seq)
 	case s.head.Seq+1 == sc.rec.Seq:
 		// A crash between the sidecar write and the database commit.
-		if err := s.seed(sc); err != nil {
+		if err := s.seed(sc, LostRange{}); err != nil {
 			return err
 		}
 		s.note(slog.LevelWarn, "completed an append interrupted between the sidecar write and the database commit", "seq", sc.rec.Seq)
@@ -363,6 +375,8 @@ func (s *Store) open() error {
 			return err
 		}
 	}
+	// A head.tmp is an Append that never returned: nothing was published.
+	_ = os.Remove(filepath.Join(s.dir, sidecarTmpName))
 	s.pruneCorrupt()
 	return nil
 }
@@ -402,6 +416,10 @@ func (s *Store) openExisting() error {
 	if err != nil {
 		return &CorruptError{Path: s.path, Err: err}
 	}
+	if badMeta >= 0 && s.scState != "intact" && s.scState != "missing" {
+		// Refused before bbolt opens the file: nothing is written.
+		return s.headLostAfterFallback(badMeta, s.scState)
+	}
 	db, err := boltOpen(s.path, s.boltOptions())
 	if err != nil {
 		switch {
@@ -423,6 +441,13 @@ func (s *Store) openExisting() error {
 		return &CorruptError{Path: s.path, Err: err}
 	}
 	trimMapping(db) // loadAll read every record
+	if badMeta >= 0 && s.scState == "missing" && s.head.Seq > 0 {
+		// Records were appended, so a sidecar was written: without it
+		// nothing says whether the lost transaction appended one more.
+		_ = db.Close()
+		s.db = nil
+		return s.headLostAfterFallback(badMeta, s.scState)
+	}
 	if badMeta >= 0 {
 		// One commit writes the invalid meta page: bbolt alternates them.
 		err := s.update(func(tx *bbolt.Tx) error {
@@ -535,7 +560,12 @@ func (s *Store) load(tx *bbolt.Tx) error {
 		return fmt.Errorf("no pending record but acked-through %d is below head %d", acked, head.Seq)
 	}
 
-	s.head, s.acked, s.state = head, acked, bytes.Clone(state)
+	lost, err := loadLost(meta, head.Seq)
+	if err != nil {
+		return err
+	}
+
+	s.head, s.acked, s.state, s.lost = head, acked, bytes.Clone(state), lost
 	s.depth, s.bytes, s.oldest = depth, size, oldest
 	s.lastSize = lastSize
 	s.nacks, s.lastNack = nacks, last
@@ -639,7 +669,7 @@ func (s *Store) pruneCorrupt() {
 
 // seed writes the sidecar's record and state into the open database: the
 // completion of an interrupted Append, or the start of a fresh database.
-func (s *Store) seed(sc sidecar) error {
+func (s *Store) seed(sc sidecar, lost LostRange) error {
 	acked := max(s.acked, sc.acked)
 	requeue := sc.rec.Seq > acked
 	var size int64
@@ -660,6 +690,11 @@ func (s *Store) seed(sc sidecar) error {
 		if err := meta.Put(keyState, sc.state); err != nil {
 			return err
 		}
+		if !lost.Empty() {
+			if err := meta.Put(keyLost, encodeLost(lost)); err != nil {
+				return err
+			}
+		}
 		return putUint(meta, keyAcked, acked)
 	})
 	if err != nil {
@@ -668,6 +703,9 @@ func (s *Store) seed(sc sidecar) error {
 	head := sc.rec
 	head.Wire = bytes.Clone(head.Wire)
 	s.head, s.state, s.acked = head, bytes.Clone(sc.state), acked
+	if !lost.Empty() {
+		s.lost = lost
+	}
 	if requeue {
 		if s.depth == 0 {
 			s.oldest = sc.rec.Created
@@ -683,14 +721,19 @@ func (s *Store) seed(sc sidecar) error {
 // reseed starts a fresh database from the sidecar's head: the records
 // between the sidecar's acked-through point and the head are gone.
 func (s *Store) reseed(sc sidecar, reason string) error {
-	if err := s.seed(sc); err != nil {
+	var lost LostRange
+	if sc.rec.Seq-1 > sc.acked {
+		lost = LostRange{From: sc.acked + 1, To: sc.rec.Seq - 1, At: s.now().Round(0)}
+	}
+	if err := s.seed(sc, lost); err != nil {
 		return err
 	}
-	if sc.rec.Seq-1 > sc.acked {
-		s.recovery.MaybeLost = sc.rec.Seq - 1 - sc.acked
+	if !lost.Empty() {
+		s.recovery.MaybeLost = lost.To - lost.From + 1
+		s.recovery.Lost = lost
 	}
 	s.note(slog.LevelError, "outbox re-seeded from the sidecar", "reason", reason, "head", sc.rec.Seq,
-		"acked_through", sc.acked, "records_maybe_lost", s.recovery.MaybeLost)
+		"acked_through", sc.acked, "records_maybe_lost", s.recovery.MaybeLost, "seqs_maybe_lost", lost.String())
 	return nil
 }
 
@@ -1126,6 +1169,7 @@ func (s *Store) Stats() Stats {
 		Commits:      s.commits,
 		Sidecars:     s.sidecars,
 		Recovery:     rec,
+		Lost:         s.lost,
 	}
 }
 

@@ -30,6 +30,8 @@ const (
 	BatchSeconds     = 600             // length of a Stone-drop batch
 	ClockStep        = 2 * time.Minute // a step back larger than this is a clock step
 	JumpSlack        = time.Second     // JUMP tolerates frame times this much out of order
+	ConfirmReadings  = 3               // a JUMP candidate is confirmed by this many readings on its course...
+	ConfirmTime      = 5 * time.Second // ...spanning at least this long (the candidate's reading included)
 	MismatchRatio    = 0.10            // SPEED_MISMATCH: relative to the odometer's advance...
 	MismatchMeters   = 500.0           // ...and absolute
 	UnknownMode      = "UNKNOWN"       // drive mode before the first drive-mode reading
@@ -61,6 +63,14 @@ type Config struct {
 	// build time; a reading stamped earlier means the clock is unset. Zero:
 	// the start of Mileage Mining (batch 2766336).
 	MinTime time.Time
+	// TimeScale, above 1, says that frame times are compressed by that
+	// factor (a bench replaying a drive faster than real time, the
+	// agent's TimeScale). The tolerances that stand for real-time
+	// imprecision, JumpSlack (frames handed over late or in a burst) and
+	// ClockStep (a step back of the clock), are multiplied by it: a frame
+	// 40 ms late is 9.6 s late in a drive compressed 240 times. 0 or 1: a
+	// vehicle, real time.
+	TimeScale float64
 }
 
 // ModeMeters is the distance driven in one drive mode.
@@ -90,6 +100,9 @@ type Engine struct {
 	minNs   int64
 	speedOK bool
 
+	slackNs int64 // JumpSlack, times Config.TimeScale
+	stepNs  int64 // ClockStep, times Config.TimeScale
+
 	st      State
 	modeIdx int // index of st.Mode in st.Span.Modes, -1 unknown
 }
@@ -111,6 +124,12 @@ func New(cfg Config, st *State) *Engine {
 	if !cfg.MinTime.IsZero() {
 		e.minNs = clampNanos(cfg.MinTime)
 	}
+	scale := 1.0
+	if cfg.TimeScale > 1 && cfg.TimeScale <= 1e6 {
+		scale = cfg.TimeScale
+	}
+	e.slackNs = int64(float64(JumpSlack) * scale)
+	e.stepNs = int64(float64(ClockStep) * scale)
 	if st != nil {
 		e.st = st.clone()
 	}
@@ -126,9 +145,19 @@ func (e *Engine) State() State { return e.st.clone() }
 func (e *Engine) Odometer(t time.Time, meters float64) []Span {
 	out := e.advance(t)
 	if meters == meters && meters <= maxOdometer && meters >= -maxOdometer {
-		e.odometer(meters)
+		e.odometer(meters, e.readingTime(t))
 	}
 	return out
+}
+
+// readingTime is the time of a reading taken at t on the interval clock:
+// its own frame time, not the clock's, which a Tick may have moved past it
+// when the reading is handed over late (a busy T-Box), but never before the
+// previous reading nor after the clock. So a backlog of readings read at
+// once keeps the intervals between them, and does not look too fast.
+func (e *Engine) readingTime(t time.Time) int64 {
+	s := &e.st
+	return min(max(clampNanos(t)+s.MonoOff, s.OdoTime), s.Mono)
 }
 
 // Mode feeds a drive-mode reading: the DBC value name, MODE_<n> for a value
@@ -139,6 +168,11 @@ func (e *Engine) Mode(t time.Time, name string) []Span {
 	if name != e.st.Mode {
 		name = cleanMode(name)
 		if name != e.st.Mode {
+			if s := &e.st; s.Cand && s.CandSplitMode == "" {
+				// The pending candidate's course so far was driven in the
+				// mode that ends here.
+				s.CandSplitMode, s.CandSplitHi = e.mode(), s.CandHi
+			}
 			e.st.Mode = name
 			e.modeIdx = -1
 		}
@@ -227,29 +261,40 @@ func (e *Engine) advance(t time.Time) (out []Span) {
 	sp := &s.Span
 	raw := clampNanos(t)
 	te := raw
-	unsetEnds := false
+	unset := raw < e.minNs
 	switch {
-	case raw < e.minNs: // clock unset: count at the last good time
+	case unset: // clock unset: the batch clock runs on the estimate below
 		if !s.Unset {
 			s.Unset, s.Discont = true, true
 		}
 		sp.Clock = true
-		te = s.Now
-	case s.Now > 0 && raw < s.Now-int64(ClockStep): // clock stepped back
-		s.Unset, unsetEnds = false, s.Unset
+	case s.Now > 0 && raw < s.Now-e.stepNs: // clock stepped back
+		s.Unset = false
 		s.Discont = true
 		sp.Clock = true
 		out = e.stepBack(raw)
 	default:
 		if s.Unset {
-			s.Unset, s.Discont, unsetEnds = false, true, true
+			s.Unset, s.Discont = false, true
 		}
 		te = max(raw, s.Now)
 	}
 	if s.Discont {
 		s.MonoOff, s.Discont = s.Mono-raw, false
 	}
+	mono := s.Mono
 	s.Mono = min(max(s.Mono, raw+s.MonoOff), maxNanos)
+	if unset {
+		// The best estimate of the time: the last good time (the build
+		// time if the clock was never set) plus the time elapsed since on
+		// the interval clock. It is a lower bound, so batches stay in
+		// order when the clock is set.
+		base := s.Now
+		if base == 0 {
+			base = e.minNs
+		}
+		te = min(base+(s.Mono-mono), maxNanos)
+	}
 	s.Now = te
 	if !sp.Open {
 		e.open(te)
@@ -269,7 +314,7 @@ func (e *Engine) advance(t time.Time) (out []Span) {
 		switch {
 		case e.empty():
 			e.open(te)
-		case s.Blocked || s.Resumed || unsetEnds:
+		case s.Blocked || s.Resumed:
 			sp.Last = b
 			if sp.Last-sp.Batch >= math.MaxUint32 {
 				sp.Batch = sp.Last - (math.MaxUint32 - 1)
@@ -329,18 +374,73 @@ func (e *Engine) moving() bool {
 }
 
 // odometer applies a valid reading m taken at the engine's time.
-func (e *Engine) odometer(m float64) {
+func (e *Engine) odometer(m float64, now int64) {
 	s := &e.st
 	sp := &s.Span
-	now := s.Mono
 	if !s.Started {
 		s.Started, s.First, s.HWM, s.Odo, s.OdoTime = true, m, m, m, now
 		s.JumpHWM, s.JumpTime, s.Resumed = m, now, false
 		return
 	}
-	prev := s.Odo
 	dt := max(now-s.OdoTime, 0)
 	fresh := s.SpeedKnown && now-s.SpeedTime <= e.gapNs
+	// Every reading, accepted or not, ends an interval of the speed
+	// integral and of the odometer's silence.
+	if e.speedOK && fresh && dt <= e.gapNs {
+		sp.SpeedMeters += s.Speed / 3.6 * float64(dt) / 1e9
+	}
+	silent := fresh && s.Speed > 0 && now-max(s.OdoTime, s.MovingSince) > e.gapNs
+	if silent {
+		sp.Flags |= FlagGap
+	}
+	if e.plausible(m, now) {
+		if s.Cand {
+			// The readings returned to the earlier course: the candidate
+			// was a glitch. Not credited; the span says JUMP.
+			e.dropCand()
+			sp.Flags |= FlagJump
+		}
+		e.accept(m, now, dt, fresh)
+		return
+	}
+	// The reading before this one was on the candidate's course, if one is
+	// pending: a plausible one would have dropped it, another replaced it.
+	step := e.maxMps*float64(now-s.OdoTime+e.slackNs)/1e9 + e.res
+	s.OdoTime = now
+	if s.Cand && m >= s.CandHi-e.res && m-s.CandHi <= step {
+		// The reading continues from the candidate.
+		s.CandHi = max(s.CandHi, m)
+		s.CandCount++
+		if s.CandCount >= ConfirmReadings && now-s.CandTime >= int64(ConfirmTime) {
+			e.confirm(m, now, fresh)
+		}
+		return
+	}
+	// A new candidate: implausible from the earlier course, and not
+	// continuing an earlier candidate (which, if any, was a glitch).
+	s.Cand, s.CandOdo, s.CandHi, s.CandTime, s.CandCount = true, m, m, now, 1
+	s.CandSplitMode, s.CandSplitHi = "", 0
+	sp.Flags |= FlagJump
+}
+
+// plausible reports whether a reading m at now is within the plausible
+// course of the readings accepted so far: not above the HWM, or above it
+// by no more than MaxSpeedKMH allows since the JUMP reference, with slack.
+func (e *Engine) plausible(m float64, now int64) bool {
+	s := &e.st
+	if m <= s.HWM {
+		return true
+	}
+	excess := m - s.JumpHWM - e.maxMps*float64(now-s.JumpTime)/1e9
+	return excess <= e.res+e.maxMps*float64(e.slackNs)/1e9
+}
+
+// accept applies a reading m on the accepted course; dt is the time since
+// the previous reading of any kind.
+func (e *Engine) accept(m float64, now, dt int64, fresh bool) {
+	s := &e.st
+	sp := &s.Span
+	prev := s.Odo
 	// After a silence, an advance is evidence of unseen driving only
 	// beyond what one odometer step (the reading before the silence was
 	// rounded down) and the driving seen since the car started moving
@@ -349,44 +449,85 @@ func (e *Engine) odometer(m float64) {
 	if s.MovingSince > s.OdoTime {
 		explained += e.maxMps * float64(now-s.MovingSince) / 1e9
 	}
-	if dt > e.gapNs && (m-prev > explained || fresh && s.Speed > 0 && now-max(s.OdoTime, s.MovingSince) > e.gapNs) {
+	if dt > e.gapNs && m-prev > explained {
 		sp.Flags |= FlagGap
 	}
-	if s.Resumed {
-		if m > prev {
-			sp.Flags |= FlagGap
-		}
-		s.Resumed = false
-	}
+	e.resumedAt(m)
 	if m != prev && min(m, prev) < s.HWM {
 		sp.Flags |= FlagRollback
 	}
-	if e.speedOK && fresh && dt <= e.gapNs {
-		if m > prev {
-			sp.OdoMeters += m - prev
-		}
-		sp.SpeedMeters += s.Speed / 3.6 * float64(dt) / 1e9
+	if e.speedOK && fresh && dt <= e.gapNs && m > prev {
+		sp.OdoMeters += m - prev
 	}
+	e.raise(m)
+	// JumpHWM/JumpTime is the accepted reading minimising HWM -
+	// maxSpeed·time, so one comparison (plausible) covers every earlier
+	// reading.
+	if s.HWM-s.JumpHWM-e.maxMps*float64(now-s.JumpTime)/1e9 < 0 {
+		s.JumpHWM, s.JumpTime = s.HWM, now
+	}
+	s.Odo, s.OdoTime = m, now
+}
+
+// confirm credits a candidate that the readings after it continued: the
+// HWM rises to the highest reading of its course, with JUMP. m is the
+// confirming reading.
+func (e *Engine) confirm(m float64, now int64, fresh bool) {
+	s := &e.st
+	sp := &s.Span
+	prev := s.Odo
+	e.resumedAt(s.CandHi)
+	if m != prev && min(m, prev) < s.HWM {
+		sp.Flags |= FlagRollback
+	}
+	if e.speedOK && fresh && s.CandHi > prev {
+		sp.OdoMeters += s.CandHi - prev
+	}
+	if s.CandSplitMode != "" {
+		// Distance revealed before the mode changed goes to the mode
+		// of then.
+		cur := s.Mode
+		s.Mode, e.modeIdx = s.CandSplitMode, -1
+		e.raise(s.CandSplitHi)
+		s.Mode, e.modeIdx = cur, -1
+	}
+	e.raise(s.CandHi)
+	sp.Flags |= FlagJump
+	e.dropCand()
+	s.JumpHWM, s.JumpTime = s.HWM, now
+	s.Odo, s.OdoTime = m, now
+}
+
+// dropCand forgets the pending candidate.
+func (e *Engine) dropCand() {
+	s := &e.st
+	s.Cand, s.CandOdo, s.CandHi, s.CandTime, s.CandCount = false, 0, 0, 0, 0
+	s.CandSplitMode, s.CandSplitHi = "", 0
+}
+
+// resumedAt handles the first accepted reading after a restart: GAP when
+// it is higher than the last one before.
+func (e *Engine) resumedAt(m float64) {
+	s := &e.st
+	if s.Resumed {
+		if m > s.Odo {
+			s.Span.Flags |= FlagGap
+		}
+		s.Resumed = false
+	}
+}
+
+// raise credits the open span with the whole meters from the HWM to m, if
+// m is higher, and raises the HWM.
+func (e *Engine) raise(m float64) {
+	s := &e.st
 	if m > s.HWM {
 		if c := int64(math.Floor(m)) - int64(math.Floor(s.HWM)); c > 0 {
-			sp.Meters += uint64(c)
+			s.Span.Meters += uint64(c)
 			e.credit(uint64(c))
 		}
 		s.HWM = m
 	}
-	// JUMP: the HWM rose, since some earlier reading (JumpHWM, JumpTime),
-	// faster than the maximum speed allows, with slack. JumpHWM/JumpTime is
-	// the reading minimising HWM - maxSpeed·time, so one comparison covers
-	// every earlier reading.
-	excess := s.HWM - s.JumpHWM - e.maxMps*float64(now-s.JumpTime)/1e9
-	switch {
-	case excess > e.res+e.maxMps*JumpSlack.Seconds():
-		sp.Flags |= FlagJump
-		s.JumpHWM, s.JumpTime = s.HWM, now
-	case excess < 0:
-		s.JumpHWM, s.JumpTime = s.HWM, now
-	}
-	s.Odo, s.OdoTime = m, now
 }
 
 // credit adds meters to the current mode in the open span.
@@ -502,3 +643,13 @@ func cleanMode(name string) string {
 	}
 	return name
 }
+
+// Candidate returns the highest reading of the pending JUMP candidate's
+// course and how many readings it has, ok false when none is pending.
+// Cheap: for per-reading use, where State would copy too much.
+func (e *Engine) Candidate() (hi float64, count uint32, ok bool) {
+	return e.st.CandHi, e.st.CandCount, e.st.Cand
+}
+
+// HWM returns the high-water mark, meters.
+func (e *Engine) HWM() float64 { return e.st.HWM }

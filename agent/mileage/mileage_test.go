@@ -157,7 +157,17 @@ func TestFlags(t *testing.T) {
 		}, want: FlagJump | FlagSpeedMismatch},
 		{name: "JUMP without speed", cfg: Config{}, scenario: func(r *recorder) {
 			t, odo := r.drive(start, 3*time.Minute, odo0, 60)
-			r.odo(t, odo+1000) // 1 km in 200 ms
+			r.odo(t, odo+1000) // 1 km in 200 ms, and the odometer goes on from there
+			r.drive(t.Add(200*time.Millisecond), 10*time.Second, odo+1000, 60)
+		}, want: FlagJump},
+		{name: "JUMP: a lone glitch is not credited", cfg: Config{HasSpeed: true}, scenario: func(r *recorder) {
+			t, odo := r.drive(start, 3*time.Minute, odo0, 60)
+			r.glitch(t, 0xFFFFFFFF*100) // the issue's injected frame
+			r.drive(t.Add(200*time.Millisecond), 3*time.Minute, odo, 60)
+		}, want: FlagJump},
+		{name: "JUMP: a lone glitch at the end of a drive", cfg: Config{}, scenario: func(r *recorder) {
+			_, odo := r.drive(start, 3*time.Minute, odo0, 60)
+			r.glitch(r.now.Add(time.Second), odo+1000)
 		}, want: FlagJump},
 		{name: "SPEED_MISMATCH", cfg: Config{HasSpeed: true}, scenario: func(r *recorder) {
 			t := start
@@ -350,47 +360,70 @@ func TestUnknownModeBeforeFirstModeReading(t *testing.T) {
 	r.checkBatches()
 }
 
-// TestClockUnset: a fresh T-Box whose clock reads 1970 counts its distance,
-// flags it CLOCK, and attests it in the batch where the clock got set.
+// TestClockUnset is issue 14 (b): a T-Box that never had a trusted clock
+// (it reads 1970) drives 2 hours. It attests per batch of its best
+// estimate of the time, the build time (here MinTime's default, the
+// genesis batch) plus the time elapsed, each span one batch with CLOCK,
+// never one span of the whole drive; once the clock is set, the spans are
+// in the true batches and have no flag.
 func TestClockUnset(t *testing.T) {
 	r := newRecorder(t, Config{HasSpeed: true})
 	boot := time.Unix(1000, 0)
-	_, odo := r.drive(boot, 15*time.Minute, 7e6, 60)
-	if len(r.spans) != 0 {
-		t.Fatalf("spans while the clock is unset: %+v", r.spans)
+	_, odo := r.drive(boot, 2*time.Hour, 7e6, 60)
+	unset := len(r.spans)
+	if unset < 11 || unset > 13 {
+		t.Fatalf("%d spans over 2 hours with the clock unset, want one per batch (11..13): %+v", unset, r.spans)
+	}
+	for i, s := range r.spans {
+		if s.Batches != 1 || s.Flags != FlagClock || s.Batch != genesisBatch+uint64(i) || s.Meters > 10_010 {
+			t.Errorf("span %d %+v: want batch %d (estimated), one batch, CLOCK, at most the 10 km of a batch at 60 km/h",
+				i, s, genesisBatch+uint64(i))
+		}
 	}
 	set := time.Date(2025, 3, 3, 7, 1, 0, 0, time.UTC)
 	end, _ := r.drive(set, 12*time.Minute, odo, 60)
 	r.stop(end)
 	r.checkTelescoping()
-	if len(r.spans) < 2 {
-		t.Fatalf("spans %+v, want at least 2", r.spans)
+	after := r.spans[unset:]
+	if len(after) < 2 || after[0].Flags != FlagClock || after[0].Batch != genesisBatch+uint64(unset) {
+		t.Fatalf("spans after the clock was set: %+v; want first the rest of the unset time, CLOCK", after)
 	}
-	s := r.spans[0]
-	if s.Batch != batchOf(set) || s.Batches != 1 || s.Flags != FlagClock || s.Meters < 15_000 {
-		t.Errorf("first span %+v, want batch %d with CLOCK and the 15 unset minutes", s, batchOf(set))
-	}
-	if f := flagsOf(r.spans[1:]); f != 0 {
-		t.Errorf("spans after the clock was set have flags 0x%02x", f)
+	for _, s := range after[1:] {
+		if s.Flags != 0 || s.Batch < batchOf(set) {
+			t.Errorf("span %+v after the clock was set: want no flag, batch >= %d", s, batchOf(set))
+		}
 	}
 }
 
-// TestClockUnsetAfterReboot: the T-Box reboots with its clock lost; the
-// distance driven until it is set again is held in one CLOCK|CATCHUP span
-// from the last good batch.
+// TestClockUnsetAfterReboot: the T-Box reboots with its clock lost; until
+// it is set again, spans are per batch of the last good time plus the time
+// elapsed since the reboot, with CLOCK, in order with the spans before.
 func TestClockUnsetAfterReboot(t *testing.T) {
 	r := newRecorder(t, Config{HasSpeed: true})
 	start := time.Date(2025, 3, 3, 7, 1, 0, 0, time.UTC)
 	t1, odo := r.drive(start, 3*time.Minute, 7e6, 60)
 	r.restart(true)
-	_, odo = r.drive(time.Unix(50, 0), 10*time.Minute, odo, 60)
-	t2, _ := r.drive(t1.Add(25*time.Minute), 3*time.Minute, odo, 60)
-	r.stop(t2)
+	_, odo = r.drive(time.Unix(50, 0), 30*time.Minute, odo, 60)
+	t2 := t1.Add(2 * time.Hour)
+	t3, _ := r.drive(t2, 3*time.Minute, odo, 60)
+	r.stop(t3)
 	r.checkTelescoping()
-	s := r.spans[0]
-	if s.Batch != batchOf(start) || s.Batch+uint64(s.Batches)-1 != batchOf(t1.Add(25*time.Minute)) ||
-		s.Flags&(FlagClock|FlagCatchup) != FlagClock|FlagCatchup {
-		t.Errorf("first span %+v, want batches %d..%d with CLOCK|CATCHUP", s, batchOf(start), batchOf(t1.Add(25*time.Minute)))
+	last := uint64(0)
+	for i, s := range r.spans {
+		switch {
+		case s.Batches != 1:
+			t.Errorf("span %d %+v: want one batch", i, s)
+		case s.Batch < last:
+			t.Errorf("span %d %+v: batch before the previous span's %d", i, s, last)
+		case s.Batch <= batchOf(t1.Add(30*time.Minute)) && s.Flags&FlagClock == 0:
+			t.Errorf("span %d %+v: within the unset time, want CLOCK", i, s)
+		case s.Batch >= batchOf(t2) && s.Flags != 0:
+			t.Errorf("span %d %+v: after the clock was set, want no flag", i, s)
+		}
+		last = s.Batch
+	}
+	if len(r.spans) < 4 || r.spans[0].Batch != batchOf(start) {
+		t.Errorf("spans %+v: want one per batch from %d", r.spans, batchOf(start))
 	}
 }
 

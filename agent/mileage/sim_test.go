@@ -31,6 +31,8 @@ type recorder struct {
 	logging bool
 	log     []event   // every call fed when logging, for replays
 	now     time.Time // latest frame time fed: readings count at the engine's clock, which never runs back
+
+	glitchesLow, glitchesHigh int // glitch frames fed by simulate, below and above the course
 }
 
 // event is one call fed to an engine.
@@ -98,6 +100,16 @@ func (r *recorder) odo(t time.Time, m float64) {
 		r.truthM[b][r.mode] += d
 		r.hwm = m
 	}
+}
+
+// glitch feeds a reading that is not the car's: the truth ignores it.
+func (r *recorder) glitch(t time.Time, m float64) {
+	r.t.Helper()
+	r.add(r.e.Odometer(t, m))
+	if r.logging {
+		r.log = append(r.log, event{kind: 'o', t: t, v: m})
+	}
+	r.at(t)
 }
 
 func (r *recorder) setMode(t time.Time, name string) {
@@ -305,6 +317,8 @@ type simOptions struct {
 	blocked  bool // outbox-full periods
 	jitter   bool // frames up to 300 ms out of order
 	log      bool // keep the calls in recorder.log
+	glitches int  // up to this many glitch frames per phase (glitchValue)
+	highOnly bool // glitches only above the course
 }
 
 // simulate drives a car for opts.hours: driving, then parked with the
@@ -344,7 +358,12 @@ func simulate(t testing.TB, seed uint64, opts simOptions) *recorder {
 			r.restart(true)
 			now = now.Add(time.Duration(rng.Int64N(int64(8 * time.Hour))))
 		}
-		for stop := now.Add(dur); now.Before(stop); now = now.Add(step) {
+		glitchAt := map[int64]bool{}
+		for range rng.IntN(opts.glitches + 1) {
+			glitchAt[rng.Int64N(int64(dur/step))] = true
+		}
+		n := int64(0)
+		for stop := now.Add(dur); now.Before(stop); now, n = now.Add(step), n+1 {
 			if opts.restarts && down.IsZero() && rng.IntN(20000) == 0 {
 				// crash: the agent is down for up to 15 minutes.
 				r.restart(false)
@@ -370,6 +389,15 @@ func simulate(t testing.TB, seed uint64, opts simOptions) *recorder {
 			}
 			// Frames show the car as it is now; then it moves for a step.
 			r.speed(frame(now), kmh)
+			if glitchAt[n] {
+				v, high := glitchValue(rng, r.hwm, opts.highOnly)
+				if high {
+					r.glitchesHigh++
+				} else {
+					r.glitchesLow++
+				}
+				r.glitch(frame(now), v)
+			}
 			r.odo(frame(now), opts.odo.reading(dist))
 			if phase == 2 {
 				kmh += (target - kmh) * 0.01

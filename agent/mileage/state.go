@@ -8,8 +8,10 @@ import (
 	"unicode/utf8"
 )
 
-// StateVersion is the version byte of the binary form State.MarshalBinary writes.
-const StateVersion = 1
+// StateVersion is the version byte of the binary form State.MarshalBinary
+// writes. Version 2 added the JUMP candidate; UnmarshalBinary still reads
+// version 1 (no candidate pending).
+const StateVersion = 2
 
 // Errors of State.UnmarshalBinary; each comes wrapped in a *StateError.
 var (
@@ -60,7 +62,21 @@ type State struct {
 	Blocked     bool   // SetBlocked(true) in effect
 	Resumed     bool   // restarted, waiting for the first odometer reading
 	Discont     bool   // the clock changed: shift Mono at the next event
-	Span        OpenSpan
+	// Cand is set while a JUMP candidate is pending: a reading above the
+	// plausible course, not yet the HWM (see the package documentation).
+	Cand      bool
+	CandOdo   float64 // the candidate reading, meters
+	CandHi    float64 // the highest reading on its course so far
+	CandTime  int64   // Mono time of the candidate reading
+	CandCount uint32  // readings on its course, the candidate included
+	// CandSplitMode and CandSplitHi record the first drive-mode change
+	// while the candidate is pending: its distance up to CandSplitHi
+	// belongs to CandSplitMode, the mode before the change (distance goes
+	// to the mode current at the reading that reveals it). "" and 0 when
+	// the mode did not change.
+	CandSplitMode string
+	CandSplitHi   float64
+	Span          OpenSpan
 }
 
 // OpenSpan is the span being accumulated.
@@ -95,14 +111,17 @@ const (
 	bitOpen
 	bitBatchKnown
 	bitClock
-	bitsKnown = 1<<iota - 1
+	bitCand
+	bitsKnown   = 1<<iota - 1
+	bitsKnownV1 = bitsKnown &^ bitCand
 )
 
 // MarshalBinary encodes s, big-endian:
 //
-//	0  version (1)
+//	0  version (2)
 //	1  uint16 booleans: Started, SpeedKnown, Untrusted, Unset, Blocked,
-//	   Resumed, Discont, Span.Open, Span.BatchKnown, Span.Clock (bit 0 first)
+//	   Resumed, Discont, Span.Open, Span.BatchKnown, Span.Clock, Cand
+//	   (bit 0 first)
 //	3  float64 First, HWM, Odo, Speed, Span.OdoMeters, Span.SpeedMeters, JumpHWM
 //	59 int64 JumpTime, OdoTime, SpeedTime, Now, Mono, Span.Start, MovingSince
 //	115 int64 MonoOff
@@ -110,6 +129,10 @@ const (
 //	147 uint32 Span.Flags
 //	151 Mode: uvarint length, bytes
 //	    Span.Modes: uvarint count, then each: uvarint length, bytes, uvarint meters
+//	then (version 2) float64 CandOdo, CandHi; int64 CandTime; uint32 CandCount;
+//	     CandSplitMode: uvarint length, bytes; float64 CandSplitHi
+//
+// Version 1 is the same without the Cand bit and the bytes after Span.Modes.
 func (s State) MarshalBinary() ([]byte, error) {
 	var bits uint16
 	for i, b := range s.bools() {
@@ -137,6 +160,12 @@ func (s State) MarshalBinary() ([]byte, error) {
 		buf = appendString(buf, m.Mode)
 		buf = binary.AppendUvarint(buf, m.Meters)
 	}
+	buf = binary.BigEndian.AppendUint64(buf, math.Float64bits(s.CandOdo))
+	buf = binary.BigEndian.AppendUint64(buf, math.Float64bits(s.CandHi))
+	buf = binary.BigEndian.AppendUint64(buf, uint64(s.CandTime))
+	buf = binary.BigEndian.AppendUint32(buf, s.CandCount)
+	buf = appendString(buf, s.CandSplitMode)
+	buf = binary.BigEndian.AppendUint64(buf, math.Float64bits(s.CandSplitHi))
 	return buf, nil
 }
 
@@ -146,7 +175,7 @@ func appendString(buf []byte, s string) []byte {
 
 func (s *State) bools() []*bool {
 	return []*bool{&s.Started, &s.SpeedKnown, &s.Untrusted, &s.Unset, &s.Blocked,
-		&s.Resumed, &s.Discont, &s.Span.Open, &s.Span.BatchKnown, &s.Span.Clock}
+		&s.Resumed, &s.Discont, &s.Span.Open, &s.Span.BatchKnown, &s.Span.Clock, &s.Cand}
 }
 
 func (s *State) floats() []*float64 {
@@ -221,23 +250,29 @@ func (d *decoder) str(field string, maxLen int) string {
 	return string(p)
 }
 
-// UnmarshalBinary decodes data written by MarshalBinary, checking that every
-// field is one an Engine can produce. On error, s is unchanged and the error
-// is a *StateError wrapping ErrStateVersion or ErrStateCorrupt.
+// UnmarshalBinary decodes data written by MarshalBinary (version 2, or
+// version 1 of an earlier agent), checking that every field is one an
+// Engine can produce. On error, s is unchanged and the error is a
+// *StateError wrapping ErrStateVersion or ErrStateCorrupt.
 func (s *State) UnmarshalBinary(data []byte) error {
-	if len(data) == 0 || data[0] != StateVersion {
+	if len(data) == 0 || data[0] != StateVersion && data[0] != 1 {
 		found := "no bytes"
 		if len(data) > 0 {
 			found = fmt.Sprintf("%d", data[0])
 		}
-		return &StateError{Field: "version", Expected: fmt.Sprintf("%d", StateVersion), Found: found, Err: ErrStateVersion}
+		return &StateError{Field: "version", Expected: fmt.Sprintf("1 or %d", StateVersion), Found: found, Err: ErrStateVersion}
+	}
+	v1 := data[0] == 1
+	known := uint16(bitsKnown)
+	if v1 {
+		known = bitsKnownV1
 	}
 	d := &decoder{b: data, off: 1}
 	var n State
 	bits := binary.BigEndian.Uint16(d.fixed("booleans", 2))
-	if bits&^bitsKnown != 0 {
+	if bits&^known != 0 {
 		d.off -= 2
-		d.fail("booleans", fmt.Sprintf("bits within 0x%04x", bitsKnown), fmt.Sprintf("0x%04x", bits))
+		d.fail("booleans", fmt.Sprintf("bits within 0x%04x", known), fmt.Sprintf("0x%04x", bits))
 	}
 	for i, b := range n.bools() {
 		*b = bits&(1<<i) != 0
@@ -310,6 +345,28 @@ func (s *State) UnmarshalBinary(data []byte) error {
 		sum += m
 		sp.Modes = append(sp.Modes, ModeMeters{Mode: name, Meters: m})
 	}
+	if !v1 {
+		for i, f := range []*float64{&n.CandOdo, &n.CandHi} {
+			name := [...]string{"CandOdo", "CandHi"}[i]
+			*f = math.Float64frombits(binary.BigEndian.Uint64(d.fixed(name, 8)))
+			if d.err == nil && !(*f >= -maxOdometer && *f <= maxOdometer) {
+				d.off -= 8
+				d.fail(name, "a number in [-2^53, 2^53]", fmt.Sprintf("%g", *f))
+			}
+		}
+		n.CandTime = int64(binary.BigEndian.Uint64(d.fixed("CandTime", 8)))
+		if d.err == nil && (n.CandTime < 0 || n.CandTime > maxNanos) {
+			d.off -= 8
+			d.fail("CandTime", fmt.Sprintf("Unix nanoseconds in [0, %d]", int64(maxNanos)), fmt.Sprintf("%d", n.CandTime))
+		}
+		n.CandCount = binary.BigEndian.Uint32(d.fixed("CandCount", 4))
+		n.CandSplitMode = d.str("CandSplitMode", MaxModeNameLen)
+		n.CandSplitHi = math.Float64frombits(binary.BigEndian.Uint64(d.fixed("CandSplitHi", 8)))
+		if d.err == nil && !(n.CandSplitHi >= -maxOdometer && n.CandSplitHi <= maxOdometer) {
+			d.off -= 8
+			d.fail("CandSplitHi", "a number in [-2^53, 2^53]", fmt.Sprintf("%g", n.CandSplitHi))
+		}
+	}
 	switch {
 	case d.err != nil:
 	case d.off != len(data):
@@ -318,8 +375,17 @@ func (s *State) UnmarshalBinary(data []byte) error {
 		d.fail("Span.Modes", fmt.Sprintf("meters summing to Span.Meters = %d", sp.Meters), fmt.Sprintf("%d", sum))
 	case n.Started && (n.HWM < n.First || n.HWM < n.Odo):
 		d.fail("HWM", fmt.Sprintf("at least First = %g and Odo = %g", n.First, n.Odo), fmt.Sprintf("%g", n.HWM))
-	case !n.Started && (n.HWM != 0 || n.First != 0 || n.Odo != 0 || sp.Meters != 0 || n.Resumed):
+	case !n.Started && (n.HWM != 0 || n.First != 0 || n.Odo != 0 || sp.Meters != 0 || n.Resumed || n.Cand):
 		d.fail("Started", "true when an odometer reading is recorded", "false")
+	case n.Cand && !(n.CandOdo > n.HWM && n.CandHi >= n.CandOdo && n.CandCount >= 1 && n.CandTime <= n.Mono):
+		d.fail("Cand", fmt.Sprintf("a candidate above HWM %g (CandOdo <= CandHi, CandCount >= 1, CandTime <= Mono)", n.HWM),
+			fmt.Sprintf("CandOdo %g, CandHi %g, CandCount %d, CandTime %d", n.CandOdo, n.CandHi, n.CandCount, n.CandTime))
+	case n.Cand && n.CandSplitMode != "" && !(n.CandSplitHi >= n.CandOdo && n.CandSplitHi <= n.CandHi):
+		d.fail("CandSplitHi", fmt.Sprintf("within the candidate's course [%g, %g]", n.CandOdo, n.CandHi), fmt.Sprintf("%g", n.CandSplitHi))
+	case (n.CandSplitMode == "") != (n.CandSplitHi == 0):
+		d.fail("CandSplitMode", "a mode with CandSplitHi, or neither", fmt.Sprintf("%q and %g", n.CandSplitMode, n.CandSplitHi))
+	case !n.Cand && (n.CandOdo != 0 || n.CandHi != 0 || n.CandTime != 0 || n.CandCount != 0 || n.CandSplitMode != ""):
+		d.fail("Cand", "zero candidate fields when none is pending", "non-zero")
 	}
 	if d.err != nil {
 		return d.err

@@ -75,7 +75,7 @@ func TestStateUnmarshalErrors(t *testing.T) {
 		field string
 	}{
 		{"empty", nil, ErrStateVersion, "version"},
-		{"version 2", set(0, 2), ErrStateVersion, "version"},
+		{"version 3", set(0, 3), ErrStateVersion, "version"},
 		{"truncated", good[:50], ErrStateCorrupt, "Span.SpeedMeters"},
 		{"trailing byte", append(append([]byte(nil), good...), 0), ErrStateCorrupt, "end"},
 		{"unknown boolean bit", set(1, 0x80), ErrStateCorrupt, "booleans"},

@@ -235,6 +235,9 @@ func formatStatus(st Status, now time.Time, version, service string) string {
 			batch += " [" + strings.Join(names, ",") + "]"
 		}
 	}
+	if st.Batch.Candidate > 0 {
+		batch += fmt.Sprintf("; JUMP candidate pending, %.0f m above the high-water mark (not credited unless the next readings continue from it)", st.Batch.Candidate)
+	}
 	line("batch", "%s", batch)
 	o := st.Outbox
 	oldest := "none pending"
@@ -246,6 +249,10 @@ func formatStatus(st Status, now time.Time, version, service string) string {
 		full = ", FULL"
 	}
 	line("outbox", "depth %d, %s, head %d, acked through %d, %d of %d bytes%s", o.Depth, oldest, o.Head, o.AckedThrough, o.Bytes, o.MaxBytes, full)
+	if !o.Lost.Empty() {
+		line("lost", "seqs %s may be lost: the outbox was re-seeded from its sidecar %s; the collector records a chain break",
+			o.Lost, ago(o.Lost.At))
+	}
 	if o.LastNack.Seq != 0 {
 		line("nack", "%d refused in all; last seq %d %s: %s", o.Nacks, o.LastNack.Seq, ago(o.LastNack.Time), oneLine(o.LastNack.Reason))
 	} else {

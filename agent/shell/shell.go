@@ -211,6 +211,9 @@ type BatchStatus struct {
 	Batches uint64 // batches it covers so far
 	Meters  uint64 // distance counted so far
 	Flags   uint32 // flags observed so far
+	// Candidate is how far above the high-water mark a pending JUMP
+	// candidate reads, in meters; 0 when none is pending.
+	Candidate float64
 }
 
 // OutboxStatus is the durable outbox.
@@ -224,6 +227,9 @@ type OutboxStatus struct {
 	Full         bool
 	Nacks        uint64
 	LastNack     store.Nack
+	// Lost is the range of seqs a re-seed from the sidecar may have lost
+	// (the database was damaged); empty if none.
+	Lost store.LostRange
 }
 
 // UplinkStatus is the MQTT uplink.

@@ -268,6 +268,9 @@ type healthReport struct {
 			Frames uint64 `json:"frames"`
 		} `json:"can"`
 		LastFrameAge *int64 `json:"last_frame_age_s"`
+		MaybeLost    *struct {
+			From, To uint64
+		} `json:"maybe_lost"`
 	} `json:"agent"`
 }
 

@@ -105,6 +105,7 @@ func run(ctx context.Context, cfgPath string, hup <-chan os.Signal) error {
 	if rec := st.Stats().Recovery; rec.Repaired() {
 		log.Error("outbox was damaged and repaired", "recovery", fmt.Sprintf("%+v", rec))
 	}
+	logLost(log, st.Stats().Lost)
 
 	// The health report reads the agent's parts once they exist.
 	var sp atomic.Pointer[shellParts]
@@ -158,6 +159,8 @@ func run(ctx context.Context, cfgPath string, hup <-chan os.Signal) error {
 		Profile: p,
 		MinTime: time.Unix(bt, 0),
 		Logger:  log.With("part", "attester"),
+		// The engine's real-time tolerances compress with the frame times.
+		TimeScale: cfg.CAN.TimeScale,
 	}
 	if bt == 0 || cfg.CAN.Replay != "" {
 		// A replay trusts its log's timestamps (as tboxctl replay does): a
@@ -287,6 +290,9 @@ func health(st *store.Store, parts *shellParts) any {
 	}
 	if !s.Oldest.IsZero() {
 		h["oldest_pending_s"] = int64(time.Since(s.Oldest).Seconds())
+	}
+	if l := s.Lost; !l.Empty() {
+		h["maybe_lost"] = lostReport{From: l.From, To: l.To, At: l.At.Unix()}
 	}
 	if parts == nil {
 		return h

@@ -160,7 +160,8 @@ func (p *shellParts) status() shell.Status {
 				SpeedNamed: nr.Named(profile.Speed), SpeedUndecodable: nr.Undecodable(profile.Speed)}
 		}
 		if pr := a.Progress(); pr.Open {
-			st.Batch = shell.BatchStatus{Known: true, Batch: pr.Batch, Batches: uint64(pr.Batches), Meters: pr.Meters, Flags: pr.Flags}
+			st.Batch = shell.BatchStatus{Known: true, Batch: pr.Batch, Batches: uint64(pr.Batches), Meters: pr.Meters, Flags: pr.Flags,
+				Candidate: pr.Candidate}
 		}
 	}
 	for _, s := range p.Sources {
@@ -187,7 +188,7 @@ func (p *shellParts) status() shell.Status {
 		o := p.Store.Stats()
 		st.Outbox = shell.OutboxStatus{
 			Head: o.Head, AckedThrough: o.AckedThrough, Depth: o.Depth, Bytes: o.Bytes, MaxBytes: o.MaxBytes,
-			Oldest: o.Oldest, Full: o.Full, Nacks: o.Nacks, LastNack: o.LastNack,
+			Oldest: o.Oldest, Full: o.Full, Nacks: o.Nacks, LastNack: o.LastNack, Lost: o.Lost,
 		}
 	}
 	if p.Uplink != nil {
