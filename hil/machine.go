@@ -40,8 +40,9 @@ var (
 	netModules    = []string{"failover", "net_failover", "virtio_net"}
 	serialModules = []string{"virtio_console"}
 	diskModules   = []string{"virtio_blk", "crc16", "crc32c_generic", "libcrc32c", "mbcache", "jbd2", "ext4"}
-	// The arm64 guest's CAN controllers and the kernel's ISO-TP.
-	kvaserModules = []string{"can-isotp", "sja1000", "kvaser_pci"}
+	// The arm64 guest's CAN controllers (on top of canModules, which has
+	// can-dev and the kernel's ISO-TP).
+	kvaserModules = []string{"sja1000", "kvaser_pci"}
 )
 
 // Guest architectures (Options.Arch).
@@ -492,7 +493,7 @@ func (k *Kit) writeInitramfs(dst string, o *Options) error {
 	if o.Kvaser > 0 {
 		for _, m := range kvaserModules {
 			if _, ok := index[modKey(m)]; !ok {
-				return fmt.Errorf("kernel modules in %s: %s.ko not found: Options.Kvaser needs the sja1000, kvaser_pci and can-isotp modules of the arm64 kernel (linux-image-arm64:arm64, hil/scripts/install.sh)", modDir, m)
+				return fmt.Errorf("kernel modules in %s: %s.ko not found: Options.Kvaser needs the sja1000 and kvaser_pci modules of the arm64 kernel (linux-image-arm64:arm64, hil/scripts/install.sh)", modDir, m)
 			}
 		}
 	}
