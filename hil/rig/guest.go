@@ -193,6 +193,11 @@ type GuestOptions struct {
 	Timeout time.Duration
 	// OnLine sees every console line as it comes.
 	OnLine func(string)
+	// Kvaser, when not zero, boots the arm64 T-Box with that many Kvaser
+	// PCI cards on one qemu CAN bus (can0, can1, ...: the real sja1000
+	// driver at 500 kbit/s) instead of the armhf one with vcan0 alone;
+	// the rig's 32-bit binaries run there as they would on an arm64 T-Box.
+	Kvaser int
 }
 
 // Guest is a running emulated T-Box.
@@ -259,6 +264,9 @@ func (r *Rig) Boot(ctx context.Context, o GuestOptions) (*Guest, error) {
 	ho := hil.Options{
 		Files: files, Script: o.Script, Disk: o.Disk, Serial: o.Serial, CanUtils: true,
 		CPUs: o.CPUs, Clock: o.Clock, Timeout: o.Timeout, Console: g.cons,
+	}
+	if o.Kvaser != 0 {
+		ho.Arch, ho.Kvaser = hil.ArchARM64, o.Kvaser
 	}
 	if o.Broker != nil {
 		ho.BrokerPort = o.Broker.Port

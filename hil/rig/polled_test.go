@@ -58,17 +58,30 @@ func PolledCases(start time.Time) []PolledCase {
 func TestPolledOdometer(t *testing.T) {
 	r := newRig(t)
 	for _, c := range PolledCases(time.Now().Add(-20 * time.Minute).Truncate(time.Minute)) {
-		t.Run(c.Name, func(t *testing.T) { runPolled(t, r, c, Tboxd{ISOTP: c.ISOTP}) })
+		t.Run(c.Name, func(t *testing.T) { runPolled(t, r, c, Tboxd{ISOTP: c.ISOTP}, 0) })
 	}
 }
 
+// TestPolledOdometerKvaser plays the OBD-II case on the arm64 T-Box with
+// two Kvaser cards on one qemu CAN bus: the ECU (vsim) on can0, tboxd on
+// can1, every request and answer crossing the real sja1000 driver of both
+// controllers through the kernel's ISO-TP socket.
+func TestPolledOdometerKvaser(t *testing.T) {
+	r := newRig(t)
+	c := PolledCases(time.Now().Add(-20 * time.Minute).Truncate(time.Minute))[0]
+	c.Drive.Iface = "can0"
+	runPolled(t, r, c, Tboxd{ISOTP: c.ISOTP, Interface: "can1"}, 2)
+}
+
 // runPolled boots r's machine once for c; tb is tboxd's configuration
-// (its Interface names the machine's bus, vcan0 by default).
-func runPolled(t *testing.T, r *Rig, c PolledCase, tb Tboxd) {
+// (its Interface names the machine's bus, vcan0 by default; the ECU plays
+// on c.Drive.Iface, else on tboxd's bus). kvaser boots the arm64 T-Box
+// with that many Kvaser cards instead of the armhf one with vcan0.
+func runPolled(t *testing.T, r *Rig, c PolledCase, tb Tboxd, kvaser int) {
 	ctx := context.Background()
 	t0 := time.Now()
 	tb.TimeScale = c.Drive.Pace
-	if tb.Interface != "" {
+	if tb.Interface != "" && c.Drive.Iface == "" {
 		c.Drive.Iface = tb.Interface
 	}
 	prof := filepath.Join(filepath.Dir(r.Bins.Profile), c.Profile)
@@ -83,6 +96,7 @@ func runPolled(t *testing.T, r *Rig, c PolledCase, tb Tboxd) {
 		OnLine: lineLogger(t, "guest: ", func(l string) bool {
 			return interesting(l) || strings.HasPrefix(l, "vsim:") || strings.Contains(l, "part=poll")
 		}),
+		Kvaser: kvaser,
 	})
 	if err != nil {
 		t.Fatal(err)
