@@ -107,7 +107,9 @@ func rtnl(req []byte, onLink func([]byte) error) error {
 	seq := binary.NativeEndian.Uint32(req[8:])
 	buf := make([]byte, 1<<16)
 	for {
-		n, _, err := unix.Recvfrom(fd, buf, 0)
+		// read, not Recvfrom: Recvfrom decodes the sender's address and so links
+		// every Sockaddr type of x/sys/unix (10 KiB); the sender is the kernel.
+		n, err := unix.Read(fd, buf)
 		if err != nil {
 			return fmt.Errorf("netlink receive: %w", err)
 		}
