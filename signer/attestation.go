@@ -86,7 +86,7 @@ func (a *Attestation) Validate() error {
 func (a *Attestation) fieldProblems() []error {
 	var errs []error
 	add := func(kind error, format string, args ...any) {
-		errs = append(errs, newFieldError(kind, format, args...))
+		errs = appendErr(errs, newFieldError(kind, format, args...))
 	}
 	if a.V != Version {
 		add(ErrUnknownVersion, "v is %d, expected %d", a.V, Version)

@@ -250,7 +250,7 @@ type durationRange struct {
 // naming the file and the key.
 func (c *Config) validate() error {
 	var errs []error
-	add := func(field, format string, a ...any) { errs = append(errs, c.fail(field, format, a...)) }
+	add := func(field, format string, a ...any) { errs = appendErr(errs, c.fail(field, format, a...)) }
 	if c.Profile == "" {
 		add("profile", "required: the vehicle profile (TOML)")
 	}
