@@ -3,7 +3,6 @@ package agent
 import (
 	"encoding/json"
 	"errors"
-	"fmt"
 	"log/slog"
 	"math"
 	"slices"
@@ -118,21 +117,21 @@ func NewAttester(cfg AttesterConfig, key signer.Signer, ob Outbox) (*Attester, e
 	}
 	blob, err := ob.State()
 	if err != nil {
-		return nil, fmt.Errorf("attester state: %w", err)
+		return nil, errorf("attester state: %w", err)
 	}
 	if blob == nil {
 		a.eng = mileage.New(mcfg, nil)
 	} else {
 		var st savedState
 		if err := json.Unmarshal(blob, &st); err != nil {
-			return nil, fmt.Errorf("attester state: %w", err)
+			return nil, errorf("attester state: %w", err)
 		}
 		if st.V != stateVersion {
-			return nil, fmt.Errorf("attester state: version %d, expected %d", st.V, stateVersion)
+			return nil, errorf("attester state: version %d, expected %d", st.V, stateVersion)
 		}
 		var ms mileage.State
 		if err := ms.UnmarshalBinary(st.Mileage); err != nil {
-			return nil, fmt.Errorf("attester state: %w", err)
+			return nil, errorf("attester state: %w", err)
 		}
 		a.eng = mileage.New(mcfg, &ms)
 		a.eng.Restarted()
@@ -250,7 +249,7 @@ func (a *Attester) Reading(r *profile.Reading) error {
 				return err
 			}
 			if err := a.ob.Flush(); err != nil {
-				return fmt.Errorf("checkpoint: %w", err)
+				return errorf("checkpoint: %w", err)
 			}
 			return nil
 		}
@@ -333,7 +332,7 @@ func (a *Attester) checkpoint(t time.Time) error {
 		return err
 	}
 	if err := a.ob.Checkpoint(blob); err != nil {
-		return fmt.Errorf("checkpoint: %w", err)
+		return errorf("checkpoint: %w", err)
 	}
 	return nil
 }
@@ -342,7 +341,7 @@ func (a *Attester) stateBlob(pending []mileage.Span) ([]byte, error) {
 	ms := a.eng.State()
 	mb, err := ms.MarshalBinary()
 	if err != nil {
-		return nil, fmt.Errorf("mileage state: %w", err)
+		return nil, errorf("mileage state: %w", err)
 	}
 	return json.Marshal(savedState{V: stateVersion, Mileage: mb, Pending: pending, LastBatch: a.lastBatch})
 }
@@ -381,7 +380,7 @@ func (a *Attester) flush() error {
 			att.Modes = append(att.Modes, signer.ModeMeters{Mode: m.Mode, Meters: m.Meters})
 		}
 		if err := signer.Sign(a.key, a.cfg.ChainID, att); err != nil {
-			return fmt.Errorf("sign seq %d: %w", att.Seq, err)
+			return errorf("sign seq %d: %w", att.Seq, err)
 		}
 		prevLast := a.lastBatch
 		a.lastBatch = att.Batch + uint64(att.Batches) - 1
@@ -401,7 +400,7 @@ func (a *Attester) flush() error {
 				a.eng.SetBlocked(true)
 				return nil
 			}
-			return fmt.Errorf("outbox: %w", err)
+			return errorf("outbox: %w", err)
 		}
 		a.pending = a.pending[1:]
 		a.made++

@@ -2,7 +2,6 @@ package agent
 
 import (
 	"bytes"
-	"fmt"
 	"sync"
 
 	"github.com/csop/tbox/store"
@@ -81,7 +80,7 @@ func (m *MemoryOutbox) Get(seq uint64) (store.Record, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if seq == 0 || seq > uint64(len(m.records)) {
-		return store.Record{}, fmt.Errorf("seq %d: %w", seq, store.ErrNotFound)
+		return store.Record{}, errorf("seq %d: %w", seq, store.ErrNotFound)
 	}
 	return m.records[seq-1], nil
 }

@@ -3,7 +3,6 @@ package agent
 import (
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
 	"sync"
 	"sync/atomic"
@@ -338,7 +337,7 @@ func (a *Agent) tick(now time.Time) error {
 		now = a.scale(now)
 	}
 	if err := a.att.Tick(now); err != nil {
-		return fmt.Errorf("tick: %w", err)
+		return errorf("tick: %w", err)
 	}
 	a.publishProgress()
 	return nil
@@ -360,7 +359,7 @@ func (a *Agent) stop(logTime bool) error {
 		now = time.Unix(0, last)
 	}
 	if err := a.att.Stop(now); err != nil {
-		return fmt.Errorf("stop: %w", err)
+		return errorf("stop: %w", err)
 	}
 	a.publishProgress()
 	a.log.Info("open span closed at stop", "made", a.att.Made())

@@ -202,7 +202,7 @@ func (r *Reader) Receive() bool {
 			continue
 		}
 		if len(line) > MaxLineLen {
-			return r.fail(&LineError{Line: r.line, Err: fmt.Errorf("%w: %d bytes, want at most %d", ErrLineTooLong, len(line), MaxLineLen)})
+			return r.fail(&LineError{Line: r.line, Err: errorf("%w: %d bytes, want at most %d", ErrLineTooLong, len(line), MaxLineLen)})
 		}
 		if perr := r.parseLine(line); perr != nil {
 			if perr == errSkipLine {
@@ -215,7 +215,7 @@ func (r *Reader) Receive() bool {
 			if err != nil && !errors.Is(perr, ErrNoTimestamp) {
 				// The last line has no newline: candump was killed while
 				// writing it. Everything before it was delivered.
-				return r.fail(&LineError{Line: r.line, Err: fmt.Errorf("%w: %w", ErrTruncated, perr)})
+				return r.fail(&LineError{Line: r.line, Err: errorf("%w: %w", ErrTruncated, perr)})
 			}
 			return r.fail(&LineError{Line: r.line, Err: perr})
 		}
@@ -256,10 +256,10 @@ func (r *Reader) readError(line []byte, err error) bool {
 		return true
 	case errors.Is(err, bufio.ErrBufferFull):
 		r.line++
-		r.fail(&LineError{Line: r.line, Err: fmt.Errorf("%w: over %d bytes, want at most %d", ErrLineTooLong, len(line), MaxLineLen)})
+		r.fail(&LineError{Line: r.line, Err: errorf("%w: over %d bytes, want at most %d", ErrLineTooLong, len(line), MaxLineLen)})
 		return false
 	default:
-		r.fail(fmt.Errorf("candump read after line %d: %w", r.line, err))
+		r.fail(errorf("candump read after line %d: %w", r.line, err))
 		return false
 	}
 }
@@ -341,13 +341,13 @@ func (r *Reader) parseLine(line []byte) error {
 			return errSkipLine // candump -e: the decoded error frame above
 		}
 		if looksLikeScreen(line) {
-			return fmt.Errorf("%w: no timestamps (plain candump); %s", ErrNoTimestamp, recordHint)
+			return errorf("%w: no timestamps (plain candump); %s", ErrNoTimestamp, recordHint)
 		}
 		return syntaxErr("timestamp", "(seconds.microseconds)", line)
 	}
 	r.errDetail = false
 	if len(line) > 11 && line[5] == '-' && line[8] == '-' {
-		return fmt.Errorf("%w: local date and time (candump -tA) cannot be replayed exactly; %s", ErrNoTimestamp, recordHint)
+		return errorf("%w: local date and time (candump -tA) cannot be replayed exactly; %s", ErrNoTimestamp, recordHint)
 	}
 	i := 1
 	start := i
@@ -592,9 +592,9 @@ func (r *Reader) clearData(n int) {
 func syntaxErr(field, want string, found []byte) error {
 	const maxShown = 40
 	if len(found) > maxShown {
-		return fmt.Errorf("%w: %s: want %s, found %q...", ErrSyntax, field, want, found[:maxShown])
+		return errorf("%w: %s: want %s, found %q...", ErrSyntax, field, want, found[:maxShown])
 	}
-	return fmt.Errorf("%w: %s: want %s, found %q", ErrSyntax, field, want, found)
+	return errorf("%w: %s: want %s, found %q", ErrSyntax, field, want, found)
 }
 
 // Writer writes frames in the candump -l log format.
@@ -631,7 +631,7 @@ func (w *Writer) Write(f *Frame) error {
 	b = append(b, '\n')
 	w.buf = b
 	if _, err := w.bw.Write(b); err != nil {
-		return fmt.Errorf("candump write: %w", err)
+		return errorf("candump write: %w", err)
 	}
 	return nil
 }
@@ -639,7 +639,7 @@ func (w *Writer) Write(f *Frame) error {
 // Flush writes buffered lines to the underlying writer.
 func (w *Writer) Flush() error {
 	if err := w.bw.Flush(); err != nil {
-		return fmt.Errorf("candump flush: %w", err)
+		return errorf("candump flush: %w", err)
 	}
 	return nil
 }
@@ -649,15 +649,15 @@ func checkWritable(f *Frame) error {
 		return err
 	}
 	if n := len(f.Bus); n == 0 || n > MaxBusNameLen {
-		return fmt.Errorf("%w: bus name %q: want 1 to %d bytes", ErrInvalidFrame, f.Bus, MaxBusNameLen)
+		return errorf("%w: bus name %q: want 1 to %d bytes", ErrInvalidFrame, f.Bus, MaxBusNameLen)
 	}
 	for i := 0; i < len(f.Bus); i++ {
 		if c := f.Bus[i]; c < 0x21 || c > 0x7E {
-			return fmt.Errorf("%w: bus name %q: want printable ASCII without blanks", ErrInvalidFrame, f.Bus)
+			return errorf("%w: bus name %q: want printable ASCII without blanks", ErrInvalidFrame, f.Bus)
 		}
 	}
 	if s := f.Time.Unix(); s < 0 || s > MaxLogSeconds {
-		return fmt.Errorf("%w: time %s: want 1970 to unix second %d", ErrInvalidFrame, f.Time.UTC().Format(time.RFC3339), int64(MaxLogSeconds))
+		return errorf("%w: time %s: want 1970 to unix second %d", ErrInvalidFrame, f.Time.UTC().Format(time.RFC3339), int64(MaxLogSeconds))
 	}
 	return nil
 }

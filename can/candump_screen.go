@@ -44,7 +44,7 @@ func looksLikeScreen(line []byte) bool {
 func (r *Reader) parseScreen(p []byte, secDigits int) error {
 	f := &r.frame
 	if secDigits != screenTimeDigits {
-		return fmt.Errorf("%w: relative timestamps (candump -td or -tz) cannot be replayed; %s", ErrNoTimestamp, recordHint)
+		return errorf("%w: relative timestamps (candump -td or -tz) cannot be replayed; %s", ErrNoTimestamp, recordHint)
 	}
 	tok, p := nextField(p)
 	brs, esi := false, false

@@ -38,11 +38,11 @@ func (k Key) String() string {
 func ParseKey(s string) (Key, error) {
 	h := strings.TrimPrefix(strings.TrimPrefix(s, "0x"), "0X")
 	if h == "" || len(h) > 8 {
-		return Key{}, fmt.Errorf("CAN id %q: want 1 to 8 hex digits", s)
+		return Key{}, errorf("CAN id %q: want 1 to 8 hex digits", s)
 	}
 	v, err := strconv.ParseUint(h, 16, 32)
 	if err != nil || v > MaxExtendedID {
-		return Key{}, fmt.Errorf("CAN id %q: want a hex identifier up to 0x1FFFFFFF", s)
+		return Key{}, errorf("CAN id %q: want a hex identifier up to 0x1FFFFFFF", s)
 	}
 	return Key{ID: uint32(v), Extended: len(h) == 8 || v > MaxID}, nil
 }

@@ -2,7 +2,6 @@ package can
 
 import (
 	"errors"
-	"fmt"
 	"time"
 )
 
@@ -75,23 +74,23 @@ func (f *Frame) Payload() []byte {
 func (f *Frame) Validate() error {
 	switch {
 	case f.Flags&^allFlags != 0:
-		return fmt.Errorf("%w: undefined flag bits 0x%02X", ErrInvalidFrame, uint8(f.Flags&^allFlags))
+		return errorf("%w: undefined flag bits 0x%02X", ErrInvalidFrame, uint8(f.Flags&^allFlags))
 	case f.IsError() && f.ID > MaxExtendedID:
-		return fmt.Errorf("%w: error class 0x%X exceeds 29 bits", ErrInvalidFrame, f.ID)
+		return errorf("%w: error class 0x%X exceeds 29 bits", ErrInvalidFrame, f.ID)
 	case f.IsError() && f.Flags&(Extended|Remote|FD|BRS|ESI) != 0:
-		return fmt.Errorf("%w: error frame with extended, remote or CAN FD flags", ErrInvalidFrame)
+		return errorf("%w: error frame with extended, remote or CAN FD flags", ErrInvalidFrame)
 	case f.IsExtended() && f.ID > MaxExtendedID:
-		return fmt.Errorf("%w: extended id 0x%X exceeds 29 bits", ErrInvalidFrame, f.ID)
+		return errorf("%w: extended id 0x%X exceeds 29 bits", ErrInvalidFrame, f.ID)
 	case !f.IsExtended() && !f.IsError() && f.ID > MaxID:
-		return fmt.Errorf("%w: standard id 0x%X exceeds 11 bits", ErrInvalidFrame, f.ID)
+		return errorf("%w: standard id 0x%X exceeds 11 bits", ErrInvalidFrame, f.ID)
 	case f.IsFD() && f.IsRemote():
-		return fmt.Errorf("%w: CAN FD frame cannot be a remote frame", ErrInvalidFrame)
+		return errorf("%w: CAN FD frame cannot be a remote frame", ErrInvalidFrame)
 	case !f.IsFD() && f.Flags&(BRS|ESI) != 0:
-		return fmt.Errorf("%w: BRS/ESI flags on a classic CAN frame", ErrInvalidFrame)
+		return errorf("%w: BRS/ESI flags on a classic CAN frame", ErrInvalidFrame)
 	case f.IsFD() && !validFDLen(f.Len):
-		return fmt.Errorf("%w: CAN FD length %d is not a valid FD length", ErrInvalidFrame, f.Len)
+		return errorf("%w: CAN FD length %d is not a valid FD length", ErrInvalidFrame, f.Len)
 	case !f.IsFD() && f.Len > MaxDataLen:
-		return fmt.Errorf("%w: classic CAN length %d exceeds %d", ErrInvalidFrame, f.Len, MaxDataLen)
+		return errorf("%w: classic CAN length %d exceeds %d", ErrInvalidFrame, f.Len, MaxDataLen)
 	}
 	return nil
 }

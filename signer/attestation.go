@@ -86,7 +86,7 @@ func (a *Attestation) Validate() error {
 func (a *Attestation) fieldProblems() []error {
 	var errs []error
 	add := func(kind error, format string, args ...any) {
-		errs = append(errs, newFieldError(kind, format, args...))
+		errs = appendErr(errs, newFieldError(kind, format, args...))
 	}
 	if a.V != Version {
 		add(ErrUnknownVersion, "v is %d, expected %d", a.V, Version)
@@ -137,17 +137,17 @@ func (a *Attestation) fieldProblems() []error {
 // a.Sig to the signature over Digest(chainID, a).
 func Sign(s Signer, chainID uint64, a *Attestation) error {
 	if addr := s.Address(); a.Device != addr {
-		return fmt.Errorf("attestation device %s, signing key %s: %w", a.Device, addr, ErrSignerMismatch)
+		return errorf("attestation device %s, signing key %s: %w", a.Device, addr, ErrSignerMismatch)
 	}
 	if err := a.Validate(); err != nil {
-		return fmt.Errorf("attestation seq %d: %w", a.Seq, err)
+		return errorf("attestation seq %d: %w", a.Seq, err)
 	}
 	sig, err := s.SignDigest(Digest(chainID, a))
 	if err != nil {
-		return fmt.Errorf("attestation seq %d: %w", a.Seq, err)
+		return errorf("attestation seq %d: %w", a.Seq, err)
 	}
 	if v := sig[64]; v != 27 && v != 28 {
-		return fmt.Errorf("attestation seq %d: signer returned v %d, expected 27 or 28: %w", a.Seq, v, ErrBadSignature)
+		return errorf("attestation seq %d: signer returned v %d, expected 27 or 28: %w", a.Seq, v, ErrBadSignature)
 	}
 	a.Sig = sig
 	return nil

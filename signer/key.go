@@ -37,10 +37,10 @@ func (a *Address) UnmarshalText(b []byte) error {
 func ParseAddress(s string) (Address, error) {
 	var a Address
 	if len(s) != 2+2*len(a) || (s[:2] != "0x" && s[:2] != "0X") {
-		return a, fmt.Errorf("address %q: expected 0x and 40 hex digits", s)
+		return a, errorf("address %q: expected 0x and 40 hex digits", s)
 	}
 	if _, err := hex.Decode(a[:], []byte(s[2:])); err != nil {
-		return a, fmt.Errorf("address %q: expected 0x and 40 hex digits: %w", s, err)
+		return a, errorf("address %q: expected 0x and 40 hex digits: %w", s, err)
 	}
 	return a, nil
 }
@@ -82,7 +82,7 @@ func signDigest(key *secp256k1.PrivateKey, d [32]byte) (Signature, error) {
 	if c[0] != 27 && c[0] != 28 {
 		// Recovery codes 2 and 3 (r >= N) occur with probability about
 		// 2^-127 and have no Ethereum encoding.
-		return sig, fmt.Errorf("signature: recovery code %d has no Ethereum encoding", c[0]-27)
+		return sig, errorf("signature: recovery code %d has no Ethereum encoding", c[0]-27)
 	}
 	copy(sig[:64], c[1:])
 	sig[64] = c[0]

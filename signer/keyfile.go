@@ -113,7 +113,7 @@ func GenerateKeyFile(path string) (Address, error) {
 	}
 	key, err := secp256k1.GeneratePrivateKey()
 	if err != nil {
-		return Address{}, fmt.Errorf("key generation: %w", err)
+		return Address{}, errorf("key generation: %w", err)
 	}
 	defer key.Zero()
 	data, err := marshalKey(key)
@@ -188,7 +188,7 @@ func marshalKey(key *secp256k1.PrivateKey) ([]byte, error) {
 		PublicKey:  asn1.BitString{Bytes: pub, BitLength: 8 * len(pub)},
 	})
 	if err != nil {
-		return nil, fmt.Errorf("key encoding: %w", err)
+		return nil, errorf("key encoding: %w", err)
 	}
 	defer clear(der)
 	return pem.EncodeToMemory(&pem.Block{Type: pemECPrivateKey, Bytes: der}), nil

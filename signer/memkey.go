@@ -28,12 +28,12 @@ var _ Signer = (*MemKey)(nil)
 // the group order ([ErrBadKey]). Locked reports whether mlock succeeded.
 func NewMemKey(priv []byte) (*MemKey, error) {
 	if len(priv) != 32 {
-		return nil, fmt.Errorf("device key of %d bytes, expected 32: %w", len(priv), ErrBadKey)
+		return nil, errorf("device key of %d bytes, expected 32: %w", len(priv), ErrBadKey)
 	}
 	var s secp256k1.ModNScalar
 	if overflow := s.SetByteSlice(priv); overflow || s.IsZero() {
 		s.Zero()
-		return nil, fmt.Errorf("device key not in 1..n-1 of secp256k1: %w", ErrBadKey)
+		return nil, errorf("device key not in 1..n-1 of secp256k1: %w", ErrBadKey)
 	}
 	k := &MemKey{key: secp256k1.NewPrivateKey(&s)}
 	s.Zero()
@@ -56,7 +56,7 @@ func (k *MemKey) SignDigest(d [32]byte) (Signature, error) {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	if k.key == nil {
-		return Signature{}, fmt.Errorf("device key closed: %w", ErrBadKey)
+		return Signature{}, errorf("device key closed: %w", ErrBadKey)
 	}
 	return signDigest(k.key, d)
 }
@@ -93,7 +93,7 @@ func (*MemKey) LogValue() slog.Value { return slog.StringValue(redacted) }
 func GenerateScalar() ([]byte, error) {
 	key, err := secp256k1.GeneratePrivateKey()
 	if err != nil {
-		return nil, fmt.Errorf("key generation: %w", err)
+		return nil, errorf("key generation: %w", err)
 	}
 	defer key.Zero()
 	b := key.Key.Bytes()

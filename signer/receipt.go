@@ -103,11 +103,11 @@ func (r *Refusal) validate() error {
 // r.SigningDigest(chainID).
 func SignReceipt(s Signer, chainID uint64, r *Receipt) error {
 	if err := r.validate(); err != nil {
-		return fmt.Errorf("receipt seq %d: %w", r.Seq, err)
+		return errorf("receipt seq %d: %w", r.Seq, err)
 	}
 	sig, err := signChecked(s, r.SigningDigest(chainID))
 	if err != nil {
-		return fmt.Errorf("receipt seq %d: %w", r.Seq, err)
+		return errorf("receipt seq %d: %w", r.Seq, err)
 	}
 	r.Sig = sig
 	return nil
@@ -118,11 +118,11 @@ func SignReceipt(s Signer, chainID uint64, r *Receipt) error {
 // cut it with [TruncateReason] first.
 func SignRefusal(s Signer, chainID uint64, r *Refusal) error {
 	if err := r.validate(); err != nil {
-		return fmt.Errorf("refusal seq %d: %w", r.Seq, err)
+		return errorf("refusal seq %d: %w", r.Seq, err)
 	}
 	sig, err := signChecked(s, r.SigningDigest(chainID))
 	if err != nil {
-		return fmt.Errorf("refusal seq %d: %w", r.Seq, err)
+		return errorf("refusal seq %d: %w", r.Seq, err)
 	}
 	r.Sig = sig
 	return nil
@@ -134,7 +134,7 @@ func signChecked(s Signer, d [32]byte) (Signature, error) {
 		return sig, err
 	}
 	if v := sig[64]; v != 27 && v != 28 {
-		return sig, fmt.Errorf("signer returned v %d, expected 27 or 28: %w", v, ErrBadSignature)
+		return sig, errorf("signer returned v %d, expected 27 or 28: %w", v, ErrBadSignature)
 	}
 	return sig, nil
 }

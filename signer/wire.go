@@ -210,7 +210,7 @@ func parseObject(b []byte) (map[string]json.RawMessage, error) {
 		return nil, jsonErr(err)
 	}
 	if d, ok := tok.(json.Delim); !ok || d != '{' {
-		return nil, fmt.Errorf("expected a JSON object, found %s", excerpt(b))
+		return nil, errorf("expected a JSON object, found %s", excerpt(b))
 	}
 	members := make(map[string]json.RawMessage)
 	for dec.More() {
@@ -221,10 +221,10 @@ func parseObject(b []byte) (map[string]json.RawMessage, error) {
 		name, _ := tok.(string) // object keys are always strings
 		var raw json.RawMessage
 		if err := dec.Decode(&raw); err != nil {
-			return nil, fmt.Errorf("field %q: %w", name, jsonErr(err))
+			return nil, errorf("field %q: %w", name, jsonErr(err))
 		}
 		if _, dup := members[name]; dup {
-			return nil, fmt.Errorf("field %q appears twice", name)
+			return nil, errorf("field %q appears twice", name)
 		}
 		members[name] = raw
 	}
@@ -250,9 +250,9 @@ func parseUint(raw json.RawMessage, bitSize int) (uint64, error) {
 	n, err := strconv.ParseUint(string(raw), 10, bitSize)
 	if err != nil {
 		if errors.Is(err, strconv.ErrRange) {
-			return 0, fmt.Errorf("expected an integer up to %d, found %s", uint64(1)<<bitSize-1, excerpt(raw))
+			return 0, errorf("expected an integer up to %d, found %s", uint64(1)<<bitSize-1, excerpt(raw))
 		}
-		return 0, fmt.Errorf("expected an unsigned integer, found %s", excerpt(raw))
+		return 0, errorf("expected an unsigned integer, found %s", excerpt(raw))
 	}
 	return n, nil
 }
@@ -261,18 +261,18 @@ func parseUint(raw json.RawMessage, bitSize int) (uint64, error) {
 func parseHex(raw json.RawMessage, dst []byte) error {
 	var s string
 	if len(raw) == 0 || raw[0] != '"' || json.Unmarshal(raw, &s) != nil {
-		return fmt.Errorf("expected a string, found %s", excerpt(raw))
+		return errorf("expected a string, found %s", excerpt(raw))
 	}
 	want := 2 + 2*len(dst)
 	if len(s) < 2 || s[:2] != "0x" {
-		return fmt.Errorf("expected 0x and %d lowercase hex digits, found %s", 2*len(dst), excerpt(raw))
+		return errorf("expected 0x and %d lowercase hex digits, found %s", 2*len(dst), excerpt(raw))
 	}
 	if len(s) != want {
-		return fmt.Errorf("expected 0x and %d hex digits (%d bytes), found %d digits", 2*len(dst), len(dst), len(s)-2)
+		return errorf("expected 0x and %d hex digits (%d bytes), found %d digits", 2*len(dst), len(dst), len(s)-2)
 	}
 	for i := 2; i < len(s); i++ {
 		if c := s[i]; !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
-			return fmt.Errorf("expected lowercase hex digits, found %q at offset %d", c, i)
+			return errorf("expected lowercase hex digits, found %q at offset %d", c, i)
 		}
 	}
 	_, err := hex.Decode(dst, []byte(s[2:]))
@@ -282,14 +282,14 @@ func parseHex(raw json.RawMessage, dst []byte) error {
 // parseModes parses the modes array.
 func parseModes(raw json.RawMessage) ([]ModeMeters, error) {
 	if len(raw) == 0 || raw[0] != '[' {
-		return nil, fmt.Errorf("expected an array, found %s", excerpt(raw))
+		return nil, errorf("expected an array, found %s", excerpt(raw))
 	}
 	var elems []json.RawMessage
 	if err := json.Unmarshal(raw, &elems); err != nil {
 		return nil, err
 	}
 	if len(elems) > MaxModes {
-		return nil, fmt.Errorf("%d entries, at most %d allowed", len(elems), MaxModes)
+		return nil, errorf("%d entries, at most %d allowed", len(elems), MaxModes)
 	}
 	if len(elems) == 0 {
 		return nil, nil
@@ -299,27 +299,27 @@ func parseModes(raw json.RawMessage) ([]ModeMeters, error) {
 		where := fmt.Sprintf("modes[%d]", i)
 		members, err := parseObject(e)
 		if err != nil {
-			return nil, fmt.Errorf("%s: %w", where, err)
+			return nil, errorf("%s: %w", where, err)
 		}
 		var m ModeMeters
 		mode, ok := members["mode"]
 		if !ok {
-			return nil, fmt.Errorf(`%s: field "mode" missing`, where)
+			return nil, errorf(`%s: field "mode" missing`, where)
 		}
 		if len(mode) == 0 || mode[0] != '"' || json.Unmarshal(mode, &m.Mode) != nil {
-			return nil, fmt.Errorf(`%s: field "mode": expected a string, found %s`, where, excerpt(mode))
+			return nil, errorf(`%s: field "mode": expected a string, found %s`, where, excerpt(mode))
 		}
 		meters, ok := members["meters"]
 		if !ok {
-			return nil, fmt.Errorf(`%s: field "meters" missing`, where)
+			return nil, errorf(`%s: field "meters" missing`, where)
 		}
 		if m.Meters, err = parseUint(meters, 64); err != nil {
-			return nil, fmt.Errorf(`%s: field "meters": %v`, where, err)
+			return nil, errorf(`%s: field "meters": %v`, where, err)
 		}
 		if len(members) != 2 {
 			for name := range members {
 				if name != "mode" && name != "meters" {
-					return nil, fmt.Errorf("%s: unknown field %q", where, name)
+					return nil, errorf("%s: unknown field %q", where, name)
 				}
 			}
 		}

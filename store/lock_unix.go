@@ -4,7 +4,6 @@ package store
 
 import (
 	"errors"
-	"fmt"
 	"os"
 	"path/filepath"
 	"time"
@@ -21,7 +20,7 @@ func lockDir(dir string, timeout time.Duration) (*dirLock, error) {
 	path := filepath.Join(dir, "lock")
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
-		return nil, fmt.Errorf("lock: %w", err)
+		return nil, errorf("lock: %w", err)
 	}
 	deadline := time.Now().Add(timeout)
 	for {
@@ -31,11 +30,11 @@ func lockDir(dir string, timeout time.Duration) (*dirLock, error) {
 		}
 		if !errors.Is(err, unix.EWOULDBLOCK) && !errors.Is(err, unix.EINTR) {
 			f.Close()
-			return nil, fmt.Errorf("lock %s: %w", path, err)
+			return nil, errorf("lock %s: %w", path, err)
 		}
 		if time.Now().After(deadline) {
 			f.Close()
-			return nil, fmt.Errorf("lock %s: %w after %v: another process holds the outbox", path, ErrLocked, timeout)
+			return nil, errorf("lock %s: %w after %v: another process holds the outbox", path, ErrLocked, timeout)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
@@ -59,7 +58,7 @@ func lockDirShared(dir string) (*dirLock, error) {
 		return &dirLock{}, nil
 	}
 	if err != nil {
-		return nil, fmt.Errorf("lock: %w", err)
+		return nil, errorf("lock: %w", err)
 	}
 	for {
 		err := unix.Flock(int(f.Fd()), unix.LOCK_SH|unix.LOCK_NB)
@@ -71,8 +70,8 @@ func lockDirShared(dir string) (*dirLock, error) {
 		}
 		f.Close()
 		if errors.Is(err, unix.EWOULDBLOCK) {
-			return nil, fmt.Errorf("lock %s: %w: a running agent (tboxd) or replay holds the outbox", path, ErrLocked)
+			return nil, errorf("lock %s: %w: a running agent (tboxd) or replay holds the outbox", path, ErrLocked)
 		}
-		return nil, fmt.Errorf("lock %s: %w", path, err)
+		return nil, errorf("lock %s: %w", path, err)
 	}
 }

@@ -2,7 +2,6 @@ package store
 
 import (
 	"errors"
-	"fmt"
 	"io/fs"
 	"log/slog"
 	"os"
@@ -25,15 +24,15 @@ func OpenReadOnly(dir string) (*Store, error) {
 	fi, err := os.Stat(dir)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
-		return nil, fmt.Errorf("state directory %s: %w: it does not exist", dir, ErrNoStore)
+		return nil, errorf("state directory %s: %w: it does not exist", dir, ErrNoStore)
 	case err != nil:
-		return nil, fmt.Errorf("state directory: %w", err)
+		return nil, errorf("state directory: %w", err)
 	case !fi.IsDir():
-		return nil, fmt.Errorf("state directory %s: %w: not a directory", dir, ErrNoStore)
+		return nil, errorf("state directory %s: %w: not a directory", dir, ErrNoStore)
 	}
 	path := filepath.Join(dir, dbName)
 	if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
-		return nil, fmt.Errorf("state directory %s: %w: it holds no %s", dir, ErrNoStore, dbName)
+		return nil, errorf("state directory %s: %w: it holds no %s", dir, ErrNoStore, dbName)
 	}
 	lk, err := lockDirShared(dir)
 	if err != nil {
@@ -58,12 +57,12 @@ func OpenReadOnly(dir string) (*Store, error) {
 func (s *Store) openReadOnly() error {
 	f, err := os.Open(s.path)
 	if err != nil {
-		return fmt.Errorf("database: %w", err)
+		return errorf("database: %w", err)
 	}
 	fi, err := f.Stat()
 	if err != nil {
 		f.Close()
-		return fmt.Errorf("database: %w", err)
+		return errorf("database: %w", err)
 	}
 	if fi.Size() == 0 {
 		f.Close()
@@ -77,7 +76,7 @@ func (s *Store) openReadOnly() error {
 	db, err := boltOpen(s.path, &bbolt.Options{ReadOnly: true, Timeout: 200 * time.Millisecond, FreelistType: bbolt.FreelistMapType})
 	switch {
 	case errors.Is(err, berrors.ErrTimeout):
-		return fmt.Errorf("database %s: %w: a running agent holds it", s.path, ErrLocked)
+		return errorf("database %s: %w: a running agent holds it", s.path, ErrLocked)
 	case err != nil:
 		return &CorruptError{Path: s.path, Err: err}
 	}

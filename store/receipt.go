@@ -3,7 +3,6 @@ package store
 import (
 	"bytes"
 	"errors"
-	"fmt"
 	"time"
 
 	"go.etcd.io/bbolt"
@@ -22,7 +21,7 @@ import (
 // receipt is the normal case and stays as it is.
 func (s *Store) Adopt(seq uint64, digest [32]byte, receipt []byte) (dropped int, err error) {
 	if len(receipt) == 0 || len(receipt) > MaxReceiptSize {
-		return 0, fmt.Errorf("adopt seq %d: receipt of %d bytes, want 1 to %d", seq, len(receipt), MaxReceiptSize)
+		return 0, errorf("adopt seq %d: receipt of %d bytes, want 1 to %d", seq, len(receipt), MaxReceiptSize)
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -30,7 +29,7 @@ func (s *Store) Adopt(seq uint64, digest [32]byte, receipt []byte) (dropped int,
 		return 0, err
 	}
 	if seq <= s.head.Seq {
-		return 0, fmt.Errorf("adopt seq %d: %w: the chain head is already %d", seq, ErrAdoptBehind, s.head.Seq)
+		return 0, errorf("adopt seq %d: %w: the chain head is already %d", seq, ErrAdoptBehind, s.head.Seq)
 	}
 	head := Record{Seq: seq, Digest: digest, Wire: bytes.Clone(receipt), Created: s.now().Round(0)}
 	v := encodeRecord(head)
@@ -60,7 +59,7 @@ func (s *Store) Adopt(seq uint64, digest [32]byte, receipt []byte) (dropped int,
 	})
 	if err != nil {
 		s.broken = err
-		return 0, fmt.Errorf("adopt seq %d: %w", seq, err)
+		return 0, errorf("adopt seq %d: %w", seq, err)
 	}
 	s.head, s.acked, s.state, s.dirty = head, seq, nil, false
 	s.depth, s.bytes, s.oldest = 0, 0, time.Time{}
@@ -68,7 +67,7 @@ func (s *Store) Adopt(seq uint64, digest [32]byte, receipt []byte) (dropped int,
 	// sidecar behind the database, which Open rewrites from it.
 	if err := s.rewriteSidecar(); err != nil {
 		s.broken = err
-		return dropped, fmt.Errorf("adopt seq %d: sidecar: %w", seq, err)
+		return dropped, errorf("adopt seq %d: sidecar: %w", seq, err)
 	}
 	return dropped, nil
 }

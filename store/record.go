@@ -2,7 +2,6 @@ package store
 
 import (
 	"encoding/binary"
-	"fmt"
 	"hash/crc32"
 	"strings"
 	"time"
@@ -97,18 +96,18 @@ func encodeRecord(r Record) []byte {
 func decodeRecord(key, v []byte) (Record, error) {
 	var r Record
 	if len(key) != 8 {
-		return r, fmt.Errorf("record key: expected 8 bytes, found %d", len(key))
+		return r, errorf("record key: expected 8 bytes, found %d", len(key))
 	}
 	r.Seq = binary.BigEndian.Uint64(key)
 	if len(v) < recFixedSize {
-		return r, fmt.Errorf("record %d: expected at least %d bytes, found %d", r.Seq, recFixedSize, len(v))
+		return r, errorf("record %d: expected at least %d bytes, found %d", r.Seq, recFixedSize, len(v))
 	}
 	body, sum := v[:len(v)-4], binary.BigEndian.Uint32(v[len(v)-4:])
 	if got := crc32.Update(crc32.Checksum(key, castagnoli), castagnoli, body); got != sum {
-		return r, fmt.Errorf("record %d: crc32c mismatch: stored %08x, computed %08x", r.Seq, sum, got)
+		return r, errorf("record %d: crc32c mismatch: stored %08x, computed %08x", r.Seq, sum, got)
 	}
 	if body[0] != recVersion {
-		return r, fmt.Errorf("record %d: format version: expected %d, found %d", r.Seq, recVersion, body[0])
+		return r, errorf("record %d: format version: expected %d, found %d", r.Seq, recVersion, body[0])
 	}
 	if c := int64(binary.BigEndian.Uint64(body[offRecCreated:])); c != 0 {
 		r.Created = time.Unix(0, c)
@@ -118,17 +117,17 @@ func decodeRecord(key, v []byte) (Record, error) {
 	rl := int(binary.BigEndian.Uint16(body[offRecReason:]))
 	rest := body[offRecReason+2:]
 	if rl > maxReasonSize || len(rest) < rl+4 {
-		return r, fmt.Errorf("record %d: nack reason length %d: expected <= %d within %d bytes", r.Seq, rl, maxReasonSize, len(rest)-4)
+		return r, errorf("record %d: nack reason length %d: expected <= %d within %d bytes", r.Seq, rl, maxReasonSize, len(rest)-4)
 	}
 	if !utf8.Valid(rest[:rl]) {
-		return r, fmt.Errorf("record %d: nack reason: expected UTF-8", r.Seq)
+		return r, errorf("record %d: nack reason: expected UTF-8", r.Seq)
 	}
 	r.NackReason = string(rest[:rl])
 	rest = rest[rl:]
 	wl := int64(binary.BigEndian.Uint32(rest))
 	rest = rest[4:]
 	if wl == 0 || wl > MaxWireSize || wl != int64(len(rest)) {
-		return r, fmt.Errorf("record %d: wire length: header says %d, expected 1..%d and equal to the %d bytes present", r.Seq, wl, MaxWireSize, len(rest))
+		return r, errorf("record %d: wire length: header says %d, expected 1..%d and equal to the %d bytes present", r.Seq, wl, MaxWireSize, len(rest))
 	}
 	r.Wire = append([]byte(nil), rest...)
 	return r, nil

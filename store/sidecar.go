@@ -3,7 +3,6 @@ package store
 import (
 	"encoding/binary"
 	"errors"
-	"fmt"
 	"hash/crc32"
 	"io"
 	"os"
@@ -69,24 +68,24 @@ func encodeSidecar(sc sidecar) []byte {
 func decodeSidecar(b []byte) (sidecar, error) {
 	var sc sidecar
 	if len(b) < sidecarHeaderLen+4 {
-		return sc, fmt.Errorf("length: expected at least %d bytes, found %d", sidecarHeaderLen+4, len(b))
+		return sc, errorf("length: expected at least %d bytes, found %d", sidecarHeaderLen+4, len(b))
 	}
 	if string(b[0:4]) != sidecarMagic {
-		return sc, fmt.Errorf("offset 0: magic: expected %q, found %q", sidecarMagic, b[0:4])
+		return sc, errorf("offset 0: magic: expected %q, found %q", sidecarMagic, b[0:4])
 	}
 	if b[4] != sidecarVersion {
-		return sc, fmt.Errorf("offset 4: version: expected %d, found %d", sidecarVersion, b[4])
+		return sc, errorf("offset 4: version: expected %d, found %d", sidecarVersion, b[4])
 	}
 	body, sum := b[:len(b)-4], binary.BigEndian.Uint32(b[len(b)-4:])
 	if got := crc32.Checksum(body, castagnoli); got != sum {
-		return sc, fmt.Errorf("offset %d: crc32c: stored %08x, computed %08x", len(b)-4, sum, got)
+		return sc, errorf("offset %d: crc32c: stored %08x, computed %08x", len(b)-4, sum, got)
 	}
 	if b[5] != 0 || b[6] != 0 || b[7] != 0 {
-		return sc, fmt.Errorf("offset 5: reserved bytes: expected zero, found %x", b[5:8])
+		return sc, errorf("offset 5: reserved bytes: expected zero, found %x", b[5:8])
 	}
 	sc.rec.Seq = binary.BigEndian.Uint64(b[8:])
 	if sc.rec.Seq == 0 {
-		return sc, fmt.Errorf("offset 8: seq: expected >= 1, found 0")
+		return sc, errorf("offset 8: seq: expected >= 1, found 0")
 	}
 	copy(sc.rec.Digest[:], b[16:48])
 	if c := int64(binary.BigEndian.Uint64(b[48:])); c != 0 {
@@ -94,18 +93,18 @@ func decodeSidecar(b []byte) (sidecar, error) {
 	}
 	sc.acked = binary.BigEndian.Uint64(b[56:])
 	if sc.acked > sc.rec.Seq {
-		return sc, fmt.Errorf("offset 56: acked-through %d above seq %d", sc.acked, sc.rec.Seq)
+		return sc, errorf("offset 56: acked-through %d above seq %d", sc.acked, sc.rec.Seq)
 	}
 	wl := int64(binary.BigEndian.Uint32(b[64:]))
 	sl := int64(binary.BigEndian.Uint32(b[68:]))
 	if wl == 0 || wl > MaxWireSize {
-		return sc, fmt.Errorf("offset 64: wire length: expected 1..%d, found %d", MaxWireSize, wl)
+		return sc, errorf("offset 64: wire length: expected 1..%d, found %d", MaxWireSize, wl)
 	}
 	if sl > MaxStateSize {
-		return sc, fmt.Errorf("offset 68: state length: expected 0..%d, found %d", MaxStateSize, sl)
+		return sc, errorf("offset 68: state length: expected 0..%d, found %d", MaxStateSize, sl)
 	}
 	if want := sidecarHeaderLen + wl + sl + 4; want != int64(len(b)) {
-		return sc, fmt.Errorf("length: header says %d bytes, found %d", want, len(b))
+		return sc, errorf("length: header says %d bytes, found %d", want, len(b))
 	}
 	sc.rec.Wire = append([]byte(nil), b[sidecarHeaderLen:sidecarHeaderLen+wl]...)
 	if sl > 0 {
@@ -128,7 +127,7 @@ func readSidecar(dir string) (sidecar, error) {
 		return sidecar{}, &CorruptError{Path: path, Err: err}
 	}
 	if len(b) > sidecarMaxLen {
-		return sidecar{}, &CorruptError{Path: path, Err: fmt.Errorf("length: expected at most %d bytes, found more", sidecarMaxLen)}
+		return sidecar{}, &CorruptError{Path: path, Err: errorf("length: expected at most %d bytes, found more", sidecarMaxLen)}
 	}
 	sc, err := decodeSidecar(b)
 	if err != nil {
@@ -147,7 +146,7 @@ func writeSidecar(dir string, sc sidecar, sync bool) (fsyncs int, err error) {
 	tmp := filepath.Join(dir, sidecarTmpName)
 	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
 	if err != nil {
-		return 0, fmt.Errorf("sidecar: %w", err)
+		return 0, errorf("sidecar: %w", err)
 	}
 	_, err = f.Write(encodeSidecar(sc))
 	if err == nil && sync {
@@ -159,16 +158,16 @@ func writeSidecar(dir string, sc sidecar, sync bool) (fsyncs int, err error) {
 	}
 	if err != nil {
 		_ = os.Remove(tmp)
-		return fsyncs, fmt.Errorf("sidecar: %w", err)
+		return fsyncs, errorf("sidecar: %w", err)
 	}
 	if err := os.Rename(tmp, filepath.Join(dir, sidecarName)); err != nil {
 		_ = os.Remove(tmp)
-		return fsyncs, fmt.Errorf("sidecar: %w", err)
+		return fsyncs, errorf("sidecar: %w", err)
 	}
 	if sync {
 		fsyncs++
 		if err := syncDir(dir); err != nil {
-			return fsyncs, fmt.Errorf("sidecar: %w: %w", errReplaced, err)
+			return fsyncs, errorf("sidecar: %w: %w", errReplaced, err)
 		}
 	}
 	return fsyncs, nil

@@ -226,7 +226,7 @@ var testHookAfterSidecar func() error
 func Open(dir string, opts *Options) (*Store, error) {
 	o := opts.resolve()
 	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, fmt.Errorf("store directory: %w", err)
+		return nil, errorf("store directory: %w", err)
 	}
 	lk, err := lockDir(dir, o.LockTimeout)
 	if err != nil {
@@ -275,7 +275,7 @@ func (s *Store) open() error {
 	scAbsent := errors.Is(scErr, fs.ErrNotExist)
 	scCorrupt, scDamaged := errors.AsType[*CorruptError](scErr)
 	if scErr != nil && !scAbsent && !scDamaged {
-		return fmt.Errorf("sidecar: %w", scErr)
+		return errorf("sidecar: %w", scErr)
 	}
 	scOK := scErr == nil
 	switch {
@@ -294,7 +294,7 @@ func (s *Store) open() error {
 		return dbErr
 	}
 	if scDamaged && dbErr != nil {
-		return fmt.Errorf("open %s: %w: the sidecar is damaged (%v) and the database is %s; "+
+		return errorf("open %s: %w: the sidecar is damaged (%v) and the database is %s; "+
 			"starting would risk signing a seq twice, files left in place",
 			s.dir, ErrHeadLost, scCorrupt.Err, dbState(dbErr))
 	}
@@ -308,7 +308,7 @@ func (s *Store) open() error {
 			return err
 		}
 		if err := s.openExisting(); err != nil {
-			return fmt.Errorf("new database: %w", err)
+			return errorf("new database: %w", err)
 		}
 	}
 
@@ -321,7 +321,7 @@ func (s *Store) open() error {
 			// returned, or flash damage. Either way nothing was published.
 			aside := filepath.Join(s.dir, fmt.Sprintf("%s.corrupt-%d", sidecarName, s.now().Unix()))
 			if err := os.Rename(filepath.Join(s.dir, sidecarName), aside); err != nil {
-				return fmt.Errorf("sidecar: %w", err)
+				return errorf("sidecar: %w", err)
 			}
 			s.note(slog.LevelError, "damaged sidecar moved aside; the database holds no record", "moved_to", aside, "err", scCorrupt.Err)
 		}
@@ -369,7 +369,7 @@ func (s *Store) open() error {
 			return err
 		}
 		if err := s.openExisting(); err != nil {
-			return fmt.Errorf("new database: %w", err)
+			return errorf("new database: %w", err)
 		}
 		if err := s.reseed(sc, reason); err != nil {
 			return err
@@ -399,12 +399,12 @@ func (s *Store) openExisting() error {
 		return errNoDB
 	}
 	if err != nil {
-		return fmt.Errorf("database: %w", err)
+		return errorf("database: %w", err)
 	}
 	fi, err := f.Stat()
 	if err != nil {
 		f.Close()
-		return fmt.Errorf("database: %w", err)
+		return errorf("database: %w", err)
 	}
 	size := fi.Size()
 	if size == 0 {
@@ -424,12 +424,12 @@ func (s *Store) openExisting() error {
 	if err != nil {
 		switch {
 		case errors.Is(err, berrors.ErrTimeout):
-			return fmt.Errorf("database %s: %w", s.path, ErrLocked)
+			return errorf("database %s: %w", s.path, ErrLocked)
 		case errors.Is(err, ErrCorrupt), errors.Is(err, berrors.ErrInvalid),
 			errors.Is(err, berrors.ErrChecksum), errors.Is(err, berrors.ErrVersionMismatch):
 			return &CorruptError{Path: s.path, Err: err}
 		}
-		return fmt.Errorf("database: %w", err)
+		return errorf("database: %w", err)
 	}
 	db.AllocSize = allocSize
 	s.db = db
@@ -454,7 +454,7 @@ func (s *Store) openExisting() error {
 			return putUint(tx.Bucket(bucketMeta), keyRepaired, uint64(s.now().Unix()))
 		})
 		if err != nil {
-			return fmt.Errorf("database: rewriting meta page %d: %w", badMeta, err)
+			return errorf("database: rewriting meta page %d: %w", badMeta, err)
 		}
 		s.note(slog.LevelWarn, "database meta page invalid (a torn write?); bbolt used the previous transaction and the page was rewritten", "page", badMeta)
 	}
@@ -466,7 +466,7 @@ func (s *Store) openExisting() error {
 func boltOpen(path string, o *bbolt.Options) (db *bbolt.DB, err error) {
 	defer func() {
 		if r := recover(); r != nil {
-			db, err = nil, fmt.Errorf("bbolt open: %w: %v", ErrCorrupt, r)
+			db, err = nil, errorf("bbolt open: %w: %v", ErrCorrupt, r)
 		}
 	}()
 	return bbolt.Open(path, 0o600, o)
@@ -479,7 +479,7 @@ func boltOpen(path string, o *bbolt.Options) (db *bbolt.DB, err error) {
 func (s *Store) loadAll() (err error) {
 	defer func() {
 		if r := recover(); r != nil {
-			err = fmt.Errorf("reading the database: %v", r)
+			err = errorf("reading the database: %v", r)
 		}
 	}()
 	return s.db.View(s.load)
@@ -493,11 +493,11 @@ func (s *Store) load(tx *bbolt.Tx) error {
 	var head Record
 	if v := meta.Get(keyHead); v != nil {
 		if len(v) < 8 {
-			return fmt.Errorf("meta/head: expected at least 8 bytes, found %d", len(v))
+			return errorf("meta/head: expected at least 8 bytes, found %d", len(v))
 		}
 		h, err := decodeRecord(v[:8], v[8:])
 		if err != nil {
-			return fmt.Errorf("meta/head: %w", err)
+			return errorf("meta/head: %w", err)
 		}
 		head = h
 	}
@@ -506,11 +506,11 @@ func (s *Store) load(tx *bbolt.Tx) error {
 		return err
 	}
 	if acked > head.Seq {
-		return fmt.Errorf("meta/acked: %d above head %d", acked, head.Seq)
+		return errorf("meta/acked: %d above head %d", acked, head.Seq)
 	}
 	state := meta.Get(keyState)
 	if len(state) > MaxStateSize {
-		return fmt.Errorf("meta/state: expected at most %d bytes, found %d", MaxStateSize, len(state))
+		return errorf("meta/state: expected at most %d bytes, found %d", MaxStateSize, len(state))
 	}
 	nacks, err := getUint(meta, keyNacks)
 	if err != nil {
@@ -519,7 +519,7 @@ func (s *Store) load(tx *bbolt.Tx) error {
 	var last Nack
 	if v := meta.Get(keyLastNack); v != nil {
 		if len(v) < 16 || len(v) > 16+maxReasonSize {
-			return fmt.Errorf("meta/lastnack: expected 16..%d bytes, found %d", 16+maxReasonSize, len(v))
+			return errorf("meta/lastnack: expected 16..%d bytes, found %d", 16+maxReasonSize, len(v))
 		}
 		last = Nack{Seq: binary.BigEndian.Uint64(v), Time: time.Unix(0, int64(binary.BigEndian.Uint64(v[8:]))), Reason: string(v[16:])}
 	}
@@ -536,11 +536,11 @@ func (s *Store) load(tx *bbolt.Tx) error {
 		}
 		switch {
 		case depth > 0 && r.Seq != prev.Seq+1:
-			return fmt.Errorf("record %d follows record %d: expected %d", r.Seq, prev.Seq, prev.Seq+1)
+			return errorf("record %d follows record %d: expected %d", r.Seq, prev.Seq, prev.Seq+1)
 		case r.Seq <= acked:
-			return fmt.Errorf("record %d: at or below acked-through %d", r.Seq, acked)
+			return errorf("record %d: at or below acked-through %d", r.Seq, acked)
 		case r.Seq > head.Seq:
-			return fmt.Errorf("record %d: above head %d", r.Seq, head.Seq)
+			return errorf("record %d: above head %d", r.Seq, head.Seq)
 		}
 		if depth == 0 {
 			oldest = r.Created
@@ -554,10 +554,10 @@ func (s *Store) load(tx *bbolt.Tx) error {
 		}
 	}
 	if depth > 0 && (prev.Seq != head.Seq || prev.Digest != head.Digest) {
-		return fmt.Errorf("last record %d (digest %x): expected the head %d (digest %x)", prev.Seq, prev.Digest[:8], head.Seq, head.Digest[:8])
+		return errorf("last record %d (digest %x): expected the head %d (digest %x)", prev.Seq, prev.Digest[:8], head.Seq, head.Digest[:8])
 	}
 	if depth == 0 && acked != head.Seq {
-		return fmt.Errorf("no pending record but acked-through %d is below head %d", acked, head.Seq)
+		return errorf("no pending record but acked-through %d is below head %d", acked, head.Seq)
 	}
 
 	lost, err := loadLost(meta, head.Seq)
@@ -578,7 +578,7 @@ func getUint(b *bbolt.Bucket, k []byte) (uint64, error) {
 		return 0, nil
 	}
 	if len(v) != 8 {
-		return 0, fmt.Errorf("meta/%s: expected 8 bytes, found %d", k, len(v))
+		return 0, errorf("meta/%s: expected 8 bytes, found %d", k, len(v))
 	}
 	return binary.BigEndian.Uint64(v), nil
 }
@@ -594,7 +594,7 @@ func (s *Store) createDB() error {
 	_ = os.Remove(tmp)
 	db, err := bbolt.Open(tmp, 0o600, s.boltOptions())
 	if err != nil {
-		return fmt.Errorf("new database: %w", err)
+		return errorf("new database: %w", err)
 	}
 	err = db.Update(func(tx *bbolt.Tx) error {
 		if _, err := tx.CreateBucket(bucketRec); err != nil {
@@ -616,7 +616,7 @@ func (s *Store) createDB() error {
 		err = syncDir(s.dir)
 	}
 	if err != nil {
-		return fmt.Errorf("new database: %w", err)
+		return errorf("new database: %w", err)
 	}
 	return nil
 }
@@ -632,11 +632,11 @@ func (s *Store) moveAside(reason string) error {
 		aside = fmt.Sprintf("%s-%d", base, i)
 	}
 	if err := os.Rename(s.path, aside); err != nil {
-		return fmt.Errorf("moving the damaged database aside: %w", err)
+		return errorf("moving the damaged database aside: %w", err)
 	}
 	if !s.opt.NoSync {
 		if err := syncDir(s.dir); err != nil {
-			return fmt.Errorf("moving the damaged database aside: %w", err)
+			return errorf("moving the damaged database aside: %w", err)
 		}
 	}
 	s.recovery.MovedAside = aside
@@ -698,7 +698,7 @@ func (s *Store) seed(sc sidecar, lost LostRange) error {
 		return putUint(meta, keyAcked, acked)
 	})
 	if err != nil {
-		return fmt.Errorf("seeding the database from the sidecar: %w", err)
+		return errorf("seeding the database from the sidecar: %w", err)
 	}
 	head := sc.rec
 	head.Wire = bytes.Clone(head.Wire)
@@ -771,7 +771,7 @@ func (s *Store) writable() error {
 		return ErrReadOnly
 	}
 	if s.broken != nil {
-		return fmt.Errorf("%w: %w", ErrBroken, s.broken)
+		return errorf("%w: %w", ErrBroken, s.broken)
 	}
 	return nil
 }
@@ -786,10 +786,10 @@ func (s *Store) writable() error {
 // store is broken (ErrBroken) until reopened.
 func (s *Store) Append(rec Record, state []byte) error {
 	if len(rec.Wire) == 0 || len(rec.Wire) > MaxWireSize {
-		return fmt.Errorf("append seq %d: %w: wire bytes: expected 1..%d, found %d", rec.Seq, ErrInvalidRecord, MaxWireSize, len(rec.Wire))
+		return errorf("append seq %d: %w: wire bytes: expected 1..%d, found %d", rec.Seq, ErrInvalidRecord, MaxWireSize, len(rec.Wire))
 	}
 	if len(state) > MaxStateSize {
-		return fmt.Errorf("append seq %d: %w: state: expected at most %d bytes, found %d", rec.Seq, ErrInvalidRecord, MaxStateSize, len(state))
+		return errorf("append seq %d: %w: state: expected at most %d bytes, found %d", rec.Seq, ErrInvalidRecord, MaxStateSize, len(state))
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -809,7 +809,7 @@ func (s *Store) Append(rec Record, state []byte) error {
 	v := encodeRecord(rec)
 	size := recordSize(len(v))
 	if (s.opt.MaxRecords > 0 && s.depth+1 > s.opt.MaxRecords) || s.bytes+size > s.opt.MaxBytes {
-		return fmt.Errorf("append seq %d: %w: %d records, %d bytes + %d, caps %d records, %d bytes",
+		return errorf("append seq %d: %w: %d records, %d bytes + %d, caps %d records, %d bytes",
 			rec.Seq, ErrFull, s.depth, s.bytes, size, s.opt.MaxRecords, s.opt.MaxBytes)
 	}
 
@@ -819,13 +819,13 @@ func (s *Store) Append(rec Record, state []byte) error {
 		if errors.Is(err, errReplaced) {
 			s.broken = err
 		}
-		return fmt.Errorf("append seq %d: %w", rec.Seq, err)
+		return errorf("append seq %d: %w", rec.Seq, err)
 	}
 	s.sidecars++
 	if testHookAfterSidecar != nil {
 		if err := testHookAfterSidecar(); err != nil {
 			s.broken = err
-			return fmt.Errorf("append seq %d: %w", rec.Seq, err)
+			return errorf("append seq %d: %w", rec.Seq, err)
 		}
 	}
 	err = s.update(func(tx *bbolt.Tx) error {
@@ -841,7 +841,7 @@ func (s *Store) Append(rec Record, state []byte) error {
 	if err != nil {
 		// The sidecar is ahead by this record; Open will complete it.
 		s.broken = err
-		return fmt.Errorf("append seq %d: database: %w", rec.Seq, err)
+		return errorf("append seq %d: database: %w", rec.Seq, err)
 	}
 	s.head, s.state, s.dirty, s.lastState = rec, state, false, s.now()
 	if s.depth == 0 {
@@ -870,7 +870,7 @@ func (s *Store) trimAfter(n int64) {
 // by the next Append's state. State returns it either way.
 func (s *Store) Checkpoint(state []byte) error {
 	if len(state) > MaxStateSize {
-		return fmt.Errorf("checkpoint: %w: state: expected at most %d bytes, found %d", ErrInvalidRecord, MaxStateSize, len(state))
+		return errorf("checkpoint: %w: state: expected at most %d bytes, found %d", ErrInvalidRecord, MaxStateSize, len(state))
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -904,7 +904,7 @@ func (s *Store) flushLocked() error {
 	})
 	if err != nil {
 		s.broken = err
-		return fmt.Errorf("checkpoint: %w", err)
+		return errorf("checkpoint: %w", err)
 	}
 	s.dirty, s.lastState = false, s.now()
 	return nil
@@ -961,7 +961,7 @@ func (s *Store) Pending(after uint64, limit int) ([]Record, error) {
 		return nil
 	})
 	if err != nil {
-		return nil, fmt.Errorf("pending: %w", err)
+		return nil, errorf("pending: %w", err)
 	}
 	return out, nil
 }
@@ -983,7 +983,7 @@ func (s *Store) Get(seq uint64) (Record, error) {
 		return nil
 	})
 	if err != nil {
-		return Record{}, fmt.Errorf("get seq %d: %w", seq, err)
+		return Record{}, errorf("get seq %d: %w", seq, err)
 	}
 	return r, nil
 }
@@ -1002,7 +1002,7 @@ func (s *Store) Ack(seq uint64) (removed int, err error) {
 // receipt; the store keeps at most MaxReceiptSize bytes of it.
 func (s *Store) AckReceipt(seq uint64, receipt []byte) (removed int, err error) {
 	if len(receipt) == 0 || len(receipt) > MaxReceiptSize {
-		return 0, fmt.Errorf("ack seq %d: receipt of %d bytes, want 1 to %d", seq, len(receipt), MaxReceiptSize)
+		return 0, errorf("ack seq %d: receipt of %d bytes, want 1 to %d", seq, len(receipt), MaxReceiptSize)
 	}
 	return s.ack(seq, receipt)
 }
@@ -1019,7 +1019,7 @@ func (s *Store) LastReceipt() ([]byte, error) {
 		return nil
 	})
 	if err != nil {
-		return nil, fmt.Errorf("last receipt: %w", err)
+		return nil, errorf("last receipt: %w", err)
 	}
 	return out, nil
 }
@@ -1031,7 +1031,7 @@ func (s *Store) ack(seq uint64, receipt []byte) (removed int, err error) {
 		return 0, err
 	}
 	if seq > s.head.Seq {
-		return 0, fmt.Errorf("ack seq %d: %w %d", seq, ErrAckAhead, s.head.Seq)
+		return 0, errorf("ack seq %d: %w %d", seq, ErrAckAhead, s.head.Seq)
 	}
 	if seq <= s.acked {
 		return 0, nil
@@ -1070,7 +1070,7 @@ func (s *Store) ack(seq uint64, receipt []byte) (removed int, err error) {
 		if _, ok := errors.AsType[*CorruptError](err); !ok {
 			s.broken = err
 		}
-		return 0, fmt.Errorf("ack seq %d: %w", seq, err)
+		return 0, errorf("ack seq %d: %w", seq, err)
 	}
 	s.acked = seq
 	s.depth -= removed
@@ -1124,7 +1124,7 @@ func (s *Store) Nack(seq uint64, reason string) error {
 		if _, ok := errors.AsType[*CorruptError](err); !errors.Is(err, ErrNotFound) && !ok {
 			s.broken = err
 		}
-		return fmt.Errorf("nack seq %d: %w", seq, err)
+		return errorf("nack seq %d: %w", seq, err)
 	}
 	s.bytes += delta
 	s.nacks++
@@ -1200,13 +1200,13 @@ func (s *Store) Check() error {
 		}
 		if probe.head.Seq != s.head.Seq || probe.head.Digest != s.head.Digest || probe.depth != s.depth ||
 			probe.bytes != s.bytes || probe.acked != s.acked {
-			return &CorruptError{Path: s.path, Err: fmt.Errorf("database holds head %d, %d records, %d bytes, acked %d; memory says %d, %d, %d, %d",
+			return &CorruptError{Path: s.path, Err: errorf("database holds head %d, %d records, %d bytes, acked %d; memory says %d, %d, %d, %d",
 				probe.head.Seq, probe.depth, probe.bytes, probe.acked, s.head.Seq, s.depth, s.bytes, s.acked)}
 		}
 		return nil
 	})
 	if err != nil {
-		return fmt.Errorf("check: %w", err)
+		return errorf("check: %w", err)
 	}
 	return nil
 }
@@ -1229,7 +1229,7 @@ func (s *Store) Close() error {
 	}
 	errs = append(errs, s.lock.release())
 	if err := errors.Join(errs...); err != nil {
-		return fmt.Errorf("close: %w", err)
+		return errorf("close: %w", err)
 	}
 	return nil
 }

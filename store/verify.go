@@ -79,18 +79,18 @@ type boltMeta struct {
 func parseMeta(b []byte) (boltMeta, error) {
 	var m boltMeta
 	if len(b) < metaSize {
-		return m, fmt.Errorf("meta: expected %d bytes, found %d", metaSize, len(b))
+		return m, errorf("meta: expected %d bytes, found %d", metaSize, len(b))
 	}
 	if got := ne.Uint32(b[0:]); got != boltMagic {
-		return m, fmt.Errorf("meta: magic: expected %08x, found %08x", boltMagic, got)
+		return m, errorf("meta: magic: expected %08x, found %08x", boltMagic, got)
 	}
 	if got := ne.Uint32(b[4:]); got != boltVersion {
-		return m, fmt.Errorf("meta: version: expected %d, found %d", boltVersion, got)
+		return m, errorf("meta: version: expected %d, found %d", boltVersion, got)
 	}
 	h := fnv.New64a()
 	h.Write(b[:metaSumOffset])
 	if got, want := ne.Uint64(b[metaSumOffset:]), h.Sum64(); got != want {
-		return m, fmt.Errorf("meta: checksum: stored %016x, computed %016x", got, want)
+		return m, errorf("meta: checksum: stored %016x, computed %016x", got, want)
 	}
 	m.pageSize = ne.Uint32(b[8:])
 	m.root = ne.Uint64(b[16:])
@@ -103,7 +103,7 @@ func parseMeta(b []byte) (boltMeta, error) {
 func readMetaAt(r io.ReaderAt, off int64) (boltMeta, error) {
 	buf := make([]byte, pageHeaderSize+metaSize)
 	if _, err := r.ReadAt(buf, off); err != nil {
-		return boltMeta{}, fmt.Errorf("meta at offset %d: %w", off, err)
+		return boltMeta{}, errorf("meta at offset %d: %w", off, err)
 	}
 	return parseMeta(buf[pageHeaderSize:])
 }
@@ -126,14 +126,14 @@ func pickMeta(r io.ReaderAt, size int64) (m boltMeta, ps, badMeta int, err error
 		}
 	}
 	if ps < 512 || ps > 1<<16 || ps&(ps-1) != 0 {
-		return m, 0, -1, fmt.Errorf("page size: expected a power of two in 512..65536 from a valid meta page, found %d", ps)
+		return m, 0, -1, errorf("page size: expected a power of two in 512..65536 from a valid meta page, found %d", ps)
 	}
 	m0, err0 := readMetaAt(r, 0)
 	m1, err1 := readMetaAt(r, int64(ps))
 	badMeta = -1
 	switch {
 	case err0 != nil && err1 != nil:
-		return m, 0, -1, fmt.Errorf("both meta pages invalid: page 0: %v; page 1: %v", err0, err1)
+		return m, 0, -1, errorf("both meta pages invalid: page 0: %v; page 1: %v", err0, err1)
 	case err0 != nil:
 		m, badMeta = m1, 0
 	case err1 != nil:
@@ -144,16 +144,16 @@ func pickMeta(r io.ReaderAt, size int64) (m boltMeta, ps, badMeta int, err error
 		m = m0
 	}
 	if int(m.pageSize) != ps {
-		return m, 0, -1, fmt.Errorf("meta: page size: expected %d, found %d", ps, m.pageSize)
+		return m, 0, -1, errorf("meta: page size: expected %d, found %d", ps, m.pageSize)
 	}
 	if m.pgid < 3 || m.pgid > uint64(size)/uint64(ps) {
-		return m, 0, -1, fmt.Errorf("meta: high-water mark: expected 3..%d pages (file is %d bytes), found %d", uint64(size)/uint64(ps), size, m.pgid)
+		return m, 0, -1, errorf("meta: high-water mark: expected 3..%d pages (file is %d bytes), found %d", uint64(size)/uint64(ps), size, m.pgid)
 	}
 	if m.root < 2 || m.root >= m.pgid {
-		return m, 0, -1, fmt.Errorf("meta: root page: expected 2..%d, found %d", m.pgid-1, m.root)
+		return m, 0, -1, errorf("meta: root page: expected 2..%d, found %d", m.pgid-1, m.root)
 	}
 	if m.freelist != pgidNoFreelist && (m.freelist < 2 || m.freelist >= m.pgid) {
-		return m, 0, -1, fmt.Errorf("meta: freelist page: expected 2..%d, found %d", m.pgid-1, m.freelist)
+		return m, 0, -1, errorf("meta: freelist page: expected 2..%d, found %d", m.pgid-1, m.freelist)
 	}
 	return m, ps, badMeta, nil
 }
@@ -176,22 +176,22 @@ type boltWalker struct {
 // file, below the high-water mark, self-identified and referenced once.
 func (w *boltWalker) page(id uint64, depth int, where string) ([]byte, error) {
 	if id < 2 || id >= w.hwm {
-		return nil, fmt.Errorf("%s: page id: expected 2..%d, found %d", where, w.hwm-1, id)
+		return nil, errorf("%s: page id: expected 2..%d, found %d", where, w.hwm-1, id)
 	}
 	hdr := w.hdr[:]
 	if _, err := w.r.ReadAt(hdr, int64(id)*w.ps); err != nil {
-		return nil, fmt.Errorf("%s: page %d: %w", where, id, err)
+		return nil, errorf("%s: page %d: %w", where, id, err)
 	}
 	if got := ne.Uint64(hdr); got != id {
-		return nil, fmt.Errorf("%s: page %d: header id: expected %d, found %d", where, id, id, got)
+		return nil, errorf("%s: page %d: header id: expected %d, found %d", where, id, id, got)
 	}
 	overflow := uint64(ne.Uint32(hdr[12:]))
 	if id+overflow >= w.hwm || int64(id+overflow+1) > w.size/w.ps {
-		return nil, fmt.Errorf("%s: page %d: overflow %d: runs past the high-water mark %d or the end of the file", where, id, overflow, w.hwm)
+		return nil, errorf("%s: page %d: overflow %d: runs past the high-water mark %d or the end of the file", where, id, overflow, w.hwm)
 	}
 	for i := id; i <= id+overflow; i++ {
 		if w.seen[i] {
-			return nil, fmt.Errorf("%s: page %d: referenced twice", where, i)
+			return nil, errorf("%s: page %d: referenced twice", where, i)
 		}
 		w.seen[i] = true
 	}
@@ -204,7 +204,7 @@ func (w *boltWalker) page(id uint64, depth int, where string) ([]byte, error) {
 	}
 	b := w.bufs[depth][:n]
 	if _, err := w.r.ReadAt(b, int64(id)*w.ps); err != nil {
-		return nil, fmt.Errorf("%s: page %d: %w", where, id, err)
+		return nil, errorf("%s: page %d: %w", where, id, err)
 	}
 	return b, nil
 }
@@ -217,7 +217,7 @@ func (w *boltWalker) bucket(id uint64, depth int, where string) error {
 // node checks page id, whose keys must lie in [lo, hi) (nil: unbounded).
 func (w *boltWalker) node(id uint64, depth int, where string, lo, hi []byte) error {
 	if depth > maxTreeDepth {
-		return fmt.Errorf("%s: page %d: tree deeper than %d", where, id, maxTreeDepth)
+		return errorf("%s: page %d: tree deeper than %d", where, id, maxTreeDepth)
 	}
 	p, err := w.page(id, depth, where)
 	if err != nil {
@@ -240,7 +240,7 @@ func elem(p []byte, i int, leaf bool) (flags uint32, key, val []byte, child uint
 	}
 	start := off + pos
 	if start+ksize+vsize > int64(len(p)) {
-		return 0, nil, nil, 0, fmt.Errorf("element %d: key and value at %d+%d+%d run past the page's %d bytes", i, start, ksize, vsize, len(p))
+		return 0, nil, nil, 0, errorf("element %d: key and value at %d+%d+%d run past the page's %d bytes", i, start, ksize, vsize, len(p))
 	}
 	return flags, p[start : start+ksize], p[start+ksize : start+ksize+vsize], child, nil
 }
@@ -248,26 +248,26 @@ func elem(p []byte, i int, leaf bool) (flags uint32, key, val []byte, child uint
 func (w *boltWalker) pageBody(p []byte, id uint64, depth int, where string, lo, hi []byte) error {
 	flags, count := ne.Uint16(p[8:]), int(ne.Uint16(p[10:]))
 	if flags != branchPageFlag && flags != leafPageFlag {
-		return fmt.Errorf("%s: page %d: type: expected branch or leaf, found flags %#x", where, id, flags)
+		return errorf("%s: page %d: type: expected branch or leaf, found flags %#x", where, id, flags)
 	}
 	leaf := flags == leafPageFlag
 	if pageHeaderSize+count*elemSize > len(p) {
-		return fmt.Errorf("%s: page %d: %d elements do not fit in %d bytes", where, id, count, len(p))
+		return errorf("%s: page %d: %d elements do not fit in %d bytes", where, id, count, len(p))
 	}
 	if !leaf && count == 0 {
-		return fmt.Errorf("%s: page %d: branch page with no elements", where, id)
+		return errorf("%s: page %d: branch page with no elements", where, id)
 	}
 	var prev []byte
 	for i := 0; i < count; i++ {
 		eflags, key, val, child, err := elem(p, i, leaf)
 		if err != nil {
-			return fmt.Errorf("%s: page %d: %w", where, id, err)
+			return errorf("%s: page %d: %w", where, id, err)
 		}
 		if i > 0 && bytes.Compare(prev, key) >= 0 {
-			return fmt.Errorf("%s: page %d: element %d: keys out of order", where, id, i)
+			return errorf("%s: page %d: element %d: keys out of order", where, id, i)
 		}
 		if (lo != nil && bytes.Compare(key, lo) < 0) || (hi != nil && bytes.Compare(key, hi) >= 0) {
-			return fmt.Errorf("%s: page %d: element %d: key outside its parent's range", where, id, i)
+			return errorf("%s: page %d: element %d: key outside its parent's range", where, id, i)
 		}
 		prev = key
 		if !leaf {
@@ -275,7 +275,7 @@ func (w *boltWalker) pageBody(p []byte, id uint64, depth int, where string, lo, 
 			if i+1 < count {
 				_, next, _, _, err = elem(p, i+1, false)
 				if err != nil {
-					return fmt.Errorf("%s: page %d: %w", where, id, err)
+					return errorf("%s: page %d: %w", where, id, err)
 				}
 			}
 			if err := w.node(child, depth+1, where, key, next); err != nil {
@@ -288,7 +288,7 @@ func (w *boltWalker) pageBody(p []byte, id uint64, depth int, where string, lo, 
 		}
 		sub := fmt.Sprintf("%s/%q", where, key)
 		if len(val) < bucketHeaderLen {
-			return fmt.Errorf("%s: bucket header: expected %d bytes, found %d", sub, bucketHeaderLen, len(val))
+			return errorf("%s: bucket header: expected %d bytes, found %d", sub, bucketHeaderLen, len(val))
 		}
 		root := ne.Uint64(val)
 		if root != 0 {
@@ -299,10 +299,10 @@ func (w *boltWalker) pageBody(p []byte, id uint64, depth int, where string, lo, 
 		}
 		inline := val[bucketHeaderLen:]
 		if len(inline) < pageHeaderSize {
-			return fmt.Errorf("%s: inline page: expected at least %d bytes, found %d", sub, pageHeaderSize, len(inline))
+			return errorf("%s: inline page: expected at least %d bytes, found %d", sub, pageHeaderSize, len(inline))
 		}
 		if f := ne.Uint16(inline[8:]); f != leafPageFlag {
-			return fmt.Errorf("%s: inline page: type: expected leaf, found flags %#x", sub, f)
+			return errorf("%s: inline page: type: expected leaf, found flags %#x", sub, f)
 		}
 		if err := w.pageBody(inline, 0, depth+1, sub, nil, nil); err != nil {
 			return err
@@ -319,7 +319,7 @@ func (w *boltWalker) freelist(id uint64) error {
 		return err
 	}
 	if f := ne.Uint16(p[8:]); f != freelistFlag {
-		return fmt.Errorf("freelist: page %d: type: expected freelist, found flags %#x", id, f)
+		return errorf("freelist: page %d: type: expected freelist, found flags %#x", id, f)
 	}
 	idx, count := int64(0), int64(ne.Uint16(p[10:]))
 	if count == 0xFFFF {
@@ -328,27 +328,27 @@ func (w *boltWalker) freelist(id uint64) error {
 		}
 		c := ne.Uint64(p[pageHeaderSize:])
 		if c > uint64(len(p))/8 {
-			return fmt.Errorf("freelist: page %d: %d ids do not fit in %d bytes", id, c, len(p))
+			return errorf("freelist: page %d: %d ids do not fit in %d bytes", id, c, len(p))
 		}
 		idx, count = 1, int64(c)
 	}
 	if count > int64(len(p))/8 || pageHeaderSize+(idx+count)*8 > int64(len(p)) {
-		return fmt.Errorf("freelist: page %d: %d ids do not fit in %d bytes", id, count, len(p))
+		return errorf("freelist: page %d: %d ids do not fit in %d bytes", id, count, len(p))
 	}
 	var prev uint64
 	for i := idx; i < idx+count; i++ {
 		fid := ne.Uint64(p[pageHeaderSize+i*8:])
 		if fid < 2 || fid >= w.hwm {
-			return fmt.Errorf("freelist: page %d: free id %d outside 2..%d", id, fid, w.hwm-1)
+			return errorf("freelist: page %d: free id %d outside 2..%d", id, fid, w.hwm-1)
 		}
 		// bbolt writes the ids sorted; a repeated one would be handed
 		// out twice.
 		if fid <= prev {
-			return fmt.Errorf("freelist: page %d: free id %d after %d: expected increasing ids", id, fid, prev)
+			return errorf("freelist: page %d: free id %d after %d: expected increasing ids", id, fid, prev)
 		}
 		prev = fid
 		if w.seen[fid] {
-			return fmt.Errorf("freelist: page %d: free id %d is referenced", id, fid)
+			return errorf("freelist: page %d: free id %d is referenced", id, fid)
 		}
 	}
 	return nil

@@ -3,7 +3,6 @@ package poll
 import (
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
 	"sync"
 	"sync/atomic"
@@ -144,7 +143,7 @@ func (p *Poller) send() error {
 	p.lastSend = now
 	if err := p.tr.Send(p.req); err != nil {
 		p.S.SendErrs.Add(1)
-		return fmt.Errorf("request: %w", err)
+		return errorf("request: %w", err)
 	}
 	p.S.Requests.Add(1)
 	return nil
@@ -170,7 +169,7 @@ func (p *Poller) ask(ctx context.Context) error {
 				p.S.Timeouts.Add(1)
 				return ErrTimeout
 			}
-			return fmt.Errorf("answer: %w", err)
+			return errorf("answer: %w", err)
 		}
 		_, err = p.cfg.Query.Parse(msg)
 		ne, negative := errors.AsType[*diag.NegativeError](err)
@@ -183,7 +182,7 @@ func (p *Poller) ask(ctx context.Context) error {
 			p.S.Pending.Add(1)
 			if pending++; pending > MaxPending {
 				p.S.Timeouts.Add(1)
-				return fmt.Errorf("%w: %d times response pending", ErrTimeout, pending)
+				return errorf("%w: %d times response pending", ErrTimeout, pending)
 			}
 			deadline = time.Now().Add(p.p2star)
 		case negative:

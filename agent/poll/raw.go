@@ -3,7 +3,6 @@ package poll
 import (
 	"context"
 	"errors"
-	"fmt"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -47,7 +46,7 @@ type Guard struct {
 func NewGuard(w FrameWriter, cfg *profile.Poll) (*Guard, error) {
 	f, err := isotp.SingleFrame(cfg.Request, cfg.Payload())
 	if err != nil {
-		return nil, fmt.Errorf("request: %w", err)
+		return nil, errorf("request: %w", err)
 	}
 	return &Guard{w: w, key: cfg.Request, request: f}, nil
 }
@@ -81,7 +80,7 @@ func (g *Guard) WriteFrame(f *can.Frame) error {
 		return g.w.WriteFrame(&fc)
 	}
 	g.Refused.Add(1)
-	return fmt.Errorf("%w: %s", ErrRefused, f)
+	return errorf("%w: %s", ErrRefused, f)
 }
 
 func same(a, b *can.Frame) bool {

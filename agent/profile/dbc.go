@@ -58,7 +58,7 @@ func parseDBC(file string, data []byte) (*database, error) {
 	db.index(res.defs)
 	if len(db.messages) == 0 && len(res.general) > 0 {
 		p := res.general[0]
-		return nil, &ConfigError{File: file, Line: p.line, Err: fmt.Errorf("%w: DBC: no message could be read, and %s", ErrSyntax, p.msg)}
+		return nil, &ConfigError{File: file, Line: p.line, Err: errorf("%w: DBC: no message could be read, and %s", ErrSyntax, p.msg)}
 	}
 	return db, nil
 }
@@ -74,13 +74,13 @@ func messageKey(id dbc.MessageID) (key can.Key, note string, err error) {
 		if v := uint32(id) &^ 0x80000000; v <= can.MaxExtendedID {
 			return can.Key{ID: v, Extended: true}, "", nil
 		}
-		return can.Key{}, "", fmt.Errorf("ID %d has the 29-bit flag but 0x%X is above 0x1FFFFFFF", uint32(id), uint32(id)&^0x80000000)
+		return can.Key{}, "", errorf("ID %d has the 29-bit flag but 0x%X is above 0x1FFFFFFF", uint32(id), uint32(id)&^0x80000000)
 	case uint32(id) <= can.MaxID:
 		return can.Key{ID: uint32(id)}, "", nil
 	case uint32(id) <= can.MaxExtendedID:
 		return can.Key{ID: uint32(id), Extended: true}, fmt.Sprintf("ID %d (0x%X) is above 0x7FF without the 29-bit flag: read as a 29-bit ID", uint32(id), uint32(id)), nil
 	}
-	return can.Key{}, "", fmt.Errorf("ID %d (0x%X) is neither an 11-bit ID nor a 29-bit one (bit 31 and an ID up to 0x1FFFFFFF)", uint32(id), uint32(id))
+	return can.Key{}, "", errorf("ID %d (0x%X) is neither an 11-bit ID nor a 29-bit one (bit 31 and an ID up to 0x1FFFFFFF)", uint32(id), uint32(id))
 }
 
 // isPseudoMessage reports Vector's holder of signals that belong to no

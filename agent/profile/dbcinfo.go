@@ -54,7 +54,7 @@ type DBCSignal struct {
 func ReadDBC(path string) (*DBCFile, error) {
 	data, err := ReadFileLimit(path, MaxDBCSize)
 	if err != nil {
-		return nil, &ConfigError{File: path, Err: fmt.Errorf("DBC: %w", err)}
+		return nil, &ConfigError{File: path, Err: errorf("DBC: %w", err)}
 	}
 	db, err := parseDBC(path, data)
 	if err != nil {

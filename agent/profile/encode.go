@@ -1,7 +1,6 @@
 package profile
 
 import (
-	"fmt"
 	"math"
 
 	"github.com/csop/tbox/can"
@@ -16,14 +15,14 @@ import (
 func (p *Profile) Encode(k Kind, physical float64) (can.Frame, error) {
 	var f can.Frame
 	if !p.Has(k) {
-		return f, fmt.Errorf("%w: the profile has no %s signal", ErrMissing, k)
+		return f, errorf("%w: the profile has no %s signal", ErrMissing, k)
 	}
 	s := p.sigs[k]
 	if s.poll != nil {
-		return f, fmt.Errorf("encode %s: %w (build the response with Poll)", k, ErrPolled)
+		return f, errorf("encode %s: %w (build the response with Poll)", k, ErrPolled)
 	}
 	if err := s.encode(&f.Data, physical); err != nil {
-		return f, fmt.Errorf("encode %s %s.%s: %w", k, s.message, s.name, err)
+		return f, errorf("encode %s %s.%s: %w", k, s.message, s.name, err)
 	}
 	if s.mux != nil {
 		s.mux.put(&f.Data, s.muxRanges[0][0])
@@ -54,13 +53,13 @@ func frameLen(size uint8, flags *can.Flags) uint8 {
 
 func (s *signal) encode(d *[can.MaxFDDataLen]byte, physical float64) error {
 	if math.IsNaN(physical) || math.IsInf(physical, 0) {
-		return fmt.Errorf("%w: %v is not a finite number", ErrValue, physical)
+		return errorf("%w: %v is not a finite number", ErrValue, physical)
 	}
 	if s.kind == DriveMode {
 		lo, hi := s.f.rawRange()
 		r := math.Round(physical)
 		if r < lo || r > hi {
-			return fmt.Errorf("%w: raw value %v outside [%v, %v]", ErrValue, physical, lo, hi)
+			return errorf("%w: raw value %v outside [%v, %v]", ErrValue, physical, lo, hi)
 		}
 		s.f.put(d, uint64(int64(r)))
 		return nil
@@ -69,7 +68,7 @@ func (s *signal) encode(d *[can.MaxFDDataLen]byte, physical float64) error {
 	switch s.f.enc {
 	case encFloat32:
 		if math.Abs(v) > math.MaxFloat32 {
-			return fmt.Errorf("%w: %v overflows a float32", ErrValue, physical)
+			return errorf("%w: %v overflows a float32", ErrValue, physical)
 		}
 		s.f.put(d, uint64(math.Float32bits(float32(v))))
 		return nil
@@ -80,7 +79,7 @@ func (s *signal) encode(d *[can.MaxFDDataLen]byte, physical float64) error {
 	r := math.Round(v)
 	lo, hi := s.f.rawRange()
 	if r < lo || r > hi {
-		return fmt.Errorf("%w: %v needs raw value %v, outside [%v, %v] of the %d-bit signal", ErrValue, physical, r, lo, hi, s.f.length)
+		return errorf("%w: %v needs raw value %v, outside [%v, %v] of the %d-bit signal", ErrValue, physical, r, lo, hi, s.f.length)
 	}
 	if s.f.signed {
 		s.f.put(d, uint64(int64(r)))

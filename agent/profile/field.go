@@ -2,7 +2,6 @@ package profile
 
 import (
 	"encoding/binary"
-	"fmt"
 	"math"
 
 	"github.com/csop/tbox/can"
@@ -42,15 +41,15 @@ type field struct {
 func newField(start, length uint64, bigEndian, signed bool, enc uint8, size uint64) (field, error) {
 	switch {
 	case length == 0 || length > 64:
-		return field{}, fmt.Errorf("%w: length %d bits, want 1 to 64", ErrSignal, length)
+		return field{}, errorf("%w: length %d bits, want 1 to 64", ErrSignal, length)
 	case enc == encFloat32 && length != 32:
-		return field{}, fmt.Errorf("%w: a float32 signal (SIG_VALTYPE_ 1) must be 32 bits long, found %d", ErrSignal, length)
+		return field{}, errorf("%w: a float32 signal (SIG_VALTYPE_ 1) must be 32 bits long, found %d", ErrSignal, length)
 	case enc == encFloat64 && length != 64:
-		return field{}, fmt.Errorf("%w: a float64 signal (SIG_VALTYPE_ 2) must be 64 bits long, found %d", ErrSignal, length)
+		return field{}, errorf("%w: a float64 signal (SIG_VALTYPE_ 2) must be 64 bits long, found %d", ErrSignal, length)
 	case size == 0 || size > can.MaxFDDataLen:
-		return field{}, fmt.Errorf("%w: message size %d bytes, want 1 to %d", ErrSignal, size, can.MaxFDDataLen)
+		return field{}, errorf("%w: message size %d bytes, want 1 to %d", ErrSignal, size, can.MaxFDDataLen)
 	case start >= 8*size:
-		return field{}, fmt.Errorf("%w: start bit %d outside the %d-byte message", ErrSignal, start, size)
+		return field{}, errorf("%w: start bit %d outside the %d-byte message", ErrSignal, start, size)
 	}
 	f := field{length: uint8(length), bigEndian: bigEndian, signed: signed, enc: enc, start: uint16(start)}
 	if length == 64 {
@@ -62,7 +61,7 @@ func newField(start, length uint64, bigEndian, signed bool, enc uint8, size uint
 	if !bigEndian {
 		end := start + length - 1
 		if end >= 8*size {
-			return field{}, fmt.Errorf("%w: Intel signal at bit %d, %d bits long, ends past the %d-byte message", ErrSignal, start, length, size)
+			return field{}, errorf("%w: Intel signal at bit %d, %d bits long, ends past the %d-byte message", ErrSignal, start, length, size)
 		}
 		first, last = start/8, end/8
 		f.shift = uint8(start % 8)
@@ -71,7 +70,7 @@ func newField(start, length uint64, bigEndian, signed bool, enc uint8, size uint
 		msb := start/8*8 + 7 - start%8
 		lsb := msb + length - 1
 		if lsb >= 8*size {
-			return field{}, fmt.Errorf("%w: Motorola signal at bit %d, %d bits long, ends past the %d-byte message", ErrSignal, start, length, size)
+			return field{}, errorf("%w: Motorola signal at bit %d, %d bits long, ends past the %d-byte message", ErrSignal, start, length, size)
 		}
 		f.msb = uint16(msb)
 		first, last = start/8, lsb/8

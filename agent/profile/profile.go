@@ -139,7 +139,7 @@ type fileConfig struct {
 func Load(path string) (*Profile, error) {
 	data, err := ReadFileLimit(path, MaxProfileSize)
 	if err != nil {
-		return nil, &ConfigError{File: path, Err: fmt.Errorf("profile: %w", err)}
+		return nil, &ConfigError{File: path, Err: errorf("profile: %w", err)}
 	}
 	dir := filepath.Dir(path)
 	return parse(path, data, func(name string) (string, []byte, error) {
@@ -159,25 +159,25 @@ func Load(path string) (*Profile, error) {
 func ReadFileLimit(path string, limit int64) ([]byte, error) {
 	f, err := os.Open(path)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrMissing, err)
+		return nil, errorf("%w: %w", ErrMissing, err)
 	}
 	defer f.Close()
 	fi, err := f.Stat()
 	if err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrMissing, err)
+		return nil, errorf("%w: %w", ErrMissing, err)
 	}
 	if !fi.Mode().IsRegular() {
-		return nil, fmt.Errorf("%w: %s is a %s", ErrNotRegular, path, fileKind(fi.Mode()))
+		return nil, errorf("%w: %s is a %s", ErrNotRegular, path, fileKind(fi.Mode()))
 	}
 	if fi.Size() > limit {
-		return nil, fmt.Errorf("%w: %s has %d bytes, the limit is %d", ErrTooLarge, path, fi.Size(), limit)
+		return nil, errorf("%w: %s has %d bytes, the limit is %d", ErrTooLarge, path, fi.Size(), limit)
 	}
 	data, err := io.ReadAll(io.LimitReader(f, limit+1))
 	if err != nil {
-		return nil, fmt.Errorf("read: %w", err)
+		return nil, errorf("read: %w", err)
 	}
 	if int64(len(data)) > limit {
-		return nil, fmt.Errorf("%w: %s grew past the limit of %d bytes while read", ErrTooLarge, path, limit)
+		return nil, errorf("%w: %s grew past the limit of %d bytes while read", ErrTooLarge, path, limit)
 	}
 	return data, nil
 }
@@ -203,17 +203,17 @@ func fileKind(m fs.FileMode) string {
 func LoadFS(fsys fs.FS, name string) (*Profile, error) {
 	data, err := fs.ReadFile(fsys, name)
 	if err != nil {
-		return nil, &ConfigError{File: name, Err: fmt.Errorf("%w: profile: %w", ErrMissing, err)}
+		return nil, &ConfigError{File: name, Err: errorf("%w: profile: %w", ErrMissing, err)}
 	}
 	if len(data) > MaxProfileSize {
-		return nil, &ConfigError{File: name, Err: fmt.Errorf("profile: %w: %d bytes, the limit is %d", ErrTooLarge, len(data), MaxProfileSize)}
+		return nil, &ConfigError{File: name, Err: errorf("profile: %w: %d bytes, the limit is %d", ErrTooLarge, len(data), MaxProfileSize)}
 	}
 	dir := path.Dir(name)
 	return parse(name, data, func(n string) (string, []byte, error) {
 		p := path.Join(dir, n)
 		b, err := fs.ReadFile(fsys, p)
 		if err == nil && len(b) > MaxDBCSize {
-			err = fmt.Errorf("%w: %d bytes, the limit is %d", ErrTooLarge, len(b), MaxDBCSize)
+			err = errorf("%w: %d bytes, the limit is %d", ErrTooLarge, len(b), MaxDBCSize)
 		}
 		return p, b, err
 	})
@@ -223,10 +223,10 @@ func parse(file string, data []byte, readDBC func(string) (string, []byte, error
 	var cfg fileConfig
 	md, err := toml.Decode(string(data), &cfg)
 	if err != nil {
-		ce := &ConfigError{File: file, Err: fmt.Errorf("%w: TOML: %w", ErrSyntax, err)}
+		ce := &ConfigError{File: file, Err: errorf("%w: TOML: %w", ErrSyntax, err)}
 		if pe, ok := errors.AsType[toml.ParseError](err); ok {
 			ce.Line = pe.Position.Line
-			ce.Err = fmt.Errorf("%w: TOML: %s", ErrSyntax, pe.Message)
+			ce.Err = errorf("%w: TOML: %s", ErrSyntax, pe.Message)
 		} else if n, ok := tomlLine(err.Error()); ok {
 			ce.Line, _ = strconv.Atoi(n)
 		}
@@ -235,17 +235,17 @@ func parse(file string, data []byte, readDBC func(string) (string, []byte, error
 	loc := locator{file: file, data: data}
 	if und := md.Undecoded(); len(und) > 0 {
 		k := und[0]
-		return nil, loc.err(k.String(), fmt.Errorf("%w %q: want dbc, odometer, drive_mode, speed, privacy, plausibility with their documented keys", ErrUnknownKey, k.String()))
+		return nil, loc.err(k.String(), errorf("%w %q: want dbc, odometer, drive_mode, speed, privacy, plausibility with their documented keys", ErrUnknownKey, k.String()))
 	}
 	if cfg.DBC == "" {
-		return nil, loc.err("dbc", fmt.Errorf("%w: dbc = \"file.dbc\" (the DBC, relative to the profile)", ErrMissing))
+		return nil, loc.err("dbc", errorf("%w: dbc = \"file.dbc\" (the DBC, relative to the profile)", ErrMissing))
 	}
 	dbcPath, dbcData, err := readDBC(cfg.DBC)
 	if err != nil {
 		if !errors.Is(err, ErrTooLarge) && !errors.Is(err, ErrNotRegular) && !errors.Is(err, ErrMissing) {
-			err = fmt.Errorf("%w: %w", ErrMissing, err)
+			err = errorf("%w: %w", ErrMissing, err)
 		}
-		return nil, loc.err("dbc", fmt.Errorf("DBC %q: %w", cfg.DBC, err))
+		return nil, loc.err("dbc", errorf("DBC %q: %w", cfg.DBC, err))
 	}
 	db, err := parseDBC(dbcPath, dbcData)
 	if err != nil {
@@ -254,7 +254,7 @@ func parse(file string, data []byte, readDBC func(string) (string, []byte, error
 	p := &Profile{file: file, dbcFile: dbcPath, maxSpeed: DefaultMaxSpeedKmh}
 	if v := cfg.Plausibility.MaxSpeedKmh; v != nil {
 		if !(*v >= 1) || math.IsInf(*v, 0) || *v > 10000 {
-			return nil, loc.err("plausibility.max_speed_kmh", fmt.Errorf("%w: max_speed_kmh = %v, want a speed from 1 to 10000 km/h", ErrValue, *v))
+			return nil, loc.err("plausibility.max_speed_kmh", errorf("%w: max_speed_kmh = %v, want a speed from 1 to 10000 km/h", ErrValue, *v))
 		}
 		p.maxSpeed = *v
 	}
@@ -270,7 +270,7 @@ func parse(file string, data []byte, readDBC func(string) (string, []byte, error
 			if k == Speed {
 				continue
 			}
-			return nil, loc.err(k.String(), fmt.Errorf("%w: section [%s] with message and signal", ErrMissing, k))
+			return nil, loc.err(k.String(), errorf("%w: section [%s] with message and signal", ErrMissing, k))
 		}
 		var s *signal
 		if k == Odometer && sc.Source != "" && sc.Source != "frame" {
@@ -282,7 +282,7 @@ func parse(file string, data []byte, readDBC func(string) (string, []byte, error
 			return nil, err
 		}
 		if k != Odometer && p.sigs[Odometer] != nil && p.sigs[Odometer].poll != nil && s.key == p.sigs[Odometer].key {
-			return nil, loc.err(k.String()+".message", fmt.Errorf("%w: message %s has ID 0x%s, the odometer's response_id", ErrValue, s.message, s.key))
+			return nil, loc.err(k.String()+".message", errorf("%w: message %s has ID 0x%s, the odometer's response_id", ErrValue, s.message, s.key))
 		}
 		p.sigs[k] = s
 		used[s.key] = true
@@ -291,7 +291,7 @@ func parse(file string, data []byte, readDBC func(string) (string, []byte, error
 	// The gate's invariant, checked once more on what will be received.
 	for _, b := range p.biometric {
 		if used[b] {
-			return nil, &ConfigError{File: file, Err: fmt.Errorf("%w: ID 0x%s would be received", ErrBiometric, b)}
+			return nil, &ConfigError{File: file, Err: errorf("%w: ID 0x%s would be received", ErrBiometric, b)}
 		}
 	}
 	return p, nil
@@ -331,12 +331,12 @@ func (p *Profile) privacyList(loc locator, db *database, names []string) (map[ca
 		if strings.HasPrefix(n, "0x") || strings.HasPrefix(n, "0X") {
 			k, err := can.ParseKey(n)
 			if err != nil {
-				return nil, loc.err("privacy.biometric_messages", fmt.Errorf("%w: %w", ErrValue, err))
+				return nil, loc.err("privacy.biometric_messages", errorf("%w: %w", ErrValue, err))
 			}
 			add(k, bioEntry{nil, fmt.Sprintf("ID 0x%s is listed in privacy.biometric_messages as %q", k, n)})
 			continue
 		}
-		return nil, loc.err("privacy.biometric_messages", fmt.Errorf("%w %q in %s: want a DBC message name or a hex ID such as \"0x5A1\"", ErrUnknownMessage, n, db.file))
+		return nil, loc.err("privacy.biometric_messages", errorf("%w %q in %s: want a DBC message name or a hex ID such as \"0x5A1\"", ErrUnknownMessage, n, db.file))
 	}
 	for _, m := range db.messages {
 		k, ok := db.keys[m]
@@ -395,13 +395,13 @@ func compile(loc locator, db *database, k Kind, sc *sectionConfig, bio map[can.K
 		return nil, err
 	}
 	if sc.Message == "" {
-		return nil, loc.err(sec+".message", fmt.Errorf("%w: message = \"<DBC message name>\"", ErrMissing))
+		return nil, loc.err(sec+".message", errorf("%w: message = \"<DBC message name>\"", ErrMissing))
 	}
 	if sc.Signal == "" {
-		return nil, loc.err(sec+".signal", fmt.Errorf("%w: signal = \"<DBC signal name>\"", ErrMissing))
+		return nil, loc.err(sec+".signal", errorf("%w: signal = \"<DBC signal name>\"", ErrMissing))
 	}
 	if sc.Bus != "" && !isBusName(sc.Bus) {
-		return nil, loc.err(sec+".bus", fmt.Errorf("%w: bus %q, want an interface name such as \"can1\"", ErrValue, sc.Bus))
+		return nil, loc.err(sec+".bus", errorf("%w: bus %q, want an interface name such as \"can1\"", ErrValue, sc.Bus))
 	}
 	m := db.byName[sc.Message]
 	if m == nil {
@@ -409,16 +409,16 @@ func compile(loc locator, db *database, k Kind, sc *sectionConfig, bio map[can.K
 		if s := db.suggestMessage(sc.Message); s != "" {
 			hint = fmt.Sprintf(" (did you mean %q?)", s)
 		}
-		return nil, loc.err(sec+".message", fmt.Errorf("%w %q: not in %s%s", ErrUnknownMessage, sc.Message, db.file, hint))
+		return nil, loc.err(sec+".message", errorf("%w %q: not in %s%s", ErrUnknownMessage, sc.Message, db.file, hint))
 	}
 	where := fmt.Sprintf("%s:%d", db.file, m.Pos.Line)
 	for _, o := range db.messages {
 		if o != m && string(o.Name) == sc.Message {
-			return nil, loc.err(sec+".message", fmt.Errorf("%w: message name %s is defined twice, at %s and %s:%d: which one is meant cannot be told", ErrValue, m.Name, where, db.file, o.Pos.Line))
+			return nil, loc.err(sec+".message", errorf("%w: message name %s is defined twice, at %s and %s:%d: which one is meant cannot be told", ErrValue, m.Name, where, db.file, o.Pos.Line))
 		}
 	}
 	if why, bad := db.badID[m]; bad {
-		return nil, &ConfigError{File: db.file, Line: m.Pos.Line, Field: sec + ".message", Err: fmt.Errorf("%w: message %s: %s", ErrSignal, m.Name, why)}
+		return nil, &ConfigError{File: db.file, Line: m.Pos.Line, Field: sec + ".message", Err: errorf("%w: message %s: %s", ErrSignal, m.Name, why)}
 	}
 	key := db.keys[m]
 	// The privacy gate comes first: a biometric ID is refused whatever else
@@ -426,17 +426,17 @@ func compile(loc locator, db *database, k Kind, sc *sectionConfig, bio map[can.K
 	if e, ok := bio[key]; ok {
 		switch {
 		case e.msg == m:
-			return nil, loc.err(sec+".message", fmt.Errorf("%w: message %s (ID 0x%s, %s): %s", ErrBiometric, m.Name, key, where, e.why))
+			return nil, loc.err(sec+".message", errorf("%w: message %s (ID 0x%s, %s): %s", ErrBiometric, m.Name, key, where, e.why))
 		case e.msg != nil:
-			return nil, loc.err(sec+".message", fmt.Errorf("%w: message %s (ID 0x%s, %s) is an alias of message %s (%s:%d) on the same ID, and %s: %s", ErrBiometric, m.Name, key, where, e.msg.Name, db.file, e.msg.Pos.Line, e.msg.Name, e.why))
+			return nil, loc.err(sec+".message", errorf("%w: message %s (ID 0x%s, %s) is an alias of message %s (%s:%d) on the same ID, and %s: %s", ErrBiometric, m.Name, key, where, e.msg.Name, db.file, e.msg.Pos.Line, e.msg.Name, e.why))
 		default:
-			return nil, loc.err(sec+".message", fmt.Errorf("%w: message %s (%s): %s", ErrBiometric, m.Name, where, e.why))
+			return nil, loc.err(sec+".message", errorf("%w: message %s (%s): %s", ErrBiometric, m.Name, where, e.why))
 		}
 	}
 	// The gate must judge every statement of a message the agent receives:
 	// one it could not read is an error here, not a warning.
 	if ps := db.problemsOn(key); len(ps) > 0 {
-		return nil, &ConfigError{File: db.file, Line: ps[0].line, Field: sec + ".message", Err: fmt.Errorf("%w: DBC: %s (message %s, ID 0x%s, is used by the profile)", ErrSyntax, ps[0].msg, m.Name, key)}
+		return nil, &ConfigError{File: db.file, Line: ps[0].line, Field: sec + ".message", Err: errorf("%w: DBC: %s (message %s, ID 0x%s, is used by the profile)", ErrSyntax, ps[0].msg, m.Name, key)}
 	}
 	sd := db.signal(m, sc.Signal)
 	if sd == nil {
@@ -444,7 +444,7 @@ func compile(loc locator, db *database, k Kind, sc *sectionConfig, bio map[can.K
 		for _, s := range m.Signals {
 			names = append(names, string(s.Name))
 		}
-		return nil, loc.err(sec+".signal", fmt.Errorf("%w %q: message %s (%s) has %s", ErrUnknownSignal, sc.Signal, m.Name, where, strings.Join(names, ", ")))
+		return nil, loc.err(sec+".signal", errorf("%w %q: message %s (%s) has %s", ErrUnknownSignal, sc.Signal, m.Name, where, strings.Join(names, ", ")))
 	}
 	sigWhere := fmt.Sprintf("%s:%d", db.file, sd.Pos.Line)
 	enc := encInt
@@ -456,10 +456,10 @@ func compile(loc locator, db *database, k Kind, sc *sectionConfig, bio map[can.K
 	}
 	f, err := newField(sd.StartBit, sd.Size, sd.IsBigEndian, sd.IsSigned, enc, m.Size)
 	if err != nil {
-		return nil, &ConfigError{File: db.file, Line: sd.Pos.Line, Field: sec + ".signal", Err: fmt.Errorf("signal %s of %s: %w", sd.Name, m.Name, err)}
+		return nil, &ConfigError{File: db.file, Line: sd.Pos.Line, Field: sec + ".signal", Err: errorf("signal %s of %s: %w", sd.Name, m.Name, err)}
 	}
 	if sd.Factor == 0 || math.IsNaN(sd.Factor) || math.IsInf(sd.Factor, 0) || math.IsNaN(sd.Offset) || math.IsInf(sd.Offset, 0) {
-		return nil, &ConfigError{File: db.file, Line: sd.Pos.Line, Field: sec + ".signal", Err: fmt.Errorf("%w: signal %s of %s has factor %v and offset %v, want a finite non-zero factor", ErrSignal, sd.Name, m.Name, sd.Factor, sd.Offset)}
+		return nil, &ConfigError{File: db.file, Line: sd.Pos.Line, Field: sec + ".signal", Err: errorf("%w: signal %s of %s has factor %v and offset %v, want a finite non-zero factor", ErrSignal, sd.Name, m.Name, sd.Factor, sd.Offset)}
 	}
 	s := &signal{
 		kind: k, message: string(m.Name), name: string(sd.Name), bus: sc.Bus,
@@ -472,10 +472,10 @@ func compile(loc locator, db *database, k Kind, sc *sectionConfig, bio map[can.K
 	switch k {
 	case DriveMode:
 		if enc != encInt {
-			return nil, &ConfigError{File: db.file, Line: sd.Pos.Line, Field: sec + ".signal", Err: fmt.Errorf("%w: drive mode signal %s is a float; want an integer with a value table", ErrSignal, sd.Name)}
+			return nil, &ConfigError{File: db.file, Line: sd.Pos.Line, Field: sec + ".signal", Err: errorf("%w: drive mode signal %s is a float; want an integer with a value table", ErrSignal, sd.Name)}
 		}
 		if sc.Unit != "" {
-			return nil, loc.err(sec+".unit", fmt.Errorf("%w: a drive mode has no unit, found unit = %q", ErrUnit, sc.Unit))
+			return nil, loc.err(sec+".unit", errorf("%w: a drive mode has no unit, found unit = %q", ErrUnit, sc.Unit))
 		}
 		s.modes(db.valueTables[sigRef{m.MessageID, sc.Signal}])
 		s.scale, s.offset = 1, 0
@@ -491,9 +491,9 @@ func compile(loc locator, db *database, k Kind, sc *sectionConfig, bio map[can.K
 				want = "km/h, kph, m/s or mph"
 			}
 			if sc.Unit != "" {
-				return nil, loc.err(field, fmt.Errorf("%w: unit = %q, want %s", ErrUnit, u, want))
+				return nil, loc.err(field, errorf("%w: unit = %q, want %s", ErrUnit, u, want))
 			}
-			return nil, loc.err(field, fmt.Errorf("%w: signal %s of message %s (%s) has unit %q, want %s; or set unit = \"...\" in [%s]", ErrUnit, sd.Name, m.Name, sigWhere, u, want, sec))
+			return nil, loc.err(field, errorf("%w: signal %s of message %s (%s) has unit %q, want %s; or set unit = \"...\" in [%s]", ErrUnit, sd.Name, m.Name, sigWhere, u, want, sec))
 		}
 		s.unit, s.unitScale = u, scale
 		s.scale, s.offset = clean(sd.Factor*scale), clean(sd.Offset*scale)
@@ -716,7 +716,7 @@ func (s *signal) multiplex(db *database, m *dbc.MessageDef, sd *dbc.SignalDef, s
 	if extended {
 		sw = db.signal(m, mv.sw)
 		if sw == nil || !sw.IsMultiplexerSwitch {
-			return fail(mv.line, fmt.Errorf("%w: SG_MUL_VAL_ of signal %s names %s, which is not a multiplexer switch of message %s", ErrSignal, sd.Name, mv.sw, m.Name))
+			return fail(mv.line, errorf("%w: SG_MUL_VAL_ of signal %s names %s, which is not a multiplexer switch of message %s", ErrSignal, sd.Name, mv.sw, m.Name))
 		}
 		ranges = mv.ranges
 	} else {
@@ -725,24 +725,24 @@ func (s *signal) multiplex(db *database, m *dbc.MessageDef, sd *dbc.SignalDef, s
 				continue
 			}
 			if sw != nil {
-				return fail(sd.Pos.Line, fmt.Errorf("%w: signal %s is multiplexed (m%d) but message %s has several switches and no SG_MUL_VAL_ names one", ErrSignal, sd.Name, sd.MultiplexerSwitch, m.Name))
+				return fail(sd.Pos.Line, errorf("%w: signal %s is multiplexed (m%d) but message %s has several switches and no SG_MUL_VAL_ names one", ErrSignal, sd.Name, sd.MultiplexerSwitch, m.Name))
 			}
 			sw = &m.Signals[i]
 		}
 		if sw == nil {
-			return fail(sd.Pos.Line, fmt.Errorf("%w: signal %s is multiplexed (m%d) but message %s has no multiplexer switch (M)", ErrSignal, sd.Name, sd.MultiplexerSwitch, m.Name))
+			return fail(sd.Pos.Line, errorf("%w: signal %s is multiplexed (m%d) but message %s has no multiplexer switch (M)", ErrSignal, sd.Name, sd.MultiplexerSwitch, m.Name))
 		}
 	}
 	if sw.IsMultiplexed {
-		return fail(sw.Pos.Line, fmt.Errorf("%w: signal %s is under switch %s, which is itself multiplexed: nested multiplexing is not supported", ErrSignal, sd.Name, sw.Name))
+		return fail(sw.Pos.Line, errorf("%w: signal %s is under switch %s, which is itself multiplexed: nested multiplexing is not supported", ErrSignal, sd.Name, sw.Name))
 	}
 	mf, err := newField(sw.StartBit, sw.Size, sw.IsBigEndian, false, encInt, m.Size)
 	if err != nil {
-		return fail(sw.Pos.Line, fmt.Errorf("multiplexer %s of %s: %w", sw.Name, m.Name, err))
+		return fail(sw.Pos.Line, errorf("multiplexer %s of %s: %w", sw.Name, m.Name, err))
 	}
 	for _, r := range ranges {
 		if r[0] > mf.mask {
-			return fail(sd.Pos.Line, fmt.Errorf("%w: multiplexer value %d does not fit the %d-bit switch %s", ErrSignal, r[0], sw.Size, sw.Name))
+			return fail(sd.Pos.Line, errorf("%w: multiplexer value %d does not fit the %d-bit switch %s", ErrSignal, r[0], sw.Size, sw.Name))
 		}
 	}
 	s.mux, s.muxRanges = &mf, ranges

@@ -576,11 +576,11 @@ func (ss *session) unlock(args []string) {
 func (ss *session) answer(now time.Time, sig signer.Signature) error {
 	c := ss.chal
 	if c == nil {
-		return fmt.Errorf("%w: type unlock first", ErrNoChallenge)
+		return errorf("%w: type unlock first", ErrNoChallenge)
 	}
 	ss.chal = nil
 	if now.Sub(ss.chalAt) > ss.sh.cfg.ChallengeTTL {
-		return fmt.Errorf("%w: answered after %s, limit %s", ErrChallengeExpired, now.Sub(ss.chalAt).Round(time.Second), ss.sh.cfg.ChallengeTTL)
+		return errorf("%w: answered after %s, limit %s", ErrChallengeExpired, now.Sub(ss.chalAt).Round(time.Second), ss.sh.cfg.ChallengeTTL)
 	}
 	return VerifyUnlock(ss.sh.service, *c, sig)
 }

@@ -342,7 +342,7 @@ func (s *Shell) serve(ctx context.Context, rw io.ReadWriter) (wait func(), err e
 			buf = out.take(buf)
 			if len(buf) > 0 {
 				if _, err := rw.Write(buf); err != nil {
-					fail <- fmt.Errorf("write: %w", err)
+					fail <- errorf("write: %w", err)
 					return
 				}
 			}

@@ -58,7 +58,7 @@ type Challenge struct {
 func NewChallenge(device signer.Address) (Challenge, error) {
 	c := Challenge{Device: device}
 	if _, err := rand.Read(c.Nonce[:]); err != nil {
-		return Challenge{}, fmt.Errorf("challenge nonce: %w", err)
+		return Challenge{}, errorf("challenge nonce: %w", err)
 	}
 	return c, nil
 }
@@ -87,17 +87,17 @@ func ParseChallenge(token string) (Challenge, error) {
 	t := strings.TrimSpace(token)
 	t = strings.TrimPrefix(strings.TrimPrefix(t, "0x"), "0X")
 	if len(t) != TokenHexLen {
-		return Challenge{}, fmt.Errorf("%w: want %d hex digits, found %d characters", ErrBadChallenge, TokenHexLen, len(t))
+		return Challenge{}, errorf("%w: want %d hex digits, found %d characters", ErrBadChallenge, TokenHexLen, len(t))
 	}
 	var b [tokenLen]byte
 	if _, err := hex.Decode(b[:], []byte(t)); err != nil {
-		return Challenge{}, fmt.Errorf("%w: want hex digits: %v", ErrBadChallenge, err)
+		return Challenge{}, errorf("%w: want hex digits: %v", ErrBadChallenge, err)
 	}
 	if b[0] != tokenVersion {
-		return Challenge{}, fmt.Errorf("%w: version %d, want %d", ErrBadChallenge, b[0], tokenVersion)
+		return Challenge{}, errorf("%w: version %d, want %d", ErrBadChallenge, b[0], tokenVersion)
 	}
 	if sum := keccak256(b[:53]); [4]byte(sum[:4]) != [4]byte(b[53:]) {
-		return Challenge{}, fmt.Errorf("%w: check digits do not match (a character changed in copying?)", ErrBadChallenge)
+		return Challenge{}, errorf("%w: check digits do not match (a character changed in copying?)", ErrBadChallenge)
 	}
 	var c Challenge
 	copy(c.Device[:], b[1:21])
@@ -110,10 +110,10 @@ func ParseNonce(s string) ([32]byte, error) {
 	var n [32]byte
 	t := strings.TrimPrefix(strings.TrimPrefix(strings.TrimSpace(s), "0x"), "0X")
 	if len(t) != 64 {
-		return n, fmt.Errorf("%w: nonce: want 64 hex digits, found %d characters", ErrBadChallenge, len(t))
+		return n, errorf("%w: nonce: want 64 hex digits, found %d characters", ErrBadChallenge, len(t))
 	}
 	if _, err := hex.Decode(n[:], []byte(t)); err != nil {
-		return n, fmt.Errorf("%w: nonce: want hex digits: %v", ErrBadChallenge, err)
+		return n, errorf("%w: nonce: want hex digits: %v", ErrBadChallenge, err)
 	}
 	return n, nil
 }
@@ -123,7 +123,7 @@ func ParseNonce(s string) ([32]byte, error) {
 func SignUnlock(serviceKey signer.Signer, c Challenge) (signer.Signature, error) {
 	sig, err := serviceKey.SignDigest(c.Digest())
 	if err != nil {
-		return sig, fmt.Errorf("unlock response: %w", err)
+		return sig, errorf("unlock response: %w", err)
 	}
 	return sig, nil
 }
@@ -134,10 +134,10 @@ func ParseResponse(s string) (signer.Signature, error) {
 	var sig signer.Signature
 	t := strings.TrimPrefix(strings.TrimPrefix(strings.TrimSpace(s), "0x"), "0X")
 	if len(t) != ResponseHexLen {
-		return sig, fmt.Errorf("%w: want %d hex digits (r||s||v), found %d characters", ErrBadResponse, ResponseHexLen, len(t))
+		return sig, errorf("%w: want %d hex digits (r||s||v), found %d characters", ErrBadResponse, ResponseHexLen, len(t))
 	}
 	if _, err := hex.Decode(sig[:], []byte(t)); err != nil {
-		return sig, fmt.Errorf("%w: want hex digits: %v", ErrBadResponse, err)
+		return sig, errorf("%w: want hex digits: %v", ErrBadResponse, err)
 	}
 	return sig, nil
 }
@@ -151,7 +151,7 @@ func VerifyUnlock(service signer.Address, c Challenge, sig signer.Signature) err
 		return err
 	}
 	if addr != service {
-		return fmt.Errorf("%w: signed by %s", ErrWrongKey, addr)
+		return errorf("%w: signed by %s", ErrWrongKey, addr)
 	}
 	return nil
 }
@@ -161,24 +161,24 @@ func VerifyUnlock(service signer.Address, c Challenge, sig signer.Signature) err
 func recoverAddress(d [32]byte, sig signer.Signature) (signer.Address, error) {
 	v := sig[64]
 	if v != 27 && v != 28 {
-		return signer.Address{}, fmt.Errorf("%w: v is %d, want 27 or 28", ErrBadResponse, v)
+		return signer.Address{}, errorf("%w: v is %d, want 27 or 28", ErrBadResponse, v)
 	}
 	var r, s secp256k1.ModNScalar
 	if r.SetByteSlice(sig[:32]) || r.IsZero() {
-		return signer.Address{}, fmt.Errorf("%w: r out of range", ErrBadResponse)
+		return signer.Address{}, errorf("%w: r out of range", ErrBadResponse)
 	}
 	if s.SetByteSlice(sig[32:64]) || s.IsZero() {
-		return signer.Address{}, fmt.Errorf("%w: s out of range", ErrBadResponse)
+		return signer.Address{}, errorf("%w: s out of range", ErrBadResponse)
 	}
 	if s.IsOverHalfOrder() {
-		return signer.Address{}, fmt.Errorf("%w: high s", ErrBadResponse)
+		return signer.Address{}, errorf("%w: high s", ErrBadResponse)
 	}
 	var compact [65]byte
 	compact[0] = v
 	copy(compact[1:], sig[:64])
 	pub, _, err := ecdsa.RecoverCompact(compact[:], d[:])
 	if err != nil {
-		return signer.Address{}, fmt.Errorf("%w: %v", ErrBadResponse, err)
+		return signer.Address{}, errorf("%w: %v", ErrBadResponse, err)
 	}
 	return signer.AddressOf(pub), nil
 }
@@ -192,14 +192,14 @@ func ParseServiceKey(s string) (signer.Address, error) {
 	if len(t) == 42 && (strings.HasPrefix(t, "0x") || strings.HasPrefix(t, "0X")) {
 		a, err := signer.ParseAddress(t)
 		if err != nil {
-			return a, fmt.Errorf("%w: %v", ErrBadServiceKey, err)
+			return a, errorf("%w: %v", ErrBadServiceKey, err)
 		}
 		return a, nil
 	}
 	h := strings.TrimPrefix(strings.TrimPrefix(t, "0x"), "0X")
 	b, err := hex.DecodeString(h)
 	if err != nil {
-		return signer.Address{}, fmt.Errorf("%w: want hex, found %q", ErrBadServiceKey, t)
+		return signer.Address{}, errorf("%w: want hex, found %q", ErrBadServiceKey, t)
 	}
 	if len(b) == 64 {
 		b = append([]byte{0x04}, b...)
@@ -207,11 +207,11 @@ func ParseServiceKey(s string) (signer.Address, error) {
 	switch len(b) {
 	case 33, 65:
 	default:
-		return signer.Address{}, fmt.Errorf("%w: want a 33-byte compressed or 65-byte uncompressed public key, or a 0x address; found %d bytes", ErrBadServiceKey, len(b))
+		return signer.Address{}, errorf("%w: want a 33-byte compressed or 65-byte uncompressed public key, or a 0x address; found %d bytes", ErrBadServiceKey, len(b))
 	}
 	pub, err := secp256k1.ParsePubKey(b)
 	if err != nil {
-		return signer.Address{}, fmt.Errorf("%w: %v", ErrBadServiceKey, err)
+		return signer.Address{}, errorf("%w: %v", ErrBadServiceKey, err)
 	}
 	return signer.AddressOf(pub), nil
 }

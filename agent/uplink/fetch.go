@@ -2,7 +2,6 @@ package uplink
 
 import (
 	"context"
-	"fmt"
 	"time"
 
 	"github.com/csop/tbox/signer"
@@ -51,10 +50,10 @@ func FetchReceipt(ctx context.Context, cfg Config, wait time.Duration) (*signer.
 	select {
 	case <-tok.Done():
 	case <-ctx.Done():
-		return nil, nil, fmt.Errorf("fetch receipt: connect %s: %w", r.Broker, ctx.Err())
+		return nil, nil, errorf("fetch receipt: connect %s: %w", r.Broker, ctx.Err())
 	}
 	if err := tok.Error(); err != nil {
-		return nil, nil, fmt.Errorf("fetch receipt: connect %s: %w", r.Broker, err)
+		return nil, nil, errorf("fetch receipt: connect %s: %w", r.Broker, err)
 	}
 	defer c.Disconnect(0)
 	st := c.Subscribe(ackT, 1, func(_ mqtt.Client, m mqtt.Message) {
@@ -83,7 +82,7 @@ func FetchReceipt(ctx context.Context, cfg Config, wait time.Duration) (*signer.
 		return nil, nil, nil
 	case g := <-res:
 		if g.err != nil {
-			return nil, nil, fmt.Errorf("fetch receipt: retained ack ignored: %w", g.err)
+			return nil, nil, errorf("fetch receipt: retained ack ignored: %w", g.err)
 		}
 		return g.rc, g.wire, nil
 	case <-ctx.Done():

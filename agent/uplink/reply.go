@@ -1,7 +1,6 @@
 package uplink
 
 import (
-	"fmt"
 	"strconv"
 	"time"
 	"unicode/utf8"
@@ -33,24 +32,24 @@ const (
 // ("" when none) and what was wrong.
 func checkReply(p []byte, nack bool, device signer.Address, chainID uint64, collectors []signer.Address) (*signer.Receipt, *signer.Refusal, string, error) {
 	if len(p) > MaxReplySize {
-		return nil, nil, IgnoredOversize, fmt.Errorf("%w: payload of %d bytes; want at most %d", ErrMalformedReply, len(p), MaxReplySize)
+		return nil, nil, IgnoredOversize, errorf("%w: payload of %d bytes; want at most %d", ErrMalformedReply, len(p), MaxReplySize)
 	}
 	if !nack {
 		r, err := signer.ParseReceipt(device, p)
 		if err != nil {
-			return nil, nil, IgnoredMalformed, fmt.Errorf("%w: %w", ErrMalformedReply, err)
+			return nil, nil, IgnoredMalformed, errorf("%w: %w", ErrMalformedReply, err)
 		}
 		if _, err := signer.VerifyReceipt(chainID, r, collectors); err != nil {
-			return nil, nil, IgnoredForged, fmt.Errorf("%w: %w", ErrForgedReply, err)
+			return nil, nil, IgnoredForged, errorf("%w: %w", ErrForgedReply, err)
 		}
 		return r, nil, "", nil
 	}
 	r, err := signer.ParseRefusal(device, p)
 	if err != nil {
-		return nil, nil, IgnoredMalformed, fmt.Errorf("%w: %w", ErrMalformedReply, err)
+		return nil, nil, IgnoredMalformed, errorf("%w: %w", ErrMalformedReply, err)
 	}
 	if _, err := signer.VerifyRefusal(chainID, r, collectors); err != nil {
-		return nil, nil, IgnoredForged, fmt.Errorf("%w: %w", ErrForgedReply, err)
+		return nil, nil, IgnoredForged, errorf("%w: %w", ErrForgedReply, err)
 	}
 	return nil, r, "", nil
 }

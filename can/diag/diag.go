@@ -93,14 +93,14 @@ func (q Query) Validate() error {
 	switch q.Service {
 	case ServiceOBDCurrent:
 		if q.ID > 0xFF {
-			return fmt.Errorf("PID 0x%X: want 0x00 to 0xFF", q.ID)
+			return errorf("PID 0x%X: want 0x00 to 0xFF", q.ID)
 		}
 	case ServiceReadDID:
 	default:
-		return fmt.Errorf("service 0x%02X: want 0x01 (OBD) or 0x22 (UDS)", q.Service)
+		return errorf("service 0x%02X: want 0x01 (OBD) or 0x22 (UDS)", q.Service)
 	}
 	if q.Length < 1 || q.Length > MaxLength {
-		return fmt.Errorf("length %d: want 1 to %d bytes", q.Length, MaxLength)
+		return errorf("length %d: want 1 to %d bytes", q.Length, MaxLength)
 	}
 	return nil
 }
@@ -140,32 +140,32 @@ func (q Query) Response(raw uint64) []byte {
 // Bytes after the value are ignored (an ECU may add other PIDs).
 func (q Query) Parse(p []byte) (uint64, error) {
 	if len(p) == 0 {
-		return 0, fmt.Errorf("%w: empty", ErrOther)
+		return 0, errorf("%w: empty", ErrOther)
 	}
 	if p[0] == Negative {
 		if len(p) < 3 {
-			return 0, fmt.Errorf("%w: negative response of %d bytes", ErrShort, len(p))
+			return 0, errorf("%w: negative response of %d bytes", ErrShort, len(p))
 		}
 		if p[1] != q.Service {
-			return 0, fmt.Errorf("%w: negative response to service 0x%02X", ErrOther, p[1])
+			return 0, errorf("%w: negative response to service 0x%02X", ErrOther, p[1])
 		}
 		return 0, &NegativeError{Service: p[1], Code: p[2]}
 	}
 	if p[0] != q.Service+positive {
-		return 0, fmt.Errorf("%w: service 0x%02X", ErrOther, p[0])
+		return 0, errorf("%w: service 0x%02X", ErrOther, p[0])
 	}
 	h := q.header()
 	if len(p) < h {
-		return 0, fmt.Errorf("%w: %d bytes", ErrShort, len(p))
+		return 0, errorf("%w: %d bytes", ErrShort, len(p))
 	}
 	req := q.Request()
 	for i := 1; i < h; i++ {
 		if p[i] != req[i] {
-			return 0, fmt.Errorf("%w: identifier % X", ErrOther, p[1:h])
+			return 0, errorf("%w: identifier % X", ErrOther, p[1:h])
 		}
 	}
 	if len(p) < h+q.Length {
-		return 0, fmt.Errorf("%w: %d bytes, want %d", ErrShort, len(p), h+q.Length)
+		return 0, errorf("%w: %d bytes, want %d", ErrShort, len(p), h+q.Length)
 	}
 	var v uint64
 	for _, b := range p[h : h+q.Length] {

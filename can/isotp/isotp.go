@@ -19,7 +19,6 @@ package isotp
 
 import (
 	"errors"
-	"fmt"
 
 	"github.com/csop/tbox/can"
 )
@@ -51,7 +50,7 @@ var (
 // key, padded to 8 bytes.
 func SingleFrame(key can.Key, payload []byte) (can.Frame, error) {
 	if len(payload) < 1 || len(payload) > 7 {
-		return can.Frame{}, fmt.Errorf("%w: single frame of %d bytes, want 1 to 7", ErrMalformed, len(payload))
+		return can.Frame{}, errorf("%w: single frame of %d bytes, want 1 to 7", ErrMalformed, len(payload))
 	}
 	f := newFrame(key)
 	f.Data[0] = byte(len(payload))
@@ -82,7 +81,7 @@ func Segment(key can.Key, payload []byte) ([]can.Frame, error) {
 		return []can.Frame{f}, nil
 	}
 	if len(payload) > MaxPayload {
-		return nil, fmt.Errorf("%w: %d bytes, the limit is %d", ErrTooLong, len(payload), MaxPayload)
+		return nil, errorf("%w: %d bytes, the limit is %d", ErrTooLong, len(payload), MaxPayload)
 	}
 	f := newFrame(key)
 	f.Data[0] = TypeFirst<<4 | byte(len(payload)>>8)
@@ -159,27 +158,27 @@ func (r *Reassembler) Push(data []byte) (ev Event, payload []byte, err error) {
 		r.Reset() // a single frame supersedes a message in progress, as in ISO 15765-2
 		n := int(data[0] & 0xF)
 		if n == 0 || n > 7 || n > len(data)-1 {
-			return Dropped, nil, fmt.Errorf("%w: single frame of length %d in %d bytes", ErrMalformed, n, len(data))
+			return Dropped, nil, errorf("%w: single frame of length %d in %d bytes", ErrMalformed, n, len(data))
 		}
 		if n > cap(r.buf) {
-			return Dropped, nil, fmt.Errorf("%w: single frame of %d bytes, the limit is %d", ErrTooLong, n, cap(r.buf))
+			return Dropped, nil, errorf("%w: single frame of %d bytes, the limit is %d", ErrTooLong, n, cap(r.buf))
 		}
 		r.buf = append(r.buf, data[1:1+n]...)
 		return Complete, r.buf, nil
 	case TypeFirst:
 		r.Reset()
 		if len(data) < 8 {
-			return Dropped, nil, fmt.Errorf("%w: first frame of %d bytes, want 8", ErrMalformed, len(data))
+			return Dropped, nil, errorf("%w: first frame of %d bytes, want 8", ErrMalformed, len(data))
 		}
 		n := int(data[0]&0xF)<<8 | int(data[1])
 		if n == 0 {
-			return Dropped, nil, fmt.Errorf("%w: first frame with the 32-bit length escape", ErrTooLong)
+			return Dropped, nil, errorf("%w: first frame with the 32-bit length escape", ErrTooLong)
 		}
 		if n < 8 {
-			return Dropped, nil, fmt.Errorf("%w: first frame of length %d, want 8 or more", ErrMalformed, n)
+			return Dropped, nil, errorf("%w: first frame of length %d, want 8 or more", ErrMalformed, n)
 		}
 		if n > cap(r.buf) {
-			return Dropped, nil, fmt.Errorf("%w: first frame announces %d bytes, the limit is %d", ErrTooLong, n, cap(r.buf))
+			return Dropped, nil, errorf("%w: first frame announces %d bytes, the limit is %d", ErrTooLong, n, cap(r.buf))
 		}
 		r.buf = append(r.buf, data[2:8]...)
 		r.want, r.seq, r.active = n, 1, true
@@ -190,12 +189,12 @@ func (r *Reassembler) Push(data []byte) (ev Event, payload []byte, err error) {
 		}
 		if sn := data[0] & 0xF; sn != r.seq {
 			r.Reset()
-			return Dropped, nil, fmt.Errorf("%w: sequence number %d, want %d", ErrSequence, sn, r.seq)
+			return Dropped, nil, errorf("%w: sequence number %d, want %d", ErrSequence, sn, r.seq)
 		}
 		take := min(r.want-len(r.buf), 7, len(data)-1)
 		if take <= 0 {
 			r.Reset()
-			return Dropped, nil, fmt.Errorf("%w: empty consecutive frame", ErrMalformed)
+			return Dropped, nil, errorf("%w: empty consecutive frame", ErrMalformed)
 		}
 		r.buf = append(r.buf, data[1:1+take]...)
 		r.seq = (r.seq + 1) & 0xF

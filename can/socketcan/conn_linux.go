@@ -6,7 +6,6 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
-	"fmt"
 	"net"
 	"os"
 	"sync"
@@ -125,7 +124,7 @@ func Open(iface string, opts ...Option) (*Conn, error) {
 	c.wake, err = unix.Eventfd(0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK)
 	if err != nil {
 		f.Close()
-		return nil, &OpError{Op: "open", Iface: iface, Err: fmt.Errorf("eventfd: %w", err)}
+		return nil, &OpError{Op: "open", Iface: iface, Err: errorf("eventfd: %w", err)}
 	}
 	c.f, c.rc = f, rc
 	return c, nil
@@ -147,7 +146,7 @@ func (c *Conn) openSocket() (*os.File, syscall.RawConn, error) {
 	// poller; every receive and send passes MSG_DONTWAIT and never blocks.
 	fd, err := unix.Socket(unix.AF_CAN, unix.SOCK_RAW|unix.SOCK_CLOEXEC, unix.CAN_RAW)
 	if err != nil {
-		return nil, nil, fmt.Errorf("socket: %w", err)
+		return nil, nil, errorf("socket: %w", err)
 	}
 	if err := c.configure(fd); err != nil {
 		unix.Close(fd)
@@ -155,13 +154,13 @@ func (c *Conn) openSocket() (*os.File, syscall.RawConn, error) {
 	}
 	if err := unix.Bind(fd, &unix.SockaddrCAN{Ifindex: ifi.Index}); err != nil {
 		unix.Close(fd)
-		return nil, nil, fmt.Errorf("bind: %w", err)
+		return nil, nil, errorf("bind: %w", err)
 	}
 	f := os.NewFile(uintptr(fd), "socketcan:"+c.iface)
 	rc, err := f.SyscallConn()
 	if err != nil {
 		f.Close()
-		return nil, nil, fmt.Errorf("raw conn: %w", err)
+		return nil, nil, errorf("raw conn: %w", err)
 	}
 	return f, rc, nil
 }
@@ -171,7 +170,7 @@ func (c *Conn) configure(fd int) error {
 	o := &c.opts
 	if o.fd {
 		if err := unix.SetsockoptInt(fd, unix.SOL_CAN_RAW, unix.CAN_RAW_FD_FRAMES, 1); err != nil {
-			return fmt.Errorf("CAN_RAW_FD_FRAMES: %w", err)
+			return errorf("CAN_RAW_FD_FRAMES: %w", err)
 		}
 	}
 	if o.filter != nil {
@@ -181,25 +180,25 @@ func (c *Conn) configure(fd int) error {
 			kf[i] = unix.CanFilter{Id: r.ID, Mask: r.Mask}
 		}
 		if err := unix.SetsockoptCanRawFilter(fd, unix.SOL_CAN_RAW, unix.CAN_RAW_FILTER, kf); err != nil {
-			return fmt.Errorf("CAN_RAW_FILTER (%d rules): %w", len(kf), err)
+			return errorf("CAN_RAW_FILTER (%d rules): %w", len(kf), err)
 		}
 	}
 	if err := unix.SetsockoptInt(fd, unix.SOL_CAN_RAW, unix.CAN_RAW_ERR_FILTER, int(o.errMask)); err != nil {
-		return fmt.Errorf("CAN_RAW_ERR_FILTER: %w", err)
+		return errorf("CAN_RAW_ERR_FILTER: %w", err)
 	}
 	// 64-bit timestamps where the kernel has them (>= 5.1), else the native timespec.
 	if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_TIMESTAMPNS_NEW, 1); err != nil {
 		if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_TIMESTAMPNS, 1); err != nil {
-			return fmt.Errorf("SO_TIMESTAMPNS: %w", err)
+			return errorf("SO_TIMESTAMPNS: %w", err)
 		}
 	}
 	if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RXQ_OVFL, 1); err != nil {
-		return fmt.Errorf("SO_RXQ_OVFL: %w", err)
+		return errorf("SO_RXQ_OVFL: %w", err)
 	}
 	if o.rcvbuf > 0 {
 		if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, o.rcvbuf); err != nil {
 			if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUF, o.rcvbuf); err != nil {
-				return fmt.Errorf("SO_RCVBUF %d: %w", o.rcvbuf, err)
+				return errorf("SO_RCVBUF %d: %w", o.rcvbuf, err)
 			}
 		}
 	}
@@ -354,7 +353,7 @@ func (c *Conn) wait(fd uintptr) bool {
 			continue
 		}
 		if err != nil {
-			c.rerr = fmt.Errorf("poll: %w", err)
+			c.rerr = errorf("poll: %w", err)
 			return false
 		}
 		if c.pfds[1].Revents != 0 {

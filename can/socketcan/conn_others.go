@@ -4,7 +4,6 @@ package socketcan
 
 import (
 	"context"
-	"fmt"
 	"runtime"
 
 	"github.com/csop/tbox/can"
@@ -14,7 +13,7 @@ import (
 type Conn struct{ iface string }
 
 func notSupported(iface, op string) error {
-	return &OpError{Op: op, Iface: iface, Err: fmt.Errorf("%w on OS %s", ErrNotSupported, runtime.GOOS)}
+	return &OpError{Op: op, Iface: iface, Err: errorf("%w on OS %s", ErrNotSupported, runtime.GOOS)}
 }
 
 // Open fails: SocketCAN exists only on Linux.

@@ -139,11 +139,13 @@ func ErrorEvents(f *can.Frame) []Event {
 	}
 	base := Event{Time: f.Time, Bus: f.Bus, Class: f.ID}
 	copy(base.Data[:], f.Data[:can.MaxDataLen])
-	var evs []Event
+	// The kinds first, the events built once at the end: an add that
+	// appended a whole Event was inlined at each of its 13 calls.
+	var kinds [16]Kind
+	n := 0
 	add := func(k Kind) {
-		e := base
-		e.Kind = k
-		evs = append(evs, e)
+		kinds[n] = k
+		n++
 	}
 	c := f.ID
 	if c&ErrClassTxTimeout != 0 {
@@ -187,6 +189,14 @@ func ErrorEvents(f *can.Frame) []Event {
 	}
 	if c&ErrClassRestarted != 0 {
 		add(Restarted)
+	}
+	if n == 0 {
+		return nil
+	}
+	evs := make([]Event, n)
+	for i := range evs {
+		evs[i] = base
+		evs[i].Kind = kinds[i]
 	}
 	return evs
 }

@@ -3,7 +3,6 @@ package socketcan
 import (
 	"encoding/binary"
 	"errors"
-	"fmt"
 
 	"github.com/csop/tbox/can"
 )
@@ -57,7 +56,7 @@ func marshalFrame(b []byte, f *can.Frame) (int, error) {
 		n = fdMTU
 	}
 	if len(b) < n {
-		return 0, fmt.Errorf("buffer of %d bytes: want %d", len(b), n)
+		return 0, errorf("buffer of %d bytes: want %d", len(b), n)
 	}
 	b = b[:n]
 	clear(b)
@@ -83,7 +82,7 @@ func marshalFrame(b []byte, f *can.Frame) (int, error) {
 // It sets ID, Flags, Len and Data; Time and Bus are left alone.
 func unmarshalFrame(b []byte, f *can.Frame) error {
 	if len(b) != classicMTU && len(b) != fdMTU {
-		return fmt.Errorf("%w: %d bytes, want %d (can_frame) or %d (canfd_frame)", errMalformed, len(b), classicMTU, fdMTU)
+		return errorf("%w: %d bytes, want %d (can_frame) or %d (canfd_frame)", errMalformed, len(b), classicMTU, fdMTU)
 	}
 	id := binary.NativeEndian.Uint32(b[offID:])
 	var fl can.Flags
@@ -112,7 +111,7 @@ func unmarshalFrame(b []byte, f *can.Frame) error {
 		fl |= can.Remote
 	}
 	if n > max {
-		return fmt.Errorf("%w: length %d exceeds %d", errMalformed, n, max)
+		return errorf("%w: length %d exceeds %d", errMalformed, n, max)
 	}
 	f.Flags = fl
 	f.Len = n

@@ -3,7 +3,6 @@ package socketcan
 import (
 	"context"
 	"errors"
-	"fmt"
 	"net"
 	"os"
 	"time"
@@ -54,21 +53,21 @@ func DialISOTP(iface string, tx, rx can.Key) (*ISOTPConn, error) {
 	fd, err := unix.Socket(unix.AF_CAN, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC|unix.SOCK_NONBLOCK, unix.CAN_ISOTP)
 	if err != nil {
 		if errors.Is(err, unix.EPROTONOSUPPORT) || errors.Is(err, unix.EAFNOSUPPORT) {
-			return fail(fmt.Errorf("%w: %w", ErrNoISOTP, err))
+			return fail(errorf("%w: %w", ErrNoISOTP, err))
 		}
-		return fail(fmt.Errorf("socket: %w", err))
+		return fail(errorf("socket: %w", err))
 	}
 	var opts [isotpOptionsLen]byte
 	*(*uint32)(unsafe.Pointer(&opts[0])) = isotpTxPadding // flags, native endian
 	opts[9] = isotp.Pad                                   // txpad_content
 	if err := unix.SetsockoptString(fd, solCANISOTP, canISOTPOpts, string(opts[:])); err != nil {
 		unix.Close(fd)
-		return fail(fmt.Errorf("ISO-TP options: %w", err))
+		return fail(errorf("ISO-TP options: %w", err))
 	}
 	addr := &unix.SockaddrCAN{Ifindex: ifi.Index, TxID: canAddr(tx), RxID: canAddr(rx)}
 	if err := unix.Bind(fd, addr); err != nil {
 		unix.Close(fd)
-		return fail(fmt.Errorf("bind: %w", err))
+		return fail(errorf("bind: %w", err))
 	}
 	return &ISOTPConn{f: os.NewFile(uintptr(fd), "isotp:"+iface), iface: iface}, nil
 }

@@ -144,7 +144,7 @@ func walkAttrs(b []byte, fn func(typ uint16, data []byte)) error {
 		n := int(binary.NativeEndian.Uint16(b))
 		typ := binary.NativeEndian.Uint16(b[2:]) & nlaTypeMask
 		if n < 4 || n > len(b) {
-			return fmt.Errorf("rtattr type %d: length %d outside the %d bytes left", typ, n, len(b))
+			return errorf("rtattr type %d: length %d outside the %d bytes left", typ, n, len(b))
 		}
 		fn(typ, b[4:n])
 		n = (n + 3) &^ 3
@@ -161,7 +161,7 @@ func walkAttrs(b []byte, fn func(typ uint16, data []byte)) error {
 func parseLink(b []byte) (LinkInfo, error) {
 	var l LinkInfo
 	if len(b) < ifinfomsgLen {
-		return l, fmt.Errorf("link message: %d bytes, want at least %d", len(b), ifinfomsgLen)
+		return l, errorf("link message: %d bytes, want at least %d", len(b), ifinfomsgLen)
 	}
 	l.Up = binary.NativeEndian.Uint32(b[8:])&iffUp != 0
 	var inner error
@@ -188,7 +188,7 @@ func parseLink(b []byte) (LinkInfo, error) {
 		err = inner
 	}
 	if err != nil {
-		return l, fmt.Errorf("link message: %w", err)
+		return l, errorf("link message: %w", err)
 	}
 	return l, nil
 }

@@ -5,7 +5,6 @@ package socketcan
 import (
 	"encoding/binary"
 	"errors"
-	"fmt"
 	"net"
 	"syscall"
 
@@ -23,16 +22,16 @@ func SetLink(name string, c LinkConfig) error {
 			return err
 		}
 		if err := rtnl(linkMsg(rtmNewLink, nlmFRequest|nlmFAck, 1, idx, 0, iffUp, nil), nil); err != nil {
-			return fmt.Errorf("set down: %w", err)
+			return errorf("set down: %w", err)
 		}
 		if err := rtnl(linkMsg(rtmNewLink, nlmFRequest|nlmFAck, 2, idx, 0, 0, canConfigAttrs(c)), nil); err != nil {
 			if errors.Is(err, unix.EOPNOTSUPP) {
-				return fmt.Errorf("bit rate %d, restart-ms %d: %w (%w)", c.Bitrate, c.RestartMS, ErrNotCAN, err)
+				return errorf("bit rate %d, restart-ms %d: %w (%w)", c.Bitrate, c.RestartMS, ErrNotCAN, err)
 			}
-			return fmt.Errorf("bit rate %d, restart-ms %d: %w", c.Bitrate, c.RestartMS, err)
+			return errorf("bit rate %d, restart-ms %d: %w", c.Bitrate, c.RestartMS, err)
 		}
 		if err := rtnl(linkMsg(rtmNewLink, nlmFRequest|nlmFAck, 3, idx, iffUp, iffUp, nil), nil); err != nil {
-			return fmt.Errorf("set up: %w", err)
+			return errorf("set up: %w", err)
 		}
 		return nil
 	}()
@@ -94,22 +93,24 @@ func ifindex(name string) (int32, error) {
 func rtnl(req []byte, onLink func([]byte) error) error {
 	fd, err := unix.Socket(unix.AF_NETLINK, unix.SOCK_RAW|unix.SOCK_CLOEXEC, unix.NETLINK_ROUTE)
 	if err != nil {
-		return fmt.Errorf("netlink socket: %w", err)
+		return errorf("netlink socket: %w", err)
 	}
 	defer unix.Close(fd)
 	tv := unix.Timeval{Sec: 5}
 	if err := unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv); err != nil {
-		return fmt.Errorf("netlink timeout: %w", err)
+		return errorf("netlink timeout: %w", err)
 	}
 	if err := unix.Sendto(fd, req, 0, &unix.SockaddrNetlink{Family: unix.AF_NETLINK}); err != nil {
-		return fmt.Errorf("netlink send: %w", err)
+		return errorf("netlink send: %w", err)
 	}
 	seq := binary.NativeEndian.Uint32(req[8:])
 	buf := make([]byte, 1<<16)
 	for {
-		n, _, err := unix.Recvfrom(fd, buf, 0)
+		// read, not Recvfrom: Recvfrom decodes the sender's address and so links
+		// every Sockaddr type of x/sys/unix (10 KiB); the sender is the kernel.
+		n, err := unix.Read(fd, buf)
 		if err != nil {
-			return fmt.Errorf("netlink receive: %w", err)
+			return errorf("netlink receive: %w", err)
 		}
 		b := buf[:n]
 		for len(b) >= nlmsgHdrLen {
@@ -117,7 +118,7 @@ func rtnl(req []byte, onLink func([]byte) error) error {
 			typ := binary.NativeEndian.Uint16(b[4:])
 			mseq := binary.NativeEndian.Uint32(b[8:])
 			if ln < nlmsgHdrLen || ln > len(b) {
-				return fmt.Errorf("netlink message: length %d outside the %d bytes received", ln, len(b))
+				return errorf("netlink message: length %d outside the %d bytes received", ln, len(b))
 			}
 			body := b[nlmsgHdrLen:ln]
 			b = b[min((ln+3)&^3, len(b)):]
@@ -127,7 +128,7 @@ func rtnl(req []byte, onLink func([]byte) error) error {
 			switch typ {
 			case nlmsgError:
 				if len(body) < 4 {
-					return fmt.Errorf("netlink error message: %d bytes", len(body))
+					return errorf("netlink error message: %d bytes", len(body))
 				}
 				if code := int32(binary.NativeEndian.Uint32(body)); code != 0 {
 					return syscall.Errno(-code)

@@ -101,7 +101,7 @@ func (c *Config) checkFiles() []error {
 				errs = append(errs, c.wrap("key", err))
 			}
 			if _, err := os.Stat(c.TPM.Device); err != nil {
-				errs = append(errs, c.wrap("tpm.device", fmt.Errorf("the TPM: %w", err)))
+				errs = append(errs, c.wrap("tpm.device", errorf("the TPM: %w", err)))
 			}
 		} else if _, err := signer.LoadKeyFile(path); err != nil {
 			errs = append(errs, c.wrap("key", err))
@@ -167,7 +167,7 @@ func checkStateDir(dir string) error {
 	if errors.Is(err, os.ErrNotExist) {
 		parent := filepath.Dir(dir)
 		if pfi, perr := os.Stat(parent); perr != nil || !pfi.IsDir() {
-			return fmt.Errorf("does not exist, nor does its parent %s", parent)
+			return errorf("does not exist, nor does its parent %s", parent)
 		}
 		dir = parent
 	} else if err != nil {
@@ -177,7 +177,7 @@ func checkStateDir(dir string) error {
 	}
 	f, err := os.CreateTemp(dir, ".check-config-*")
 	if err != nil {
-		return fmt.Errorf("not writable: %w", err)
+		return errorf("not writable: %w", err)
 	}
 	name := f.Name()
 	f.Close()

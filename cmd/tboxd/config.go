@@ -113,10 +113,10 @@ type duration struct{ time.Duration }
 func (d *duration) UnmarshalText(b []byte) error {
 	v, err := time.ParseDuration(string(b))
 	if err != nil {
-		return fmt.Errorf("want a duration such as \"30s\" or \"5m\", found %q", b)
+		return errorf("want a duration such as \"30s\" or \"5m\", found %q", b)
 	}
 	if v < 0 {
-		return fmt.Errorf("want a positive duration, found %q", b)
+		return errorf("want a positive duration, found %q", b)
 	}
 	d.Duration = v
 	return nil
@@ -250,7 +250,7 @@ type durationRange struct {
 // naming the file and the key.
 func (c *Config) validate() error {
 	var errs []error
-	add := func(field, format string, a ...any) { errs = append(errs, c.fail(field, format, a...)) }
+	add := func(field, format string, a ...any) { errs = appendErr(errs, c.fail(field, format, a...)) }
 	if c.Profile == "" {
 		add("profile", "required: the vehicle profile (TOML)")
 	}

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"fmt"
 	"log/slog"
 	"strings"
 
@@ -60,4 +59,4 @@ func loadDeviceKey(cfg *Config, log *slog.Logger) (deviceKey, error) {
 }
 
 // errNoTPM is returned for a tpm: key by a tboxd built without TPM support.
-var errNoTPM = fmt.Errorf("this tboxd was built without TPM support (build it with -tags tpm: make arm GOTAGS=tpm)")
+var errNoTPM = errorf("this tboxd was built without TPM support (build it with -tags tpm: make arm GOTAGS=tpm)")

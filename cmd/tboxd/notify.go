@@ -14,7 +14,6 @@ package main
 
 import (
 	"context"
-	"fmt"
 	"log/slog"
 	"os"
 	"sync"
@@ -114,10 +113,10 @@ func (l *liveness) check(now time.Time) error {
 		}()
 	}
 	if age := now.Sub(l.beat()); age > l.stale {
-		return fmt.Errorf("agent loop: no tick for %v", age.Round(time.Millisecond))
+		return errorf("agent loop: no tick for %v", age.Round(time.Millisecond))
 	}
 	if age := now.Sub(time.Unix(0, l.answered.Load())); age > l.stale {
-		return fmt.Errorf("outbox: no answer for %v", age.Round(time.Millisecond))
+		return errorf("outbox: no answer for %v", age.Round(time.Millisecond))
 	}
 	return nil
 }
@@ -145,7 +144,7 @@ func startSupervisor(ctx context.Context, wc WatchdogConfig, log *slog.Logger) (
 	if s.systemd {
 		d, err := daemon.SdWatchdogEnabled(false)
 		if err != nil {
-			return nil, fmt.Errorf("systemd watchdog: %w", err)
+			return nil, errorf("systemd watchdog: %w", err)
 		}
 		s.sdEvery = d / 2
 	}
@@ -172,12 +171,12 @@ func startSupervisor(ctx context.Context, wc WatchdogConfig, log *slog.Logger) (
 func openHardwareWatchdog(wc WatchdogConfig) (*os.File, error) {
 	f, err := os.OpenFile(wc.Device, os.O_WRONLY, 0)
 	if err != nil {
-		return nil, fmt.Errorf("watchdog device: %w", err)
+		return nil, errorf("watchdog device: %w", err)
 	}
 	if t := wc.Timeout.Duration; t > 0 {
 		if err := unix.IoctlSetPointerInt(int(f.Fd()), unix.WDIOC_SETTIMEOUT, int(t/time.Second)); err != nil {
 			disarm(f)
-			return nil, fmt.Errorf("watchdog device %s: set timeout %v: %w", wc.Device, t, err)
+			return nil, errorf("watchdog device %s: set timeout %v: %w", wc.Device, t, err)
 		}
 	}
 	return f, nil
@@ -289,7 +288,7 @@ func notifyReload(log *slog.Logger, reload func() error) error {
 	err := reload()
 	if err != nil {
 		send(daemon.SdNotifyReady + "\nSTATUS=reload failed: " + oneLine(err.Error()))
-		return fmt.Errorf("reload: %w", err)
+		return errorf("reload: %w", err)
 	}
 	send(daemon.SdNotifyReady + "\nSTATUS=attesting")
 	return nil

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
 	"sync"
 	"time"
@@ -48,14 +47,14 @@ func openPoller(cfg *Config, p *profile.Profile, log *slog.Logger) (*poller, err
 			log.Info("odometer asked over the kernel's ISO-TP", "source", pc.Source, "period", pc.Period)
 			return &poller{p: poll.New(pc, c, poll.WithLogger(log)), cfg: pc, transport: "kernel", iface: iface, close: c.Close}, nil
 		case mode == "kernel" || !errors.Is(err, socketcan.ErrNoISOTP):
-			return nil, fmt.Errorf("odometer request on %s: %w", iface, err)
+			return nil, errorf("odometer request on %s: %w", iface, err)
 		}
 		log.Info("kernel ISO-TP not available (module can-isotp): userspace ISO-TP", "err", err)
 	}
 	c, err := socketcan.Open(iface, socketcan.WithFilter(can.NewFilter(pc.Response)), socketcan.WithReopen(50*time.Millisecond, 2*time.Second),
 		socketcan.WithLogger(log))
 	if err != nil {
-		return nil, fmt.Errorf("odometer request on %s: %w", iface, err)
+		return nil, errorf("odometer request on %s: %w", iface, err)
 	}
 	tr, err := poll.NewRawTransport(c, pc)
 	if err != nil {

@@ -91,7 +91,7 @@ func run(ctx context.Context, cfgPath string, hup <-chan os.Signal) error {
 	log = log.With("device", device)
 
 	if err := os.MkdirAll(cfg.path(cfg.StateDir), 0o700); err != nil {
-		return fmt.Errorf("state_dir: %w", err)
+		return errorf("state_dir: %w", err)
 	}
 	st, err := store.Open(cfg.path(cfg.StateDir), &store.Options{
 		MaxBytes:        cfg.Outbox.MaxBytes,
@@ -99,7 +99,7 @@ func run(ctx context.Context, cfgPath string, hup <-chan os.Signal) error {
 		Logger:          log.With("part", "outbox"),
 	})
 	if err != nil {
-		return fmt.Errorf("outbox: %w", err)
+		return errorf("outbox: %w", err)
 	}
 	defer st.Close()
 	if rec := st.Stats().Recovery; rec.Repaired() {
@@ -389,7 +389,7 @@ func openSources(ctx context.Context, cfg *Config, p *profile.Profile, log *slog
 			for _, s := range out {
 				s.Close()
 			}
-			return nil, fmt.Errorf("CAN interface %s (bring it up with `ip link set %s up type can bitrate 500000`): %w", iface, iface, err)
+			return nil, errorf("CAN interface %s (bring it up with `ip link set %s up type can bitrate 500000`): %w", iface, iface, err)
 		}
 		go logEvents(conn, log.With("bus", iface))
 		out = append(out, agent.Source{Name: iface, Rx: conn, Close: conn.Close})

@@ -74,7 +74,7 @@ func (p *shellParts) reopenCAN(bus string) error {
 	case len(names) == 0:
 		return errNoCANSocket
 	case !found:
-		return fmt.Errorf("%w %q: want one of %s", errNoSuchBus, bus, strings.Join(names, ", "))
+		return errorf("%w %q: want one of %s", errNoSuchBus, bus, strings.Join(names, ", "))
 	}
 	return errors.Join(errs...)
 }
@@ -137,7 +137,7 @@ func newShell(cfg *Config, p *shellParts) (agent.Service, error) {
 	if err != nil {
 		return nil, &ConfigError{File: cfg.file, Field: "shell.service_pubkey",
 			Msg: "want a secp256k1 public key in hex (33 bytes compressed or 65 uncompressed) or a 0x address",
-			Err: fmt.Errorf("%w: %w", ErrConfig, err)}
+			Err: errorf("%w: %w", ErrConfig, err)}
 	}
 	return sh, nil
 }
