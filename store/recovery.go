@@ -47,12 +47,12 @@ func loadLost(meta *bbolt.Bucket, head uint64) (LostRange, error) {
 		return LostRange{}, nil
 	}
 	if len(v) != 24 {
-		return LostRange{}, fmt.Errorf("meta/lost: expected 24 bytes, found %d", len(v))
+		return LostRange{}, errorf("meta/lost: expected 24 bytes, found %d", len(v))
 	}
 	r := LostRange{From: binary.BigEndian.Uint64(v), To: binary.BigEndian.Uint64(v[8:]),
 		At: time.Unix(0, int64(binary.BigEndian.Uint64(v[16:])))}
 	if r.From == 0 || r.To < r.From || r.To >= head {
-		return LostRange{}, fmt.Errorf("meta/lost: expected 1 <= from <= to < head %d, found %d..%d", head, r.From, r.To)
+		return LostRange{}, errorf("meta/lost: expected 1 <= from <= to < head %d, found %d..%d", head, r.From, r.To)
 	}
 	return r, nil
 }
@@ -63,7 +63,7 @@ func loadLost(meta *bbolt.Bucket, head uint64) (LostRange, error) {
 // behind the head that was published, and signing its successor again
 // would fork the chain.
 func (s *Store) headLostAfterFallback(badMeta int, sidecar string) error {
-	return fmt.Errorf("open %s: %w: the database's meta page %d is invalid (a torn write?), so bbolt would use "+
+	return errorf("open %s: %w: the database's meta page %d is invalid (a torn write?), so bbolt would use "+
 		"the previous transaction, whose head may be one behind the last seq published; the sidecar, "+
 		"which would say, is %s; starting would risk signing a published seq again (a fork), "+
 		"nothing was rewritten, files left in place for an operator",
