@@ -256,7 +256,9 @@ func TestKillIsAPowerCut(t *testing.T) {
 
 func TestTimeoutKillsGuest(t *testing.T) {
 	k := prepare(t)
-	_, err := k.Boot(context.Background(), Options{Script: "sleep 600", Timeout: 12 * time.Second})
+	// The timeout must leave the guest time to boot (HIL-READY in the
+	// console tail): 4 s on a quiet host, over 12 s seen on a busy one.
+	_, err := k.Boot(context.Background(), Options{Script: "sleep 600", Timeout: 40 * time.Second})
 	if !errors.Is(err, ErrTimeout) {
 		t.Fatalf("Boot of a hanging guest: %v, want ErrTimeout", err)
 	}
