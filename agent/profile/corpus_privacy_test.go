@@ -19,18 +19,10 @@ const privacyGolden = "testdata/opendbc_privacy.golden"
 
 func TestCorpusPrivacyGolden(t *testing.T) {
 	var got []string
-	for _, f := range corpusFiles(t) {
-		data, err := ReadFileLimit(f, MaxDBCSize)
-		if err != nil {
-			t.Fatal(err)
-		}
-		db, err := parseDBC(f, data)
-		if err != nil {
-			t.Fatalf("%s: %v", corpusName(f), err)
-		}
-		for _, m := range db.messages {
-			if why, bad := db.biometric(m); bad {
-				got = append(got, fmt.Sprintf("%s:%d %s: %s", corpusName(f), m.Pos.Line, m.Name, why))
+	for _, c := range corpusDBCs(t) {
+		for _, m := range c.db.messages {
+			if why, bad := c.db.biometric(m); bad {
+				got = append(got, fmt.Sprintf("%s:%d %s: %s", corpusName(c.file), m.Pos.Line, m.Name, why))
 			}
 		}
 	}

@@ -236,3 +236,28 @@ func diffDefs(want, got view) string {
 	}
 	return strings.Join(d, "; ")
 }
+
+// corpusDBC is one parsed file of the opendbc corpus.
+type corpusDBC struct {
+	file string
+	db   *database
+}
+
+// corpusDBCs reads and parses every file of the corpus (skipping the test
+// when the corpus is absent, as corpusFiles does).
+func corpusDBCs(t testing.TB) []corpusDBC {
+	t.Helper()
+	var out []corpusDBC
+	for _, f := range corpusFiles(t) {
+		data, err := ReadFileLimit(f, MaxDBCSize)
+		if err != nil {
+			t.Fatal(err)
+		}
+		db, err := parseDBC(f, data)
+		if err != nil {
+			t.Fatalf("%s: %v", corpusName(f), err)
+		}
+		out = append(out, corpusDBC{f, db})
+	}
+	return out
+}

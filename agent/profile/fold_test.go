@@ -297,15 +297,8 @@ func quoteChunks(p []byte) string {
 func TestCorpusFold(t *testing.T) {
 	type judged struct{ text, ctx string }
 	var all []judged
-	for _, f := range corpusFiles(t) {
-		data, err := ReadFileLimit(f, MaxDBCSize)
-		if err != nil {
-			t.Fatal(err)
-		}
-		db, err := parseDBC(f, data)
-		if err != nil {
-			t.Fatalf("%s: %v", corpusName(f), err)
-		}
+	for _, c := range corpusDBCs(t) {
+		db := c.db
 		for _, m := range db.messages {
 			all = append(all, judged{string(m.Name), ""}, judged{db.msgComment[m.MessageID], ""})
 			for _, s := range m.Signals {
