@@ -88,6 +88,8 @@ contract MileageMining is Ownable {
     event Late(address indexed device, uint64 indexed seq, uint64 batch);
     event Drawn(uint64 indexed batch, uint256 total, uint256 drop);
     event Won(uint64 indexed batch, uint256 i, address indexed device, uint64 seq, uint64 micro);
+    /// blockNumber is the block whose hash the seed is (setSeedFromBlock), 0 for a configured value.
+    event SeedSet(bytes32 seed, uint256 blockNumber);
 
     error UnknownDevice(address device);
     error BadSignature(address recovered);
@@ -101,6 +103,7 @@ contract MileageMining is Ownable {
     error AlreadyDrawn(uint64 batch);
     error NoTickets(uint64 batch);
     error ZeroWinners();
+    error NoBlockHash(uint256 number);
 
     constructor(uint256 chainId_, bytes32 seed_, uint32 winners_) Ownable(msg.sender) {
         if (winners_ == 0) revert ZeroWinners();
@@ -123,10 +126,20 @@ contract MileageMining is Ownable {
         emit CollectorSet(collector, registered);
     }
 
-    /// The draw's public random value: a configured value, or a block hash
-    /// chosen after the batch ended.
+    /// The draw's public random value as a configured value.
     function setSeed(bytes32 seed_) external onlyOwner {
         seed = seed_;
+        emit SeedSet(seed_, 0);
+    }
+
+    /// The draw's public random value as a block hash, read by the contract
+    /// itself: the hash of block `number`, one of the 256 blocks before this
+    /// one (BLOCKHASH's window; older, current or future blocks revert).
+    function setSeedFromBlock(uint256 number) external onlyOwner {
+        bytes32 h = blockhash(number);
+        if (h == bytes32(0)) revert NoBlockHash(number);
+        seed = h;
+        emit SeedSet(h, number);
     }
 
     function setWinners(uint32 winners_) external onlyOwner {

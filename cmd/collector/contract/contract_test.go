@@ -291,6 +291,9 @@ func TestRefusedOnChain(t *testing.T) {
 
 	steps = append(steps,
 		step{what: "setDevice by a stranger", from: devA.Address().String(), data: SetDevice(devA.Address(), true), wantErr: "OwnableUnauthorizedAccount(address)"},
+		step{what: "setCollector by a stranger", from: devA.Address().String(), data: SetCollector(devA.Address(), true), wantErr: "OwnableUnauthorizedAccount(address)"},
+		step{what: "setSeed by a stranger", from: devA.Address().String(), data: call("setSeed(bytes32)", st(word{1})), wantErr: "OwnableUnauthorizedAccount(address)"},
+		step{what: "setWinners by a stranger", from: devA.Address().String(), data: call("setWinners(uint32)", st(uintW(1))), wantErr: "OwnableUnauthorizedAccount(address)"},
 		step{what: "register A", data: SetDevice(devA.Address(), true)},
 		step{what: "register B", data: SetDevice(devB.Address(), true)},
 		step{what: "register collector", data: SetCollector(coll.Address(), true)},
@@ -360,23 +363,36 @@ func TestRefusedOnChain(t *testing.T) {
 	// B: a span of 2 batches with an odd remainder, then one inside A's span.
 	ok("B seq 1, catch-up", mk(devB, b0, 2, eco(7), sport(4)))
 	ok("B seq 2", mk(devB, b0+2, 1, sport(2500)))
-	ok("A seq 3", mk(devA, b0+3, 1, eco(20)))
+	// A mode name of more than one word, not ASCII: the string's hash and
+	// its padding in calldata.
+	ok("A seq 3", mk(devA, b0+3, 1, eco(20), signer.ModeMeters{Mode: "Überland-Modus, mehr als 32 Bytes lang", Meters: 3}))
+	// No modes at all (a flag, no distance): ModeMeters[] hashes as keccak256("").
+	a4 := &signer.Attestation{V: 1, Device: devA.Address(), Seq: 4, Batch: b0 + 3, Batches: 1, Prev: chain[devA.Address()], Flags: signer.FlagGap}
+	if err := signer.Sign(devA, chainID, a4); err != nil {
+		t.Fatal(err)
+	}
+	ok("A seq 4, no modes", a4)
+	// The owner removes B: B's next attestation is refused until B is back,
+	// and then its chain continues where it was.
+	steps = append(steps, step{what: "remove B", data: SetDevice(devB.Address(), false)})
+	bad("B seq 3 while removed", Submit(mk(devB, b0+3, 1, eco(10))), "UnknownDevice(address)")
+	steps = append(steps, step{what: "B back", data: SetDevice(devB.Address(), true)})
 	// Receipts (README §C2).
 	head := chain[devA.Address()]
-	rsig, err := coll.SignDigest(receiptDigest(devA.Address(), 3, head))
+	rsig, err := coll.SignDigest(receiptDigest(devA.Address(), 4, head))
 	if err != nil {
 		t.Fatal(err)
 	}
-	bsig, _ := devB.SignDigest(receiptDigest(devA.Address(), 3, head))
+	bsig, _ := devB.SignDigest(receiptDigest(devA.Address(), 4, head))
 	nsig, _ := coll.SignDigest(refusalDigest(devA.Address(), 2, fork.Prev, "fork"))
 	receipts := []struct {
 		what string
 		data []byte
 		want bool
 	}{
-		{"collector's receipt", VerifyReceipt(devA.Address(), 3, head, rsig), true},
-		{"receipt for another seq", VerifyReceipt(devA.Address(), 2, head, rsig), false},
-		{"receipt signed by a device key", VerifyReceipt(devA.Address(), 3, head, bsig), false},
+		{"collector's receipt", VerifyReceipt(devA.Address(), 4, head, rsig), true},
+		{"receipt for another seq", VerifyReceipt(devA.Address(), 3, head, rsig), false},
+		{"receipt signed by a device key", VerifyReceipt(devA.Address(), 4, head, bsig), false},
 		{"collector's refusal", VerifyRefusal(devA.Address(), 2, fork.Prev, "fork", nsig), true},
 		{"refusal with another reason", VerifyRefusal(devA.Address(), 2, fork.Prev, "bad signature", nsig), false},
 	}

@@ -4,8 +4,12 @@
 //   node evm.mjs < input.json > output.json
 //
 // input:  {"ctor":"0x<abi-encoded constructor args>",
-//          "calls":[{"from":"0x<address>","data":"0x<calldata>"}, ...]}
-//         the contract is deployed by OWNER (below), who owns it.
+//          "calls":[{"from":"0x<address>","data":"0x<calldata>"}, ...],
+//          "block":N}
+//         the contract is deployed by OWNER (below), who owns it. block
+//         (optional) is the number of the block every call runs in; the
+//         hash of an earlier block n (BLOCKHASH, the last 256) is
+//         sha256(uint256 n): a stand-in chain, the opcode is the EVM's.
 // output: {"owner":"0x..","address":"0x..","deployGas":N,
 //          "results":[{"ok":bool,"gas":N,"exec":N,"ret":"0x.."}, ...]}
 //
@@ -25,7 +29,7 @@ if (!modules) throw new Error('CONTRACT_NODE_MODULES is not set (the npm ci dire
 const require = createRequire(path.join(modules, 'noop.js'))
 const { createVM } = await import(require.resolve('@ethereumjs/vm'))
 const { Common, Mainnet, Hardfork } = await import(require.resolve('@ethereumjs/common'))
-const { createAddressFromString, hexToBytes, bytesToHex } = await import(require.resolve('@ethereumjs/util'))
+const { createAddressFromString, createZeroAddress, hexToBytes, bytesToHex } = await import(require.resolve('@ethereumjs/util'))
 
 const OWNER = '0x00000000000000000000000000000000000a11ce'
 
@@ -80,9 +84,37 @@ function intrinsic(data) {
 
 const input = JSON.parse(fs.readFileSync(0, 'utf8'))
 const code = hexToBytes('0x' + compile() + input.ctor.replace(/^0x/, ''))
-const vm = await createVM({ common: new Common({ chain: Mainnet, hardfork: Hardfork.Prague }) })
+// blockchain serves BLOCKHASH: block n's hash is sha256 of n as 32 bytes.
+const blockchain = {
+  async getBlock(n) {
+    const h = crypto.createHash('sha256').update(Buffer.from(BigInt(n).toString(16).padStart(64, '0'), 'hex')).digest()
+    return { hash: () => new Uint8Array(h) }
+  },
+  async putBlock() {},
+  shallowCopy() {
+    return this
+  },
+}
+// block: the fields of @ethereumjs/evm's default block, at input.block.
+const block =
+  input.block === undefined
+    ? undefined
+    : {
+        header: {
+          number: BigInt(input.block),
+          coinbase: createZeroAddress(),
+          timestamp: 0n,
+          difficulty: 0n,
+          prevRandao: new Uint8Array(32),
+          gasLimit: 30_000_000n,
+          baseFeePerGas: undefined,
+          slotNumber: 0n,
+          getBlobGasPrice: () => undefined,
+        },
+      }
+const vm = await createVM({ common: new Common({ chain: Mainnet, hardfork: Hardfork.Prague }), blockchain })
 const owner = createAddressFromString(OWNER)
-const dep = await vm.evm.runCall({ caller: owner, data: code, gasLimit: 30_000_000n })
+const dep = await vm.evm.runCall({ caller: owner, data: code, gasLimit: 30_000_000n, block })
 if (dep.execResult.exceptionError) throw new Error('deploy: ' + dep.execResult.exceptionError.error)
 const address = dep.createdAddress
 const results = []
@@ -95,6 +127,7 @@ for (const c of input.calls) {
     to: address,
     data,
     gasLimit: 30_000_000n,
+    block,
   })
   const exec = Number(r.execResult.executionGasUsed)
   results.push({

@@ -5,6 +5,8 @@ package evmtest
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
@@ -142,10 +144,30 @@ type Output struct {
 	Results   []Result `json:"results"`
 }
 
-// Run deploys the contract with ctor and runs calls in order.
+// Run deploys the contract with ctor and runs calls in order, in block 0.
 func (e EVM) Run(t testing.TB, ctor []byte, calls []Tx) Output {
 	t.Helper()
-	in, err := json.Marshal(map[string]any{"ctor": "0x" + hex.EncodeToString(ctor), "calls": calls})
+	return e.run(t, map[string]any{"ctor": "0x" + hex.EncodeToString(ctor), "calls": calls}, len(calls))
+}
+
+// RunInBlock is Run with every call in block number; BLOCKHASH of an
+// earlier block n (among the last 256) is [BlockHash](n).
+func (e EVM) RunInBlock(t testing.TB, number uint64, ctor []byte, calls []Tx) Output {
+	t.Helper()
+	return e.run(t, map[string]any{"ctor": "0x" + hex.EncodeToString(ctor), "calls": calls, "block": number}, len(calls))
+}
+
+// BlockHash is the hash of block n in evm.mjs's stand-in chain: sha256 of
+// n as a 32-byte big-endian word.
+func BlockHash(n uint64) [32]byte {
+	var w [32]byte
+	binary.BigEndian.PutUint64(w[24:], n)
+	return sha256.Sum256(w[:])
+}
+
+func (e EVM) run(t testing.TB, input map[string]any, ncalls int) Output {
+	t.Helper()
+	in, err := json.Marshal(input)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -164,8 +186,8 @@ func (e EVM) Run(t testing.TB, ctor []byte, calls []Tx) Output {
 	if err := json.Unmarshal(out, &o); err != nil {
 		t.Fatalf("node evm.mjs output: %v\n%s", err, out)
 	}
-	if len(o.Results) != len(calls) {
-		t.Fatalf("node evm.mjs: %d results for %d calls", len(o.Results), len(calls))
+	if len(o.Results) != ncalls {
+		t.Fatalf("node evm.mjs: %d results for %d calls", len(o.Results), ncalls)
 	}
 	return o
 }
@@ -182,7 +204,7 @@ func errSel(sig string) string {
 var customErrors = []string{
 	"UnknownDevice(address)", "BadSignature(address)", "SeqMismatch(uint64,uint64)", "PrevMismatch(bytes32,bytes32)",
 	"ZeroBatches()", "SpanTooLong(uint32)", "UnknownFlags(uint32)", "BadModes(uint256)", "ModesSum(uint256,uint64)",
-	"AlreadyDrawn(uint64)", "NoTickets(uint64)", "ZeroWinners()", "OwnableUnauthorizedAccount(address)",
+	"AlreadyDrawn(uint64)", "NoTickets(uint64)", "ZeroWinners()", "NoBlockHash(uint256)", "OwnableUnauthorizedAccount(address)",
 }
 
 // RevertName names the custom error of revert data, for messages.
