@@ -1,6 +1,8 @@
 package main
 
 import (
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
@@ -13,6 +15,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	mqtt "github.com/eclipse/paho.mqtt.golang"
 
 	"github.com/csop/tbox/agent/uplink/mqtttest"
 	"github.com/csop/tbox/hil/vehicle"
@@ -411,4 +415,235 @@ func TestHeadLostRefusedThenRecovered(t *testing.T) {
 	r.col.audit()
 	t.Logf("seqs 1..%d receipted; torn meta page + damaged sidecar: exit 1, files unchanged; after the state dir was moved aside: resumed at %d, receipted through %d, no fork; test %v",
 		first.Head, first.Head+1, after.Head, time.Since(t0).Round(100*time.Millisecond))
+}
+
+// attacker is a device client of the shipped broker (mTLS, its
+// certificate's CN its address) that signs what it likes with the rig's
+// device key and reads the collector's signed replies.
+type attacker struct {
+	t       *testing.T
+	key     *signer.FileKey
+	client  mqtt.Client
+	replies chan attReply
+	batch   uint64
+	seq     uint64
+	prev    [32]byte
+}
+
+// attReply is a verified receipt (ack) or refusal (nack).
+type attReply struct {
+	kind   string // "ack" or "nack"
+	seq    uint64
+	reason string
+}
+
+func newAttacker(t *testing.T, r *rig, s *shippedTLS, collector signer.Address) *attacker {
+	t.Helper()
+	key, err := signer.LoadKeyFile(r.key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pem, err := os.ReadFile(s.ca)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(pem)
+	kp, err := tls.LoadX509KeyPair(s.cert, s.key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := &attacker{t: t, key: key, replies: make(chan attReply, 64), batch: uint64(time.Now().Unix())/600 - 20}
+	dev := key.Address()
+	on := func(kind string) mqtt.MessageHandler {
+		return func(_ mqtt.Client, m mqtt.Message) {
+			rep := attReply{kind: kind}
+			if kind == "ack" {
+				rc, err := signer.ParseReceipt(dev, m.Payload())
+				if err == nil {
+					_, err = signer.VerifyReceipt(20220807, rc, []signer.Address{collector})
+				}
+				if err != nil {
+					t.Errorf("ack %s: %v", m.Payload(), err)
+					return
+				}
+				rep.seq = rc.Seq
+			} else {
+				rf, err := signer.ParseRefusal(dev, m.Payload())
+				if err != nil {
+					t.Errorf("nack %s: %v", m.Payload(), err)
+					return
+				}
+				rep.seq, rep.reason = rf.Seq, rf.Reason
+			}
+			a.replies <- rep
+		}
+	}
+	opts := mqtt.NewClientOptions().AddBroker(r.broker.URL()).SetClientID(dev.String()).
+		SetTLSConfig(&tls.Config{RootCAs: pool, Certificates: []tls.Certificate{kp}, MinVersion: tls.VersionTLS12}).
+		SetCleanSession(true).SetAutoReconnect(false).
+		SetOnConnectHandler(func(c mqtt.Client) {
+			c.Subscribe("csop/v1/"+dev.String()+"/ack", 1, on("ack"))
+			c.Subscribe("csop/v1/"+dev.String()+"/nack", 1, on("nack"))
+		})
+	a.client = mqtt.NewClient(opts)
+	if tok := a.client.Connect(); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+		t.Fatalf("connect to the shipped broker over mTLS: %v", tok.Error())
+	}
+	t.Cleanup(func() { a.client.Disconnect(100) })
+	time.Sleep(200 * time.Millisecond) // the subscriptions
+	return a
+}
+
+// make signs the next attestation (seq + 1 after the last advanced one,
+// in the next batch) without advancing the chain.
+func (a *attacker) make(meters uint64) *signer.Attestation {
+	a.t.Helper()
+	at := &signer.Attestation{V: signer.Version, Device: a.key.Address(), Seq: a.seq + 1, Batch: a.batch + 1, Batches: 1,
+		Meters: meters, Modes: []signer.ModeMeters{{Mode: "ECO", Meters: meters}}, Prev: a.prev}
+	if err := signer.Sign(a.key, 20220807, at); err != nil {
+		a.t.Fatal(err)
+	}
+	return at
+}
+
+// advance makes at the chain's last attestation.
+func (a *attacker) advance(at *signer.Attestation) {
+	a.seq, a.prev, a.batch = at.Seq, signer.Digest(20220807, at), at.Batch
+}
+
+func (a *attacker) publish(at *signer.Attestation) {
+	a.t.Helper()
+	tok := a.client.Publish("csop/v1/"+a.key.Address().String()+"/att", 1, false, at.AppendWire(nil))
+	if !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
+		a.t.Fatalf("publish seq %d: %v", at.Seq, tok.Error())
+	}
+}
+
+// reply returns the next reply, or kind "" when none comes within wait.
+func (a *attacker) reply(wait time.Duration) attReply {
+	select {
+	case r := <-a.replies:
+		return r
+	case <-time.After(wait):
+		return attReply{}
+	}
+}
+
+// TestAttackTableShippedCollector is the collector's attack table of
+// issue 14 against the real `collector run` on the shipped broker over
+// mTLS, with gap_timeout shortened to 1 s in its configuration file: a
+// device signs, with its own key, impossible meters (stored and receipted,
+// ineligible with the reason), a seq beyond a gap that is then filled
+// (held without a reply, then both receipted by one ack), a second,
+// different attestation for a stored seq (refused, recorded as a fork), and
+// a gap never filled (the later seq held, then, resent after gap_timeout,
+// stored with the missing seq recorded as a chain break; the missing seq
+// arriving after its break is refused).
+func TestAttackTableShippedCollector(t *testing.T) {
+	t0 := time.Now()
+	r, s := newShippedRig(t)
+	const gapTimeout = time.Second
+	f, err := os.OpenFile(r.col.cfg, os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = fmt.Fprintf(f, "gap_timeout = %q\n", gapTimeout.String())
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.col.start()
+	colAddr, err := signer.ParseAddress(r.col.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := newAttacker(t, r, s, colAddr)
+	expect := func(what string, want attReply, wait time.Duration) {
+		t.Helper()
+		got := a.reply(wait)
+		if got.kind != want.kind || got.seq != want.seq || !strings.HasPrefix(got.reason, want.reason) {
+			t.Fatalf("%s: reply %+v, want %+v", what, got, want)
+		}
+	}
+
+	a1 := a.make(1000)
+	a.publish(a1)
+	a.advance(a1)
+	expect("seq 1", attReply{kind: "ack", seq: 1}, 10*time.Second)
+
+	// Impossible meters: stored and receipted, ineligible.
+	a2 := a.make(85_840)
+	a.publish(a2)
+	a.advance(a2)
+	expect("seq 2, 85,840 m in one batch", attReply{kind: "ack", seq: 2}, 10*time.Second)
+
+	// A gap then filled: seq 4 before seq 3 is held, no reply; seq 3
+	// stores both under one ack of seq 4.
+	a3 := a.make(2000)
+	a.advance(a3)
+	a4 := a.make(3000)
+	a.publish(a4)
+	expect("seq 4 before seq 3", attReply{}, gapTimeout/2)
+	a.publish(a3)
+	a.advance(a4)
+	expect("seq 3 filling the gap", attReply{kind: "ack", seq: 4}, 10*time.Second)
+
+	// A fork: another seq 4, signed by the same key.
+	a.seq, a.prev, a.batch = a3.Seq, signer.Digest(20220807, a3), a3.Batch
+	fork := a.make(3001)
+	a.advance(a4)
+	a.publish(fork)
+	expect("a second, different seq 4", attReply{kind: "nack", seq: 4, reason: "fork"}, 10*time.Second)
+
+	// A gap never filled: seq 5 never comes; seq 6 is held, then resent
+	// after gap_timeout (as the agent resends what is not receipted).
+	a5 := a.make(900)
+	a.advance(a5)
+	a6 := a.make(800)
+	a.publish(a6)
+	expect("seq 6 after seq 4", attReply{}, gapTimeout/2)
+	time.Sleep(gapTimeout)
+	a.publish(a6)
+	a.advance(a6)
+	expect("seq 6 resent after gap_timeout", attReply{kind: "ack", seq: 6}, 10*time.Second)
+	a7 := a.make(700)
+	a.publish(a7)
+	a.advance(a7)
+	expect("seq 7 after the break", attReply{kind: "ack", seq: 7}, 10*time.Second)
+	a.publish(a5)
+	expect("seq 5 after its break", attReply{kind: "nack", seq: 5, reason: "chain break"}, 10*time.Second)
+
+	rep := r.col.verdicts(r.device)
+	if got := rep.seqsOf(); rep.Head != 7 || !equalSeqs(got, []uint64{1, 2, 3, 4, 6, 7}) {
+		t.Errorf("collector head %d, stored seqs %v; want head 7, seqs 1..4, 6, 7", rep.Head, got)
+	}
+	var eligible uint64
+	for _, rec := range rep.Records {
+		if rec.Verdict.Eligible {
+			eligible += rec.Meters
+		}
+		wantEligible := rec.Seq != 2
+		if rec.Verdict.Eligible != wantEligible {
+			t.Errorf("seq %d (%d m): verdict %+v, eligible should be %v", rec.Seq, rec.Meters, rec.Verdict, wantEligible)
+		}
+		if rec.Seq == 2 && !strings.HasPrefix(rec.Verdict.Reason, "impossible meters: 85840 m in 1 batch") {
+			t.Errorf("seq 2 reason %q, want impossible meters: 85840 m in 1 batch...", rec.Verdict.Reason)
+		}
+	}
+	if len(rep.Breaks) != 1 || rep.Breaks[0].From != 5 || rep.Breaks[0].To != 5 || rep.Breaks[0].Cause != "gap_timeout" {
+		t.Errorf("chain breaks %+v, want seq 5 by gap_timeout", rep.Breaks)
+	}
+	if len(rep.Forks) != 1 || len(rep.Held) != 0 {
+		t.Errorf("%d forks, %d held; want the one fork, none held", len(rep.Forks), len(rep.Held))
+	}
+	if eligible != 1000+2000+3000+800+700 {
+		t.Errorf("eligible meters %d, want %d (all but seq 2's)", eligible, 1000+2000+3000+800+700)
+	}
+	if st := r.col.stats(); len(st.Devices) != 1 || st.Devices[0].Meters != 1000+85_840+2000+3000+800+700 || st.Forks != 1 {
+		t.Errorf("collector stats %+v: want the %d m stored and one fork", st, 1000+85_840+2000+3000+800+700)
+	}
+	t.Logf("attack table through collector run over mTLS: test %v", time.Since(t0).Round(100*time.Millisecond))
 }
