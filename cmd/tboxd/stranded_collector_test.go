@@ -188,8 +188,8 @@ func (r *rig) driveDir(name string, sc vehicle.Scenario) (string, vehicle.Truth)
 // any other, so each of these one-batch spans of a batch's distance is
 // eligible, and the collector's eligible meters are the truth's.
 func TestClockUnsetReceipted(t *testing.T) {
-	t0 := time.Now()
 	r, s := newShippedRig(t)
+	t0 := time.Now() // after the shared build
 	log, tr := r.driveDir("unset", vehicle.Scenario{Seed: 15, Start: time.Unix(3600, 0), Duration: 2 * time.Hour})
 	if tr.Meters < 50_000 {
 		t.Fatalf("truth %d m: want a 2-hour drive of more than 50 km (one batch of it would be impossible)", tr.Meters)
@@ -245,8 +245,8 @@ var reMaybeLost = regexp.MustCompile(`seqs_maybe_lost=(\d+)\.\.(\d+)`)
 // (announced, not a fork), and receipts the head and the third drive: the
 // car's receipt head reaches its last seq.
 func TestReseedBreakReceipted(t *testing.T) {
-	t0 := time.Now()
 	r, s := newShippedRig(t)
+	t0 := time.Now() // after the shared build
 	sc := vehicle.Scenario{Seed: 21, Start: pastStart(5 * time.Hour), Duration: 30 * time.Minute, StartOdometer: 30_000_000}
 	log1, tr1 := r.driveDir("d1", sc)
 	sc.Seed, sc.Start, sc.StartOdometer = 22, pastStart(3*time.Hour), tr1.HighWater
@@ -335,8 +335,8 @@ var reResumedAt = regexp.MustCompile(`msg="reflashed device: chain resumed from 
 // resumes from the collector's retained receipt, and the car goes on with
 // no fork, no refusal, its receipt head at its last seq.
 func TestHeadLostRefusedThenRecovered(t *testing.T) {
-	t0 := time.Now()
 	r, s := newShippedRig(t)
+	t0 := time.Now() // after the shared build
 	sc := vehicle.Scenario{Seed: 24, Start: pastStart(3 * time.Hour), Duration: 30 * time.Minute, StartOdometer: 40_000_000}
 	log1, tr1 := r.driveDir("d1", sc)
 	sc.Seed, sc.Start, sc.StartOdometer = 25, pastStart(time.Hour), tr1.HighWater
@@ -375,6 +375,9 @@ func TestHeadLostRefusedThenRecovered(t *testing.T) {
 	}
 	if !strings.Contains(a.stderr(), "chain head lost") || !strings.Contains(a.stderr(), "meta page") {
 		t.Errorf("tboxd's stderr does not say why:\n%s", tail(a.stderr(), 5))
+	}
+	if !strings.Contains(a.stderr(), "move "+r.stateDir()+" aside") {
+		t.Errorf("tboxd's stderr does not say how to recover:\n%s", tail(a.stderr(), 5))
 	}
 	if after := dirFiles(t, r.stateDir()); !maps.Equal(before, after) {
 		t.Error("tboxd changed the state directory: nothing may be rewritten")
@@ -541,8 +544,8 @@ func (a *attacker) reply(wait time.Duration) attReply {
 // stored with the missing seq recorded as a chain break; the missing seq
 // arriving after its break is refused).
 func TestAttackTableShippedCollector(t *testing.T) {
-	t0 := time.Now()
 	r, s := newShippedRig(t)
+	t0 := time.Now() // after the shared build
 	const gapTimeout = time.Second
 	f, err := os.OpenFile(r.col.cfg, os.O_APPEND|os.O_WRONLY, 0)
 	if err != nil {
