@@ -484,17 +484,17 @@ func newAttacker(t *testing.T, r *rig, s *shippedTLS, collector signer.Address) 
 	}
 	opts := mqtt.NewClientOptions().AddBroker(r.broker.URL()).SetClientID(dev.String()).
 		SetTLSConfig(&tls.Config{RootCAs: pool, Certificates: []tls.Certificate{kp}, MinVersion: tls.VersionTLS12}).
-		SetCleanSession(true).SetAutoReconnect(false).
-		SetOnConnectHandler(func(c mqtt.Client) {
-			c.Subscribe("csop/v1/"+dev.String()+"/ack", 1, on("ack"))
-			c.Subscribe("csop/v1/"+dev.String()+"/nack", 1, on("nack"))
-		})
+		SetCleanSession(true).SetAutoReconnect(false)
 	a.client = mqtt.NewClient(opts)
 	if tok := a.client.Connect(); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
 		t.Fatalf("connect to the shipped broker over mTLS: %v", tok.Error())
 	}
 	t.Cleanup(func() { a.client.Disconnect(100) })
-	time.Sleep(200 * time.Millisecond) // the subscriptions
+	for _, kind := range []string{"ack", "nack"} {
+		if tok := a.client.Subscribe("csop/v1/"+dev.String()+"/"+kind, 1, on(kind)); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+			t.Fatalf("subscribe to %s: %v", kind, tok.Error())
+		}
+	}
 	return a
 }
 
@@ -606,12 +606,23 @@ func TestAttackTableShippedCollector(t *testing.T) {
 	a5 := a.make(900)
 	a.advance(a5)
 	a6 := a.make(800)
+	held := time.Now()
 	a.publish(a6)
 	expect("seq 6 after seq 4", attReply{}, gapTimeout/2)
-	time.Sleep(gapTimeout)
-	a.publish(a6)
+	// Resent every half second, as the agent resends what is not
+	// receipted, until the collector gives up on seq 5.
 	a.advance(a6)
-	expect("seq 6 resent after gap_timeout", attReply{kind: "ack", seq: 6}, 10*time.Second)
+	var got attReply
+	for deadline := time.Now().Add(10 * time.Second); got.kind == "" && time.Now().Before(deadline); {
+		a.publish(a6)
+		got = a.reply(gapTimeout / 2)
+	}
+	if got != (attReply{kind: "ack", seq: 6}) {
+		t.Fatalf("seq 6 resent until gap_timeout passed: reply %+v, want an ack of seq 6", got)
+	}
+	if waited := time.Since(held); waited < gapTimeout {
+		t.Errorf("seq 6 receipted %v after it was first sent, before gap_timeout %v", waited, gapTimeout)
+	}
 	a7 := a.make(700)
 	a.publish(a7)
 	a.advance(a7)
