@@ -96,7 +96,11 @@
 // the lost transaction appended the head that was published: Open refuses
 // with ErrHeadLost before bbolt writes anything, rather than rewrite the
 // sidecar from a head that may be one behind (TestTornMetaWithDamagedSidecar
-// tears the newest meta page of a real file).
+// tears the newest meta page of a real file). The operator's recovery from
+// ErrHeadLost is in tboxd, not here: the directory is moved aside and the
+// agent, with an empty store, adopts the collector's retained receipt
+// (Store.Adopt), so that the next seq follows the last one the collector
+// stored (README "A car is never stranded").
 //
 // A SIGKILL test (TestKill) kills a writer 60 times at random moments and
 // checks every restart for gaps, duplicates and forks; a hook test and a

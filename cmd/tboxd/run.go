@@ -98,6 +98,10 @@ func run(ctx context.Context, cfgPath string, hup <-chan os.Signal) error {
 		CheckpointEvery: cfg.Outbox.Checkpoint.Duration,
 		Logger:          log.With("part", "outbox"),
 	})
+	if errors.Is(err, store.ErrHeadLost) {
+		return errorf("outbox: %w; to recover with the collector up, move %s aside (keep the device key) and start tboxd again: "+
+			"it resumes after the collector's retained receipt (README \"A car is never stranded\")", err, cfg.path(cfg.StateDir))
+	}
 	if err != nil {
 		return errorf("outbox: %w", err)
 	}
