@@ -441,7 +441,7 @@ type colEvent struct {
 }
 
 var (
-	reEvent  = regexp.MustCompile(`msg="(attestation stored|duplicate attestation, acked again|attestation refused)"`)
+	reEvent  = regexp.MustCompile(`msg="(attestation stored|attestation stored, ineligible for tickets|duplicate attestation, receipted again|attestation refused)"`)
 	reSeq    = regexp.MustCompile(` seq=(\d+)`)
 	reBatch  = regexp.MustCompile(` batch=(\d+)`)
 	reMeters = regexp.MustCompile(` meters=(\d+)`)
@@ -458,9 +458,10 @@ func (c *collector) events() []colEvent {
 				continue
 			}
 			e := colEvent{kind: map[string]string{
-				"attestation stored":                 "stored",
-				"duplicate attestation, acked again": "duplicate",
-				"attestation refused":                "refused",
+				"attestation stored":                         "stored",
+				"attestation stored, ineligible for tickets": "stored",
+				"duplicate attestation, receipted again":     "duplicate",
+				"attestation refused":                        "refused",
 			}[m[1]]}
 			if s := reSeq.FindStringSubmatch(l.text); s != nil {
 				e.seq, _ = strconv.ParseUint(s[1], 10, 64)
