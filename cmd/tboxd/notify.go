@@ -273,9 +273,11 @@ func (s *supervisor) Close() {
 // notifyReload wraps a reload (SIGHUP) in RELOADING=1 ... READY=1, so that
 // `systemctl reload tboxd` waits for it. A reload that fails is reported
 // in STATUS and returned; tboxd keeps running either way. Without
-// $NOTIFY_SOCKET it only runs reload.
-func notifyReload(log *slog.Logger, reload func() error) error {
-	systemd := os.Getenv("NOTIFY_SOCKET") != ""
+// $NOTIFY_SOCKET, or before tboxd is ready (ready false: a SIGHUP during
+// the start), it only runs reload: a READY=1 then would tell systemd that
+// tboxd is up before its key, outbox and buses are.
+func notifyReload(log *slog.Logger, ready bool, reload func() error) error {
+	systemd := ready && os.Getenv("NOTIFY_SOCKET") != ""
 	send := func(state string) {
 		if !systemd {
 			return

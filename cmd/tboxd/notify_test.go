@@ -253,17 +253,23 @@ func TestWatchdogStopsWhileOutboxStuck(t *testing.T) {
 }
 
 // TestNotifyReload: a reload is RELOADING=1 (with MONOTONIC_USEC) then
-// READY=1; a failed one is READY=1 with the error in STATUS.
+// READY=1; a failed one is READY=1 with the error in STATUS. A reload
+// before tboxd is ready (SIGHUP during the start) runs and says nothing:
+// its READY=1 would come before the key, outbox and buses are up.
 func TestNotifyReload(t *testing.T) {
 	ns := listenNotify(t)
 	t.Setenv("NOTIFY_SOCKET", ns.path)
 	log := slog.New(slog.DiscardHandler)
+	early := false
+	if err := notifyReload(log, false, func() error { early = true; return nil }); err != nil || !early {
+		t.Fatalf("notifyReload before ready: %v, ran %v", err, early)
+	}
 	ran := false
-	if err := notifyReload(log, func() error { ran = true; return nil }); err != nil || !ran {
+	if err := notifyReload(log, true, func() error { ran = true; return nil }); err != nil || !ran {
 		t.Fatalf("notifyReload: %v, ran %v", err, ran)
 	}
 	bad := errors.New("log.level: want debug, info, warn or error,\nfound \"loud\"")
-	if err := notifyReload(log, func() error { return bad }); !errors.Is(err, bad) {
+	if err := notifyReload(log, true, func() error { return bad }); !errors.Is(err, bad) {
 		t.Fatalf("notifyReload of a failing reload: %v", err)
 	}
 	deadline := time.Now().Add(2 * time.Second)
@@ -335,8 +341,9 @@ func TestHardwareWatchdog(t *testing.T) {
 }
 
 // TestSdNotifyTboxd: the tboxd binary under a notify socket: READY=1 once
-// up, WATCHDOG=1 at the rate WATCHDOG_USEC asks, STOPPING=1 at SIGTERM,
-// then a clean exit.
+// up, WATCHDOG=1 at the rate WATCHDOG_USEC asks, RELOADING=1 then READY=1
+// at SIGHUP with the pings going on, STOPPING=1 at SIGTERM, then a clean
+// exit.
 func TestSdNotifyTboxd(t *testing.T) {
 	r := newRig(t)
 	sc := vehicle.Scenario{Seed: 7, Start: pastStart(time.Hour), Duration: time.Hour, OdometerHz: 10, SpeedHz: 5, ModeHz: 2}
@@ -349,6 +356,27 @@ func TestSdNotifyTboxd(t *testing.T) {
 	a := r.startAgent(cfg)
 	ready := ns.waitFor(t, "READY=1", 10*time.Second)
 	time.Sleep(3 * time.Second)
+	// systemctl reload: RELOADING=1, then READY=1 again, and tboxd goes on
+	// (pinging) until SIGTERM.
+	hup := time.Now()
+	a.signal(syscall.SIGHUP)
+	reloading := ns.waitFor(t, "RELOADING=1", 5*time.Second)
+	var reloaded time.Time
+	for deadline := time.Now().Add(5 * time.Second); reloaded.IsZero() && time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		for _, m := range ns.all() {
+			if m.at.After(reloading) && strings.HasPrefix(m.text, "READY=1\n") {
+				reloaded = m.at
+				break
+			}
+		}
+	}
+	if reloading.Before(hup) || reloaded.IsZero() {
+		t.Fatalf("after SIGHUP: RELOADING=1 at %v (SIGHUP at %v), then READY=1 at %v; datagrams %v", reloading.Sub(start), hup.Sub(start), reloaded, ns.all())
+	}
+	time.Sleep(1500 * time.Millisecond)
+	if got := ns.pings(reloaded, time.Now()); len(got) < 2 {
+		t.Errorf("%d pings in the 1.5 s after the reload, want tboxd still alive and pinging", len(got))
+	}
 	term := time.Now()
 	a.signal(syscall.SIGTERM)
 	stopping := ns.waitFor(t, "STOPPING=1", 5*time.Second)
@@ -358,8 +386,8 @@ func TestSdNotifyTboxd(t *testing.T) {
 	if ready.Before(start) || stopping.Before(term) {
 		t.Fatalf("READY at %v, STOPPING at %v, SIGTERM at %v", ready.Sub(start), stopping.Sub(start), term.Sub(start))
 	}
-	if got := ns.pings(ready, term); len(got) < 4 || len(got) > 8 {
-		t.Errorf("%d pings in the %v between READY and SIGTERM, want one every 500 ms", len(got), term.Sub(ready).Round(time.Millisecond))
+	if got := ns.pings(ready, hup); len(got) < 4 || len(got) > 8 {
+		t.Errorf("%d pings in the %v between READY and SIGHUP, want one every 500 ms", len(got), hup.Sub(ready).Round(time.Millisecond))
 	}
 	if strings.Contains(a.stderr(), "not alive") {
 		t.Errorf("tboxd withheld a ping while alive:\n%s", tail(a.stderr(), 10))

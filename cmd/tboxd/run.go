@@ -65,13 +65,14 @@ func run(ctx context.Context, cfgPath string, hup <-chan os.Signal) error {
 	log = slog.New(ring.Handler(log.Handler(), slog.LevelInfo))
 	hupDone := make(chan struct{})
 	defer close(hupDone)
+	var ready atomic.Bool // READY=1 sent: a reload may say READY=1 again
 	go func() {
 		for {
 			select {
 			case <-hupDone:
 				return
 			case <-hup:
-				reload(cfgPath, level, log)
+				reload(cfgPath, level, log, ready.Load())
 			}
 		}
 	}()
@@ -240,6 +241,7 @@ func run(ctx context.Context, cfgPath string, hup <-chan os.Signal) error {
 	parts.attach(a)
 	sp.Store(parts)
 	sup.Ready(newLiveness(a, st, livenessStale).check) // READY=1: key, outbox and buses are up
+	ready.Store(true)
 	log.Info("tboxd started", "version", version, "sources", len(sources), "chain_id", cfg.ChainID)
 	stopPoll := func() {}
 	if pl != nil {
@@ -262,8 +264,8 @@ func run(ctx context.Context, cfgPath string, hup <-chan os.Signal) error {
 // log level from it. Everything else takes effect at the next start; the
 // log line says so.
 // Under systemd, RELOADING=1 ... READY=1 frame it (notifyReload).
-func reload(cfgPath string, level *slog.LevelVar, log *slog.Logger) {
-	err := notifyReload(log, func() error {
+func reload(cfgPath string, level *slog.LevelVar, log *slog.Logger, ready bool) {
+	err := notifyReload(log, ready, func() error {
 		cfg, err := LoadConfig(cfgPath)
 		if err != nil {
 			return err

@@ -5,6 +5,7 @@ package main
 import (
 	"bytes"
 	"os"
+	"os/exec"
 	"regexp"
 	"strings"
 	"testing"
@@ -83,6 +84,65 @@ func TestTPMKeyDrive(t *testing.T) {
 	re := regexp.MustCompile(`TPM-sealed key .*device.sealed.*PCRs differ.*another chain`)
 	if !re.MatchString(b.stderr()) {
 		t.Errorf("tboxd's error does not say the PCRs changed:\n%s", tail(b.stderr(), 5))
+	}
+}
+
+// TestTPMKeyElsewhere: the sealed file copied to another device (another
+// swtpm, with its own seeds) does not start tboxd there: exit 2, saying
+// the file belongs to another device. --check-config passes a tpm: key
+// whose file and TPM are there, and lists a missing sealed file and a
+// missing TPM device, exit 2.
+func TestTPMKeyElsewhere(t *testing.T) {
+	sw, other := swtpmtest.Start(t), swtpmtest.Start(t)
+	r := newRig(t)
+	sealedPath := r.dir + "/device.sealed"
+	tp, err := tpmkey.Open(sw.Socket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tp.Close()
+	if _, err := tpmkey.Generate(tp, sealedPath, []int{7}); err != nil {
+		t.Fatal(err)
+	}
+	sc := vehicle.Scenario{Seed: 5, Start: pastStart(time.Hour), Duration: time.Hour, OdometerHz: 10, SpeedHz: 5, ModeHz: 2}
+	log, _ := writeDrive(t, r.dir, sc)
+	r.key = "tpm:" + sealedPath
+	cfg := r.writeConfig(agentConf{Replay: log, NoBroker: true, Grace: time.Second})
+	appendTo(t, cfg, "\n[tpm]\ndevice = \""+other.Socket+"\"\n")
+
+	check := func(cfg string) (int, string) {
+		cmd := exec.Command(bins.tboxd, "--config", cfg, "--check-config")
+		out, _ := cmd.CombinedOutput()
+		return cmd.ProcessState.ExitCode(), string(out)
+	}
+	if code, out := check(cfg); code != 0 {
+		t.Fatalf("--check-config of a tpm: key with its file and TPM: exit %d\n%s", code, out)
+	}
+	a := r.startAgent(cfg)
+	if code := a.wait(30 * time.Second); code != 2 {
+		t.Fatalf("tboxd on another TPM: exit %d, want 2\n%s", code, tail(a.stderr(), 5))
+	}
+	if !regexp.MustCompile(`TPM-sealed key .*device.sealed.*not made by this TPM.*belongs to another device`).MatchString(a.stderr()) {
+		t.Errorf("tboxd's error does not say the file is another device's:\n%s", tail(a.stderr(), 5))
+	}
+
+	orig, err := os.ReadFile(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bad := r.dir + "/bad.toml"
+	body := strings.NewReplacer(sealedPath, r.dir+"/nowhere.sealed", other.Socket, r.dir+"/no-tpm").Replace(string(orig))
+	if err := os.WriteFile(bad, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	code, out := check(bad)
+	if code != 2 {
+		t.Fatalf("--check-config with neither the sealed file nor the TPM: exit %d, want 2\n%s", code, out)
+	}
+	for _, want := range []string{bad + ": key", "nowhere.sealed", bad + ": tpm.device", "no-tpm"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("--check-config output lacks %q:\n%s", want, out)
+		}
 	}
 }
 

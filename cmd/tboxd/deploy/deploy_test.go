@@ -35,6 +35,12 @@ func TestUnitVerifies(t *testing.T) {
 			t.Errorf("the unit lacks %q", want)
 		}
 	}
+	// systemd fails a start (216/GROUP) on a SupplementaryGroups= group
+	// that does not exist, as tss does not on a T-Box without TPM
+	// software: the groups come from /etc/group, where preinst puts them.
+	if bytes.Contains(unit, []byte("\nSupplementaryGroups=")) {
+		t.Error("the unit names SupplementaryGroups=: a T-Box without one of them could never start tboxd")
+	}
 	sa, err := exec.LookPath("systemd-analyze")
 	if err != nil {
 		t.Skip("systemd-analyze not installed: the unit is not verified here")
@@ -142,11 +148,29 @@ func TestPackages(t *testing.T) {
 			t.Fatalf("dpkg-deb -x: %v\n%s", err, b)
 		}
 		checkELF(t, filepath.Join(x, "usr/bin/tboxd"), a.deb)
+		for _, bin := range []string{"usr/bin/tboxd", "usr/bin/tboxctl"} {
+			checkTPM(t, filepath.Join(x, bin))
+		}
 
 		ipk := filepath.Join(out, "tboxd_1.2.3_"+a.deb+".ipk")
 		control := ipkControl(t, ipk)
 		if !strings.Contains(control, "Architecture: "+a.deb) || !strings.Contains(control, "Package: tboxd") {
 			t.Errorf("%s control:\n%s", ipk, control)
+		}
+		// The .ipk holds what the .deb holds.
+		data := ipkData(t, ipk)
+		for name, mode := range map[string]os.FileMode{
+			"usr/bin/tboxd": 0o755, "usr/bin/tboxctl": 0o755, "lib/systemd/system/tboxd.service": 0o644,
+			"etc/init.d/tboxd": 0o755, "etc/tbox/tboxd.toml": 0o640, "var/lib/tboxd": os.ModeDir | 0o700,
+		} {
+			h, ok := data[name]
+			if !ok {
+				t.Errorf("%s: no %s in data.tar.gz", ipk, name)
+				continue
+			}
+			if got := h.FileInfo().Mode() & (os.ModeDir | os.ModePerm); got != mode {
+				t.Errorf("%s: %s has mode %v, want %v", ipk, name, got, mode)
+			}
 		}
 	}
 }
@@ -166,6 +190,73 @@ func checkELF(t *testing.T, path, arch string) {
 	want := map[string]int{"armhf": 40, "arm64": 183}[arch]
 	if machine != want {
 		t.Errorf("%s: ELF machine %d, want %d for %s", path, machine, want, arch)
+	}
+}
+
+// checkTPM checks that a packaged binary holds the TPM backend (-tags tpm,
+// as make package builds it): the sealed file's PEM type, which only the
+// TPM backend uses, is linked in.
+func checkTPM(t *testing.T, path string) {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Contains(b, []byte("TBOX TPM SEALED KEY")) {
+		t.Errorf("%s was built without the TPM backend (-tags tpm)", path)
+	}
+}
+
+// ipkData returns the headers of an .ipk's data.tar.gz, by name without
+// the leading "./" or trailing "/".
+func ipkData(t *testing.T, path string) map[string]*tar.Header {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	inner := untarFile(t, f, "./data.tar.gz")
+	z, err := gzip.NewReader(bytes.NewReader(inner))
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]*tar.Header{}
+	tr := tar.NewReader(z)
+	for {
+		h, err := tr.Next()
+		if err == io.EOF {
+			return out
+		}
+		if err != nil {
+			t.Fatalf("%s data.tar.gz: %v", path, err)
+		}
+		out[strings.Trim(strings.TrimPrefix(h.Name, "./"), "/")] = h
+	}
+}
+
+// TestBuiltWithTPM: the shipped builds carry the TPM backend: make
+// package sets GOTAGS=tpm, and the Yocto recipe builds with -tags tpm
+// (without it, key = "tpm:..." on a T-Box built by the recipe would
+// only say that the binary lacks TPM support).
+func TestBuiltWithTPM(t *testing.T) {
+	mk, err := os.ReadFile("../../../Makefile")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !regexp.MustCompile(`(?m)^package: GOTAGS = tpm$`).Match(mk) {
+		t.Error("the Makefile's package target does not build with GOTAGS = tpm")
+	}
+	bb, err := filepath.Glob("yocto/tboxd_*.bb")
+	if err != nil || len(bb) != 1 {
+		t.Fatalf("yocto recipes %v (%v), want one", bb, err)
+	}
+	recipe, err := os.ReadFile(bb[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !regexp.MustCompile(`(?m)^GOBUILDFLAGS:append = ".*-tags tpm.*"$`).Match(recipe) {
+		t.Errorf("%s does not build with -tags tpm", bb[0])
 	}
 }
 

@@ -28,16 +28,21 @@ PV = "0.1.0+git"
 
 GO_IMPORT = "github.com/csop/tbox"
 GO_INSTALL = "${GO_IMPORT}/cmd/tboxd ${GO_IMPORT}/cmd/tboxctl"
-# Static, stripped, no cgo, as `make arm` builds them. Add "-tags notpm"
-# to GOBUILDFLAGS for a T-Box without a TPM (saves ~450 KiB).
+# Static, stripped, no cgo, with the TPM backend (-tags tpm), as `make
+# package` builds them: without the tag, key = "tpm:..." and `tboxctl
+# keygen --tpm` only say that the binary was built without TPM support.
+# Drop "-tags tpm" for a T-Box without a TPM (saves ~450 KiB).
 CGO_ENABLED = "0"
 GO_LINKSHARED = ""
-GOBUILDFLAGS:append = " -trimpath"
+GOBUILDFLAGS:append = " -trimpath -tags tpm"
 GO_EXTRA_LDFLAGS = "-s -w -X main.version=${PV}"
 
 inherit go-mod systemd update-rc.d useradd
 
-# The dedicated user; in the TPM's group where meta-security provides it.
+# The dedicated user. To reach /dev/tpmrm0 it must be in the TPM's group
+# (tss, from meta-security's tpm2-tss and its udev rule); with that layer,
+# add: GROUPMEMS_PARAM:${PN} = "-a tboxd -g tss" (and RDEPENDS on it).
+# systemd gives tboxd the user's groups (initgroups): the unit names none.
 USERADD_PACKAGES = "${PN}"
 USERADD_PARAM:${PN} = "--system --home-dir /var/lib/tboxd --no-create-home --shell /sbin/nologin --user-group tboxd"
 
