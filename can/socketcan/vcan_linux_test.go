@@ -741,8 +741,8 @@ func TestVCANCoalesce(t *testing.T) {
 	}
 }
 
-// TestVCANFDNeedsMTU opens WithFD(true) on a vcan of its own at the
-// default MTU (16): Open fails with ErrNoFD naming the interface. At MTU
+// TestVCANFDNeedsMTU opens WithFD(true) on a vcan of its own set to the
+// classic MTU (16): Open fails with ErrNoFD naming the interface. At MTU
 // 72 the same Open works, and a 64-byte FD frame and a classic frame
 // cross it, while a classic socket on it sees only the classic one.
 func TestVCANFDNeedsMTU(t *testing.T) {
@@ -754,6 +754,8 @@ func TestVCANFDNeedsMTU(t *testing.T) {
 	exec.Command("ip", "link", "del", iface).Run()
 	ipLink(t, "add", "dev", iface, "type", "vcan")
 	t.Cleanup(func() { exec.Command("ip", "link", "del", iface).Run() })
+	// A vcan starts at CANFD_MTU; a classic controller has CAN_MTU.
+	ipLink(t, "set", iface, "mtu", "16")
 	ipLink(t, "set", iface, "up")
 
 	_, err := Open(iface, WithFD(true))
