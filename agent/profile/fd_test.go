@@ -149,3 +149,33 @@ func mustRead(t *testing.T, path string) []byte {
 	}
 	return b
 }
+
+// The corpus's one DBC with VFrameFormat (Ford's base powertrain) defaults
+// every message to ExtendedCAN_FD and assigns StandardCAN_FD to some: all
+// its messages are FD, and no other file marks any message FD but by its
+// length.
+func TestCorpusFrameFormat(t *testing.T) {
+	marked := 0
+	for _, path := range corpusFiles(t) {
+		data, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		db, err := parseDBC(path, data)
+		if err != nil {
+			continue // TestCorpusReads judges these
+		}
+		for _, m := range db.messages {
+			ford := strings.HasSuffix(path, "ford_lincoln_base_pt.dbc")
+			if db.fd[m.MessageID] != ford {
+				t.Errorf("%s: message %s: VFrameFormat FD %v", path, m.Name, db.fd[m.MessageID])
+			}
+			if ford {
+				marked++
+			}
+		}
+	}
+	if marked == 0 {
+		t.Error("no message of ford_lincoln_base_pt.dbc is marked FD")
+	}
+}
