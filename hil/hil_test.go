@@ -69,6 +69,7 @@ var guestTests = []string{
 	"TestVCANFlood",
 	"TestVCANTimestamps",
 	"TestVCANISOTP",
+	"TestVCANFDNeedsMTU",
 }
 
 // TestSocketCANInGuest runs the socketcan tests, cross-compiled for ARM,

@@ -33,6 +33,7 @@ type database struct {
 	valueTables map[sigRef][]dbc.ValueDescriptionDef
 	valueTypes  map[sigRef]dbc.SignalValueType
 	muxVals     map[sigRef]muxValue
+	fd          map[dbc.MessageID]bool // VFrameFormat's verdict, where it has one
 	problems    map[dbc.MessageID][]problem
 	// notes are what was read liberally or not at all outside any message,
 	// as "file:line: text".
@@ -56,6 +57,7 @@ func parseDBC(file string, data []byte) (*database, error) {
 		db.notes = append(db.notes, fmt.Sprintf("%s: %d more statements skipped or read liberally, not listed", file, res.more))
 	}
 	db.index(res.defs)
+	db.fd = res.frames.fdMessages(db.problems, db.messages)
 	if len(db.messages) == 0 && len(res.general) > 0 {
 		p := res.general[0]
 		return nil, &ConfigError{File: file, Line: p.line, Err: errorf("%w: DBC: no message could be read, and %s", ErrSyntax, p.msg)}

@@ -218,7 +218,8 @@ type readResult struct {
 	general  []problem                   // statements that name none
 	notes    []problem                   // statements read with a liberal reading
 	muxVals  map[sigRef]muxValue
-	more     int // problems and notes past the bounds, counted only
+	frames   frameFormats // VFrameFormat (dbcframe.go)
+	more     int          // problems and notes past the bounds, counted only
 }
 
 type reader struct {
@@ -270,6 +271,12 @@ func readDBC(file string, data []byte) readResult {
 			r.valueType(t)
 		case "SG_MUL_VAL_":
 			r.muxVal(t)
+		case "BA_DEF_":
+			r.attrDef(t)
+		case "BA_DEF_DEF_":
+			r.attrDefault(t)
+		case "BA_":
+			r.attr(t)
 		case "NS_":
 			r.skipNewSymbols()
 		default:

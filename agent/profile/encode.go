@@ -10,7 +10,9 @@ import (
 // the odometer, km/h for the speed, the raw value for a drive mode (see
 // ModeValue). The frame has the message's length, its other bytes zero, the
 // multiplexer switch set when the signal needs it, and Bus set to the
-// signal's bus ("" for the default bus). Decode(Encode(x)) returns x within
+// signal's bus ("" for the default bus). A message longer than 8 bytes, or
+// one the profile says travels as CAN FD (Profile.FD), gives a CAN FD frame
+// of the next valid FD length. Decode(Encode(x)) returns x within
 // one Resolution step.
 func (p *Profile) Encode(k Kind, physical float64) (can.Frame, error) {
 	var f can.Frame
@@ -32,6 +34,9 @@ func (p *Profile) Encode(k Kind, physical float64) (can.Frame, error) {
 		f.Flags |= can.Extended
 	}
 	f.Len = frameLen(s.size, &f.Flags)
+	if s.fd {
+		f.Flags |= can.FD
+	}
 	f.Bus = s.bus
 	return f, nil
 }

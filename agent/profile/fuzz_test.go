@@ -92,7 +92,7 @@ func FuzzDecode(f *testing.F) {
 // the real files of the corpus: on random bytes the two disagree about
 // malformed input, such as "0A" as one token or two.)
 func FuzzReadDBC(f *testing.F) {
-	for _, p := range []string{"testdata/ev.dbc", "testdata/bad/broken.dbc", "testdata/public/honda_civic_touring_2016_can_generated.dbc"} {
+	for _, p := range []string{"testdata/ev.dbc", "testdata/bad/broken.dbc", "testdata/public/honda_civic_touring_2016_can_generated.dbc", "testdata/ev_fd.dbc"} {
 		b, err := os.ReadFile(p)
 		if err != nil {
 			f.Fatal(err)
@@ -101,6 +101,7 @@ func FuzzReadDBC(f *testing.F) {
 	}
 	f.Add([]byte("BO_ 648 Motor_2: 8 Motor\r\n SG_ MO2_Mp_Code m : 6|2@1+ (1,0) [0|3] \"\" Gateway\r\nVAL_ 648 MO2_Mp_Code 0 \"a b\" 1 \"c\"\nCM_ \"x\nBO_ 13274 A: 8 X\n"))
 	f.Add([]byte("BO_ 1 A: 8 X\n SG_ S m1M : 0|4@1+ (1,0) [0|0] \"\" X\nSG_MUL_VAL_ 1 S T 1-2, 3-3;\nSIG_VALTYPE_ 1 S : 1;\nCM_ SG_ 1 \"\\\"q\";"))
+	f.Add([]byte("BO_ 1 A: 8 X\nBA_DEF_ BO_ \"VFrameFormat\" ENUM \"a_FD\",;\nBA_DEF_DEF_ \"VFrameFormat\" 0;\nBA_ \"VFrameFormat\" BO_ 1 \"b\";\nBA_ \"VFrameFormat\" BO_ 2 7\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		lines := bytes.Count(data, []byte{'\n'}) + 1
 		db, err := parseDBC("f.dbc", data)

@@ -118,6 +118,9 @@ func compilePoll(loc locator, sc *sectionConfig, bio map[can.Key]bioEntry) (*sig
 	if sc.Bus != "" && !isBusName(sc.Bus) {
 		return nil, loc.err(sec+".bus", errorf("%w: bus %q, want an interface name such as \"can1\"", ErrValue, sc.Bus))
 	}
+	if sc.FD != nil && *sc.FD {
+		return nil, loc.err(sec+".fd", errorf("%w: fd = true with source = %q: the agent asks over classic ISO-TP (8-byte frames); ISO-TP over CAN FD is not supported", ErrValue, c.Source))
+	}
 	p := &Poll{Source: c.Source, Bus: sc.Bus, Period: DefaultPollPeriod}
 	var err error
 	if p.Request, err = canID(loc, "request_id", c.RequestID); err != nil {

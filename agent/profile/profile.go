@@ -78,6 +78,7 @@ type signal struct {
 	bus        string
 	key        can.Key
 	size       uint8 // DBC message size in bytes
+	fd         bool  // the message travels as CAN FD frames
 	unit       string
 	f          field
 	mux        *field      // multiplexer switch, when the signal is multiplexed
@@ -106,6 +107,7 @@ type SignalInfo struct {
 	Bus     string // "" for the agent's default bus
 	Key     can.Key
 	Unit    string // unit as found in the DBC or the profile override
+	FD      bool   // the message travels as CAN FD frames (see Profile.FD)
 }
 
 type sectionConfig struct {
@@ -113,6 +115,7 @@ type sectionConfig struct {
 	Signal  string `toml:"signal"`
 	Unit    string `toml:"unit"`
 	Bus     string `toml:"bus"`
+	FD      *bool  `toml:"fd"`
 	pollConfig
 }
 
@@ -466,6 +469,9 @@ func compile(loc locator, db *database, k Kind, sc *sectionConfig, bio map[can.K
 		key: key, size: uint8(m.Size), f: f,
 		factor: sd.Factor, dbcOffset: sd.Offset, unitScale: 1, unit: sd.Unit,
 	}
+	if s.fd, err = frameFormat(loc, db, m, sc, sec); err != nil {
+		return nil, err
+	}
 	if err := s.multiplex(db, m, sd, sec); err != nil {
 		return nil, err
 	}
@@ -551,7 +557,7 @@ func (p *Profile) Signal(k Kind) (SignalInfo, bool) {
 		return SignalInfo{}, false
 	}
 	s := p.sigs[k]
-	return SignalInfo{Kind: k, Message: s.message, Signal: s.name, Bus: s.bus, Key: s.key, Unit: s.unit}, true
+	return SignalInfo{Kind: k, Message: s.message, Signal: s.name, Bus: s.bus, Key: s.key, Unit: s.unit, FD: s.fd}, true
 }
 
 // Resolution returns one raw step of kind k's signal in the normal unit
@@ -582,6 +588,20 @@ func (p *Profile) Buses() []string {
 	}
 	sort.Strings(out)
 	return out
+}
+
+// FD reports whether a bus ("" for the default bus) carries a profile
+// message as CAN FD frames: one longer than 8 bytes, one the DBC's
+// VFrameFormat marks as FD, or one whose section says fd = true. The
+// agent's socket on that bus must then read CAN FD frames, and the
+// interface must be able to carry them.
+func (p *Profile) FD(bus string) bool {
+	for _, s := range p.sigs {
+		if s != nil && s.bus == bus && s.fd {
+			return true
+		}
+	}
+	return false
 }
 
 // Filter returns the receive allowlist of a bus ("" for the default bus):

@@ -142,6 +142,11 @@ func (c *Conn) openSocket() (*os.File, syscall.RawConn, error) {
 	if ifi.Flags&net.FlagUp == 0 {
 		return nil, nil, ErrDown
 	}
+	if c.opts.fd {
+		if err := checkFDMTU(c.iface, ifi.MTU); err != nil {
+			return nil, nil, err
+		}
+	}
 	// A blocking socket, so that os.NewFile leaves it off the runtime's
 	// poller; every receive and send passes MSG_DONTWAIT and never blocks.
 	fd, err := unix.Socket(unix.AF_CAN, unix.SOCK_RAW|unix.SOCK_CLOEXEC, unix.CAN_RAW)

@@ -3,6 +3,7 @@ package socketcan
 import (
 	"encoding/binary"
 	"errors"
+	"strings"
 	"testing"
 
 	"github.com/csop/tbox/can"
@@ -212,6 +213,29 @@ func BenchmarkUnmarshalFrame(b *testing.B) {
 	for b.Loop() {
 		if err := unmarshalFrame(buf[:n], &out); err != nil {
 			b.Fatal(err)
+		}
+	}
+}
+
+func TestCheckFDMTU(t *testing.T) {
+	for _, tc := range []struct {
+		mtu int
+		ok  bool
+	}{{CANMTU, false}, {0, false}, {CANFDMTU - 1, false}, {CANFDMTU, true}, {2060, true}} {
+		err := checkFDMTU("can1", tc.mtu)
+		if (err == nil) != tc.ok {
+			t.Errorf("MTU %d: err %v, want ok %v", tc.mtu, err, tc.ok)
+		}
+		if err != nil {
+			if !errors.Is(err, ErrNoFD) {
+				t.Errorf("MTU %d: %v does not match ErrNoFD", tc.mtu, err)
+			}
+			// The operator reads which interface and what to do.
+			for _, want := range []string{"can1", "MTU", "72", "fd on"} {
+				if !strings.Contains(err.Error(), want) {
+					t.Errorf("MTU %d: %q does not say %q", tc.mtu, err, want)
+				}
+			}
 		}
 	}
 }

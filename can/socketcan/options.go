@@ -23,6 +23,9 @@ var (
 	ErrDown = errors.New("interface is down")
 	// ErrFDDisabled: a CAN FD frame was written on a Conn opened without WithFD(true).
 	ErrFDDisabled = errors.New("CAN FD frames not enabled on this socket (open with WithFD(true))")
+	// ErrNoFD: WithFD(true) on an interface whose MTU cannot carry a CAN
+	// FD frame (a classic controller, or a vcan left at MTU 16).
+	ErrNoFD = errors.New("interface cannot carry CAN FD frames")
 	// ErrClosed: the Conn was closed. It matches net.ErrClosed and os.ErrClosed too.
 	ErrClosed error = closedError{}
 )
@@ -97,8 +100,29 @@ func WithErrorFrames(mask uint32) Option {
 	return func(o *options) { o.errMask = mask & ErrClassAll }
 }
 
-// WithFD enables CAN FD frames (CAN_RAW_FD_FRAMES) for reading and writing.
+// WithFD enables CAN FD frames (CAN_RAW_FD_FRAMES) for reading and writing:
+// the socket then receives struct canfd_frame (72 bytes) beside classic
+// frames. Open (and every reopen) then requires the interface's MTU to be
+// CANFD_MTU (72), failing with ErrNoFD otherwise: the kernel accepts the
+// socket option on any interface but would never deliver an FD frame on a
+// classic one, and refuse each FD write with EINVAL.
 func WithFD(on bool) Option { return func(o *options) { o.fd = on } }
+
+// CAN MTUs of an interface (linux/can.h): a classic controller has CANMTU,
+// one that carries CAN FD frames CANFDMTU, a CAN XL one more.
+const (
+	CANMTU   = classicMTU
+	CANFDMTU = fdMTU
+)
+
+// checkFDMTU reports whether an interface of MTU mtu can carry CAN FD
+// frames, with an error that says what to do when it cannot.
+func checkFDMTU(iface string, mtu int) error {
+	if mtu >= CANFDMTU {
+		return nil
+	}
+	return errorf("%w: %s has MTU %d, want %d (a CAN FD controller: `ip link set %s type can bitrate 500000 dbitrate 2000000 fd on`; a vcan: `ip link set %s mtu 72` while it is down)", ErrNoFD, iface, mtu, CANFDMTU, iface, iface)
+}
 
 // WithReopen sets the backoff with which a Conn reopens its socket after the
 // interface went down or disappeared: minDelay doubling up to maxDelay.

@@ -740,3 +740,65 @@ func TestVCANCoalesce(t *testing.T) {
 		t.Errorf("Receive in a coalescing wait on a closed Conn: true or %v, want false and nil", slow.Err())
 	}
 }
+
+// TestVCANFDNeedsMTU opens WithFD(true) on a vcan of its own set to the
+// classic MTU (16): Open fails with ErrNoFD naming the interface. At MTU
+// 72 the same Open works, and a 64-byte FD frame and a classic frame
+// cross it, while a classic socket on it sees only the classic one.
+func TestVCANFDNeedsMTU(t *testing.T) {
+	requireVCAN0(t)
+	if _, err := exec.LookPath("ip"); err != nil {
+		t.Skip("no ip command")
+	}
+	const iface = "vcanfd0"
+	exec.Command("ip", "link", "del", iface).Run()
+	ipLink(t, "add", "dev", iface, "type", "vcan")
+	t.Cleanup(func() { exec.Command("ip", "link", "del", iface).Run() })
+	// A vcan starts at CANFD_MTU; a classic controller has CAN_MTU.
+	ipLink(t, "set", iface, "mtu", "16")
+	ipLink(t, "set", iface, "up")
+
+	_, err := Open(iface, WithFD(true))
+	if !errors.Is(err, ErrNoFD) {
+		t.Fatalf("Open WithFD on MTU 16: %v, want ErrNoFD", err)
+	}
+	var oe *OpError
+	if !errors.As(err, &oe) || oe.Iface != iface {
+		t.Errorf("Open WithFD on MTU 16: %v does not name %s", err, iface)
+	}
+	t.Logf("at MTU 16: %v", err)
+	classic, err := Open(iface)
+	if err != nil {
+		t.Fatalf("Open without FD on MTU 16: %v", err)
+	}
+	classic.Close()
+
+	ipLink(t, "set", iface, "down")
+	ipLink(t, "set", iface, "mtu", "72")
+	ipLink(t, "set", iface, "up")
+	open := func(opts ...Option) *Conn {
+		c, err := Open(iface, opts...)
+		if err != nil {
+			t.Fatalf("Open at MTU 72: %v", err)
+		}
+		t.Cleanup(func() { c.Close() })
+		return c
+	}
+	tx, rxFD, rxClassic := open(WithFD(true)), open(WithFD(true)), open()
+	fd := frameOf(0x3A0, can.FD|can.BRS, seq(64)...)
+	cl := frameOf(0x3A1, 0, seq(8)...)
+	for _, f := range []*can.Frame{&fd, &cl} {
+		if err := tx.WriteFrame(f); err != nil {
+			t.Fatalf("write %s: %v", f, err)
+		}
+	}
+	for _, want := range []*can.Frame{&fd, &cl} {
+		if got := readT(t, rxFD, 2*time.Second); !sameFrame(&got, want) {
+			t.Errorf("FD socket read %s, want %s", &got, want)
+		}
+	}
+	if got := readT(t, rxClassic, 2*time.Second); !sameFrame(&got, &cl) {
+		t.Errorf("classic socket read %s, want only the classic %s", &got, &cl)
+	}
+	expectSilence(t, rxClassic, 200*time.Millisecond)
+}

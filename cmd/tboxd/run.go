@@ -390,12 +390,24 @@ func openSources(ctx context.Context, cfg *Config, p *profile.Profile, log *slog
 		if cfg.CAN.Coalesce.Duration > 0 {
 			opts = append(opts, socketcan.WithCoalesce(cfg.CAN.Coalesce.Duration))
 		}
+		// CAN FD frames only where the profile's messages are FD: the
+		// socket then reads canfd_frame, and Open checks the MTU.
+		fd := p.FD(bus)
+		if fd {
+			opts = append(opts, socketcan.WithFD(true))
+		}
 		conn, err := socketcan.Open(iface, opts...)
 		if err != nil {
 			for _, s := range out {
 				s.Close()
 			}
+			if fd {
+				return nil, errorf("CAN interface %s (the profile reads CAN FD frames on it: bring it up with `ip link set %s up type can bitrate 500000 dbitrate 2000000 fd on`): %w", iface, iface, err)
+			}
 			return nil, errorf("CAN interface %s (bring it up with `ip link set %s up type can bitrate 500000`): %w", iface, iface, err)
+		}
+		if fd {
+			log.Info("CAN FD frames enabled", "bus", iface)
 		}
 		go logEvents(conn, log.With("bus", iface))
 		out = append(out, agent.Source{Name: iface, Rx: conn, Close: conn.Close})

@@ -128,7 +128,15 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var finishECU func() *vehicle.PolledTruth
 	switch {
 	case *iface != "":
-		c, err := socketcan.Open(*iface)
+		// The profile's FD messages need a socket that writes CAN FD
+		// frames, on an interface that carries them.
+		var opts []socketcan.Option
+		for _, b := range p.Buses() {
+			if p.FD(b) {
+				opts = []socketcan.Option{socketcan.WithFD(true)}
+			}
+		}
+		c, err := socketcan.Open(*iface, opts...)
 		if err != nil {
 			if errors.Is(err, socketcan.ErrNoInterface) {
 				return &usageError{err: fmt.Errorf("--iface: %w", err)}

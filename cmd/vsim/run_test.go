@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/csop/tbox/agent/profile"
+	"github.com/csop/tbox/can"
 	"github.com/csop/tbox/can/socketcan"
 	"github.com/csop/tbox/hil/vehicle"
 )
@@ -110,5 +111,48 @@ func TestRunIfaceMissing(t *testing.T) {
 	}
 	if !strings.Contains(err.Error(), "nosuchcan7") {
 		t.Errorf("error %q does not name the interface", err)
+	}
+}
+
+// The FD sample car's drive is written as CAN FD frames (candump's "##"),
+// each of its message's length, and reads back to the same frames.
+func TestRunFD(t *testing.T) {
+	dir := t.TempDir()
+	logPath, truthPath := filepath.Join(dir, "drive.log"), filepath.Join(dir, "truth.json")
+	if err := run(context.Background(), []string{"--profile", "../../agent/profile/testdata/ev_fd.toml", "--seed", "4", "--duration", "20m",
+		"--log", logPath, "--truth", truthPath, "--noise", "2"}, &bytes.Buffer{}, &bytes.Buffer{}); err != nil {
+		t.Fatal(err)
+	}
+	var tr vehicle.Truth
+	if b, err := os.ReadFile(truthPath); err != nil || json.Unmarshal(b, &tr) != nil {
+		t.Fatalf("truth: %v", err)
+	}
+	f, err := os.Open(logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	wantLen := map[uint32]uint8{0x4A0: 16, 0x4A1: 8, 0x4A2: 64}
+	fd := 0
+	r := can.NewReader(f)
+	for r.Receive() {
+		fr := r.Frame()
+		n, ok := wantLen[fr.ID]
+		if !ok {
+			continue
+		}
+		if !fr.IsFD() || fr.Len != n {
+			t.Fatalf("frame %s: want a CAN FD frame of %d bytes", fr, n)
+		}
+		fd++
+	}
+	if err := r.Err(); err != nil {
+		t.Fatal(err)
+	}
+	if want := tr.Frames.Odometer + tr.Frames.Speed + tr.Frames.DriveMode; fd != want || fd == 0 || tr.Meters <= 0 {
+		t.Errorf("%d FD frames of the profile's messages, the truth counts %d (and %d m)", fd, want, tr.Meters)
+	}
+	if b, _ := os.ReadFile(logPath); !bytes.Contains(b, []byte(" 4A0##0")) {
+		t.Error("the log has no candump FD line for the odometer")
 	}
 }
