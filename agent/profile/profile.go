@@ -14,6 +14,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/BurntSushi/toml"
@@ -156,8 +157,12 @@ func Load(path string) (*Profile, error) {
 // wraps ErrMissing (and fs.ErrNotExist), anything but a regular file
 // ErrNotRegular, a larger one ErrTooLarge; it never reads more than limit+1
 // bytes, however the file grows meanwhile.
+//
+// The file is opened non-blocking: open(2) of a named pipe without a writer
+// waits for one, forever (a profile's dbc = "/tmp/fifo" hung tboxctl and
+// tboxd in open, deaf to SIGTERM). A regular file ignores the flag.
 func ReadFileLimit(path string, limit int64) ([]byte, error) {
-	f, err := os.Open(path)
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
 	if err != nil {
 		return nil, errorf("%w: %w", ErrMissing, err)
 	}
