@@ -167,6 +167,21 @@ func ReadFileLimit(path string, limit int64) ([]byte, error) {
 		return nil, errorf("%w: %w", ErrMissing, err)
 	}
 	defer f.Close()
+	return readLimited(f, path, limit)
+}
+
+// readFSLimit is ReadFileLimit on a file system.
+func readFSLimit(fsys fs.FS, name string, limit int64) ([]byte, error) {
+	f, err := fsys.Open(name)
+	if err != nil {
+		return nil, errorf("%w: %w", ErrMissing, err)
+	}
+	defer f.Close()
+	return readLimited(f, name, limit)
+}
+
+// readLimited reads an open file for ReadFileLimit and readFSLimit.
+func readLimited(f fs.File, path string, limit int64) ([]byte, error) {
 	fi, err := f.Stat()
 	if err != nil {
 		return nil, errorf("%w: %w", ErrMissing, err)
@@ -204,22 +219,16 @@ func fileKind(m fs.FileMode) string {
 }
 
 // LoadFS is Load on a file system, for profiles embedded in a binary or
-// built in tests.
+// built in tests, with the same size limits and regular files only.
 func LoadFS(fsys fs.FS, name string) (*Profile, error) {
-	data, err := fs.ReadFile(fsys, name)
+	data, err := readFSLimit(fsys, name, MaxProfileSize)
 	if err != nil {
-		return nil, &ConfigError{File: name, Err: errorf("%w: profile: %w", ErrMissing, err)}
-	}
-	if len(data) > MaxProfileSize {
-		return nil, &ConfigError{File: name, Err: errorf("profile: %w: %d bytes, the limit is %d", ErrTooLarge, len(data), MaxProfileSize)}
+		return nil, &ConfigError{File: name, Err: errorf("profile: %w", err)}
 	}
 	dir := path.Dir(name)
 	return parse(name, data, func(n string) (string, []byte, error) {
 		p := path.Join(dir, n)
-		b, err := fs.ReadFile(fsys, p)
-		if err == nil && len(b) > MaxDBCSize {
-			err = errorf("%w: %d bytes, the limit is %d", ErrTooLarge, len(b), MaxDBCSize)
-		}
+		b, err := readFSLimit(fsys, p, MaxDBCSize)
 		return p, b, err
 	})
 }
