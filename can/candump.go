@@ -336,6 +336,17 @@ var pow10 = [...]int64{1, 10, 100, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9}
 // parseLine parses one trimmed, non-empty line into r.frame.
 func (r *Reader) parseLine(line []byte) error {
 	f := &r.frame
+	if line[0] == ' ' {
+		// candump's screen output begins with a blank before the
+		// timestamp: " (1700000000.123456)  can0  123   [8]  ...".
+		j := 1
+		for j < len(line) && isBlank(line[j]) {
+			j++
+		}
+		if j < len(line) && line[j] == '(' {
+			line = line[j:]
+		}
+	}
 	if line[0] != '(' {
 		if line[0] == '\t' && r.errDetail {
 			return errSkipLine // candump -e: the decoded error frame above

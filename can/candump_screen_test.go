@@ -8,7 +8,8 @@ import (
 
 // TestReaderScreenForms: candump's screen output with absolute timestamps
 // (candump -ta, with -x, -a, -e) reads as the same frames as candump -l.
-// The lines are as can-utils' lib.c formats them.
+// The lines are as can-utils' lib.c formats them; candump.c prints a blank
+// before the timestamp, and each case is read with it and without.
 func TestReaderScreenForms(t *testing.T) {
 	for _, tc := range []struct {
 		name string
@@ -36,15 +37,17 @@ func TestReaderScreenForms(t *testing.T) {
 		{"-ta error frame", "(1700000000.123456)  can0  20000004   [8]  00 04 00 00 00 00 00 00   ERRORFRAME",
 			Frame{Time: ts, Bus: "can0", ID: 4, Flags: ErrorFrame, Len: 8, Data: data(0, 4)}},
 	} {
-		t.Run(tc.name, func(t *testing.T) {
-			got, err := readAll(t, tc.line+"\n")
-			if err != nil {
-				t.Fatalf("Err() = %v", err)
-			}
-			if len(got) != 1 || !sameFrame(&got[0], &tc.want) {
-				t.Fatalf("read %+v, want %+v", got, tc.want)
-			}
-		})
+		for _, lead := range []string{"", " "} {
+			t.Run(tc.name+map[string]string{"": "", " ": " as candump prints it"}[lead], func(t *testing.T) {
+				got, err := readAll(t, lead+tc.line+"\n")
+				if err != nil {
+					t.Fatalf("Err() = %v", err)
+				}
+				if len(got) != 1 || !sameFrame(&got[0], &tc.want) {
+					t.Fatalf("read %+v, want %+v", got, tc.want)
+				}
+			})
+		}
 	}
 }
 
@@ -67,12 +70,15 @@ func TestReaderErrorFrameDetails(t *testing.T) {
 // TestReaderNoTimestamps: output that has no absolute time to replay by is
 // refused with the flag to record with.
 func TestReaderNoTimestamps(t *testing.T) {
-	for _, tc := range []struct{ name, line string }{
-		{"plain candump", "  can0  123   [8]  00 11 22 33 44 55 66 77"},
-		{"plain candump -x", "  can0  RX - -  123   [1]  00"},
-		{"-td delta", "(000.002310)  can0  123   [1]  00"},
-		{"-tz zero", "(012.000100)  can0  123   [1]  00"},
-		{"-tA date", "(2023-11-14 22:13:20.123456)  can0  123   [1]  00"},
+	for _, tc := range []struct{ name, line, flag string }{
+		{"plain candump", "  can0  123   [8]  00 11 22 33 44 55 66 77", "plain candump"},
+		{"plain candump -x", "  can0  RX - -  123   [1]  00", "plain candump"},
+		{"-td delta", "(000.002310)  can0  123   [1]  00", "-td"},
+		{"-tz zero", "(012.000100)  can0  123   [1]  00", "-tz"},
+		{"-tA date", "(2023-11-14 22:13:20.123456)  can0  123   [1]  00", "-tA"},
+		// As candump prints them, with a blank before the timestamp.
+		{"-td delta as printed", " (000.002310)  can0  123   [1]  00", "-td"},
+		{"-tA date as printed", " (2023-11-14 22:13:20.123456)  can0  123   [1]  00", "-tA"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := readAll(t, tc.line+"\n")
@@ -81,6 +87,9 @@ func TestReaderNoTimestamps(t *testing.T) {
 			}
 			if !strings.Contains(err.Error(), "candump -l") || !strings.Contains(err.Error(), "candump -ta") {
 				t.Errorf("%q does not say how to record", err)
+			}
+			if !strings.Contains(err.Error(), tc.flag) {
+				t.Errorf("%q does not name what was found (%s)", err, tc.flag)
 			}
 		})
 	}

@@ -227,6 +227,12 @@ type reader struct {
 	file string
 	res  readResult
 	cur  *dbc.MessageDef // the message whose SG_ lines follow
+	// sigs collects cur's signals; flush copies them to a slice of their
+	// number. (Appended to cur.Signals directly, the doubling slices of
+	// 100-byte SignalDefs cost twice the memory kept: a 15 MB file of
+	// small signals allocated 142 MB.)
+	sigs []dbc.SignalDef
+	vals []dbc.ValueDescriptionDef // the same for a VAL_ statement's values
 	// inBroken: the SG_ lines that follow belong to a BO_ that could not be
 	// read; they are skipped without a warning each.
 	inBroken bool
@@ -324,6 +330,11 @@ func (r *reader) note(p problem) {
 func (r *reader) flush() {
 	r.inBroken = false
 	if r.cur != nil {
+		if len(r.sigs) > 0 {
+			r.cur.Signals = append([]dbc.SignalDef(nil), r.sigs...)
+			clear(r.sigs)
+			r.sigs = r.sigs[:0]
+		}
 		r.res.defs = append(r.res.defs, r.cur)
 		r.cur = nil
 	}
@@ -555,7 +566,7 @@ func (r *reader) signal(kw token) {
 		r.fail(kw, id, true, e)
 		return
 	}
-	r.cur.Signals = append(r.cur.Signals, s)
+	r.sigs = append(r.sigs, s)
 	r.skipStatement()
 }
 
@@ -626,11 +637,9 @@ func (r *reader) signalBody(kw token) (dbc.SignalDef, *stmtError) {
 	if s.Unit, e = r.str("the unit (a quoted string)"); e != nil {
 		return s, e
 	}
+	// The receivers are not kept: the agent does not need them.
 	for !r.endsHere(r.lex.peek()) {
-		t := r.lex.next()
-		if t.kind == tokWord && isIdent(t.text) {
-			s.Receivers = append(s.Receivers, dbc.Identifier(t.text))
-		}
+		r.lex.next()
 	}
 	return s, nil
 }
@@ -742,6 +751,8 @@ func (r *reader) values(kw token) {
 		return
 	}
 	d.SignalName = dbc.Identifier(name)
+	vals := r.vals[:0]
+	defer func() { clear(vals); r.vals = vals[:0] }()
 	for !r.atEnd() {
 		vt := r.lex.peek()
 		v, e := r.float("a raw value")
@@ -754,7 +765,10 @@ func (r *reader) values(kw token) {
 			r.fail(kw, d.MessageID, true, e)
 			return
 		}
-		d.ValueDescriptions = append(d.ValueDescriptions, dbc.ValueDescriptionDef{Pos: r.pos(vt.line), Value: v, Description: desc})
+		vals = append(vals, dbc.ValueDescriptionDef{Pos: r.pos(vt.line), Value: v, Description: desc})
+	}
+	if len(vals) > 0 {
+		d.ValueDescriptions = append([]dbc.ValueDescriptionDef(nil), vals...)
 	}
 	r.res.defs = append(r.res.defs, d)
 }

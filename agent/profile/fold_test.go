@@ -6,6 +6,7 @@ import (
 	"go/format"
 	"math/rand/v2"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -342,5 +343,22 @@ func TestFoldInvalidUTF8(t *testing.T) {
 	}
 	if _, ok := biometricMatch("\xf3Façe_ID"); !ok {
 		t.Error(`biometricMatch("\xf3Façe_ID") = false, want true`)
+	}
+}
+
+// TestSplitWordsASCII holds the ASCII path of splitWords to the rune path
+// on random ASCII texts of the characters names are made of.
+func TestSplitWordsASCII(t *testing.T) {
+	const chars = "aAbBzZyY09_ -.xX"
+	rng := rand.New(rand.NewPCG(15, 15))
+	for n := 0; n < 200000; n++ {
+		b := make([]byte, rng.IntN(12))
+		for i := range b {
+			b[i] = chars[rng.IntN(len(chars))]
+		}
+		s := string(b)
+		if got, want := splitWordsASCII(s), splitWordsRunes(s); !slices.Equal(got, want) {
+			t.Fatalf("splitWordsASCII(%q) = %q, the rune path gives %q", s, got, want)
+		}
 	}
 }

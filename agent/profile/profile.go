@@ -14,6 +14,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/BurntSushi/toml"
@@ -159,12 +160,31 @@ func Load(path string) (*Profile, error) {
 // wraps ErrMissing (and fs.ErrNotExist), anything but a regular file
 // ErrNotRegular, a larger one ErrTooLarge; it never reads more than limit+1
 // bytes, however the file grows meanwhile.
+//
+// The file is opened non-blocking: open(2) of a named pipe without a writer
+// waits for one, forever (a profile's dbc = "/tmp/fifo" hung tboxctl and
+// tboxd in open, deaf to SIGTERM). A regular file ignores the flag.
 func ReadFileLimit(path string, limit int64) ([]byte, error) {
-	f, err := os.Open(path)
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
 	if err != nil {
 		return nil, errorf("%w: %w", ErrMissing, err)
 	}
 	defer f.Close()
+	return readLimited(f, path, limit)
+}
+
+// readFSLimit is ReadFileLimit on a file system.
+func readFSLimit(fsys fs.FS, name string, limit int64) ([]byte, error) {
+	f, err := fsys.Open(name)
+	if err != nil {
+		return nil, errorf("%w: %w", ErrMissing, err)
+	}
+	defer f.Close()
+	return readLimited(f, name, limit)
+}
+
+// readLimited reads an open file for ReadFileLimit and readFSLimit.
+func readLimited(f fs.File, path string, limit int64) ([]byte, error) {
 	fi, err := f.Stat()
 	if err != nil {
 		return nil, errorf("%w: %w", ErrMissing, err)
@@ -202,22 +222,16 @@ func fileKind(m fs.FileMode) string {
 }
 
 // LoadFS is Load on a file system, for profiles embedded in a binary or
-// built in tests.
+// built in tests, with the same size limits and regular files only.
 func LoadFS(fsys fs.FS, name string) (*Profile, error) {
-	data, err := fs.ReadFile(fsys, name)
+	data, err := readFSLimit(fsys, name, MaxProfileSize)
 	if err != nil {
-		return nil, &ConfigError{File: name, Err: errorf("%w: profile: %w", ErrMissing, err)}
-	}
-	if len(data) > MaxProfileSize {
-		return nil, &ConfigError{File: name, Err: errorf("profile: %w: %d bytes, the limit is %d", ErrTooLarge, len(data), MaxProfileSize)}
+		return nil, &ConfigError{File: name, Err: errorf("profile: %w", err)}
 	}
 	dir := path.Dir(name)
 	return parse(name, data, func(n string) (string, []byte, error) {
 		p := path.Join(dir, n)
-		b, err := fs.ReadFile(fsys, p)
-		if err == nil && len(b) > MaxDBCSize {
-			err = errorf("%w: %d bytes, the limit is %d", ErrTooLarge, len(b), MaxDBCSize)
-		}
+		b, err := readFSLimit(fsys, p, MaxDBCSize)
 		return p, b, err
 	})
 }

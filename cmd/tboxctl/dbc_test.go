@@ -2,11 +2,14 @@ package main
 
 import (
 	"encoding/json"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/csop/tbox/agent/profile"
 )
 
 // TestDbcCommand: one JSON line per message with the fields of README §C4, as
@@ -101,16 +104,31 @@ func TestDbcCommandErrors(t *testing.T) {
 	}
 }
 
-// TestDbcCommandCorpus: every opendbc file prints, one valid JSON line per
-// readable message.
+// TestDbcCommandCorpus: every opendbc file (all 119, the generator's too)
+// prints, exit 0, one valid JSON line per message of the file that a bus
+// can carry, each with its name and signals. The corpus is
+// ../shared/opendbc beside the repository or $OPENDBC_DIR; absent, the test
+// skips, but fails in CI (CI set), which has it.
 func TestDbcCommandCorpus(t *testing.T) {
 	dir := os.Getenv("OPENDBC_DIR")
 	if dir == "" {
 		dir = filepath.Join("..", "..", "..", "shared", "opendbc")
 	}
-	files, _ := filepath.Glob(filepath.Join(dir, "dbc", "*.dbc"))
+	var files []string
+	filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err == nil && !d.IsDir() && strings.HasSuffix(p, ".dbc") {
+			files = append(files, p)
+		}
+		return nil
+	})
 	if len(files) == 0 {
+		if os.Getenv("CI") != "" {
+			t.Fatalf("opendbc corpus not found at %s, and CI=%s: CI lays ../shared/opendbc beside the repository", dir, os.Getenv("CI"))
+		}
 		t.Skipf("opendbc corpus not found at %s (the repository's ../shared/opendbc, where CI clones it; or set OPENDBC_DIR)", dir)
+	}
+	if len(files) != 119 {
+		t.Errorf("%d DBC files under %s, want opendbc's 119", len(files), dir)
 	}
 	for _, f := range files {
 		res := tboxctl(t, nil, "dbc", f)
@@ -118,11 +136,27 @@ func TestDbcCommandCorpus(t *testing.T) {
 			t.Errorf("%s: exit %d: %s", f, res.code, res.stderr)
 			continue
 		}
-		for _, line := range strings.Split(strings.TrimSpace(res.stdout), "\n") {
-			if !json.Valid([]byte(line)) {
-				t.Errorf("%s: invalid JSON line %q", f, line)
+		want := 0
+		if db, err := profile.ReadDBC(f); err == nil {
+			want = len(db.Messages)
+		}
+		lines := 0
+		for _, line := range strings.Split(res.stdout, "\n") {
+			if line == "" {
+				continue
+			}
+			lines++
+			var m struct {
+				Name    *string           `json:"name"`
+				Signals []json.RawMessage `json:"signals"`
+			}
+			if err := json.Unmarshal([]byte(line), &m); err != nil || m.Name == nil || m.Signals == nil {
+				t.Errorf("%s: line %q: %v (want a message with name and signals)", f, line, err)
 				break
 			}
+		}
+		if lines != want {
+			t.Errorf("%s: %d JSON lines, the file has %d messages a bus can carry", f, lines, want)
 		}
 	}
 }
