@@ -109,6 +109,8 @@ type SignalInfo struct {
 }
 
 type sectionConfig struct {
+	_ [0]func() // not comparable: no generated equality function (tboxd size)
+
 	Message string `toml:"message"`
 	Signal  string `toml:"signal"`
 	Unit    string `toml:"unit"`
