@@ -5,8 +5,6 @@ import (
 	"errors"
 	"log/slog"
 	"math"
-	"slices"
-	"strings"
 	"time"
 
 	"github.com/csop/tbox/agent/mileage"
@@ -213,7 +211,7 @@ func (a *Attester) OpenSpan() Progress {
 			p.Modes = append(p.Modes, m)
 		}
 	}
-	slices.SortFunc(p.Modes, func(x, y mileage.ModeMeters) int { return strings.Compare(x.Mode, y.Mode) })
+	mileage.SortModes(p.Modes)
 	return p
 }
 

@@ -78,6 +78,8 @@ type Options struct {
 
 // Counters are the agent's running totals, for the shell and health.
 type Counters struct {
+	_ [0]func() // not comparable: no generated equality function (tboxd size)
+
 	Frames       atomic.Uint64 // frames handed to the engine
 	SourceErrors atomic.Uint64 // sources that ended with an error
 	LastFrame    atomic.Int64  // unix nanos of the last frame

@@ -19,11 +19,20 @@ const recordHint = "record with `candump -l can0` (a log file) or `candump -ta c
 const screenTimeDigits = 10
 
 // looksLikeScreen reports whether a line without a leading '(' is candump's
-// screen output without timestamps: "  can0  123   [8]  11 22 ...".
+// screen output without timestamps: "  can0  123   [8]  11 22 ...": one of
+// its second to sixth fields, split at blanks as the parser does, is "[n]".
 func looksLikeScreen(line []byte) bool {
-	f := bytes.Fields(line)
-	for i := 1; i < len(f) && i < 6; i++ {
-		if len(f[i]) >= 3 && f[i][0] == '[' && f[i][len(f[i])-1] == ']' {
+	i := 0
+	for n := 0; n < 6; n++ {
+		for i < len(line) && isBlank(line[i]) {
+			i++
+		}
+		start := i
+		for i < len(line) && !isBlank(line[i]) {
+			i++
+		}
+		f := line[start:i]
+		if n > 0 && len(f) >= 3 && f[0] == '[' && f[len(f)-1] == ']' {
 			return true
 		}
 	}

@@ -78,21 +78,33 @@ func NewFilter(keys ...Key) *Filter {
 		}
 		seen[k] = true
 		f.keys = append(f.keys, k)
+	}
+	SortKeys(f.keys)
+	for _, k := range f.keys {
 		if k.Extended {
 			f.ext = append(f.ext, k.ID)
 		} else {
 			f.std = append(f.std, k.ID)
 		}
 	}
-	sort.Slice(f.std, func(i, j int) bool { return f.std[i] < f.std[j] })
-	sort.Slice(f.ext, func(i, j int) bool { return f.ext[i] < f.ext[j] })
-	sort.Slice(f.keys, func(i, j int) bool {
-		if f.keys[i].Extended != f.keys[j].Extended {
-			return !f.keys[i].Extended
-		}
-		return f.keys[i].ID < f.keys[j].ID
-	})
 	return f
+}
+
+// SortKeys sorts keys as a Filter lists them: standard identifiers first,
+// each kind by identifier.
+func SortKeys(keys []Key) { sort.Sort(byKey(keys)) }
+
+// byKey sorts keys through sort.Sort, which tboxd links anyway, where each
+// sort.Slice or slices.SortFunc use would link a sort of its own.
+type byKey []Key
+
+func (k byKey) Len() int      { return len(k) }
+func (k byKey) Swap(i, j int) { k[i], k[j] = k[j], k[i] }
+func (k byKey) Less(i, j int) bool {
+	if k[i].Extended != k[j].Extended {
+		return !k[i].Extended
+	}
+	return k[i].ID < k[j].ID
 }
 
 // Keys returns the allowlist, standard identifiers first, each sorted. A nil

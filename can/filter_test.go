@@ -194,3 +194,12 @@ func TestKernelID(t *testing.T) {
 		}
 	}
 }
+
+func TestSortKeys(t *testing.T) {
+	keys := []Key{{0x7ff, false}, {0x100, true}, {0x1, false}, {0x1fffffff, true}, {0x100, false}, {0x0, true}}
+	SortKeys(keys)
+	want := []Key{{0x1, false}, {0x100, false}, {0x7ff, false}, {0x0, true}, {0x100, true}, {0x1fffffff, true}}
+	if !slices.Equal(keys, want) {
+		t.Errorf("SortKeys = %v, want %v", keys, want)
+	}
+}

@@ -62,6 +62,8 @@ var (
 
 // Options configure a Store. A nil *Options or a zero field means the default.
 type Options struct {
+	_ [0]func() // not comparable: no generated equality function (tboxd size)
+
 	// MaxBytes caps the bytes of unacked records (key and value, as
 	// stored); DefaultMaxBytes if zero. The database file is larger by
 	// bbolt's page overhead, up to about twice as large.

@@ -98,23 +98,19 @@ func muxIndicator(s *dbc.SignalDef) string {
 // problemWarnings returns, as warnings in line order, the statements that
 // could not be read inside messages on IDs not in used (nil: none is used).
 func (db *database) problemWarnings(used map[can.Key]bool, why string) []string {
-	type w struct {
-		line int
-		text string
-	}
-	var ws []w
+	var ws []problem // line, and the warning's text
 	for id, ps := range db.problems {
 		if k, _, err := messageKey(id); err == nil && used[k] {
 			continue
 		}
 		for _, p := range ps {
-			ws = append(ws, w{p.line, fmt.Sprintf("%s:%d: %s (in message ID %d%s: skipped)", db.file, p.line, p.msg, uint32(id), why)})
+			ws = append(ws, problem{p.line, fmt.Sprintf("%s:%d: %s (in message ID %d%s: skipped)", db.file, p.line, p.msg, uint32(id), why)})
 		}
 	}
-	sort.Slice(ws, func(i, j int) bool { return ws[i].line < ws[j].line })
+	sort.Sort(byLine(ws))
 	out := make([]string, len(ws))
 	for i, x := range ws {
-		out[i] = x.text
+		out[i] = x.msg
 	}
 	return out
 }

@@ -62,6 +62,8 @@ func (p *Profile) Poll() (*Poll, bool) {
 
 // pollConfig holds the [odometer] keys of revision 2.
 type pollConfig struct {
+	_ [0]func() // not comparable: no generated equality function (tboxd size)
+
 	Source     string   `toml:"source"`
 	RequestID  *int64   `toml:"request_id"`
 	ResponseID *int64   `toml:"response_id"`

@@ -112,6 +112,8 @@ type SignalInfo struct {
 }
 
 type sectionConfig struct {
+	_ [0]func() // not comparable: no generated equality function (tboxd size)
+
 	Message string `toml:"message"`
 	Signal  string `toml:"signal"`
 	Unit    string `toml:"unit"`
@@ -383,13 +385,7 @@ func (p *Profile) privacyList(loc locator, db *database, names []string) (map[ca
 	for k := range bio {
 		p.biometric = append(p.biometric, k)
 	}
-	sort.Slice(p.biometric, func(i, j int) bool {
-		a, b := p.biometric[i], p.biometric[j]
-		if a.Extended != b.Extended {
-			return !a.Extended
-		}
-		return a.ID < b.ID
-	})
+	can.SortKeys(p.biometric)
 	return bio, nil
 }
 
@@ -402,9 +398,17 @@ func (db *database) problemsOn(k can.Key) []problem {
 			out = append(out, ps...)
 		}
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].line < out[j].line })
+	sort.Sort(byLine(out))
 	return out
 }
+
+// byLine sorts problems by line through sort.Sort, which tboxd links
+// anyway, where each sort.Slice use would link a sort of its own.
+type byLine []problem
+
+func (p byLine) Len() int           { return len(p) }
+func (p byLine) Swap(i, j int)      { p[i], p[j] = p[j], p[i] }
+func (p byLine) Less(i, j int) bool { return p[i].line < p[j].line }
 
 func compile(loc locator, db *database, k Kind, sc *sectionConfig, bio map[can.Key]bioEntry) (*signal, error) {
 	sec := k.String()
@@ -671,6 +675,13 @@ func (p *Profile) ModeName(raw int64) string {
 	return s.modeName(raw)
 }
 
+// int64s sorts through sort.Sort (see byLine).
+type int64s []int64
+
+func (v int64s) Len() int           { return len(v) }
+func (v int64s) Swap(i, j int)      { v[i], v[j] = v[j], v[i] }
+func (v int64s) Less(i, j int) bool { return v[i] < v[j] }
+
 // ModeNames returns the names of the drive-mode value table, by raw value.
 func (p *Profile) ModeNames() []string {
 	s := p.sigs[DriveMode]
@@ -681,7 +692,7 @@ func (p *Profile) ModeNames() []string {
 	for v := range s.modeNames {
 		vals = append(vals, v)
 	}
-	sort.Slice(vals, func(i, j int) bool { return vals[i] < vals[j] })
+	sort.Sort(int64s(vals))
 	out := make([]string, len(vals))
 	for i, v := range vals {
 		out[i] = s.modeNames[v]

@@ -35,7 +35,8 @@ func oneLine(s string) string {
 			r >= 0x202a && r <= 0x202e, r >= 0x2066 && r <= 0x2069, r == 0x200e, r == 0x200f, r == 0x061c:
 			b.WriteString(`\u`)
 			u := strconv.FormatInt(int64(r), 16)
-			b.WriteString(strings.Repeat("0", 4-len(u)) + u)
+			b.WriteString("000"[:4-len(u)]) // zero-padded to 4 digits (all are 2 to 4)
+			b.WriteString(u)
 		default:
 			b.WriteString(s[i : i+size])
 		}

@@ -239,6 +239,8 @@ func keccak256(parts ...[]byte) [32]byte {
 // success resets it. It belongs to the Shell, so a new session does not
 // reset it.
 type limiter struct {
+	_ [0]func() // not comparable: no generated equality function (tboxd size)
+
 	mu       sync.Mutex
 	failures int
 	until    time.Time

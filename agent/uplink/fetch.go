@@ -56,7 +56,9 @@ func FetchReceipt(ctx context.Context, cfg Config, wait time.Duration) (*signer.
 		return nil, nil, errorf("fetch receipt: connect %s: %w", r.Broker, err)
 	}
 	defer c.Disconnect(0)
-	st := c.Subscribe(ackT, 1, func(_ mqtt.Client, m mqtt.Message) {
+	// SubscribeMultiple, as the uplink's session subscribes: Subscribe
+	// would link a second copy of paho's subscription code (5 KiB).
+	st := c.SubscribeMultiple(map[string]byte{ackT: 1}, func(_ mqtt.Client, m mqtt.Message) {
 		if !m.Retained() {
 			return
 		}

@@ -72,6 +72,8 @@ type Stats struct {
 // clean stop. The broker publishes {"status":"offline","device":...} (the
 // MQTT will, also retained) when the connection drops uncleanly.
 type HealthReport struct {
+	_ [0]func() // not comparable: no generated equality function (tboxd size)
+
 	Status     string `json:"status"`   // "online" or "offline"
 	Device     string `json:"device"`   // the device address
 	Time       int64  `json:"time"`     // unix seconds, the T-Box's clock
@@ -454,8 +456,9 @@ func (u *Uplink) fill(s *session) error {
 			due = append(due, seq)
 		}
 	}
-	// sort.Slice, linked anyway, rather than a uint64 instance of slices.Sort (5 KiB).
-	sort.Slice(due, func(i, j int) bool { return due[i] < due[j] })
+	// sort.Sort, linked anyway, rather than a sort.Slice or a uint64
+	// instance of slices.Sort, each of which links a sort of its own.
+	sort.Sort(seqs(due))
 	for i, seq := range due {
 		if i > 0 && len(s.inflight) >= u.cfg.Window {
 			break // one retry may exceed the window, not a flood of them
@@ -773,3 +776,10 @@ func (b *inbox) take() (ack *signer.Receipt, nacks []*signer.Refusal) {
 	b.ack, b.nacks = nil, nil
 	return ack, nacks
 }
+
+// seqs sorts sequence numbers through sort.Sort.
+type seqs []uint64
+
+func (s seqs) Len() int           { return len(s) }
+func (s seqs) Swap(i, j int)      { s[i], s[j] = s[j], s[i] }
+func (s seqs) Less(i, j int) bool { return s[i] < s[j] }

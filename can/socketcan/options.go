@@ -51,6 +51,8 @@ func (e *OpError) Unwrap() error { return e.Err }
 type Option func(*options)
 
 type options struct {
+	_ [0]func() // not comparable: no generated equality function (tboxd size)
+
 	filter     *can.Filter // nil: every data frame
 	errMask    uint32
 	fd         bool
@@ -195,6 +197,8 @@ func (s Stats) Count(k Kind) uint64 {
 }
 
 type counters struct {
+	_ [0]func() // not comparable: no generated equality function (tboxd size)
+
 	frames, bytes, errorFrames, malformed, dropped, eventsDropped atomic.Uint64
 	reads                                                         atomic.Uint64
 	reopens, txFrames, txBytes, txRetries                         atomic.Uint64

@@ -43,6 +43,8 @@ type Config struct {
 
 // CANConfig selects the CAN source.
 type CANConfig struct {
+	_ [0]func() // not comparable: no generated equality function (tboxd size)
+
 	Interface     string   `toml:"interface"`      // the default bus, "can0"
 	Replay        string   `toml:"replay"`         // a candump log instead of SocketCAN
 	ReplayPace    float64  `toml:"replay_pace"`    // 0: as fast as possible, 1: recorded pace
@@ -94,6 +96,8 @@ type MQTTConfig struct {
 // ShellConfig is the diagnostic shell on a serial port; an empty device
 // disables it.
 type ShellConfig struct {
+	_ [0]func() // not comparable: no generated equality function (tboxd size)
+
 	Device        string   `toml:"device"`
 	Baud          int      `toml:"baud"`
 	IdleTimeout   duration `toml:"idle_timeout"`
@@ -103,6 +107,8 @@ type ShellConfig struct {
 
 // LogConfig selects the log level and format.
 type LogConfig struct {
+	_ [0]func() // not comparable: no generated equality function (tboxd size)
+
 	Level  string `toml:"level"`  // debug, info, warn, error
 	Format string `toml:"format"` // text or json
 }

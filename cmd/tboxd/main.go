@@ -59,7 +59,19 @@ func mainArgs(args []string, stdout, stderr io.Writer) int {
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
+	// SIGINT and SIGTERM cancel ctx (signal.NotifyContext's effect; its
+	// context type would add 3 KiB to tboxd).
+	term := make(chan os.Signal, 1)
+	signal.Notify(term, os.Interrupt, syscall.SIGTERM)
+	defer signal.Stop(term)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		select {
+		case <-term:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
 	return exitCode(stderr, run(ctx, *cfgPath, hup))
 }

@@ -31,6 +31,8 @@ import (
 // tboxd pets while it is alive, for a T-Box without systemd. Under systemd
 // leave it empty and set WatchdogSec= in the unit instead.
 type WatchdogConfig struct {
+	_ [0]func() // not comparable: no generated equality function (tboxd size)
+
 	// Device is the watchdog device, such as "/dev/watchdog"; empty: none.
 	Device string `toml:"device"`
 	// Interval is how often it is pet while alive; default 5s.
