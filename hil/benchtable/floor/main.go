@@ -15,11 +15,11 @@ import (
 	"syscall"
 
 	"github.com/BurntSushi/toml"
+	"github.com/coreos/go-systemd/v22/daemon"
 	"github.com/decred/dcrd/dcrec/secp256k1/v4"
 	"github.com/decred/dcrd/dcrec/secp256k1/v4/ecdsa"
 	mqtt "github.com/eclipse/paho.mqtt.golang"
 	"go.bug.st/serial"
-	"go.einride.tech/can/pkg/dbc"
 	bolt "go.etcd.io/bbolt"
 	"golang.org/x/crypto/sha3"
 )
@@ -39,15 +39,20 @@ func main() {
 		SetTLSConfig(&tls.Config{RootCAs: roots, Certificates: []tls.Certificate{cert}})
 	c := mqtt.NewClient(opts)
 	c.Connect().Wait()
+	c.SubscribeMultiple(map[string]byte{"r": 1}, nil).Wait()
 	c.Publish("t", 1, false, []byte("x")).Wait()
 
 	// secp256k1 and Keccak-256 (the signer).
 	k, _ := secp256k1.GeneratePrivateKey()
 	h := sha3.NewLegacyKeccak256()
 	h.Write([]byte(flag.Arg(4)))
-	os.Stdout.Write(ecdsa.SignCompact(k, h.Sum(nil), false))
+	sig65 := ecdsa.SignCompact(k, h.Sum(nil), false)
+	pub, _, _ := ecdsa.RecoverCompact(sig65, h.Sum(nil))
+	os.Stdout.Write(pub.SerializeUncompressed())
 
-	// JSON (the wire form), TOML (the configuration), a DBC file (the profile).
+	// JSON (the wire form), TOML (the configuration). The DBC file is read
+	// by tboxd's own reader (agent/profile), so it is tboxd's code: no DBC
+	// library here.
 	var v map[string]any
 	json.Unmarshal([]byte(flag.Arg(4)), &v)
 	b, _ := json.Marshal(v)
@@ -57,8 +62,6 @@ func main() {
 		CAN     []struct{ Interface string }
 	}
 	toml.Decode(flag.Arg(4), &conf)
-	p := dbc.NewParser("x.dbc", []byte(flag.Arg(4)))
-	log.Info("dbc", "err", p.Parse())
 
 	// bbolt (the outbox), a serial port (the diagnostic shell).
 	db, _ := bolt.Open(flag.Arg(5), 0o600, nil)
@@ -68,5 +71,8 @@ func main() {
 	})
 	port, _ := serial.Open(flag.Arg(6), &serial.Mode{BaudRate: 115200})
 	port.Write([]byte("x"))
+
+	// sd_notify (the systemd unit's readiness and watchdog).
+	daemon.SdNotify(false, daemon.SdNotifyReady)
 	<-sig
 }
