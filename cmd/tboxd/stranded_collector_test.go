@@ -3,7 +3,6 @@ package main
 import (
 	"crypto/tls"
 	"crypto/x509"
-	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"maps"
@@ -352,18 +351,7 @@ func TestHeadLostRefusedThenRecovered(t *testing.T) {
 
 	// The double fault: bbolt's newest meta page torn (its second half,
 	// as a cut mid-write leaves it) and the sidecar damaged.
-	db := filepath.Join(r.stateDir(), "outbox.db")
-	b, err := os.ReadFile(db)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ps := int64(binary.NativeEndian.Uint32(b[16+8:]))
-	tx0, tx1 := binary.NativeEndian.Uint64(b[16+48:]), binary.NativeEndian.Uint64(b[ps+16+48:])
-	newest := int64(0)
-	if tx1 > tx0 {
-		newest = 1
-	}
-	damageAt(t, db, newest*ps+16+32, 32)
+	tearNewestMeta(t, r.stateDir())
 	damageAt(t, filepath.Join(r.stateDir(), "head"), 20, 8)
 	before := dirFiles(t, r.stateDir())
 	storedBefore := len(r.col.events())

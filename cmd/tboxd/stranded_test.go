@@ -64,18 +64,14 @@ func damageAt(t *testing.T, path string, off int64, n int) {
 	}
 }
 
-// TestTornMetaAndDamagedSidecarExit1 is issue 14 (d) through the binary:
-// the newest bbolt meta page of outbox.db torn and the sidecar damaged.
-// tboxd must exit 1 with a clear error and write nothing; starting from the
-// older transaction would sign the published head seq again (a fork).
-func TestTornMetaAndDamagedSidecarExit1(t *testing.T) {
-	r := newRig(t)
-	head := driveOffline(t, r)
-
-	// bbolt's meta pages are pages 0 and 1; the meta follows the 16-byte
-	// page header: magic, version, page size, flags, root (16), freelist,
-	// pgid, txid (at 48), checksum.
-	db := filepath.Join(r.stateDir(), "outbox.db")
+// tearNewestMeta tears the newest of outbox.db's two bbolt meta pages in
+// the state directory dir, as a cut mid-write leaves it: its second half
+// overwritten. The meta pages are pages 0 and 1; the meta follows the
+// 16-byte page header: magic, version, page size, flags, root (16),
+// freelist, pgid, txid (at 48), checksum.
+func tearNewestMeta(t *testing.T, dir string) {
+	t.Helper()
+	db := filepath.Join(dir, "outbox.db")
 	b, err := os.ReadFile(db)
 	if err != nil {
 		t.Fatal(err)
@@ -86,7 +82,18 @@ func TestTornMetaAndDamagedSidecarExit1(t *testing.T) {
 	if tx1 > tx0 {
 		newest = 1
 	}
-	damageAt(t, db, newest*ps+16+32, 32) // a torn write: the page's second half
+	damageAt(t, db, newest*ps+16+32, 32)
+}
+
+// TestTornMetaAndDamagedSidecarExit1 is issue 14 (d) through the binary:
+// the newest bbolt meta page of outbox.db torn and the sidecar damaged.
+// tboxd must exit 1 with a clear error and write nothing; starting from the
+// older transaction would sign the published head seq again (a fork).
+func TestTornMetaAndDamagedSidecarExit1(t *testing.T) {
+	r := newRig(t)
+	head := driveOffline(t, r)
+
+	tearNewestMeta(t, r.stateDir())
 	damageAt(t, filepath.Join(r.stateDir(), "head"), 20, 8)
 	before := dirFiles(t, r.stateDir())
 
