@@ -452,14 +452,15 @@ func (c *Collector) Commit(g *Checked) ([]Reply, error) {
 		defer obs.Observe(&og)
 	}
 	var chainReplies []Reply
-	var accepted, dups, held uint64
+	var accepted, dups, held, ineligible, breaks uint64
 	if len(cands) > 0 || len(losses) > 0 {
 		var t0 time.Time
 		if obs != nil {
 			t0 = time.Now()
 		}
 		err := c.l.Update(func(tx ledger.Tx) error {
-			chainReplies, accepted, dups, held = chainReplies[:0], 0, 0, 0
+			// What this attempt did; counted only once it commits.
+			chainReplies, accepted, dups, held, ineligible, breaks = chainReplies[:0], 0, 0, 0, 0, 0
 			var ackOrder []signer.Address
 			ackSeg := map[signer.Address]string{}
 			ackDev := func(dev signer.Address, seg string) {
@@ -477,6 +478,8 @@ func (c *Collector) Commit(g *Checked) ([]Reply, error) {
 					return err
 				}
 				accepted += o.stored
+				ineligible += o.ineligible
+				breaks += o.breaks
 				chainReplies = append(chainReplies, o.nacks...)
 				if o.ack {
 					ackDev(an.dev, an.dev.String())
@@ -488,6 +491,8 @@ func (c *Collector) Commit(g *Checked) ([]Reply, error) {
 					return err
 				}
 				accepted += o.stored
+				ineligible += o.ineligible
+				breaks += o.breaks
 				if o.dup {
 					dups++
 				}
@@ -519,6 +524,8 @@ func (c *Collector) Commit(g *Checked) ([]Reply, error) {
 	c.accepted.Add(accepted)
 	c.duplicates.Add(dups)
 	c.held.Add(held)
+	c.ineligible.Add(ineligible)
+	c.breaks.Add(breaks)
 	replies = append(replies, chainReplies...)
 	for _, r := range replies {
 		if r.Err != nil {
