@@ -359,11 +359,8 @@ type Checked struct {
 }
 
 // Check runs the stateless checks of a group (parse, allowlist, fields,
-// signature): the CPU-bound half of Process. (Overlapping it with the
-// previous group's Commit hides the commit's fsync, but adds a group's
-// wait to every receipt: under a flood of bad signatures an honest
-// device's receipt took 1.3 to 3 s instead of 0.1 s, TestFloodDoesNotDelayOthers;
-// so Run does not.)
+// signature): the CPU-bound half of Process. Run overlaps it with the
+// previous group's Commit, one group deep (Stream).
 //
 // The signatures of a group are checked on up to GOMAXPROCS goroutines
 // (one collector process uses the machine's cores); the results keep the

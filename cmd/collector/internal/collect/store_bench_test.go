@@ -145,7 +145,7 @@ func reportStored(b *testing.B, n uint64, cpu0 time.Duration) {
 // bbolt with fsync, PostgreSQL with fsync and synchronous_commit on), in
 // groups of 256 as Run takes them, from 64 devices, on one core
 // (-cpu 1; PostgreSQL's server runs beside it on the machine's other
-// core), through Stream as Run does: a group's signatures are checked
+// core; after one untimed group), through Stream as Run does: a group's signatures are checked
 // while the previous group commits. Side by side with it, every 8 groups,
 // the bare signature check (signer.Verify: fields, digest, public-key
 // recovery) of the same attestations, already parsed: "bare/s".
@@ -167,7 +167,9 @@ func BenchmarkStore(b *testing.B) {
 				defer pl.Close()
 				l = pl
 			}
-			msgs, allow := benchMessages(b, b.N)
+			msgs, allow := benchMessages(b, DefaultMaxGroup+b.N)
+			warm := msgs[:DefaultMaxGroup]
+			msgs = msgs[DefaultMaxGroup:]
 			as := make([]*signer.Attestation, len(msgs))
 			for i, m := range msgs {
 				a, err := signer.ParseWire(m.Payload)
@@ -181,6 +183,11 @@ func BenchmarkStore(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
+			// One group first, untimed: the devices' first rows and, on
+			// PostgreSQL, the statements' preparation on the connection.
+			processAll(b, c, warm)
+			c0 := c.Counts().Accepted
+			commits = commitTimes{}
 			b.ReportAllocs()
 			b.ResetTimer()
 			var bare, bareCPU time.Duration
@@ -200,7 +207,7 @@ func BenchmarkStore(b *testing.B) {
 				bareCPU += cpuTime() - c0
 				b.StartTimer()
 			}
-			reportStored(b, c.Counts().Accepted, cpu0+bareCPU)
+			reportStored(b, c.Counts().Accepted-c0, cpu0+bareCPU)
 			if s := bare.Seconds(); s > 0 {
 				b.ReportMetric(float64(b.N)/s, "bare/s")
 				b.ReportMetric(s/b.Elapsed().Seconds(), "x-bare")
