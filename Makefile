@@ -102,7 +102,7 @@ bench:
 	$(GO) run ./hil/benchtable -benchtime $(BENCHTIME)
 
 # soak: the collector on PostgreSQL behind mosquitto at 10x the 1 M-car rate
-# for 10 minutes (knobs: SOAK_RATE, SOAK_DURATION, SOAK_DEVICES); needs
+# for 10 minutes (knobs: SOAK_RATE, SOAK_DURATION, SOAK_DEVICES, SOAK_WINDOW); needs
 # postgresql and mosquitto (install.sh). Not part of test.
 soak:
 	$(GO) test -count=1 -timeout 30m -v -tags soak -run '^TestSoak$$' ./cmd/collector/internal/fleettest/

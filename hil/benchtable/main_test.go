@@ -196,3 +196,15 @@ BenchmarkDecode/einride/profile-frames	 1000	 26.0 ns/op	 38000000 frames/s	 0 B
 		t.Errorf("best rounds %+v, want tbox 40M then einride 38M", got)
 	}
 }
+
+func TestMedianRounds(t *testing.T) {
+	var out string
+	for _, x := range []string{"0.91", "0.62", "0.85", "0.88", "0.30"} {
+		out += "BenchmarkStore/postgres 	 3000	 400000 ns/op	 2500 attestations/s	 " + x + " x-bare	 15000 B/op	 232 allocs/op\n"
+		out += "BenchmarkStore/bbolt 	 3000	 400000 ns/op	 2600 attestations/s	 0.80 x-bare	 15000 B/op	 280 allocs/op\n"
+	}
+	got := medianRounds(parseBench(out), "x-bare")
+	if len(got) != 2 || got[0].name != "postgres" || got[0].vals["x-bare"] != 0.85 || got[1].name != "bbolt" || got[1].vals["x-bare"] != 0.80 {
+		t.Errorf("median rounds %+v, want postgres 0.85 then bbolt 0.80", got)
+	}
+}

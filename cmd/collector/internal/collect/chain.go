@@ -18,6 +18,18 @@ type outcome struct {
 	dup    bool    // a copy of a stored attestation: receipted again
 	held   bool    // beyond head + 1: kept until the chain reaches it, no reply
 	ack    bool    // the device gets its cumulative ack
+	// Counted by the caller once the transaction commits (a transaction
+	// may run more than once: Ledger.Update).
+	ineligible uint64 // stored with an ineligible verdict
+	breaks     uint64 // chain breaks recorded
+}
+
+// add adds what a later step of the same candidate did.
+func (o *outcome) add(x outcome) {
+	o.nacks = append(o.nacks, x.nacks...)
+	o.stored += x.stored
+	o.ineligible += x.ineligible
+	o.breaks += x.breaks
 }
 
 // nackOf is the refusal of the attestation dev signed for seq with digest
@@ -65,10 +77,14 @@ func (c *Collector) decide(tx ledger.Tx, cd *candidate) (outcome, error) {
 			o.nacks = append(o.nacks, c.nackOf(a.Device, a.Seq, cd.digest, signer.ErrPrevMismatch, "prev 0x%x, but seq %d is stored with digest 0x%x (a fork)", a.Prev, h.Seq, h.Digest))
 			return o, nil
 		}
-		if err := c.store(tx, h, a, cd.digest, cd.wire); err != nil {
+		eligible, err := c.store(tx, h, a, cd.digest, cd.wire)
+		if err != nil {
 			return o, err
 		}
 		o.stored, o.ack = 1, true
+		if !eligible {
+			o.ineligible++
+		}
 	default:
 		held, err := tx.HeldSeqs(a.Device)
 		if err != nil {
@@ -92,13 +108,12 @@ func (c *Collector) decide(tx ledger.Tx, cd *candidate) (outcome, error) {
 			c.log.Debug("attestation held: seqs before it are missing", "device", a.Device, "seq", a.Seq, "expected", h.Seq+1)
 		}
 	}
-	nacks, stored, err := c.drain(tx, a.Device)
+	d, err := c.drain(tx, a.Device)
 	if err != nil {
 		return o, err
 	}
-	o.nacks = append(o.nacks, nacks...)
-	o.stored += stored
-	if stored > 0 {
+	o.add(d)
+	if d.stored > 0 {
 		o.ack = true
 		if o.held {
 			if d, _, ok := tx.Stored(a.Device, a.Seq); ok && d == cd.digest {
@@ -139,85 +154,89 @@ func (c *Collector) atOrBelowHead(tx ledger.Tx, dev signer.Address, seq uint64, 
 	return &r, false, nil
 }
 
-// store judges a (the next seq, prev checked) and appends it.
-func (c *Collector) store(tx ledger.Tx, h ledger.Head, a *signer.Attestation, digest [32]byte, wire []byte) error {
+// store judges a (the next seq, prev checked) and appends it; it reports
+// the verdict's eligibility.
+func (c *Collector) store(tx ledger.Tx, h ledger.Head, a *signer.Attestation, digest [32]byte, wire []byte) (bool, error) {
 	v := Judge(h, a, draw.BatchOf(c.cfg.Now().Unix()), c.cfg.MaxSpeedKmh)
 	if err := tx.Append(a, digest, wire, v); err != nil {
-		return err
+		return false, err
 	}
 	if v.Eligible {
 		if c.log.Enabled(context.Background(), slog.LevelDebug) { // the arguments cost allocations on the hot path
 			c.log.Debug("attestation stored", "device", a.Device, "seq", a.Seq, "batch", a.Batch, "meters", a.Meters)
 		}
 	} else {
-		c.ineligible.Add(1)
 		c.log.Warn("attestation stored, ineligible for tickets", "device", a.Device, "seq", a.Seq, "batch", a.Batch, "meters", a.Meters,
 			"flags", a.Flags, "reason", v.Reason)
 	}
-	return nil
+	return v.Eligible, nil
 }
 
 // drain stores the device's held seqs that now follow its head, in order,
 // and records a chain break before the lowest held one when the missing
 // seqs are announced lost or have not come within GapTimeout of the
 // oldest held one's arrival.
-func (c *Collector) drain(tx ledger.Tx, dev signer.Address) (nacks []Reply, stored uint64, err error) {
+func (c *Collector) drain(tx ledger.Tx, dev signer.Address) (o outcome, err error) {
 	for {
 		held, err := tx.HeldSeqs(dev)
 		if err != nil || len(held) == 0 {
-			return nacks, stored, err
+			return o, err
 		}
 		h, err := tx.Head(dev)
 		if err != nil {
-			return nacks, stored, err
+			return o, err
 		}
 		first := held[0]
 		a, err := signer.ParseWire(first.Wire)
 		if err != nil {
-			return nacks, stored, fmt.Errorf("device %s held seq %d: %w: %w", dev, first.Seq, ledger.ErrCorrupt, err)
+			return o, fmt.Errorf("device %s held seq %d: %w: %w", dev, first.Seq, ledger.ErrCorrupt, err)
 		}
 		if first.Seq <= h.Seq {
 			nack, _, err := c.atOrBelowHead(tx, dev, first.Seq, first.Digest, first.Wire)
 			if err != nil {
-				return nacks, stored, err
+				return o, err
 			}
 			if nack != nil {
-				nacks = append(nacks, *nack)
+				o.nacks = append(o.nacks, *nack)
 			}
 			if err := tx.Release(dev, first.Seq); err != nil {
-				return nacks, stored, err
+				return o, err
 			}
 			continue
 		}
 		if first.Seq > h.Seq+1 {
 			cause, reason := c.breakCause(tx, dev, h, held)
 			if cause == "" {
-				return nacks, stored, nil
+				return o, nil
 			}
 			b := ledger.Break{Device: dev, From: h.Seq + 1, To: first.Seq - 1, Cause: cause, Reason: reason, At: c.cfg.Now().UTC()}
 			if err := tx.RecordBreak(b, a.Prev); err != nil {
-				return nacks, stored, err
+				return o, err
 			}
-			c.breaks.Add(1)
+			o.breaks++
 			c.log.Warn("chain break recorded; the chain continues from the held seqs", "device", dev, "from", b.From, "to", b.To, "cause", cause, "reason", reason)
 			if h, err = tx.Head(dev); err != nil {
-				return nacks, stored, err
+				return o, err
 			}
 		}
 		if err := tx.Release(dev, first.Seq); err != nil {
-			return nacks, stored, err
+			return o, err
 		}
 		if a.Prev != h.Digest {
 			if err := c.recordFork(tx, a, first.Digest, first.Wire, "prev", h.Digest); err != nil {
-				return nacks, stored, err
+				return o, err
 			}
-			nacks = append(nacks, c.nackOf(dev, a.Seq, first.Digest, signer.ErrPrevMismatch, "prev 0x%x, but seq %d is stored with digest 0x%x (a fork)", a.Prev, h.Seq, h.Digest))
+			o.nacks = append(o.nacks, c.nackOf(dev, a.Seq, first.Digest, signer.ErrPrevMismatch, "prev 0x%x, but seq %d is stored with digest 0x%x (a fork)", a.Prev, h.Seq, h.Digest))
 			continue
 		}
-		if err := c.store(tx, h, a, first.Digest, first.Wire); err != nil {
-			return nacks, stored, err
+		eligible, err := c.store(tx, h, a, first.Digest, first.Wire)
+		if err != nil {
+			return o, err
 		}
-		stored++
+		o.stored++
+		if !eligible {
+			o.ineligible++
+		}
 	}
 }
 

@@ -359,11 +359,8 @@ type Checked struct {
 }
 
 // Check runs the stateless checks of a group (parse, allowlist, fields,
-// signature): the CPU-bound half of Process. (Overlapping it with the
-// previous group's Commit hides the commit's fsync, but adds a group's
-// wait to every receipt: under a flood of bad signatures an honest
-// device's receipt took 1.3 to 3 s instead of 0.1 s, TestFloodDoesNotDelayOthers;
-// so Run does not.)
+// signature): the CPU-bound half of Process. Run overlaps it with the
+// previous group's Commit, one group deep (Stream).
 //
 // The signatures of a group are checked on up to GOMAXPROCS goroutines
 // (one collector process uses the machine's cores); the results keep the
@@ -452,14 +449,15 @@ func (c *Collector) Commit(g *Checked) ([]Reply, error) {
 		defer obs.Observe(&og)
 	}
 	var chainReplies []Reply
-	var accepted, dups, held uint64
+	var accepted, dups, held, ineligible, breaks uint64
 	if len(cands) > 0 || len(losses) > 0 {
 		var t0 time.Time
 		if obs != nil {
 			t0 = time.Now()
 		}
 		err := c.l.Update(func(tx ledger.Tx) error {
-			chainReplies, accepted, dups, held = chainReplies[:0], 0, 0, 0
+			// What this attempt did; counted only once it commits.
+			chainReplies, accepted, dups, held, ineligible, breaks = chainReplies[:0], 0, 0, 0, 0, 0
 			var ackOrder []signer.Address
 			ackSeg := map[signer.Address]string{}
 			ackDev := func(dev signer.Address, seg string) {
@@ -477,6 +475,8 @@ func (c *Collector) Commit(g *Checked) ([]Reply, error) {
 					return err
 				}
 				accepted += o.stored
+				ineligible += o.ineligible
+				breaks += o.breaks
 				chainReplies = append(chainReplies, o.nacks...)
 				if o.ack {
 					ackDev(an.dev, an.dev.String())
@@ -488,6 +488,8 @@ func (c *Collector) Commit(g *Checked) ([]Reply, error) {
 					return err
 				}
 				accepted += o.stored
+				ineligible += o.ineligible
+				breaks += o.breaks
 				if o.dup {
 					dups++
 				}
@@ -519,6 +521,8 @@ func (c *Collector) Commit(g *Checked) ([]Reply, error) {
 	c.accepted.Add(accepted)
 	c.duplicates.Add(dups)
 	c.held.Add(held)
+	c.ineligible.Add(ineligible)
+	c.breaks.Add(breaks)
 	replies = append(replies, chainReplies...)
 	for _, r := range replies {
 		if r.Err != nil {

@@ -111,7 +111,7 @@ func (c *Collector) announce(tx ledger.Tx, an announcement) (outcome, error) {
 	if changed {
 		c.log.Warn("device announced seqs that may be lost (outbox re-seeded)", "device", an.dev, "from", an.from, "to", an.to)
 	}
-	nacks, stored, err := c.drain(tx, an.dev)
-	o.nacks, o.stored, o.ack = nacks, stored, stored > 0
+	o, err = c.drain(tx, an.dev)
+	o.ack = o.stored > 0
 	return o, err
 }

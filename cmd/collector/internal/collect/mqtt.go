@@ -170,41 +170,47 @@ func (c *Collector) Run(ctx context.Context, m MQTT) error {
 }
 
 // serve handles the received messages in groups, taken from the devices
-// in turn.
+// in turn; a group is checked while the one before it commits (Stream).
 func (c *Collector) serve(ctx context.Context, client mqtt.Client, in *fairQueue) error {
-	group := make([]Message, 0, c.cfg.MaxGroup)
 	var lastDropLog time.Time
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-in.ready:
-		}
-		if in.len() < c.cfg.MaxGroup {
-			select { // let a group fill
-			case <-time.After(c.cfg.MaxDelay):
+	next := func() ([]Message, bool) {
+		for {
+			select {
 			case <-ctx.Done():
-				return nil
+				return nil, false
+			case <-in.ready:
 			}
-		}
-		group = in.take(group[:0], c.cfg.MaxGroup)
-		if len(group) == 0 {
-			continue
-		}
-		if now := time.Now(); now.Sub(lastDropLog) >= dropLogEvery {
-			if d := in.takeDropped(); d > 0 {
-				c.log.Warn("messages dropped: a device's queue was full (it sends faster than it is answered)", "dropped", d, "per_device", queuePerDevice)
-				lastDropLog = now
+			if in.len() < c.cfg.MaxGroup {
+				select { // let a group fill
+				case <-time.After(c.cfg.MaxDelay):
+				case <-ctx.Done():
+					return nil, false
+				}
 			}
+			// A new slice each time: the group being checked and the one
+			// committing are both in use.
+			group := in.take(make([]Message, 0, c.cfg.MaxGroup), c.cfg.MaxGroup)
+			if len(group) == 0 {
+				continue
+			}
+			if now := time.Now(); now.Sub(lastDropLog) >= dropLogEvery {
+				if d := in.takeDropped(); d > 0 {
+					c.log.Warn("messages dropped: a device's queue was full (it sends faster than it is answered)", "dropped", d, "per_device", queuePerDevice)
+					lastDropLog = now
+				}
+			}
+			return group, true
 		}
-		replies, err := c.Process(group)
+	}
+	c.Stream(next, func(replies []Reply, err error) {
 		if err != nil {
 			// Nothing stored, nothing answered: the agents send again.
-			c.log.Error("group not stored", "messages", len(group), "err", err)
-			continue
+			c.log.Error("group not stored", "err", err)
+			return
 		}
 		c.publish(client, replies)
-	}
+	})
+	return nil
 }
 
 // publish signs the replies and publishes them at QoS 1, acks retained

@@ -2,6 +2,7 @@ package ledger
 
 import (
 	"encoding/binary"
+	"encoding/json"
 	"fmt"
 	"io"
 
@@ -76,6 +77,22 @@ func (t *boltTx) ClaimDraw(b uint64) (bool, error) {
 
 // Draws returns how many draws are recorded.
 func (t *boltTx) Draws() (int, error) { return t.tx.Bucket(bucketDraws).Stats().KeyN, nil }
+
+// LastDraws returns the draws of the n highest batches, highest first:
+// the draws bucket is keyed by the batch, big-endian, so a cursor from its
+// end.
+func (t *boltTx) LastDraws(n int) ([]DrawRecord, error) {
+	var out []DrawRecord
+	c := t.tx.Bucket(bucketDraws).Cursor()
+	for k, v := c.Last(); k != nil && len(out) < n; k, v = c.Prev() {
+		var r DrawRecord
+		if err := json.Unmarshal(v, &r); err != nil {
+			return nil, fmt.Errorf("draw of batch %x: %w: %v", k, ErrCorrupt, err)
+		}
+		out = append(out, r)
+	}
+	return out, nil
+}
 
 // RegistryAdd adds devices to the registry and returns how many were new.
 func (t *boltTx) RegistryAdd(devs []signer.Address) (int, error) {

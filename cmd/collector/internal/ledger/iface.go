@@ -97,6 +97,10 @@ type Tx interface {
 	RecordDraw(b uint64, res *draw.Result, at time.Time) error
 	// Draws returns how many draws are recorded.
 	Draws() (int, error)
+	// LastDraws returns the recorded draws of the n highest batches,
+	// highest first, however far back they are: one index walk (bbolt),
+	// one query (PostgreSQL).
+	LastDraws(n int) ([]DrawRecord, error)
 
 	// Registry: the devices allowed to attest.
 	RegistryAdd(devs []signer.Address) (added int, err error)

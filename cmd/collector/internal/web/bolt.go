@@ -2,24 +2,17 @@ package web
 
 import (
 	"fmt"
-	"time"
 
-	"github.com/csop/tbox/cmd/collector/internal/draw"
 	"github.com/csop/tbox/cmd/collector/internal/ledger"
 	"github.com/csop/tbox/signer"
 )
 
-// drawScan bounds how many batches Draws looks back for recorded draws (30
-// days): the bbolt ledger has no index of draws by time, only by batch.
-const drawScan = 30 * 24 * 6
-
 // Bolt is a [Source] over a collector's ledger: written for the embedded
 // bbolt ledger, whose read transactions run beside the collector's writes,
 // and served the same way by any [ledger.Ledger] (PostgreSQL's read
-// transactions too; there Draws costs one query per batch it looks back).
+// transactions too).
 type Bolt struct {
-	L   ledger.Ledger
-	Now func() time.Time // the clock for Draws; time.Now if nil
+	L ledger.Ledger
 }
 
 var _ Source = (*Bolt)(nil)
@@ -52,27 +45,17 @@ func (b *Bolt) Devices(offset, limit int) ([]Device, int, error) {
 	return out, total, nil
 }
 
-// Draws implements [Source]: it looks back from the current batch for at
-// most 30 days.
+// Draws implements [Source]: the draws of the n highest batches, however
+// old (ledger.Tx.LastDraws: one query on PostgreSQL).
 func (b *Bolt) Draws(n int) ([]Draw, error) {
-	now := time.Now
-	if b.Now != nil {
-		now = b.Now
-	}
 	var out []Draw
-	cur := draw.BatchOf(now().Unix()) + 1
 	err := b.L.View(func(t ledger.Tx) error {
-		for i := uint64(0); i < drawScan && i <= cur && len(out) < n; i++ {
-			r, err := t.Draw(cur - i)
-			if err != nil {
-				return err
-			}
-			if r == nil {
-				continue
-			}
+		rs, err := t.LastDraws(n)
+		out = out[:0]
+		for _, r := range rs {
 			out = append(out, Draw{Batch: r.Batch, At: r.At, Tickets: r.Total, Winners: len(r.Wins), Devices: len(r.Awards), Micro: r.Drop})
 		}
-		return nil
+		return err
 	})
 	if err != nil {
 		return nil, fmt.Errorf("ledger draws: %w", err)

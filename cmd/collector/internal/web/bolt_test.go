@@ -50,7 +50,7 @@ func TestBolt(t *testing.T) {
 	if len(drawn) != 4 {
 		t.Fatalf("%d batches drawn, want 4", len(drawn))
 	}
-	src := &Bolt{L: l, Now: func() time.Time { return now }}
+	src := &Bolt{L: l}
 
 	devs, total, err := src.Devices(0, 10)
 	if err != nil || total != 2 || len(devs) != 2 {

@@ -14,13 +14,16 @@ import (
 	"time"
 
 	"github.com/csop/tbox/cmd/collector/internal/ledger"
+	"github.com/csop/tbox/cmd/collector/internal/ledger/pgledger/pgtest"
 	"github.com/csop/tbox/signer"
 	"go.uber.org/goleak"
 )
 
 const testChainID = 20220807
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m, goleak.Cleanup(func(code int) { pgtest.StopShared(); os.Exit(code) }))
+}
 
 func testLog(t testing.TB) *slog.Logger {
 	if testing.Verbose() {

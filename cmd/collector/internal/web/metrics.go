@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"runtime"
 	"sort"
 	"strconv"
 	"strings"
@@ -181,6 +182,7 @@ func (s *Server) writeMetrics(w io.Writer) {
 	gauge("csop_collector_subscribed", "1 when connected to the broker and subscribed.", sub)
 	gauge("csop_collector_devices_seen", "Registered devices seen on MQTT since start (health or attestation).", float64(s.seen.len()))
 	gauge("csop_collector_start_time_seconds", "Unix time the collector started.", math.Floor(float64(s.start.UnixNano())/1e9))
+	gauge("go_goroutines", "Goroutines of the collector process (a leak shows as growth under steady load).", float64(runtime.NumGoroutine()))
 }
 
 // Observe implements [collect.Observer]: it counts the group and notes

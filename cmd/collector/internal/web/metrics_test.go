@@ -34,7 +34,7 @@ func TestMetricsCountWhatWasSent(t *testing.T) {
 	clk := &clock{t: time.Now()}
 	a, b := newDevice(t, nowBatch()-20), newDevice(t, nowBatch()-20)
 	allow := allowSet{a.addr: true}
-	s, err := New(Config{Source: &Bolt{L: l, Now: clk.now}, Allow: allow, Now: clk.now, Log: testLog(t)})
+	s, err := New(Config{Source: &Bolt{L: l}, Allow: allow, Now: clk.now, Log: testLog(t)})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -39,6 +39,7 @@ func Run(t *testing.T, open Factory) {
 		{"Forks", testForks},
 		{"Loss", testLoss},
 		{"Draw", testDraw},
+		{"LastDraws", testLastDraws},
 		{"Registry", testRegistry},
 		{"ConcurrentWriters", testConcurrent},
 	} {
@@ -488,6 +489,45 @@ func testDraw(t *testing.T, open Factory) {
 		t.Errorf("stats %+v %v", s, err)
 	}
 	audit(t, l)
+}
+
+// testLastDraws: the last draws by batch, highest first, however far
+// apart (the status page lists them), in unsigned order past 2^63.
+func testLastDraws(t *testing.T, open Factory) {
+	l, _ := open(t)
+	G := draw.Genesis
+	at := time.Unix(1_700_000_000, 0).UTC()
+	batches := []uint64{G + 5, G, 1<<63 + 7, G + 40*24*6} // the third sorts highest unsigned; the last is 40 days after G+5
+	for _, b := range batches {
+		mustUpdate(t, l, func(tx ledger.Tx) error { return tx.RecordDraw(b, nil, at) })
+	}
+	mustView(t, l, func(tx ledger.Tx) error {
+		for _, tc := range []struct {
+			n    int
+			want []uint64
+		}{
+			{0, nil},
+			{1, []uint64{1<<63 + 7}},
+			{3, []uint64{1<<63 + 7, G + 40*24*6, G + 5}},
+			{10, []uint64{1<<63 + 7, G + 40*24*6, G + 5, G}},
+		} {
+			rs, err := tx.LastDraws(tc.n)
+			if err != nil {
+				t.Fatalf("LastDraws(%d): %v", tc.n, err)
+			}
+			var got []uint64
+			for _, r := range rs {
+				got = append(got, r.Batch)
+				if !r.At.Equal(at) {
+					t.Errorf("batch %d recorded at %v, want %v", r.Batch, r.At, at)
+				}
+			}
+			if fmt.Sprint(got) != fmt.Sprint(tc.want) {
+				t.Errorf("LastDraws(%d) = %v, want %v", tc.n, got, tc.want)
+			}
+		}
+		return nil
+	})
 }
 
 // testRegistry: add, remove and list.

@@ -32,7 +32,66 @@ type pgTx struct {
 	shared  map[uint64]bool              // batches whose shared advisory lock is queued
 	undrawn map[uint64]bool              // batches queued into undrawn
 	batch   *pgx.Batch                   // queued writes
+	rows    rows                         // appended rows not yet queued (see spill)
 	err     error                        // the first failure of a method without an error result
+}
+
+// rows are the writes of consecutive Appends, gathered into arrays so
+// that each table gets one multi-row statement (unnest) instead of one
+// statement per row: PostgreSQL parses, plans and executes one INSERT of
+// 256 rows in a fraction of the time of 256 INSERTs.
+type rows struct {
+	attDev, attDigest, attWire [][]byte
+	attSeq                     []int64
+	attVerdict                 []string
+	modeDev                    [][]byte
+	modeName, modeMeters       []string
+	tkBatch, tkSeq, tkN        []int64
+	tkDev                      [][]byte
+	locks                      []int32 // batches whose shared advisory lock is not queued yet
+	undrawn                    []int64 // batches to file as undrawn
+}
+
+func (r *rows) empty() bool { return len(r.attDev) == 0 && len(r.locks) == 0 && len(r.undrawn) == 0 }
+
+// spill queues the gathered rows, in the order the single-row statements
+// had: the attestations, their modes, the batches' shared locks before
+// their tickets, the undrawn batches. Any other statement is queued after
+// a spill, so the transaction's writes keep their order.
+func (t *pgTx) spill() {
+	r := &t.rows
+	if r.empty() {
+		return
+	}
+	if t.batch == nil {
+		t.batch = &pgx.Batch{}
+	}
+	b := t.batch
+	if len(r.attDev) > 0 {
+		b.Queue(`INSERT INTO attestations (device, seq, digest, wire, verdict)
+			SELECT u.d, u.s, u.g, u.w, u.v::jsonb FROM unnest($1::bytea[], $2::bigint[], $3::bytea[], $4::bytea[], $5::text[]) AS u(d, s, g, w, v)`,
+			r.attDev, r.attSeq, r.attDigest, r.attWire, r.attVerdict)
+	}
+	if len(r.modeDev) > 0 {
+		// One row per (device, mode): ON CONFLICT DO UPDATE may not touch
+		// a row twice in one statement.
+		b.Queue(`INSERT INTO modes (device, mode, meters)
+			SELECT u.d, u.m, sum(u.x::numeric) FROM unnest($1::bytea[], $2::text[], $3::text[]) AS u(d, m, x) GROUP BY u.d, u.m
+			ON CONFLICT (device, mode) DO UPDATE SET meters = modes.meters + EXCLUDED.meters`,
+			r.modeDev, r.modeName, r.modeMeters)
+	}
+	for _, bt := range r.locks {
+		b.Queue(`SELECT pg_advisory_xact_lock_shared($1, $2)`, int32(lockClass), bt)
+	}
+	if len(r.tkDev) > 0 {
+		b.Queue(`INSERT INTO tickets (batch, device, seq, tickets, late)
+			SELECT u.b, u.d, u.s, u.n, EXISTS (SELECT 1 FROM draws WHERE draws.batch = u.b) FROM unnest($1::bigint[], $2::bytea[], $3::bigint[], $4::bigint[]) AS u(b, d, s, n)`,
+			r.tkBatch, r.tkDev, r.tkSeq, r.tkN)
+	}
+	if len(r.undrawn) > 0 {
+		b.Queue(`INSERT INTO undrawn (batch) SELECT u.b FROM unnest($1::bigint[]) AS u(b) WHERE NOT EXISTS (SELECT 1 FROM draws WHERE draws.batch = u.b) ON CONFLICT (batch) DO NOTHING`, r.undrawn)
+	}
+	t.rows = rows{}
 }
 
 var _ ledger.Tx = (*pgTx)(nil)
@@ -42,6 +101,7 @@ func i64(u uint64) int64 { return int64(u) }
 func u64(i int64) uint64 { return uint64(i) }
 
 func (t *pgTx) queue(sql string, args ...any) {
+	t.spill()
 	if t.batch == nil {
 		t.batch = &pgx.Batch{}
 	}
@@ -50,12 +110,23 @@ func (t *pgTx) queue(sql string, args ...any) {
 
 // flush sends the queued writes and the dirty heads.
 func (t *pgTx) flush() error {
+	var devs, heads [][]byte
+	var held []int32
+	var used []bool
 	for dev, st := range t.devs {
 		if st.dirty {
-			t.queue(`UPDATE devices SET head = $2, held = $3, used = $4 WHERE device = $1`, dev[:], st.h.Encode(), st.held, st.used)
+			devs = append(devs, dev[:])
+			heads = append(heads, st.h.Encode())
+			held = append(held, int32(st.held))
+			used = append(used, st.used)
 			st.dirty = false
 		}
 	}
+	if len(devs) > 0 {
+		t.queue(`UPDATE devices SET head = u.h, held = u.n, used = u.u FROM unnest($1::bytea[], $2::bytea[], $3::integer[], $4::boolean[]) AS u(d, h, n, u)
+			WHERE devices.device = u.d`, devs, heads, held, used)
+	}
+	t.spill()
 	if t.batch == nil {
 		return nil
 	}
@@ -246,10 +317,11 @@ func (t *pgTx) Append(a *signer.Attestation, digest [32]byte, wire []byte, v led
 		return err
 	}
 	dev := a.Device[:]
-	t.queue(`INSERT INTO attestations (device, seq, digest, wire, verdict) VALUES ($1, $2, $3, $4, $5)`, dev, i64(a.Seq), digest[:], wire, string(vj))
+	r := &t.rows
+	r.attDev, r.attSeq, r.attDigest, r.attWire = append(r.attDev, dev), append(r.attSeq, i64(a.Seq)), append(r.attDigest, digest[:]), append(r.attWire, wire)
+	r.attVerdict = append(r.attVerdict, string(vj))
 	for _, m := range a.Modes {
-		t.queue(`INSERT INTO modes (device, mode, meters) VALUES ($1, $2, $3) ON CONFLICT (device, mode) DO UPDATE SET meters = modes.meters + EXCLUDED.meters`,
-			dev, m.Mode, strconv.FormatUint(m.Meters, 10))
+		r.modeDev, r.modeName, r.modeMeters = append(r.modeDev, dev), append(r.modeName, m.Mode), append(r.modeMeters, strconv.FormatUint(m.Meters, 10))
 	}
 	st.h = st.h.After(a, digest, v)
 	st.used, st.dirty = true, true
@@ -258,16 +330,15 @@ func (t *pgTx) Append(a *signer.Attestation, digest [32]byte, wire []byte, v led
 	}
 	return ledger.Tickets(a, func(b, n uint64) error {
 		if !t.shared[b] {
-			t.queue(`SELECT pg_advisory_xact_lock_shared($1, $2)`, int32(lockClass), int32(uint32(b)))
+			r.locks = append(r.locks, int32(uint32(b)))
 			t.shared[b] = true
 		}
-		t.queue(`INSERT INTO tickets (batch, device, seq, tickets, late) VALUES ($1, $2, $3, $4, EXISTS (SELECT 1 FROM draws WHERE batch = $1))`,
-			i64(b), dev, i64(a.Seq), i64(n))
+		r.tkBatch, r.tkDev, r.tkSeq, r.tkN = append(r.tkBatch, i64(b)), append(r.tkDev, dev), append(r.tkSeq, i64(a.Seq)), append(r.tkN, i64(n))
 		if !t.undrawn[b] {
 			if t.undrawn == nil {
 				t.undrawn = map[uint64]bool{}
 			}
-			t.queue(`INSERT INTO undrawn (batch) SELECT $1 WHERE NOT EXISTS (SELECT 1 FROM draws WHERE batch = $1) ON CONFLICT (batch) DO NOTHING`, i64(b))
+			r.undrawn = append(r.undrawn, i64(b))
 			t.undrawn[b] = true
 		}
 		return nil
@@ -746,6 +817,31 @@ func (t *pgTx) Draws() (int, error) {
 		return 0, fmt.Errorf("draws: %w", err)
 	}
 	return n, nil
+}
+
+// LastDraws returns the draws of the n highest batches, highest first, in
+// one query (batches in unsigned order, as everywhere in this schema).
+func (t *pgTx) LastDraws(n int) ([]ledger.DrawRecord, error) {
+	if n <= 0 {
+		return nil, nil
+	}
+	rows, err := t.query(`SELECT record FROM draws ORDER BY (batch < 0) DESC, batch DESC LIMIT $1`, n)
+	if err != nil {
+		return nil, fmt.Errorf("last draws: %w", err)
+	}
+	raws, err := pgx.CollectRows(rows, pgx.RowTo[[]byte])
+	if err != nil {
+		return nil, fmt.Errorf("last draws: %w", err)
+	}
+	out := make([]ledger.DrawRecord, 0, len(raws))
+	for _, raw := range raws {
+		var r ledger.DrawRecord
+		if err := json.Unmarshal(raw, &r); err != nil {
+			return nil, fmt.Errorf("last draws: %w: %v", ledger.ErrCorrupt, err)
+		}
+		out = append(out, r)
+	}
+	return out, nil
 }
 
 // RegistryAdd adds devices to the registry; it returns how many were new.
