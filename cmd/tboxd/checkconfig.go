@@ -37,7 +37,7 @@ func (c *Config) deployProblems() []error {
 // directory and the shell's device. It returns every problem found, each
 // naming the file and the field; none means tboxd would start.
 func checkConfig(path string) []error {
-	data, err := os.ReadFile(path)
+	data, err := profile.ReadFileLimit(path, MaxConfigSize)
 	if err != nil {
 		return []error{&ConfigError{File: path, Msg: "cannot read", Err: err}}
 	}

@@ -4,13 +4,13 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"os"
 	"path/filepath"
 	"strings"
 	"time"
 
 	"github.com/BurntSushi/toml"
 
+	"github.com/csop/tbox/agent/profile"
 	"github.com/csop/tbox/agent/uplink"
 	"github.com/csop/tbox/signer"
 )
@@ -162,9 +162,15 @@ func (e *ConfigError) Unwrap() error { return e.Err }
 // ErrConfig is the sentinel of every configuration error.
 var ErrConfig = errors.New("bad configuration")
 
-// LoadConfig reads, defaults and validates a configuration file.
+// MaxConfigSize bounds a configuration file (a real one is a few KiB).
+const MaxConfigSize = 1 << 20
+
+// LoadConfig reads, defaults and validates a configuration file. It reads
+// only a regular file of at most MaxConfigSize bytes: a named pipe, a
+// device or a directory is refused at once (a FIFO would block the start
+// for good, deaf to SIGTERM).
 func LoadConfig(path string) (*Config, error) {
-	data, err := os.ReadFile(path)
+	data, err := profile.ReadFileLimit(path, MaxConfigSize)
 	if err != nil {
 		return nil, &ConfigError{File: path, Msg: "cannot read", Err: err}
 	}

@@ -3,13 +3,13 @@ package cli
 import (
 	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
 	"sort"
 	"strings"
 	"time"
 
 	"github.com/BurntSushi/toml"
+	"github.com/csop/tbox/agent/profile"
 	"github.com/csop/tbox/cmd/collector/internal/collect"
 	"github.com/csop/tbox/cmd/collector/internal/draw"
 )
@@ -92,10 +92,15 @@ type Config struct {
 	regRefresh time.Duration
 }
 
+// MaxConfigSize bounds a configuration file (a real one is a few KiB).
+const MaxConfigSize = 1 << 20
+
 // LoadConfig reads and validates the configuration file at path. Errors
-// are *ConfigError (ErrConfig) except when the file cannot be read.
+// are *ConfigError (ErrConfig) except when the file cannot be read. Only a
+// regular file of at most MaxConfigSize bytes is read: a named pipe, a
+// device or a directory is refused at once.
 func LoadConfig(path string) (*Config, error) {
-	data, err := os.ReadFile(path)
+	data, err := profile.ReadFileLimit(path, MaxConfigSize)
 	if err != nil {
 		return nil, &ConfigError{File: path, Msg: err.Error()}
 	}
