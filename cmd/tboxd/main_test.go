@@ -402,16 +402,24 @@ type ledgerStats struct {
 // stats stops the collector if it runs and reads its ledger.
 func (c *collector) stats() ledgerStats {
 	c.t.Helper()
-	c.stop()
-	out, err := exec.Command(bins.collector, "stats", "--config", c.cfg, "--json").Output()
-	if err != nil {
-		c.t.Fatalf("collector stats: %v\n%s", err, exitStderr(err))
-	}
 	var s ledgerStats
-	if err := json.Unmarshal(out, &s); err != nil {
-		c.t.Fatalf("collector stats: %v\n%s", err, out)
-	}
+	c.readJSON(&s, "stats", "--json")
 	return s
+}
+
+// readJSON stops the collector if it runs, runs the collector command
+// args on its configuration and decodes its JSON output into v.
+func (c *collector) readJSON(v any, args ...string) {
+	c.t.Helper()
+	c.stop()
+	args = append([]string{args[0], "--config", c.cfg}, args[1:]...)
+	out, err := exec.Command(bins.collector, args...).Output()
+	if err != nil {
+		c.t.Fatalf("collector %s: %v\n%s", args[0], err, exitStderr(err))
+	}
+	if err := json.Unmarshal(out, v); err != nil {
+		c.t.Fatalf("collector %s: %v\n%s", args[0], err, out)
+	}
 }
 
 // audit re-verifies every stored chain.

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"maps"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -121,15 +120,8 @@ type deviceReport struct {
 // verdicts stops the collector if it runs and reads the device's report.
 func (c *collector) verdicts(device string) deviceReport {
 	c.t.Helper()
-	c.stop()
-	out, err := exec.Command(bins.collector, "verdicts", "--config", c.cfg, "--device", device, "--json").Output()
-	if err != nil {
-		c.t.Fatalf("collector verdicts: %v\n%s", err, exitStderr(err))
-	}
 	var r deviceReport
-	if err := json.Unmarshal(out, &r); err != nil {
-		c.t.Fatalf("collector verdicts: %v\n%s", err, out)
-	}
+	c.readJSON(&r, "verdicts", "--device", device, "--json")
 	return r
 }
 

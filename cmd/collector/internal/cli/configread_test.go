@@ -1,12 +1,9 @@
 package cli
 
 import (
-	"os"
-	"path/filepath"
-	"strings"
-	"syscall"
 	"testing"
-	"time"
+
+	"github.com/csop/tbox/agent/profile/profiletest"
 )
 
 // TestLoadConfigRefusesWhatIsNotAFile: the collector's configuration is
@@ -15,33 +12,8 @@ import (
 // device, a directory and an oversized file are refused at once, each
 // error naming the file and what it is.
 func TestLoadConfigRefusesWhatIsNotAFile(t *testing.T) {
-	dir := t.TempDir()
-	fifo := filepath.Join(dir, "collector.toml")
-	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	big := filepath.Join(dir, "big.toml")
-	if err := os.WriteFile(big, []byte("# "+strings.Repeat("x", MaxConfigSize)+"\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	for _, c := range []struct{ path, says string }{
-		{fifo, "named pipe"},
-		{"/dev/zero", "character device"},
-		{dir, "directory"},
-		{big, "limit"},
-	} {
-		done := make(chan error, 1)
-		go func() {
-			_, err := LoadConfig(c.path)
-			done <- err
-		}()
-		select {
-		case err := <-done:
-			if err == nil || !strings.Contains(err.Error(), c.path) || !strings.Contains(err.Error(), c.says) {
-				t.Errorf("LoadConfig(%s): %v; want an error naming the file and %q", c.path, err, c.says)
-			}
-		case <-time.After(5 * time.Second):
-			t.Fatalf("LoadConfig(%s) still blocked after 5 s", c.path)
-		}
-	}
+	profiletest.RefusesNotAFile(t, MaxConfigSize, false, func(path string) error {
+		_, err := LoadConfig(path)
+		return err
+	})
 }
