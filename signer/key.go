@@ -92,26 +92,36 @@ func signDigest(key *secp256k1.PrivateKey, d [32]byte) (Signature, error) {
 // recoverDigest returns the address that made sig over d. It refuses a v
 // other than 27 or 28, r or s outside [1, N-1], and a high s.
 func recoverDigest(d [32]byte, sig Signature) (Address, error) {
+	pub, err := recoverKey(d, sig)
+	if err != nil {
+		return Address{}, err
+	}
+	return AddressOf(pub), nil
+}
+
+// recoverKey returns the public key that made sig over d, refusing what
+// recoverDigest refuses.
+func recoverKey(d [32]byte, sig Signature) (*secp256k1.PublicKey, error) {
 	v := sig[64]
 	if v != 27 && v != 28 {
-		return Address{}, &fieldError{ErrBadSignature, fmt.Sprintf("bad signature: v is %d, expected 27 or 28", v)}
+		return nil, &fieldError{ErrBadSignature, fmt.Sprintf("bad signature: v is %d, expected 27 or 28", v)}
 	}
 	var r, s secp256k1.ModNScalar
 	if r.SetByteSlice(sig[:32]) || r.IsZero() {
-		return Address{}, &fieldError{ErrBadSignature, "bad signature: r is not in [1, N-1]"}
+		return nil, &fieldError{ErrBadSignature, "bad signature: r is not in [1, N-1]"}
 	}
 	if s.SetByteSlice(sig[32:64]) || s.IsZero() {
-		return Address{}, &fieldError{ErrBadSignature, "bad signature: s is not in [1, N-1]"}
+		return nil, &fieldError{ErrBadSignature, "bad signature: s is not in [1, N-1]"}
 	}
 	if s.IsOverHalfOrder() {
-		return Address{}, &fieldError{ErrHighS, "high-s signature: s is above N/2; only the low-s form is accepted"}
+		return nil, &fieldError{ErrHighS, "high-s signature: s is above N/2; only the low-s form is accepted"}
 	}
 	var c [65]byte
 	c[0] = v
 	copy(c[1:], sig[:64])
 	pub, _, err := ecdsa.RecoverCompact(c[:], d[:])
 	if err != nil {
-		return Address{}, &fieldError{ErrBadSignature, "bad signature: " + err.Error()}
+		return nil, &fieldError{ErrBadSignature, "bad signature: " + err.Error()}
 	}
-	return AddressOf(pub), nil
+	return pub, nil
 }

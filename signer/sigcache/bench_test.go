@@ -1,0 +1,158 @@
+package sigcache
+
+import (
+	"math/rand/v2"
+	"runtime"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/csop/tbox/signer"
+	"github.com/decred/dcrd/dcrec/secp256k1/v4"
+)
+
+// benchAttestations signs n attestations of each of devs devices,
+// interleaved, and returns them with their digests.
+func benchAttestations(b *testing.B, devs, n int) ([]*signer.Attestation, [][32]byte) {
+	b.Helper()
+	rng := rand.New(rand.NewPCG(9, 10))
+	keys := make([]*testKey, devs)
+	for i := range keys {
+		keys[i] = newTestKey(b, rng)
+	}
+	as := make([]*signer.Attestation, 0, devs*n)
+	ds := make([][32]byte, 0, devs*n)
+	for j := range n {
+		for _, k := range keys {
+			a := attestation(b, k, uint64(j+1))
+			as = append(as, a)
+			ds = append(ds, signer.Digest(testChainID, a))
+		}
+	}
+	return as, ds
+}
+
+func reportRate(b *testing.B) {
+	if s := b.Elapsed().Seconds(); s > 0 {
+		b.ReportMetric(float64(b.N)/s, "verifies/s")
+	}
+}
+
+// BenchmarkVerify compares, on 64 devices' attestations with their
+// digests computed: the reference check (signer.VerifyKey: fields,
+// recovery, address), the verifier with every key cached ("warm"), and the
+// verifier on devices it has never seen ("cold", each attestation from
+// another device, as in a fleet far larger than the cache).
+func BenchmarkVerify(b *testing.B) {
+	as, ds := benchAttestations(b, 64, 16)
+	b.Run("reference", func(b *testing.B) {
+		b.ReportAllocs()
+		for i := range b.N {
+			j := i % len(as)
+			if _, err := signer.VerifyKey(testChainID, as[j], ds[j]); err != nil {
+				b.Fatal(err)
+			}
+		}
+		reportRate(b)
+	})
+	b.Run("warm", func(b *testing.B) {
+		v := New(testChainID, DefaultSize)
+		for j := range as {
+			if err := v.Verify(as[j], ds[j]); err != nil {
+				b.Fatal(err)
+			}
+		}
+		b.ReportAllocs()
+		b.ResetTimer()
+		for i := range b.N {
+			j := i % len(as)
+			if err := v.Verify(as[j], ds[j]); err != nil {
+				b.Fatal(err)
+			}
+		}
+		reportRate(b)
+	})
+	b.Run("cold", func(b *testing.B) {
+		// A cache of one device, visited round robin by 64: every
+		// attestation misses, and its key replaces the last one.
+		v := New(testChainID, 1)
+		b.ReportAllocs()
+		for i := range b.N {
+			j := i % len(as)
+			if err := v.Verify(as[j], ds[j]); err != nil {
+				b.Fatal(err)
+			}
+		}
+		if hits, _ := v.Stats(); hits != 0 {
+			b.Fatalf("%d hits on a cold cache", hits)
+		}
+		reportRate(b)
+	})
+}
+
+// BenchmarkTable is the cost of building one device's table.
+func BenchmarkTable(b *testing.B) {
+	rng := rand.New(rand.NewPCG(11, 12))
+	var q secp256k1.JacobianPoint
+	randKey(b, rng).PubKey().AsJacobian(&q)
+	b.ReportAllocs()
+	for range b.N {
+		newTable(&q)
+	}
+}
+
+// threadCPU returns the CPU time of the calling OS thread.
+func threadCPU() time.Duration {
+	var ru syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_THREAD, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// BenchmarkSideBySide runs the reference check, the warm verifier and the
+// cold one in alternating chunks of 64 attestations on one locked thread,
+// so that the three share the load of other tenants of the machine, and
+// reports each one's CPU time per attestation and the ratios of the
+// reference's time to theirs ("x-warm", "x-cold": speedups).
+func BenchmarkSideBySide(b *testing.B) {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	as, ds := benchAttestations(b, 64, 16)
+	warm, cold := New(testChainID, DefaultSize), New(testChainID, 1)
+	for j := range as {
+		if err := warm.Verify(as[j], ds[j]); err != nil {
+			b.Fatal(err)
+		}
+	}
+	var ref, w, c time.Duration
+	run := func(lo, hi int, f func(j int) error) time.Duration {
+		t0 := threadCPU()
+		for i := lo; i < hi; i++ {
+			if err := f(i % len(as)); err != nil {
+				b.Fatal(err)
+			}
+		}
+		return threadCPU() - t0
+	}
+	b.ResetTimer()
+	for lo := 0; lo < b.N; lo += 64 {
+		hi := min(lo+64, b.N)
+		ref += run(lo, hi, func(j int) error { _, err := signer.VerifyKey(testChainID, as[j], ds[j]); return err })
+		w += run(lo, hi, func(j int) error { return warm.Verify(as[j], ds[j]) })
+		c += run(lo, hi, func(j int) error { return cold.Verify(as[j], ds[j]) })
+	}
+	b.StopTimer()
+	if hits, _ := cold.Stats(); hits != 0 {
+		b.Fatalf("%d hits on the cold cache", hits)
+	}
+	if _, misses := warm.Stats(); misses != 64 {
+		b.Fatalf("%d misses on the warm cache, want 64 (each device's first attestation)", misses)
+	}
+	n := float64(b.N)
+	b.ReportMetric(float64(ref.Microseconds())/n, "ref-µs")
+	b.ReportMetric(float64(w.Microseconds())/n, "warm-µs")
+	b.ReportMetric(float64(c.Microseconds())/n, "cold-µs")
+	if w > 0 && c > 0 {
+		b.ReportMetric(float64(ref)/float64(w), "x-warm")
+		b.ReportMetric(float64(ref)/float64(c), "x-cold")
+	}
+}

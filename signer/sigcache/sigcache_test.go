@@ -1,0 +1,422 @@
+package sigcache
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"math/big"
+	"math/rand/v2"
+	"sync"
+	"testing"
+
+	"github.com/csop/tbox/signer"
+	"github.com/decred/dcrd/dcrec/secp256k1/v4"
+)
+
+// fastVerdict is the verdict of Q's table alone on (digest, sig).
+func fastVerdict(tab *table, d [32]byte, sig signer.Signature) bool {
+	return tab.verify(&d, &sig)
+}
+
+// refVerdict is the verdict of the reference check: sig over d recovers
+// to the address dev (the fields of a valid attestation, so that only the
+// signature decides).
+func refVerdict(t testing.TB, dev signer.Address, d [32]byte, sig signer.Signature) (bool, error) {
+	t.Helper()
+	a := &signer.Attestation{V: signer.Version, Device: dev, Seq: 1, Batches: 1, Sig: sig}
+	if err := a.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	_, err := signer.VerifyKey(testChainID, a, d)
+	return err == nil, err
+}
+
+func setScalarBytes(dst []byte, k *secp256k1.ModNScalar) {
+	b := k.Bytes()
+	copy(dst, b[:])
+}
+
+func bigBytes32(x *big.Int) []byte {
+	var b [32]byte
+	x.FillBytes(b[:])
+	return b[:]
+}
+
+// adversarial returns signatures around sig (by key over d) that must be
+// judged exactly as the reference judges them.
+func adversarial(t testing.TB, rng *rand.Rand, key, other *testKey, d [32]byte, sig signer.Signature) map[string]signer.Signature {
+	t.Helper()
+	n := curveN
+	p := secp256k1.S256().P
+	out := map[string]signer.Signature{"valid": sig}
+	mod := func(name string, f func(s *signer.Signature)) {
+		s := sig
+		f(&s)
+		out[name] = s
+	}
+	mod("v flipped", func(s *signer.Signature) { s[64] ^= 27 ^ 28 })
+	for _, v := range []byte{0, 1, 26, 29, 30, 31, 255} {
+		mod(fmt.Sprintf("v %d", v), func(s *signer.Signature) { s[64] = v })
+	}
+	mod("v with overflow bit", func(s *signer.Signature) { s[64] += 2 })
+	mod("r 0", func(s *signer.Signature) { clear(s[:32]) })
+	mod("s 0", func(s *signer.Signature) { clear(s[32:64]) })
+	mod("r N", func(s *signer.Signature) { copy(s[:32], bigBytes32(n)) })
+	mod("r N+1", func(s *signer.Signature) { copy(s[:32], bigBytes32(new(big.Int).Add(n, big.NewInt(1)))) })
+	mod("r P-1", func(s *signer.Signature) { copy(s[:32], bigBytes32(new(big.Int).Sub(p, big.NewInt(1)))) })
+	mod("r all ones", func(s *signer.Signature) {
+		for i := range s[:32] {
+			s[i] = 0xff
+		}
+	})
+	mod("r + N", func(s *signer.Signature) {
+		r := new(big.Int).SetBytes(s[:32])
+		if r.Add(r, n); r.Cmp(p) < 0 {
+			copy(s[:32], bigBytes32(r))
+		}
+	})
+	mod("s N", func(s *signer.Signature) { copy(s[32:64], bigBytes32(n)) })
+	mod("s high", func(s *signer.Signature) {
+		x := new(big.Int).Sub(n, new(big.Int).SetBytes(s[32:64]))
+		copy(s[32:64], bigBytes32(x))
+	})
+	mod("s high, v flipped (the malleated twin)", func(s *signer.Signature) {
+		x := new(big.Int).Sub(n, new(big.Int).SetBytes(s[32:64]))
+		copy(s[32:64], bigBytes32(x))
+		s[64] ^= 27 ^ 28
+	})
+	mod("s half order", func(s *signer.Signature) { copy(s[32:64], bigBytes32(new(big.Int).Rsh(n, 1))) })
+	mod("s half order + 1", func(s *signer.Signature) {
+		copy(s[32:64], bigBytes32(new(big.Int).Add(new(big.Int).Rsh(n, 1), big.NewInt(1))))
+	})
+	mod("r random", func(s *signer.Signature) { // often not an x on the curve
+		for i := range s[:32] {
+			s[i] = byte(rng.Uint32())
+		}
+	})
+	mod("r small, not on the curve", func(s *signer.Signature) {
+		// x = 5: 5³+7 = 132 is not a square mod P; x = 1 and 2 are.
+		clear(s[:32])
+		s[31] = 5
+	})
+	mod("s random low", func(s *signer.Signature) {
+		for i := range s[32:64] {
+			s[32+i] = byte(rng.Uint32())
+		}
+		s[32] &= 0x7f
+	})
+	mod("bit flipped", func(s *signer.Signature) { s[rng.IntN(64)] ^= 1 << rng.IntN(8) })
+	mod("by another key", func(s *signer.Signature) { *s, _ = other.SignDigest(d) })
+	mod("swapped r and s", func(s *signer.Signature) {
+		var r [32]byte
+		copy(r[:], s[:32])
+		copy(s[:32], s[32:64])
+		copy(s[32:64], r[:])
+	})
+	return out
+}
+
+// infinityCases returns two digests and signatures that reach the point at
+// infinity: (d1, s1) makes R' = u1·G + u2·Q infinity (e = -r·q mod N with
+// sig's r; recovery then yields another key, never Q), and (d2, s2)
+// makes recovery's s·R − e·G infinity (R = k·G, e = s·k mod N).
+func infinityCases(t testing.TB, rng *rand.Rand, key *testKey, sig signer.Signature) (d1 [32]byte, s1 signer.Signature, d2 [32]byte, s2 signer.Signature) {
+	var r, e secp256k1.ModNScalar
+	r.SetByteSlice(sig[:32])
+	e.Mul2(&r, &key.priv.Key).Negate()
+	setScalarBytes(d1[:], &e)
+	s1 = sig
+	k := randKey(t, rng)
+	var R secp256k1.JacobianPoint
+	k.PubKey().AsJacobian(&R)
+	var rk, s secp256k1.ModNScalar
+	rk.SetByteSlice(bigBytes32(new(big.Int).SetBytes(R.X.Bytes()[:])))
+	s.SetByteSlice(sig[32:64])
+	setScalarBytes(s2[:32], &rk)
+	copy(s2[32:64], sig[32:64])
+	s2[64] = 27
+	if R.Y.IsOdd() {
+		s2[64] = 28
+	}
+	e.Mul2(&s, &k.Key)
+	setScalarBytes(d2[:], &e)
+	return
+}
+
+// TestDifferential: on random and adversarial signatures, Q's table
+// accepts exactly what the reference accepts for Q's address.
+func TestDifferential(t *testing.T) {
+	rng := rand.New(rand.NewPCG(21, 22))
+	rounds := 300
+	if testing.Short() {
+		rounds = 30
+	}
+	accepted := 0
+	for round := range rounds {
+		key, other := newTestKey(t, rng), newTestKey(t, rng)
+		var q secp256k1.JacobianPoint
+		key.priv.PubKey().AsJacobian(&q)
+		tab := newTable(&q)
+		var d [32]byte
+		for i := range d {
+			d[i] = byte(rng.Uint32())
+		}
+		if round%7 == 0 {
+			// Digests at and above N: recovery reduces them mod N.
+			copy(d[:], bigBytes32(new(big.Int).Add(curveN, big.NewInt(int64(rng.IntN(1000))))))
+		}
+		sig, _ := key.SignDigest(d)
+		cases := adversarial(t, rng, key, other, d, sig)
+		digests := map[string][32]byte{}
+		d1, s1, d2, s2 := infinityCases(t, rng, key, sig)
+		cases["R' at infinity"], digests["R' at infinity"] = s1, d1
+		cases["recovery at infinity"], digests["recovery at infinity"] = s2, d2
+		var tampered [32]byte
+		copy(tampered[:], d[:])
+		tampered[rng.IntN(32)] ^= 1 << rng.IntN(8)
+		cases["tampered digest"], digests["tampered digest"] = sig, tampered
+		for name, s := range cases {
+			dd, ok := digests[name]
+			if !ok {
+				dd = d
+			}
+			want, err := refVerdict(t, key.addr, dd, s)
+			if got := fastVerdict(tab, dd, s); got != want {
+				t.Fatalf("round %d, %s: fast path %v, reference %v (%v); sig %x digest %x", round, name, got, want, err, s, dd)
+			}
+			if want {
+				accepted++
+			}
+			if name == "recovery at infinity" && !errors.Is(err, signer.ErrBadSignature) {
+				t.Fatalf("round %d: recovery at infinity: reference %v, want %v", round, err, signer.ErrBadSignature)
+			}
+			if name == "valid" && !want {
+				t.Fatalf("round %d: the valid signature is refused: %v", round, err)
+			}
+			if name == "R' at infinity" {
+				var e, w, u1, u2 secp256k1.ModNScalar
+				var r, sv secp256k1.ModNScalar
+				r.SetByteSlice(s[:32])
+				sv.SetByteSlice(s[32:64])
+				e.SetByteSlice(dd[:])
+				w.InverseValNonConst(&sv)
+				u1.Mul2(&e, &w)
+				u2.Mul2(&r, &w)
+				var p1, p2, R secp256k1.JacobianPoint
+				secp256k1.ScalarBaseMultNonConst(&u1, &p1)
+				tab.mul(&u2, &p2)
+				secp256k1.AddNonConst(&p1, &p2, &R)
+				if !R.Z.IsZero() && !(R.X.IsZero() && R.Y.IsZero()) {
+					t.Fatalf("round %d: the R' at infinity case does not reach infinity", round)
+				}
+			}
+		}
+	}
+	if accepted < rounds {
+		t.Fatalf("%d accepted in %d rounds: the valid case must be among them", accepted, rounds)
+	}
+}
+
+// TestVerifierSameErrors: the verifier returns the reference's result,
+// error text and kind included, cold and warm, for valid attestations,
+// changed fields, and signatures of other devices.
+func TestVerifierSameErrors(t *testing.T) {
+	rng := rand.New(rand.NewPCG(23, 24))
+	keys := []*testKey{newTestKey(t, rng), newTestKey(t, rng), newTestKey(t, rng)}
+	v := New(testChainID, 16)
+	for round := range 3 { // cold, then warm (table built), then warm
+		for i, k := range keys {
+			other := keys[(i+1)%len(keys)]
+			good := attestation(t, k, uint64(round+1))
+			cases := map[string]*signer.Attestation{"valid": good}
+			c := *good
+			c.Meters++
+			c.Modes = []signer.ModeMeters{{Mode: "ECO", Meters: 2413}, {Mode: "SPORT", Meters: 8000}}
+			cases["meters changed"] = &c
+			c2 := *good
+			c2.Device = other.addr // A's signature, B's name
+			cases["device changed"] = &c2
+			c3 := *good
+			c3.Sig[64] ^= 27 ^ 28
+			cases["v flipped"] = &c3
+			c4 := *good
+			c4.Seq = 0
+			cases["invalid field"] = &c4
+			c5 := *good
+			x := new(big.Int).Sub(curveN, new(big.Int).SetBytes(c5.Sig[32:64]))
+			copy(c5.Sig[32:64], bigBytes32(x))
+			c5.Sig[64] ^= 27 ^ 28
+			cases["high s twin"] = &c5
+			for name, a := range cases {
+				want := signer.Verify(testChainID, a)
+				got := v.Verify(a, signer.Digest(testChainID, a))
+				if (got == nil) != (want == nil) || (got != nil && got.Error() != want.Error()) {
+					t.Fatalf("round %d, device %d, %s: verifier %v, reference %v", round, i, name, got, want)
+				}
+				for _, kind := range []error{signer.ErrSignerMismatch, signer.ErrBadSignature, signer.ErrHighS, signer.ErrMalformed} {
+					if errors.Is(got, kind) != errors.Is(want, kind) {
+						t.Fatalf("round %d, %s: errors.Is(%v) differs: verifier %v, reference %v", round, name, kind, got, want)
+					}
+				}
+			}
+		}
+	}
+	hits, _ := v.Stats()
+	if want := uint64(2 * len(keys)); hits != want {
+		t.Fatalf("%d attestations verified by cached keys, want %d (rounds 2 and 3, the valid ones)", hits, want)
+	}
+}
+
+// TestKeyOfAnotherDevice: a cached key of device A never verifies an
+// attestation that names B, even one A signed; B's own key still works.
+func TestKeyOfAnotherDevice(t *testing.T) {
+	rng := rand.New(rand.NewPCG(25, 26))
+	a, b := newTestKey(t, rng), newTestKey(t, rng)
+	v := New(testChainID, 16)
+	for seq := uint64(1); seq <= 3; seq++ {
+		for _, k := range []*testKey{a, b} {
+			at := attestation(t, k, seq)
+			if err := v.Verify(at, signer.Digest(testChainID, at)); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	forged := attestation(t, a, 4)
+	forged.Device = b.addr
+	// A signs B's attestation digest directly, as a thief of A's key would.
+	d := signer.Digest(testChainID, forged)
+	forged.Sig, _ = a.SignDigest(d)
+	h0, _ := v.Stats()
+	if err := v.Verify(forged, d); !errors.Is(err, signer.ErrSignerMismatch) {
+		t.Fatalf("attestation naming B signed by A: %v, want %v", err, signer.ErrSignerMismatch)
+	}
+	if h1, _ := v.Stats(); h1 != h0 {
+		t.Fatalf("the fast path accepted %d attestations naming B signed by A", h1-h0)
+	}
+	ok := attestation(t, b, 4)
+	if err := v.Verify(ok, signer.Digest(testChainID, ok)); err != nil {
+		t.Fatal(err)
+	}
+	if h2, _ := v.Stats(); h2 != h0+1 {
+		t.Fatalf("B's own attestation did not take the fast path after the forgery")
+	}
+}
+
+// TestEviction: the cache holds at most its size, the least recently used
+// leaves first, and an evicted device is verified again by recovery.
+func TestEviction(t *testing.T) {
+	rng := rand.New(rand.NewPCG(27, 28))
+	keys := make([]*testKey, 5)
+	for i := range keys {
+		keys[i] = newTestKey(t, rng)
+	}
+	v := New(testChainID, 3)
+	verify := func(k *testKey, seq uint64) {
+		t.Helper()
+		a := attestation(t, k, seq)
+		if err := v.Verify(a, signer.Digest(testChainID, a)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, k := range keys {
+		verify(k, 1)
+	}
+	if n := v.Len(); n != 3 {
+		t.Fatalf("%d cached, want 3", n)
+	}
+	verify(keys[2], 2) // now the most recent; keys[3] the least
+	verify(keys[0], 2) // evicted: a miss, and it evicts keys[3]
+	h, m := v.Stats()
+	if h != 1 || m != 6 {
+		t.Fatalf("hits %d, misses %d; want 1, 6", h, m)
+	}
+	verify(keys[4], 2)
+	verify(keys[2], 3)
+	verify(keys[3], 2) // evicted
+	if h, m := v.Stats(); h != 3 || m != 7 {
+		t.Fatalf("hits %d, misses %d; want 3, 7", h, m)
+	}
+	if n := v.Len(); n != 3 {
+		t.Fatalf("%d cached, want 3", n)
+	}
+	off := New(testChainID, 0)
+	for seq := uint64(1); seq <= 2; seq++ {
+		a := attestation(t, keys[0], seq)
+		if err := off.Verify(a, signer.Digest(testChainID, a)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if h, _ := off.Stats(); h != 0 || off.Len() != 0 {
+		t.Fatalf("a cache of size 0 holds %d keys, %d hits", off.Len(), h)
+	}
+}
+
+// TestConcurrent: several goroutines verifying the same devices (run with
+// -race) agree with the reference.
+func TestConcurrent(t *testing.T) {
+	rng := rand.New(rand.NewPCG(29, 30))
+	keys := make([]*testKey, 6)
+	for i := range keys {
+		keys[i] = newTestKey(t, rng)
+	}
+	var as []*signer.Attestation
+	for seq := uint64(1); seq <= 4; seq++ {
+		for _, k := range keys {
+			as = append(as, attestation(t, k, seq))
+		}
+	}
+	bad := *as[len(as)-1]
+	bad.Device = keys[0].addr
+	as = append(as, &bad)
+	v := New(testChainID, 4)
+	var wg sync.WaitGroup
+	for g := range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range as {
+				a := as[(i+g*5)%len(as)]
+				want := signer.Verify(testChainID, a)
+				if got := v.Verify(a, signer.Digest(testChainID, a)); (got == nil) != (want == nil) {
+					t.Errorf("verifier %v, reference %v", got, want)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+}
+
+// FuzzVerify: for arbitrary digest and signature bytes, the fast path of a
+// fixed key accepts exactly what recovery to that key's address accepts.
+// Seeds: valid signatures and their adversarial variants.
+func FuzzVerify(f *testing.F) {
+	rng := rand.New(rand.NewPCG(31, 32))
+	key, other := newTestKey(f, rng), newTestKey(f, rng)
+	var q secp256k1.JacobianPoint
+	key.priv.PubKey().AsJacobian(&q)
+	tab := newTable(&q)
+	for i := range 4 {
+		var d [32]byte
+		binary.BigEndian.PutUint64(d[:], uint64(i)*0x9e3779b97f4a7c15)
+		sig, _ := key.SignDigest(d)
+		for _, s := range adversarial(f, rng, key, other, d, sig) {
+			f.Add(d[:], s[:])
+		}
+		d1, s1, d2, s2 := infinityCases(f, rng, key, sig)
+		f.Add(d1[:], s1[:])
+		f.Add(d2[:], s2[:])
+	}
+	f.Fuzz(func(t *testing.T, d, s []byte) {
+		if len(d) != 32 || len(s) != 65 {
+			return
+		}
+		var dd [32]byte
+		var sig signer.Signature
+		copy(dd[:], d)
+		copy(sig[:], s)
+		want, err := refVerdict(t, key.addr, dd, sig)
+		if got := fastVerdict(tab, dd, sig); got != want {
+			t.Fatalf("fast path %v, reference %v (%v)", got, want, err)
+		}
+	})
+}
