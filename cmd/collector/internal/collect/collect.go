@@ -128,6 +128,7 @@ import (
 	"github.com/csop/tbox/cmd/collector/internal/draw"
 	"github.com/csop/tbox/cmd/collector/internal/ledger"
 	"github.com/csop/tbox/signer"
+	"github.com/csop/tbox/signer/sigcache"
 )
 
 // Defaults for zero Config fields.
@@ -179,6 +180,8 @@ type Collector struct {
 	l   ledger.Ledger
 	cfg Config
 	log *slog.Logger
+
+	keys *sigcache.Verifier // signer.Verify, faster for devices seen before
 
 	received, accepted, duplicates, refused atomic.Uint64
 	held, ineligible, breaks                atomic.Uint64
@@ -247,7 +250,7 @@ func New(l ledger.Ledger, cfg Config, log *slog.Logger) (*Collector, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Collector{l: l, cfg: cfg, log: log}, nil
+	return &Collector{l: l, cfg: cfg, log: log, keys: sigcache.New(cfg.ChainID, sigcache.DefaultSize)}, nil
 }
 
 // Message is one MQTT message received.
@@ -576,7 +579,7 @@ func (c *Collector) precheck(m Message) (*candidate, *Reply) {
 	if !c.cfg.Allow.Allowed(a.Device) {
 		return nil, nack(a.Seq, &refusal{ErrUnknownDevice, fmt.Sprintf("%v: %s is not on the registry allowlist", ErrUnknownDevice, a.Device)})
 	}
-	if err := signer.Verify(c.cfg.ChainID, a); err != nil {
+	if err := c.keys.Verify(a, digest); err != nil {
 		return nil, nack(a.Seq, err)
 	}
 	return &candidate{seg: seg, a: a, digest: digest, wire: m.Payload}, nil
