@@ -20,13 +20,16 @@
 // about 128 bits with the curve's endomorphism (GLV), each half cut into
 // four chunks of 32 bits, and the table holds the affine odd multiples
 // 1B, 3B, 5B, 7B of the eight bases B = 2^(32i)·Q and 2^(32i)·φ(Q), so
-// that the product takes 32 doublings and about 51 mixed additions (wNAF
+// that the product takes 32 doublings and about 55 mixed additions (wNAF
 // of width 4) where recovery's takes 128 doublings and about 86.
 //
 // The fast path only ever accepts. Whatever it does not accept (an
 // unknown device, a malformed or other-key signature) goes to
 // [signer.VerifyKey], the reference check, whose verdict and error are
-// returned unchanged. A key enters the cache only after the reference
+// returned unchanged: a well-formed signature that is not the cached
+// key's costs the fast check (up to the x comparison) and then the
+// recovery, the price of returning the reference's error, which names the
+// address recovered. A key enters the cache only after the reference
 // check recovered it and found that its address is the attestation's
 // device, under that address, so a key of device A can only ever be tried
 // on attestations that name A as their device.
