@@ -313,15 +313,14 @@ func ValidShareGroup(g string) error {
 
 // topicDevice returns the <device> of csop/v1/<device>/att.
 func topicDevice(topic string) (seg string, dev signer.Address, ok bool) {
-	parts := strings.Split(topic, "/")
-	if len(parts) != 4 || parts[0] != "csop" || parts[1] != "v1" || parts[3] != "att" {
+	seg, kind, ok := splitTopic(topic)
+	if !ok || kind != "att" {
 		return "", dev, false
 	}
-	dev, err := signer.ParseAddress(parts[2])
-	if err != nil {
+	if dev, ok = parseAddress(seg); !ok {
 		return "", dev, false
 	}
-	return parts[2], dev, true
+	return seg, dev, true
 }
 
 // candidate is a message that passed the stateless checks.
@@ -581,7 +580,7 @@ func (c *Collector) precheck(m Message) (*candidate, *Reply) {
 		return nil, nack(0, err)
 	}
 	digest = signer.Digest(c.cfg.ChainID, a)
-	if a.Device != tdev || seg != a.Device.String() {
+	if a.Device != tdev || !isAddressText(seg, a.Device) {
 		return nil, nack(a.Seq, &refusal{ErrTopic, fmt.Sprintf("%v: topic names device %s, attestation is from %s", ErrTopic, seg, a.Device)})
 	}
 	if !c.cfg.Allow.Allowed(a.Device) {
