@@ -8,6 +8,7 @@ import (
 
 	"github.com/csop/tbox/cmd/collector/internal/draw"
 	"github.com/csop/tbox/cmd/collector/internal/ledger"
+	wirefmt "github.com/csop/tbox/cmd/collector/internal/wire"
 	"github.com/csop/tbox/signer"
 )
 
@@ -132,7 +133,7 @@ func (c *Collector) atOrBelowHead(tx ledger.Tx, dev signer.Address, seq uint64, 
 		if stored == digest {
 			return nil, true, nil
 		}
-		a, err := signer.ParseWire(wire)
+		a, err := wirefmt.Parse(wire)
 		if err != nil {
 			return nil, false, fmt.Errorf("device %s seq %d: verified attestation does not parse: %w", dev, seq, err)
 		}
@@ -187,7 +188,7 @@ func (c *Collector) drain(tx ledger.Tx, dev signer.Address) (o outcome, err erro
 			return o, err
 		}
 		first := held[0]
-		a, err := signer.ParseWire(first.Wire)
+		a, err := wirefmt.Parse(first.Wire)
 		if err != nil {
 			return o, fmt.Errorf("device %s held seq %d: %w: %w", dev, first.Seq, ledger.ErrCorrupt, err)
 		}

@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strings"
 
 	"github.com/csop/tbox/cmd/collector/internal/ledger"
 	"github.com/csop/tbox/signer"
@@ -82,12 +81,12 @@ func ParseLoss(payload []byte) (from, to uint64, ok bool, err error) {
 // healthMessage reports whether m is a health report, and the loss it
 // announces for a device on the allowlist, if any.
 func (c *Collector) healthMessage(m Message) (*announcement, bool) {
-	parts := strings.Split(m.Topic, "/")
-	if len(parts) != 4 || parts[0] != "csop" || parts[1] != "v1" || parts[3] != "health" {
+	seg, kind, ok := splitTopic(m.Topic)
+	if !ok || kind != "health" {
 		return nil, false
 	}
-	dev, err := signer.ParseAddress(parts[2])
-	if err != nil || dev.String() != parts[2] || !c.cfg.Allow.Allowed(dev) {
+	dev, ok := parseAddress(seg)
+	if !ok || !isAddressText(seg, dev) || !c.cfg.Allow.Allowed(dev) {
 		return nil, true
 	}
 	from, to, ok, err := ParseLoss(m.Payload)

@@ -174,7 +174,7 @@ func (t *boltTx) RecordBreak(b Break, prev [32]byte) error {
 	}
 	h.Seq, h.Digest = b.To, prev
 	h.Breaks++
-	return d.Put(keyHead, h.marshal())
+	return t.putHead(d, b.Device, h)
 }
 
 // Breaks returns the device's recorded chain breaks, by seq.

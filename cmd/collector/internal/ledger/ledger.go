@@ -233,6 +233,32 @@ func (l *Bolt) View(fn func(Tx) error) error {
 // Tx is a transaction on the ledger; valid only inside Update or View.
 type boltTx struct {
 	tx *bbolt.Tx
+	// The head last read or written, of device headDev when headOK: a
+	// group reads a device's head to decide, again to append, and again
+	// to ack. Every write of a head goes through putHead.
+	headDev signer.Address
+	head    Head
+	headOK  bool
+}
+
+// putHead writes the device's head record into its bucket d.
+func (t *boltTx) putHead(d *bbolt.Bucket, dev signer.Address, h Head) error {
+	t.headOK = false
+	if err := d.Put(keyHead, h.marshal()); err != nil {
+		return err
+	}
+	t.headDev, t.head, t.headOK = dev, h, true
+	return nil
+}
+
+// bucket returns the child bucket name of b, created if missing: as
+// CreateBucketIfNotExists, without its copy of the name when the bucket
+// is open already (bbolt keeps a write transaction's open buckets).
+func bucket(b *bbolt.Bucket, name []byte) (*bbolt.Bucket, error) {
+	if c := b.Bucket(name); c != nil {
+		return c, nil
+	}
+	return b.CreateBucketIfNotExists(name)
 }
 
 // Head is what the ledger holds about a device: its chain head, its
@@ -340,14 +366,22 @@ func (t *boltTx) devBucket(dev signer.Address) *bbolt.Bucket {
 
 // Head returns the device's head; the zero Head for a device never seen.
 func (t *boltTx) Head(dev signer.Address) (Head, error) {
+	if t.headOK && t.headDev == dev {
+		return t.head, nil
+	}
 	d := t.devBucket(dev)
-	if d == nil || d.Get(keyHead) == nil { // never seen, or only held seqs or a loss announcement
+	if d == nil {
 		return Head{}, nil
 	}
-	h, err := unmarshalHead(d.Get(keyHead))
+	v := d.Get(keyHead)
+	if v == nil { // never seen, or only held seqs or a loss announcement
+		return Head{}, nil
+	}
+	h, err := unmarshalHead(v)
 	if err != nil {
 		return h, fmt.Errorf("device %s: %w", dev, err)
 	}
+	t.headDev, t.head, t.headOK = dev, h, true
 	return h, nil
 }
 
@@ -378,19 +412,19 @@ func (t *boltTx) Append(a *signer.Attestation, digest [32]byte, wire []byte, v V
 	if a.Seq != h.Seq+1 {
 		return fmt.Errorf("device %s: append seq %d, head is %d: %w", a.Device, a.Seq, h.Seq, ErrNotNext)
 	}
-	d, err := t.tx.Bucket(bucketDev).CreateBucketIfNotExists(a.Device[:])
+	d, err := bucket(t.tx.Bucket(bucketDev), a.Device[:])
 	if err != nil {
 		return fmt.Errorf("device %s: %w", a.Device, err)
 	}
-	att, err := d.CreateBucketIfNotExists(bucketAtt)
+	att, err := bucket(d, bucketAtt)
 	if err != nil {
 		return err
 	}
-	modes, err := d.CreateBucketIfNotExists(bucketModes)
+	modes, err := bucket(d, bucketModes)
 	if err != nil {
 		return err
 	}
-	verdicts, err := d.CreateBucketIfNotExists(bucketVerdict)
+	verdicts, err := bucket(d, bucketVerdict)
 	if err != nil {
 		return err
 	}
@@ -407,21 +441,21 @@ func (t *boltTx) Append(a *signer.Attestation, digest [32]byte, wire []byte, v V
 		return err
 	}
 	for _, m := range a.Modes {
+		name := []byte(m.Mode)
 		var cur uint64
-		if v := modes.Get([]byte(m.Mode)); len(v) == 8 {
+		if v := modes.Get(name); len(v) == 8 {
 			cur = binary.BigEndian.Uint64(v)
 		}
-		if err := modes.Put([]byte(m.Mode), u64(cur+m.Meters)); err != nil {
+		if err := modes.Put(name, u64(cur+m.Meters)); err != nil {
 			return err
 		}
 	}
 
-	nh := h.After(a, digest, v)
-	if !v.Eligible {
-		return d.Put(keyHead, nh.marshal())
-	}
-	if err := d.Put(keyHead, nh.marshal()); err != nil {
+	if err := t.putHead(d, a.Device, h.After(a, digest, v)); err != nil {
 		return err
+	}
+	if !v.Eligible {
+		return nil
 	}
 	return t.index(a)
 }
@@ -499,7 +533,7 @@ func (t *boltTx) index(a *signer.Attestation) error {
 			}
 			return nil
 		}
-		bb, err := idx.CreateBucketIfNotExists(bk)
+		bb, err := bucket(idx, bk)
 		if err != nil {
 			return fmt.Errorf("batch %d index: %w", b, err)
 		}
@@ -665,7 +699,7 @@ func (t *boltTx) RecordDraw(b uint64, res *draw.Result, at time.Time) error {
 		}
 		h.Wins += uint64(a.Wins)
 		h.AwardMicro += a.Micro
-		if err := d.Put(keyHead, h.marshal()); err != nil {
+		if err := t.putHead(d, a.Device, h); err != nil {
 			return err
 		}
 	}
