@@ -186,15 +186,31 @@ func (l *lexer) unterminated(open int) []byte {
 // statementKeywords begin a statement when they are the first token on a
 // line. A statement ends at ';' or where the next one begins, whichever comes
 // first, so a missing ';' costs nothing.
-var statementKeywords = map[string]bool{
-	"VERSION": true, "NS_": true, "BS_": true, "BU_": true, "BO_": true, "SG_": true,
-	"EV_": true, "ENVVAR_DATA_": true, "CM_": true, "BA_DEF_": true, "BA_DEF_DEF_": true,
-	"BA_": true, "VAL_": true, "VAL_TABLE_": true, "BO_TX_BU_": true, "SIG_VALTYPE_": true,
-	"SG_MUL_VAL_": true, "SIG_GROUP_": true, "SGTYPE_": true, "SIG_TYPE_REF_": true,
-	"BA_DEF_REL_": true, "BA_REL_": true, "BA_DEF_DEF_REL_": true, "BA_DEF_SGTYPE_": true,
-	"BA_SGTYPE_": true, "SGTYPE_VAL_": true, "CAT_DEF_": true, "CAT_": true, "FILTER": true,
-	"EV_DATA_": true, "BU_SG_REL_": true, "BU_EV_REL_": true, "BU_BO_REL_": true,
-	"SIGTYPE_VALTYPE_": true,
+var statementKeywords = [...]string{ // sorted, for isStatementKeyword
+	"BA_", "BA_DEF_", "BA_DEF_DEF_", "BA_DEF_DEF_REL_", "BA_DEF_REL_",
+	"BA_DEF_SGTYPE_", "BA_REL_", "BA_SGTYPE_", "BO_", "BO_TX_BU_", "BS_", "BU_",
+	"BU_BO_REL_", "BU_EV_REL_", "BU_SG_REL_", "CAT_", "CAT_DEF_", "CM_",
+	"ENVVAR_DATA_", "EV_", "EV_DATA_", "FILTER", "NS_", "SGTYPE_", "SGTYPE_VAL_",
+	"SG_", "SG_MUL_VAL_", "SIGTYPE_VALTYPE_", "SIG_GROUP_", "SIG_TYPE_REF_",
+	"SIG_VALTYPE_", "VAL_", "VAL_TABLE_", "VERSION",
+}
+
+// isStatementKeyword reports whether w is one of statementKeywords. (A map
+// literal cost tboxd its initialisation code.)
+func isStatementKeyword(w []byte) bool {
+	lo, hi := 0, len(statementKeywords)
+	for lo < hi {
+		m := int(uint(lo+hi) >> 1)
+		switch k := statementKeywords[m]; {
+		case string(w) == k:
+			return true
+		case string(w) > k:
+			lo = m + 1
+		default:
+			hi = m
+		}
+	}
+	return false
 }
 
 // problem is a statement the reader could not read.
@@ -250,7 +266,7 @@ func readDBC(file string, data []byte) readResult {
 		if t.kind == tokEOF {
 			break
 		}
-		if t.kind != tokWord || !statementKeywords[string(t.text)] {
+		if t.kind != tokWord || !isStatementKeyword(t.text) {
 			if len(r.res.general) < maxGeneral {
 				r.general(problem{t.line, fmt.Sprintf("expected a DBC keyword (BO_, SG_, CM_, VAL_, ...), found %s", t)})
 			} else {
@@ -351,7 +367,7 @@ func (r *reader) atEnd() bool {
 		r.lex.next()
 		return true
 	}
-	return t.firstLine && t.kind == tokWord && statementKeywords[string(t.text)]
+	return t.firstLine && t.kind == tokWord && isStatementKeyword(t.text)
 }
 
 // skipStatement skips to the end of the current statement.
@@ -397,7 +413,7 @@ func (r *reader) expect(what string) *stmtError {
 // consuming a ';').
 func (r *reader) endsHere(t token) bool {
 	return t.kind == tokEOF || (t.kind == tokPunct && t.text[0] == ';') ||
-		(t.firstLine && t.kind == tokWord && statementKeywords[string(t.text)])
+		(t.firstLine && t.kind == tokWord && isStatementKeyword(t.text))
 }
 
 func (r *reader) word(what string) (token, *stmtError) {
