@@ -294,7 +294,7 @@ func New(cfg Config, deps Deps) (*Shell, error) {
 		s.service, s.hasKey = a, true
 	}
 	s.limit = limiter{max: cfg.MaxFailures, base: cfg.LockoutBase, cap: cfg.LockoutMax}
-	s.cmds = commands()
+	s.cmds = commandTable[:]
 	return s, nil
 }
 
