@@ -207,74 +207,64 @@ func splitWords(s string) []string {
 // allocation per word.
 func splitWordsASCII(s string) []string {
 	words := make([]string, 0, 8)
-	letter := func(c byte) bool { return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' }
-	digit := func(c byte) bool { return c >= '0' && c <= '9' }
-	upper := func(c byte) bool { return c >= 'A' && c <= 'Z' }
-	lower := func(c byte) bool { return c >= 'a' && c <= 'z' }
 	start := -1
-	flush := func(end int) {
-		if start >= 0 && end > start {
-			words = append(words, strings.ToLower(s[start:end]))
+	// i == len(s) ends the last word as a separator would.
+	for i := 0; i <= len(s); i++ {
+		var c byte
+		if i < len(s) {
+			c = s[i]
 		}
-		start = -1
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if !letter(c) && !digit(c) {
-			flush(i)
-			continue
+		sep := !asciiLetter(c) && !asciiDigit(c)
+		cut := sep
+		if !sep && start >= 0 {
+			p := s[i-1]
+			cut = asciiLower(p) && asciiUpper(c) ||
+				asciiUpper(p) && asciiUpper(c) && i+1 < len(s) && asciiLower(s[i+1]) ||
+				asciiDigit(p) != asciiDigit(c)
 		}
-		if start < 0 {
-			start = i
-			continue
+		if cut && start >= 0 {
+			words = append(words, strings.ToLower(s[start:i]))
+			start = -1
 		}
-		p := s[i-1]
-		switch {
-		case lower(p) && upper(c),
-			upper(p) && upper(c) && i+1 < len(s) && lower(s[i+1]),
-			digit(p) != digit(c):
-			flush(i)
+		if !sep && start < 0 {
 			start = i
 		}
 	}
-	flush(len(s))
 	return words
 }
+
+func asciiUpper(c byte) bool  { return c >= 'A' && c <= 'Z' }
+func asciiLower(c byte) bool  { return c >= 'a' && c <= 'z' }
+func asciiLetter(c byte) bool { return asciiUpper(c) || asciiLower(c) }
+func asciiDigit(c byte) bool  { return c >= '0' && c <= '9' }
 
 // splitWordsRunes is splitWords on any text.
 func splitWordsRunes(s string) []string {
 	var words []string
 	rs := []rune(s)
 	start := -1
-	flush := func(end int) {
-		if start >= 0 && end > start {
-			words = append(words, strings.ToLower(string(rs[start:end])))
+	// i == len(rs) ends the last word as a separator would.
+	for i := 0; i <= len(rs); i++ {
+		r := rune(' ')
+		if i < len(rs) {
+			r = rs[i]
 		}
-		start = -1
-	}
-	for i, r := range rs {
-		if !unicode.IsLetter(r) && !unicode.IsDigit(r) {
-			flush(i)
-			continue
+		sep := !unicode.IsLetter(r) && !unicode.IsDigit(r)
+		cut := sep
+		if !sep && start >= 0 {
+			p := rs[i-1]
+			cut = unicode.IsLower(p) && unicode.IsUpper(r) ||
+				unicode.IsUpper(p) && unicode.IsUpper(r) && i+1 < len(rs) && unicode.IsLower(rs[i+1]) ||
+				unicode.IsDigit(p) != unicode.IsDigit(r)
 		}
-		if start < 0 {
-			start = i
-			continue
+		if cut && start >= 0 {
+			words = append(words, strings.ToLower(string(rs[start:i])))
+			start = -1
 		}
-		p := rs[i-1]
-		switch {
-		case unicode.IsLower(p) && unicode.IsUpper(r):
-			flush(i)
-			start = i
-		case unicode.IsUpper(p) && unicode.IsUpper(r) && i+1 < len(rs) && unicode.IsLower(rs[i+1]):
-			flush(i)
-			start = i
-		case unicode.IsDigit(p) != unicode.IsDigit(r):
-			flush(i)
+		if !sep && start < 0 {
 			start = i
 		}
 	}
-	flush(len(rs))
 	return words
 }
 
