@@ -215,7 +215,7 @@ func frameFormat(loc locator, db *database, m *dbc.MessageDef, sc *sectionConfig
 		return long || db.fd[m.MessageID], nil
 	}
 	if !*sc.FD && long {
-		return false, loc.err(sec+".fd", errorf("%w: fd = false, but message %s (%s:%d) has %d bytes: only a CAN FD frame carries more than 8", ErrValue, m.Name, db.file, m.Pos.Line, m.Size))
+		return false, loc.errorf(sec+".fd", "%w: fd = false, but message %s (%s:%d) has %d bytes: only a CAN FD frame carries more than 8", ErrValue, m.Name, db.file, m.Pos.Line, m.Size)
 	}
 	return *sc.FD, nil
 }

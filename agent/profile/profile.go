@@ -254,17 +254,17 @@ func parse(file string, data []byte, readDBC func(string) (string, []byte, error
 	loc := locator{file: file, data: data}
 	if und := md.Undecoded(); len(und) > 0 {
 		k := und[0]
-		return nil, loc.err(k.String(), errorf("%w %q: want dbc, odometer, drive_mode, speed, privacy, plausibility with their documented keys", ErrUnknownKey, k.String()))
+		return nil, loc.errorf(k.String(), "%w %q: want dbc, odometer, drive_mode, speed, privacy, plausibility with their documented keys", ErrUnknownKey, k.String())
 	}
 	if cfg.DBC == "" {
-		return nil, loc.err("dbc", errorf("%w: dbc = \"file.dbc\" (the DBC, relative to the profile)", ErrMissing))
+		return nil, loc.errorf("dbc", "%w: dbc = \"file.dbc\" (the DBC, relative to the profile)", ErrMissing)
 	}
 	dbcPath, dbcData, err := readDBC(cfg.DBC)
 	if err != nil {
 		if !errors.Is(err, ErrTooLarge) && !errors.Is(err, ErrNotRegular) && !errors.Is(err, ErrMissing) {
 			err = errorf("%w: %w", ErrMissing, err)
 		}
-		return nil, loc.err("dbc", errorf("DBC %q: %w", cfg.DBC, err))
+		return nil, loc.errorf("dbc", "DBC %q: %w", cfg.DBC, err)
 	}
 	db, err := parseDBC(dbcPath, dbcData)
 	if err != nil {
@@ -273,7 +273,7 @@ func parse(file string, data []byte, readDBC func(string) (string, []byte, error
 	p := &Profile{file: file, dbcFile: dbcPath, maxSpeed: DefaultMaxSpeedKmh}
 	if v := cfg.Plausibility.MaxSpeedKmh; v != nil {
 		if !(*v >= 1) || math.IsInf(*v, 0) || *v > 10000 {
-			return nil, loc.err("plausibility.max_speed_kmh", errorf("%w: max_speed_kmh = %v, want a speed from 1 to 10000 km/h", ErrValue, *v))
+			return nil, loc.errorf("plausibility.max_speed_kmh", "%w: max_speed_kmh = %v, want a speed from 1 to 10000 km/h", ErrValue, *v)
 		}
 		p.maxSpeed = *v
 	}
@@ -289,7 +289,7 @@ func parse(file string, data []byte, readDBC func(string) (string, []byte, error
 			if k == Speed {
 				continue
 			}
-			return nil, loc.err(k.String(), errorf("%w: section [%s] with message and signal", ErrMissing, k))
+			return nil, loc.errorf(k.String(), "%w: section [%s] with message and signal", ErrMissing, k)
 		}
 		var s *signal
 		if k == Odometer && sc.Source != "" && sc.Source != "frame" {
@@ -301,7 +301,7 @@ func parse(file string, data []byte, readDBC func(string) (string, []byte, error
 			return nil, err
 		}
 		if k != Odometer && p.sigs[Odometer] != nil && p.sigs[Odometer].poll != nil && s.key == p.sigs[Odometer].key {
-			return nil, loc.err(k.String()+".message", errorf("%w: message %s has ID 0x%s, the odometer's response_id", ErrValue, s.message, s.key))
+			return nil, loc.errorf(k.String()+".message", "%w: message %s has ID 0x%s, the odometer's response_id", ErrValue, s.message, s.key)
 		}
 		p.sigs[k] = s
 		used[s.key] = true
@@ -350,12 +350,12 @@ func (p *Profile) privacyList(loc locator, db *database, names []string) (map[ca
 		if strings.HasPrefix(n, "0x") || strings.HasPrefix(n, "0X") {
 			k, err := can.ParseKey(n)
 			if err != nil {
-				return nil, loc.err("privacy.biometric_messages", errorf("%w: %w", ErrValue, err))
+				return nil, loc.errorf("privacy.biometric_messages", "%w: %w", ErrValue, err)
 			}
 			add(k, bioEntry{nil, fmt.Sprintf("ID 0x%s is listed in privacy.biometric_messages as %q", k, n)})
 			continue
 		}
-		return nil, loc.err("privacy.biometric_messages", errorf("%w %q in %s: want a DBC message name or a hex ID such as \"0x5A1\"", ErrUnknownMessage, n, db.file))
+		return nil, loc.errorf("privacy.biometric_messages", "%w %q in %s: want a DBC message name or a hex ID such as \"0x5A1\"", ErrUnknownMessage, n, db.file)
 	}
 	for _, m := range db.messages {
 		k, ok := db.keys[m]
@@ -416,13 +416,13 @@ func compile(loc locator, db *database, k Kind, sc *sectionConfig, bio map[can.K
 		return nil, err
 	}
 	if sc.Message == "" {
-		return nil, loc.err(sec+".message", errorf("%w: message = \"<DBC message name>\"", ErrMissing))
+		return nil, loc.errorf(sec+".message", "%w: message = \"<DBC message name>\"", ErrMissing)
 	}
 	if sc.Signal == "" {
-		return nil, loc.err(sec+".signal", errorf("%w: signal = \"<DBC signal name>\"", ErrMissing))
+		return nil, loc.errorf(sec+".signal", "%w: signal = \"<DBC signal name>\"", ErrMissing)
 	}
 	if sc.Bus != "" && !isBusName(sc.Bus) {
-		return nil, loc.err(sec+".bus", errorf("%w: bus %q, want an interface name such as \"can1\"", ErrValue, sc.Bus))
+		return nil, loc.errorf(sec+".bus", "%w: bus %q, want an interface name such as \"can1\"", ErrValue, sc.Bus)
 	}
 	m := db.byName[sc.Message]
 	if m == nil {
@@ -430,16 +430,16 @@ func compile(loc locator, db *database, k Kind, sc *sectionConfig, bio map[can.K
 		if s := db.suggestMessage(sc.Message); s != "" {
 			hint = fmt.Sprintf(" (did you mean %q?)", s)
 		}
-		return nil, loc.err(sec+".message", errorf("%w %q: not in %s%s", ErrUnknownMessage, sc.Message, db.file, hint))
+		return nil, loc.errorf(sec+".message", "%w %q: not in %s%s", ErrUnknownMessage, sc.Message, db.file, hint)
 	}
 	where := fmt.Sprintf("%s:%d", db.file, m.Pos.Line)
 	for _, o := range db.messages {
 		if o != m && string(o.Name) == sc.Message {
-			return nil, loc.err(sec+".message", errorf("%w: message name %s is defined twice, at %s and %s:%d: which one is meant cannot be told", ErrValue, m.Name, where, db.file, o.Pos.Line))
+			return nil, loc.errorf(sec+".message", "%w: message name %s is defined twice, at %s and %s:%d: which one is meant cannot be told", ErrValue, m.Name, where, db.file, o.Pos.Line)
 		}
 	}
 	if why, bad := db.badID[m]; bad {
-		return nil, &ConfigError{File: db.file, Line: m.Pos.Line, Field: sec + ".message", Err: errorf("%w: message %s: %s", ErrSignal, m.Name, why)}
+		return nil, dbErrorf(db.file, m.Pos.Line, sec + ".message", "%w: message %s: %s", ErrSignal, m.Name, why)
 	}
 	key := db.keys[m]
 	// The privacy gate comes first: a biometric ID is refused whatever else
@@ -447,17 +447,17 @@ func compile(loc locator, db *database, k Kind, sc *sectionConfig, bio map[can.K
 	if e, ok := bio[key]; ok {
 		switch {
 		case e.msg == m:
-			return nil, loc.err(sec+".message", errorf("%w: message %s (ID 0x%s, %s): %s", ErrBiometric, m.Name, key, where, e.why))
+			return nil, loc.errorf(sec+".message", "%w: message %s (ID 0x%s, %s): %s", ErrBiometric, m.Name, key, where, e.why)
 		case e.msg != nil:
-			return nil, loc.err(sec+".message", errorf("%w: message %s (ID 0x%s, %s) is an alias of message %s (%s:%d) on the same ID, and %s: %s", ErrBiometric, m.Name, key, where, e.msg.Name, db.file, e.msg.Pos.Line, e.msg.Name, e.why))
+			return nil, loc.errorf(sec+".message", "%w: message %s (ID 0x%s, %s) is an alias of message %s (%s:%d) on the same ID, and %s: %s", ErrBiometric, m.Name, key, where, e.msg.Name, db.file, e.msg.Pos.Line, e.msg.Name, e.why)
 		default:
-			return nil, loc.err(sec+".message", errorf("%w: message %s (%s): %s", ErrBiometric, m.Name, where, e.why))
+			return nil, loc.errorf(sec+".message", "%w: message %s (%s): %s", ErrBiometric, m.Name, where, e.why)
 		}
 	}
 	// The gate must judge every statement of a message the agent receives:
 	// one it could not read is an error here, not a warning.
 	if ps := db.problemsOn(key); len(ps) > 0 {
-		return nil, &ConfigError{File: db.file, Line: ps[0].line, Field: sec + ".message", Err: errorf("%w: DBC: %s (message %s, ID 0x%s, is used by the profile)", ErrSyntax, ps[0].msg, m.Name, key)}
+		return nil, dbErrorf(db.file, ps[0].line, sec + ".message", "%w: DBC: %s (message %s, ID 0x%s, is used by the profile)", ErrSyntax, ps[0].msg, m.Name, key)
 	}
 	sd := db.signal(m, sc.Signal)
 	if sd == nil {
@@ -465,7 +465,7 @@ func compile(loc locator, db *database, k Kind, sc *sectionConfig, bio map[can.K
 		for _, s := range m.Signals {
 			names = append(names, string(s.Name))
 		}
-		return nil, loc.err(sec+".signal", errorf("%w %q: message %s (%s) has %s", ErrUnknownSignal, sc.Signal, m.Name, where, strings.Join(names, ", ")))
+		return nil, loc.errorf(sec+".signal", "%w %q: message %s (%s) has %s", ErrUnknownSignal, sc.Signal, m.Name, where, strings.Join(names, ", "))
 	}
 	sigWhere := fmt.Sprintf("%s:%d", db.file, sd.Pos.Line)
 	enc := encInt
@@ -477,10 +477,10 @@ func compile(loc locator, db *database, k Kind, sc *sectionConfig, bio map[can.K
 	}
 	f, err := newField(sd.StartBit, sd.Size, sd.IsBigEndian, sd.IsSigned, enc, m.Size)
 	if err != nil {
-		return nil, &ConfigError{File: db.file, Line: sd.Pos.Line, Field: sec + ".signal", Err: errorf("signal %s of %s: %w", sd.Name, m.Name, err)}
+		return nil, dbErrorf(db.file, sd.Pos.Line, sec + ".signal", "signal %s of %s: %w", sd.Name, m.Name, err)
 	}
 	if sd.Factor == 0 || math.IsNaN(sd.Factor) || math.IsInf(sd.Factor, 0) || math.IsNaN(sd.Offset) || math.IsInf(sd.Offset, 0) {
-		return nil, &ConfigError{File: db.file, Line: sd.Pos.Line, Field: sec + ".signal", Err: errorf("%w: signal %s of %s has factor %v and offset %v, want a finite non-zero factor", ErrSignal, sd.Name, m.Name, sd.Factor, sd.Offset)}
+		return nil, dbErrorf(db.file, sd.Pos.Line, sec + ".signal", "%w: signal %s of %s has factor %v and offset %v, want a finite non-zero factor", ErrSignal, sd.Name, m.Name, sd.Factor, sd.Offset)
 	}
 	s := &signal{
 		kind: k, message: string(m.Name), name: string(sd.Name), bus: sc.Bus,
@@ -496,10 +496,10 @@ func compile(loc locator, db *database, k Kind, sc *sectionConfig, bio map[can.K
 	switch k {
 	case DriveMode:
 		if enc != encInt {
-			return nil, &ConfigError{File: db.file, Line: sd.Pos.Line, Field: sec + ".signal", Err: errorf("%w: drive mode signal %s is a float; want an integer with a value table", ErrSignal, sd.Name)}
+			return nil, dbErrorf(db.file, sd.Pos.Line, sec + ".signal", "%w: drive mode signal %s is a float; want an integer with a value table", ErrSignal, sd.Name)
 		}
 		if sc.Unit != "" {
-			return nil, loc.err(sec+".unit", errorf("%w: a drive mode has no unit, found unit = %q", ErrUnit, sc.Unit))
+			return nil, loc.errorf(sec+".unit", "%w: a drive mode has no unit, found unit = %q", ErrUnit, sc.Unit)
 		}
 		s.modes(db.valueTables[sigRef{m.MessageID, sc.Signal}])
 		s.scale, s.offset = 1, 0
@@ -515,9 +515,9 @@ func compile(loc locator, db *database, k Kind, sc *sectionConfig, bio map[can.K
 				want = "km/h, kph, m/s or mph"
 			}
 			if sc.Unit != "" {
-				return nil, loc.err(field, errorf("%w: unit = %q, want %s", ErrUnit, u, want))
+				return nil, loc.errorf(field, "%w: unit = %q, want %s", ErrUnit, u, want)
 			}
-			return nil, loc.err(field, errorf("%w: signal %s of message %s (%s) has unit %q, want %s; or set unit = \"...\" in [%s]", ErrUnit, sd.Name, m.Name, sigWhere, u, want, sec))
+			return nil, loc.errorf(field, "%w: signal %s of message %s (%s) has unit %q, want %s; or set unit = \"...\" in [%s]", ErrUnit, sd.Name, m.Name, sigWhere, u, want, sec)
 		}
 		s.unit, s.unitScale = u, scale
 		s.scale, s.offset = clean(sd.Factor*scale), clean(sd.Offset*scale)
@@ -711,6 +711,21 @@ type locator struct {
 //go:noinline
 func (l locator) err(field string, err error) error {
 	return &ConfigError{File: l.file, Line: l.line(field), Field: field, Err: err}
+}
+
+// dbErrorf is the error of a profile field about DBC file's line.
+//
+//go:noinline
+func dbErrorf(file string, line int, field, format string, a ...any) error {
+	return &ConfigError{File: file, Line: line, Field: field, Err: fmt.Errorf(format, a...)}
+}
+
+// errorf is err(field, fmt.Errorf(format, a...)): one call at each of the
+// many error returns rather than two (tboxd size).
+//
+//go:noinline
+func (l locator) errorf(field, format string, a ...any) error {
+	return l.err(field, fmt.Errorf(format, a...))
 }
 
 // line returns the line of "table.key" (or of a top-level key, or of a table
