@@ -439,7 +439,7 @@ func compile(loc locator, db *database, k Kind, sc *sectionConfig, bio map[can.K
 		}
 	}
 	if why, bad := db.badID[m]; bad {
-		return nil, dbErrorf(db.file, m.Pos.Line, sec + ".message", "%w: message %s: %s", ErrSignal, m.Name, why)
+		return nil, dbErrorf(db.file, m.Pos.Line, sec+".message", "%w: message %s: %s", ErrSignal, m.Name, why)
 	}
 	key := db.keys[m]
 	// The privacy gate comes first: a biometric ID is refused whatever else
@@ -457,7 +457,7 @@ func compile(loc locator, db *database, k Kind, sc *sectionConfig, bio map[can.K
 	// The gate must judge every statement of a message the agent receives:
 	// one it could not read is an error here, not a warning.
 	if ps := db.problemsOn(key); len(ps) > 0 {
-		return nil, dbErrorf(db.file, ps[0].line, sec + ".message", "%w: DBC: %s (message %s, ID 0x%s, is used by the profile)", ErrSyntax, ps[0].msg, m.Name, key)
+		return nil, dbErrorf(db.file, ps[0].line, sec+".message", "%w: DBC: %s (message %s, ID 0x%s, is used by the profile)", ErrSyntax, ps[0].msg, m.Name, key)
 	}
 	sd := db.signal(m, sc.Signal)
 	if sd == nil {
@@ -477,10 +477,10 @@ func compile(loc locator, db *database, k Kind, sc *sectionConfig, bio map[can.K
 	}
 	f, err := newField(sd.StartBit, sd.Size, sd.IsBigEndian, sd.IsSigned, enc, m.Size)
 	if err != nil {
-		return nil, dbErrorf(db.file, sd.Pos.Line, sec + ".signal", "signal %s of %s: %w", sd.Name, m.Name, err)
+		return nil, dbErrorf(db.file, sd.Pos.Line, sec+".signal", "signal %s of %s: %w", sd.Name, m.Name, err)
 	}
 	if sd.Factor == 0 || math.IsNaN(sd.Factor) || math.IsInf(sd.Factor, 0) || math.IsNaN(sd.Offset) || math.IsInf(sd.Offset, 0) {
-		return nil, dbErrorf(db.file, sd.Pos.Line, sec + ".signal", "%w: signal %s of %s has factor %v and offset %v, want a finite non-zero factor", ErrSignal, sd.Name, m.Name, sd.Factor, sd.Offset)
+		return nil, dbErrorf(db.file, sd.Pos.Line, sec+".signal", "%w: signal %s of %s has factor %v and offset %v, want a finite non-zero factor", ErrSignal, sd.Name, m.Name, sd.Factor, sd.Offset)
 	}
 	s := &signal{
 		kind: k, message: string(m.Name), name: string(sd.Name), bus: sc.Bus,
@@ -496,7 +496,7 @@ func compile(loc locator, db *database, k Kind, sc *sectionConfig, bio map[can.K
 	switch k {
 	case DriveMode:
 		if enc != encInt {
-			return nil, dbErrorf(db.file, sd.Pos.Line, sec + ".signal", "%w: drive mode signal %s is a float; want an integer with a value table", ErrSignal, sd.Name)
+			return nil, dbErrorf(db.file, sd.Pos.Line, sec+".signal", "%w: drive mode signal %s is a float; want an integer with a value table", ErrSignal, sd.Name)
 		}
 		if sc.Unit != "" {
 			return nil, loc.errorf(sec+".unit", "%w: a drive mode has no unit, found unit = %q", ErrUnit, sc.Unit)
