@@ -111,16 +111,12 @@ func (ss *session) help(args []string) {
 		return
 	}
 	var b strings.Builder
-	b.WriteString("Commands:\n")
-	for _, c := range ss.sh.cmds {
-		if !c.service {
-			fmt.Fprintf(&b, "  %-22s %s\n", c.usage(), c.help)
-		}
-	}
-	b.WriteString("Service mode (after unlock):\n")
-	for _, c := range ss.sh.cmds {
-		if c.service {
-			fmt.Fprintf(&b, "  %-22s %s\n", c.usage(), c.help)
+	for i, title := range [...]string{"Commands:\n", "Service mode (after unlock):\n"} {
+		b.WriteString(title)
+		for _, c := range ss.sh.cmds {
+			if c.service == (i == 1) {
+				fmt.Fprintf(&b, "  %-22s %s\n", c.usage(), c.help)
+			}
 		}
 	}
 	b.WriteString("Keys: Backspace, ^U erase the line, ^C cancel it.")
