@@ -78,6 +78,9 @@ func isSpace(c byte) bool {
 	return c == ' ' || c == '\t' || c == '\r' || c == '\n' || c == '\f' || c == '\v'
 }
 
+// peek is not inlined at each of its ~20 calls (tboxd size).
+//
+//go:noinline
 func (l *lexer) peek() token {
 	if l.peeked == nil {
 		l.peekToken = l.scan()
