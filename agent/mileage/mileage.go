@@ -614,7 +614,10 @@ func SortModes(modes []ModeMeters) {
 	}
 }
 
-// open starts an empty span at te, reusing the modes buffer.
+// open starts an empty span at te, reusing the modes buffer. Not inlined
+// at its 5 calls (tboxd size).
+//
+//go:noinline
 func (e *Engine) open(te int64) {
 	s := &e.st
 	b := uint64(te / batchNanos)
@@ -623,7 +626,10 @@ func (e *Engine) open(te int64) {
 	e.modeIdx = -1
 }
 
-// clampNanos returns t as Unix nanoseconds within [0, maxNanos].
+// clampNanos returns t as Unix nanoseconds within [0, maxNanos]. Not
+// inlined at its 3 calls (tboxd size).
+//
+//go:noinline
 func clampNanos(t time.Time) int64 {
 	sec := t.Unix()
 	switch {

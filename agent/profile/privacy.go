@@ -85,6 +85,10 @@ func inWords(set, w string) bool {
 	return false
 }
 
+// anyWord reports whether a word of the lists is in set. Not inlined at its
+// 4 calls (tboxd size).
+//
+//go:noinline
 func anyWord(set string, lists ...[]string) bool {
 	for _, l := range lists {
 		for _, w := range l {

@@ -131,6 +131,9 @@ func lower(s []string) []string {
 	return out
 }
 
+// notAvailable is not inlined at its 9 calls (tboxd size).
+//
+//go:noinline
 func (ss *session) notAvailable(what string) {
 	ss.printf("%s: not available", what)
 }
