@@ -154,10 +154,10 @@ func (s State) MarshalBinary() ([]byte, error) {
 	}
 	buf = binary.BigEndian.AppendUint32(buf, s.Span.Flags)
 	buf = appendString(buf, s.Mode)
-	buf = binary.AppendUvarint(buf, uint64(len(s.Span.Modes)))
+	buf = appendUvarint(buf, uint64(len(s.Span.Modes)))
 	for _, m := range s.Span.Modes {
 		buf = appendString(buf, m.Mode)
-		buf = binary.AppendUvarint(buf, m.Meters)
+		buf = appendUvarint(buf, m.Meters)
 	}
 	for _, v := range [...]uint64{math.Float64bits(s.CandOdo), math.Float64bits(s.CandHi), uint64(s.CandTime)} {
 		buf = appendUint64(buf, v)
@@ -176,8 +176,15 @@ func appendUint64(buf []byte, v uint64) []byte {
 	return binary.BigEndian.AppendUint64(buf, v)
 }
 
+// appendUvarint is binary.AppendUvarint, not inlined (tboxd size).
+//
+//go:noinline
+func appendUvarint(buf []byte, v uint64) []byte {
+	return binary.AppendUvarint(buf, v)
+}
+
 func appendString(buf []byte, s string) []byte {
-	return append(binary.AppendUvarint(buf, uint64(len(s))), s...)
+	return append(appendUvarint(buf, uint64(len(s))), s...)
 }
 
 func (s *State) bools() []*bool {
@@ -242,10 +249,15 @@ func (d *decoder) float(field string, lo, hi float64, want string) float64 {
 	f := math.Float64frombits(d.uint64(field))
 	if d.err == nil && !(f >= lo && f <= hi) {
 		d.off -= 8
-		d.fail(field, want, strconv.FormatFloat(f, 'g', -1, 64))
+		d.fail(field, want, formatG(f))
 	}
 	return f
 }
+
+// formatG is fmt's %g of f, without fmt and not inlined (tboxd size).
+//
+//go:noinline
+func formatG(f float64) string { return strconv.FormatFloat(f, 'g', -1, 64) }
 
 // nanos reads an int64 that must lie in [lo, maxNanos].
 func (d *decoder) nanos(field string, lo int64, want string) int64 {
@@ -352,7 +364,7 @@ func (s *State) UnmarshalBinary(data []byte) error {
 	}
 	var sum uint64
 	for i := 0; d.err == nil && i < int(count); i++ {
-		field := fmt.Sprintf("Span.Modes[%d]", i)
+		field := "Span.Modes[" + strconv.Itoa(i) + "]"
 		at := d.off
 		name := d.str(field+".Mode", MaxModeNameLen)
 		if d.err == nil && name == "" {
@@ -387,14 +399,14 @@ func (s *State) UnmarshalBinary(data []byte) error {
 	case sum != sp.Meters:
 		d.fail("Span.Modes", fmt.Sprintf("meters summing to Span.Meters = %d", sp.Meters), strconv.FormatUint(sum, 10))
 	case n.Started && (n.HWM < n.First || n.HWM < n.Odo):
-		d.fail("HWM", fmt.Sprintf("at least First = %g and Odo = %g", n.First, n.Odo), strconv.FormatFloat(n.HWM, 'g', -1, 64))
+		d.fail("HWM", fmt.Sprintf("at least First = %g and Odo = %g", n.First, n.Odo), formatG(n.HWM))
 	case !n.Started && (n.HWM != 0 || n.First != 0 || n.Odo != 0 || sp.Meters != 0 || n.Resumed || n.Cand):
 		d.fail("Started", "true when an odometer reading is recorded", "false")
 	case n.Cand && !(n.CandOdo > n.HWM && n.CandHi >= n.CandOdo && n.CandCount >= 1 && n.CandTime <= n.Mono):
 		d.fail("Cand", fmt.Sprintf("a candidate above HWM %g (CandOdo <= CandHi, CandCount >= 1, CandTime <= Mono)", n.HWM),
 			fmt.Sprintf("CandOdo %g, CandHi %g, CandCount %d, CandTime %d", n.CandOdo, n.CandHi, n.CandCount, n.CandTime))
 	case n.Cand && n.CandSplitMode != "" && !(n.CandSplitHi >= n.CandOdo && n.CandSplitHi <= n.CandHi):
-		d.fail("CandSplitHi", fmt.Sprintf("within the candidate's course [%g, %g]", n.CandOdo, n.CandHi), strconv.FormatFloat(n.CandSplitHi, 'g', -1, 64))
+		d.fail("CandSplitHi", fmt.Sprintf("within the candidate's course [%g, %g]", n.CandOdo, n.CandHi), formatG(n.CandSplitHi))
 	case (n.CandSplitMode == "") != (n.CandSplitHi == 0):
 		d.fail("CandSplitMode", "a mode with CandSplitHi, or neither", fmt.Sprintf("%q and %g", n.CandSplitMode, n.CandSplitHi))
 	case !n.Cand && (n.CandOdo != 0 || n.CandHi != 0 || n.CandTime != 0 || n.CandCount != 0 || n.CandSplitMode != ""):
