@@ -218,6 +218,8 @@ func isStatementKeyword(w []byte) bool {
 
 // problem is a statement the reader could not read.
 type problem struct {
+	_ [0]func() // not comparable: no generated equality function (tboxd size)
+
 	line int
 	msg  string // "SG_: expected ..., found ..."
 }
@@ -271,7 +273,7 @@ func readDBC(file string, data []byte) readResult {
 		}
 		if t.kind != tokWord || !isStatementKeyword(t.text) {
 			if len(r.res.general) < maxGeneral {
-				r.general(problem{t.line, fmt.Sprintf("expected a DBC keyword (BO_, SG_, CM_, VAL_, ...), found %s", t)})
+				r.general(problem{line: t.line, msg: fmt.Sprintf("expected a DBC keyword (BO_, SG_, CM_, VAL_, ...), found %s", t)})
 			} else {
 				r.res.more++
 			}
@@ -400,6 +402,8 @@ func (r *reader) skipNewSymbols() {
 
 // stmtError is a statement that cannot be read.
 type stmtError struct {
+	_ [0]func() // not comparable: no generated equality function (tboxd size)
+
 	line int
 	msg  string
 }
@@ -407,9 +411,9 @@ type stmtError struct {
 func (r *reader) expect(what string) *stmtError {
 	t := r.lex.peek()
 	if r.endsHere(t) && t.kind != tokPunct {
-		return &stmtError{t.line, fmt.Sprintf("expected %s, found the end of the statement", what)}
+		return &stmtError{line: t.line, msg: fmt.Sprintf("expected %s, found the end of the statement", what)}
 	}
-	return &stmtError{t.line, fmt.Sprintf("expected %s, found %s", what, t)}
+	return &stmtError{line: t.line, msg: fmt.Sprintf("expected %s, found %s", what, t)}
 }
 
 // endsHere reports whether t is past the current statement (without
@@ -528,7 +532,7 @@ func (r *reader) pos(line int) scanner.Position {
 // fail records a statement that cannot be read, against its message when it
 // names one, and skips the rest of the statement.
 func (r *reader) fail(kw token, id dbc.MessageID, hasID bool, e *stmtError) {
-	p := problem{e.line, string(kw.text) + ": " + e.msg}
+	p := problem{line: e.line, msg: string(kw.text) + ": " + e.msg}
 	if hasID {
 		r.onMessage(id, p)
 	} else {
@@ -576,7 +580,7 @@ func (r *reader) signal(kw token) {
 			r.skipStatement()
 			return
 		}
-		r.fail(kw, 0, false, &stmtError{kw.line, "a signal outside a message (no BO_ before it)"})
+		r.fail(kw, 0, false, &stmtError{line: kw.line, msg: "a signal outside a message (no BO_ before it)"})
 		return
 	}
 	id := r.cur.MessageID
@@ -719,7 +723,7 @@ func (r *reader) comment(kw token) {
 		c.ObjectType, c.MessageID = dbc.ObjectTypeMessage, dbc.MessageID(id)
 		if string(t.text) == "SG_" {
 			if n := r.lex.peek(); n.kind == tokString {
-				r.note(problem{kw.line, "CM_ SG_ without a signal name: read as a comment on message " + strconv.FormatUint(id, 10)})
+				r.note(problem{line: kw.line, msg: "CM_ SG_ without a signal name: read as a comment on message " + strconv.FormatUint(id, 10)})
 			} else {
 				var name string
 				if name, e = r.ident("a signal name"); e != nil {
@@ -737,7 +741,7 @@ func (r *reader) comment(kw token) {
 		}
 		r.lex.next()
 		c.ObjectType, c.MessageID = dbc.ObjectTypeMessage, dbc.MessageID(id)
-		r.note(problem{kw.line, "CM_ <id> without BO_: read as a comment on message " + strconv.FormatUint(id, 10)})
+		r.note(problem{line: kw.line, msg: "CM_ <id> without BO_: read as a comment on message " + strconv.FormatUint(id, 10)})
 	default:
 		r.fail(kw, 0, false, r.expect("BU_, BO_, SG_, EV_ or a string"))
 		return
@@ -812,7 +816,7 @@ func (r *reader) valueType(kw token) {
 	v, e := r.uint("the value type (0 integer, 1 float32, 2 float64)", 8)
 	if e != nil || v > 3 {
 		if e == nil {
-			e = &stmtError{kw.line, fmt.Sprintf("expected the value type (0 integer, 1 float32, 2 float64), found %d", v)}
+			e = &stmtError{line: kw.line, msg: fmt.Sprintf("expected the value type (0 integer, 1 float32, 2 float64), found %d", v)}
 		}
 		r.fail(kw, d.MessageID, true, e)
 		return
@@ -858,7 +862,7 @@ func (r *reader) muxVal(kw token) {
 		mv.ranges = append(mv.ranges, [2]uint64{a, b})
 	}
 	if len(mv.ranges) == 0 {
-		r.onMessage(mid, problem{kw.line, "SG_MUL_VAL_: expected a value range <lo>-<hi>, found none"})
+		r.onMessage(mid, problem{line: kw.line, msg: "SG_MUL_VAL_: expected a value range <lo>-<hi>, found none"})
 		return
 	}
 	r.res.muxVals[sigRef{mid, sig}] = mv

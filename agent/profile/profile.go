@@ -318,6 +318,8 @@ func parse(file string, data []byte, readDBC func(string) (string, []byte, error
 
 // bioEntry is why a bus ID is biometric.
 type bioEntry struct {
+	_ [0]func() // not comparable: no generated equality function (tboxd size)
+
 	msg *dbc.MessageDef // the biometric message; nil for an ID listed by hex alone
 	why string
 }
@@ -341,7 +343,7 @@ func (p *Profile) privacyList(loc locator, db *database, names []string) (map[ca
 			}
 			found = true
 			if k, ok := db.keys[m]; ok {
-				add(k, bioEntry{m, fmt.Sprintf("it is listed in privacy.biometric_messages as %q", n)})
+				add(k, bioEntry{msg: m, why: fmt.Sprintf("it is listed in privacy.biometric_messages as %q", n)})
 			}
 		}
 		if found {
@@ -352,7 +354,7 @@ func (p *Profile) privacyList(loc locator, db *database, names []string) (map[ca
 			if err != nil {
 				return nil, loc.errorf("privacy.biometric_messages", "%w: %w", ErrValue, err)
 			}
-			add(k, bioEntry{nil, fmt.Sprintf("ID 0x%s is listed in privacy.biometric_messages as %q", k, n)})
+			add(k, bioEntry{why: fmt.Sprintf("ID 0x%s is listed in privacy.biometric_messages as %q", k, n)})
 			continue
 		}
 		return nil, loc.errorf("privacy.biometric_messages", "%w %q in %s: want a DBC message name or a hex ID such as \"0x5A1\"", ErrUnknownMessage, n, db.file)
@@ -363,7 +365,7 @@ func (p *Profile) privacyList(loc locator, db *database, names []string) (map[ca
 			continue
 		}
 		if why, bad := db.biometric(m); bad {
-			add(k, bioEntry{m, "it is biometric: " + why})
+			add(k, bioEntry{msg: m, why: "it is biometric: " + why})
 		}
 	}
 	// A comment counts for its ID even when no BO_ spells the ID that way
@@ -371,14 +373,14 @@ func (p *Profile) privacyList(loc locator, db *database, names []string) (map[ca
 	for id, c := range db.msgComment {
 		if w, bad := biometricMatch(c); bad {
 			if k, _, err := messageKey(id); err == nil {
-				add(k, bioEntry{nil, fmt.Sprintf("a comment on message ID %d in %s, %q, matches %q", uint32(id), db.file, c, w)})
+				add(k, bioEntry{why: fmt.Sprintf("a comment on message ID %d in %s, %q, matches %q", uint32(id), db.file, c, w)})
 			}
 		}
 	}
 	for r, c := range db.sigComment {
 		if w, bad := biometricMatchIn(c, r.name); bad {
 			if k, _, err := messageKey(r.id); err == nil {
-				add(k, bioEntry{nil, fmt.Sprintf("a comment on signal %s of message ID %d in %s, %q, matches %q", r.name, uint32(r.id), db.file, c, w)})
+				add(k, bioEntry{why: fmt.Sprintf("a comment on signal %s of message ID %d in %s, %q, matches %q", r.name, uint32(r.id), db.file, c, w)})
 			}
 		}
 	}

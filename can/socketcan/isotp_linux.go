@@ -31,6 +31,8 @@ var ErrNoISOTP = errors.New("kernel ISO-TP (can-isotp) not available")
 // segmentation and the flow control. Frames it sends are padded to 8
 // bytes with isotp.Pad.
 type ISOTPConn struct {
+	_ [0]func() // not comparable: no generated equality function (tboxd size)
+
 	f     *os.File
 	iface string
 	buf   [isotp.MaxPayload + 1]byte
