@@ -183,6 +183,9 @@ func appendUvarint(buf []byte, v uint64) []byte {
 	return binary.AppendUvarint(buf, v)
 }
 
+// appendString appends s with its uvarint length; not inlined (tboxd size).
+//
+//go:noinline
 func appendString(buf []byte, s string) []byte {
 	return append(appendUvarint(buf, uint64(len(s))), s...)
 }

@@ -89,6 +89,9 @@ func (l *lexer) peek() token {
 	return *l.peeked
 }
 
+// next is not inlined at its 22 calls (tboxd size).
+//
+//go:noinline
 func (l *lexer) next() token {
 	t := l.peek()
 	l.peeked = nil
@@ -199,7 +202,9 @@ var statementKeywords = [...]string{ // sorted, for isStatementKeyword
 }
 
 // isStatementKeyword reports whether w is one of statementKeywords. (A map
-// literal cost tboxd its initialisation code.)
+// literal cost tboxd its initialisation code.) Not inlined (tboxd size).
+//
+//go:noinline
 func isStatementKeyword(w []byte) bool {
 	lo, hi := 0, len(statementKeywords)
 	for lo < hi {
@@ -347,7 +352,9 @@ func (r *reader) note(p problem) {
 	}
 }
 
-// flush ends the current message.
+// flush ends the current message. Not inlined at its 3 calls (tboxd size).
+//
+//go:noinline
 func (r *reader) flush() {
 	r.inBroken = false
 	if r.cur != nil {
