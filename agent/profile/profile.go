@@ -414,14 +414,15 @@ func (p byLine) Less(i, j int) bool { return p[i].line < p[j].line }
 
 func compile(loc locator, db *database, k Kind, sc *sectionConfig, bio map[can.Key]bioEntry) (*signal, error) {
 	sec := k.String()
+	fMsg, fSig := sec+".message", sec+".signal" // the fields errors name
 	if err := sc.pollConfig.onlyFrame(loc, sec); err != nil {
 		return nil, err
 	}
 	if sc.Message == "" {
-		return nil, loc.errorf(sec+".message", "%w: message = \"<DBC message name>\"", ErrMissing)
+		return nil, loc.errorf(fMsg, "%w: message = \"<DBC message name>\"", ErrMissing)
 	}
 	if sc.Signal == "" {
-		return nil, loc.errorf(sec+".signal", "%w: signal = \"<DBC signal name>\"", ErrMissing)
+		return nil, loc.errorf(fSig, "%w: signal = \"<DBC signal name>\"", ErrMissing)
 	}
 	if sc.Bus != "" && !isBusName(sc.Bus) {
 		return nil, loc.errorf(sec+".bus", "%w: bus %q, want an interface name such as \"can1\"", ErrValue, sc.Bus)
@@ -432,16 +433,16 @@ func compile(loc locator, db *database, k Kind, sc *sectionConfig, bio map[can.K
 		if s := db.suggestMessage(sc.Message); s != "" {
 			hint = fmt.Sprintf(" (did you mean %q?)", s)
 		}
-		return nil, loc.errorf(sec+".message", "%w %q: not in %s%s", ErrUnknownMessage, sc.Message, db.file, hint)
+		return nil, loc.errorf(fMsg, "%w %q: not in %s%s", ErrUnknownMessage, sc.Message, db.file, hint)
 	}
 	where := fmt.Sprintf("%s:%d", db.file, m.Pos.Line)
 	for _, o := range db.messages {
 		if o != m && string(o.Name) == sc.Message {
-			return nil, loc.errorf(sec+".message", "%w: message name %s is defined twice, at %s and %s:%d: which one is meant cannot be told", ErrValue, m.Name, where, db.file, o.Pos.Line)
+			return nil, loc.errorf(fMsg, "%w: message name %s is defined twice, at %s and %s:%d: which one is meant cannot be told", ErrValue, m.Name, where, db.file, o.Pos.Line)
 		}
 	}
 	if why, bad := db.badID[m]; bad {
-		return nil, dbErrorf(db.file, m.Pos.Line, sec+".message", "%w: message %s: %s", ErrSignal, m.Name, why)
+		return nil, dbErrorf(db.file, m.Pos.Line, fMsg, "%w: message %s: %s", ErrSignal, m.Name, why)
 	}
 	key := db.keys[m]
 	// The privacy gate comes first: a biometric ID is refused whatever else
@@ -449,17 +450,17 @@ func compile(loc locator, db *database, k Kind, sc *sectionConfig, bio map[can.K
 	if e, ok := bio[key]; ok {
 		switch {
 		case e.msg == m:
-			return nil, loc.errorf(sec+".message", "%w: message %s (ID 0x%s, %s): %s", ErrBiometric, m.Name, key, where, e.why)
+			return nil, loc.errorf(fMsg, "%w: message %s (ID 0x%s, %s): %s", ErrBiometric, m.Name, key, where, e.why)
 		case e.msg != nil:
-			return nil, loc.errorf(sec+".message", "%w: message %s (ID 0x%s, %s) is an alias of message %s (%s:%d) on the same ID, and %s: %s", ErrBiometric, m.Name, key, where, e.msg.Name, db.file, e.msg.Pos.Line, e.msg.Name, e.why)
+			return nil, loc.errorf(fMsg, "%w: message %s (ID 0x%s, %s) is an alias of message %s (%s:%d) on the same ID, and %s: %s", ErrBiometric, m.Name, key, where, e.msg.Name, db.file, e.msg.Pos.Line, e.msg.Name, e.why)
 		default:
-			return nil, loc.errorf(sec+".message", "%w: message %s (%s): %s", ErrBiometric, m.Name, where, e.why)
+			return nil, loc.errorf(fMsg, "%w: message %s (%s): %s", ErrBiometric, m.Name, where, e.why)
 		}
 	}
 	// The gate must judge every statement of a message the agent receives:
 	// one it could not read is an error here, not a warning.
 	if ps := db.problemsOn(key); len(ps) > 0 {
-		return nil, dbErrorf(db.file, ps[0].line, sec+".message", "%w: DBC: %s (message %s, ID 0x%s, is used by the profile)", ErrSyntax, ps[0].msg, m.Name, key)
+		return nil, dbErrorf(db.file, ps[0].line, fMsg, "%w: DBC: %s (message %s, ID 0x%s, is used by the profile)", ErrSyntax, ps[0].msg, m.Name, key)
 	}
 	sd := db.signal(m, sc.Signal)
 	if sd == nil {
@@ -467,7 +468,7 @@ func compile(loc locator, db *database, k Kind, sc *sectionConfig, bio map[can.K
 		for _, s := range m.Signals {
 			names = append(names, string(s.Name))
 		}
-		return nil, loc.errorf(sec+".signal", "%w %q: message %s (%s) has %s", ErrUnknownSignal, sc.Signal, m.Name, where, strings.Join(names, ", "))
+		return nil, loc.errorf(fSig, "%w %q: message %s (%s) has %s", ErrUnknownSignal, sc.Signal, m.Name, where, strings.Join(names, ", "))
 	}
 	sigWhere := fmt.Sprintf("%s:%d", db.file, sd.Pos.Line)
 	enc := encInt
@@ -479,10 +480,10 @@ func compile(loc locator, db *database, k Kind, sc *sectionConfig, bio map[can.K
 	}
 	f, err := newField(sd.StartBit, sd.Size, sd.IsBigEndian, sd.IsSigned, enc, m.Size)
 	if err != nil {
-		return nil, dbErrorf(db.file, sd.Pos.Line, sec+".signal", "signal %s of %s: %w", sd.Name, m.Name, err)
+		return nil, dbErrorf(db.file, sd.Pos.Line, fSig, "signal %s of %s: %w", sd.Name, m.Name, err)
 	}
 	if sd.Factor == 0 || math.IsNaN(sd.Factor) || math.IsInf(sd.Factor, 0) || math.IsNaN(sd.Offset) || math.IsInf(sd.Offset, 0) {
-		return nil, dbErrorf(db.file, sd.Pos.Line, sec+".signal", "%w: signal %s of %s has factor %v and offset %v, want a finite non-zero factor", ErrSignal, sd.Name, m.Name, sd.Factor, sd.Offset)
+		return nil, dbErrorf(db.file, sd.Pos.Line, fSig, "%w: signal %s of %s has factor %v and offset %v, want a finite non-zero factor", ErrSignal, sd.Name, m.Name, sd.Factor, sd.Offset)
 	}
 	s := &signal{
 		kind: k, message: string(m.Name), name: string(sd.Name), bus: sc.Bus,
@@ -498,7 +499,7 @@ func compile(loc locator, db *database, k Kind, sc *sectionConfig, bio map[can.K
 	switch k {
 	case DriveMode:
 		if enc != encInt {
-			return nil, dbErrorf(db.file, sd.Pos.Line, sec+".signal", "%w: drive mode signal %s is a float; want an integer with a value table", ErrSignal, sd.Name)
+			return nil, dbErrorf(db.file, sd.Pos.Line, fSig, "%w: drive mode signal %s is a float; want an integer with a value table", ErrSignal, sd.Name)
 		}
 		if sc.Unit != "" {
 			return nil, loc.errorf(sec+".unit", "%w: a drive mode has no unit, found unit = %q", ErrUnit, sc.Unit)
@@ -506,7 +507,7 @@ func compile(loc locator, db *database, k Kind, sc *sectionConfig, bio map[can.K
 		s.modes(db.valueTables[sigRef{m.MessageID, sc.Signal}])
 		s.scale, s.offset = 1, 0
 	default:
-		u, field := sd.Unit, sec+".signal"
+		u, field := sd.Unit, fSig
 		if sc.Unit != "" {
 			u, field = sc.Unit, sec+".unit"
 		}
