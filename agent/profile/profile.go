@@ -493,7 +493,7 @@ func compile(loc locator, db *database, k Kind, sc *sectionConfig, bio map[can.K
 	if s.fd, err = frameFormat(loc, db, m, sc, sec); err != nil {
 		return nil, err
 	}
-	if err := s.multiplex(db, m, sd, sec); err != nil {
+	if err := s.multiplex(db, m, sd, fSig); err != nil {
 		return nil, err
 	}
 	switch k {
@@ -766,20 +766,17 @@ func (l locator) line(field string) int {
 // multiplex compiles the multiplexing of signal sd: simple (m<n> under the
 // message's one switch M) or extended (SG_MUL_VAL_ names the switch and the
 // ranges). A switch that is itself multiplexed (nested) is refused.
-func (s *signal) multiplex(db *database, m *dbc.MessageDef, sd *dbc.SignalDef, sec string) error {
+func (s *signal) multiplex(db *database, m *dbc.MessageDef, sd *dbc.SignalDef, field string) error {
 	mv, extended := db.muxVals[sigRef{m.MessageID, string(sd.Name)}]
 	if !sd.IsMultiplexed && !extended {
 		return nil
-	}
-	fail := func(line int, err error) error {
-		return &ConfigError{File: db.file, Line: line, Field: sec + ".signal", Err: err}
 	}
 	var sw *dbc.SignalDef
 	ranges := [][2]uint64{{sd.MultiplexerSwitch, sd.MultiplexerSwitch}}
 	if extended {
 		sw = db.signal(m, mv.sw)
 		if sw == nil || !sw.IsMultiplexerSwitch {
-			return fail(mv.line, errorf("%w: SG_MUL_VAL_ of signal %s names %s, which is not a multiplexer switch of message %s", ErrSignal, sd.Name, mv.sw, m.Name))
+			return dbErrorf(db.file, mv.line, field, "%w: SG_MUL_VAL_ of signal %s names %s, which is not a multiplexer switch of message %s", ErrSignal, sd.Name, mv.sw, m.Name)
 		}
 		ranges = mv.ranges
 	} else {
@@ -788,24 +785,24 @@ func (s *signal) multiplex(db *database, m *dbc.MessageDef, sd *dbc.SignalDef, s
 				continue
 			}
 			if sw != nil {
-				return fail(sd.Pos.Line, errorf("%w: signal %s is multiplexed (m%d) but message %s has several switches and no SG_MUL_VAL_ names one", ErrSignal, sd.Name, sd.MultiplexerSwitch, m.Name))
+				return dbErrorf(db.file, sd.Pos.Line, field, "%w: signal %s is multiplexed (m%d) but message %s has several switches and no SG_MUL_VAL_ names one", ErrSignal, sd.Name, sd.MultiplexerSwitch, m.Name)
 			}
 			sw = &m.Signals[i]
 		}
 		if sw == nil {
-			return fail(sd.Pos.Line, errorf("%w: signal %s is multiplexed (m%d) but message %s has no multiplexer switch (M)", ErrSignal, sd.Name, sd.MultiplexerSwitch, m.Name))
+			return dbErrorf(db.file, sd.Pos.Line, field, "%w: signal %s is multiplexed (m%d) but message %s has no multiplexer switch (M)", ErrSignal, sd.Name, sd.MultiplexerSwitch, m.Name)
 		}
 	}
 	if sw.IsMultiplexed {
-		return fail(sw.Pos.Line, errorf("%w: signal %s is under switch %s, which is itself multiplexed: nested multiplexing is not supported", ErrSignal, sd.Name, sw.Name))
+		return dbErrorf(db.file, sw.Pos.Line, field, "%w: signal %s is under switch %s, which is itself multiplexed: nested multiplexing is not supported", ErrSignal, sd.Name, sw.Name)
 	}
 	mf, err := newField(sw.StartBit, sw.Size, sw.IsBigEndian, false, encInt, m.Size)
 	if err != nil {
-		return fail(sw.Pos.Line, errorf("multiplexer %s of %s: %w", sw.Name, m.Name, err))
+		return dbErrorf(db.file, sw.Pos.Line, field, "multiplexer %s of %s: %w", sw.Name, m.Name, err)
 	}
 	for _, r := range ranges {
 		if r[0] > mf.mask {
-			return fail(sd.Pos.Line, errorf("%w: multiplexer value %d does not fit the %d-bit switch %s", ErrSignal, r[0], sw.Size, sw.Name))
+			return dbErrorf(db.file, sd.Pos.Line, field, "%w: multiplexer value %d does not fit the %d-bit switch %s", ErrSignal, r[0], sw.Size, sw.Name)
 		}
 	}
 	s.mux, s.muxRanges = &mf, ranges
