@@ -330,11 +330,7 @@ type bioEntry struct {
 // profile uses, its ID must not be one of these.
 func (p *Profile) privacyList(loc locator, db *database, names []string) (map[can.Key]bioEntry, error) {
 	bio := make(map[can.Key]bioEntry)
-	add := func(k can.Key, e bioEntry) {
-		if _, ok := bio[k]; !ok {
-			bio[k] = e
-		}
-	}
+	add := func(k can.Key, e bioEntry) { addBio(bio, k, e) }
 	for _, n := range names {
 		found := false
 		for _, m := range db.messages {
@@ -389,6 +385,16 @@ func (p *Profile) privacyList(loc locator, db *database, names []string) (map[ca
 	}
 	can.SortKeys(p.biometric)
 	return bio, nil
+}
+
+// addBio records why k is biometric, unless it already has a reason. Not
+// inlined at privacyList's 4 calls (tboxd size).
+//
+//go:noinline
+func addBio(bio map[can.Key]bioEntry, k can.Key, e bioEntry) {
+	if _, ok := bio[k]; !ok {
+		bio[k] = e
+	}
 }
 
 // problemsOn returns the statements the reader could not read that belong to
