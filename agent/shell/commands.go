@@ -344,17 +344,14 @@ func receiptsLine(up UplinkStatus) string {
 		kinds = append(kinds, k)
 	}
 	sort.Strings(kinds)
-	var b strings.Builder
-	b.WriteString("IGNORED ")
+	line := "IGNORED "
 	for i, k := range kinds {
 		if i > 0 {
-			b.WriteString(", ")
+			line += ", "
 		}
-		fmt.Fprintf(&b, "%d %s", up.Ignored[k], k)
+		line += strconv.FormatUint(up.Ignored[k], 10) + " " + k
 	}
-	b.WriteString("; last: ")
-	b.WriteString(oneLine(truncate(up.LastIgnored, 200)))
-	return b.String()
+	return line + "; last: " + oneLine(truncate(up.LastIgnored, 200))
 }
 
 func (ss *session) id([]string) { ss.printf("%s", ss.sh.deps.Device) }
