@@ -60,7 +60,7 @@ func parseDBC(file string, data []byte) (*database, error) {
 	db.fd = res.frames.fdMessages(db.problems, db.messages)
 	if len(db.messages) == 0 && len(res.general) > 0 {
 		p := res.general[0]
-		return nil, &ConfigError{File: file, Line: p.line, Err: errorf("%w: DBC: no message could be read, and %s", ErrSyntax, p.msg)}
+		return nil, dbErrorf(file, p.line, "", "%w: DBC: no message could be read, and %s", ErrSyntax, p.msg)
 	}
 	return db, nil
 }

@@ -145,7 +145,7 @@ type fileConfig struct {
 func Load(path string) (*Profile, error) {
 	data, err := ReadFileLimit(path, MaxProfileSize)
 	if err != nil {
-		return nil, &ConfigError{File: path, Err: errorf("profile: %w", err)}
+		return nil, dbErrorf(path, 0, "", "profile: %w", err)
 	}
 	dir := filepath.Dir(path)
 	return parse(path, data, func(name string) (string, []byte, error) {
@@ -228,7 +228,7 @@ func fileKind(m fs.FileMode) string {
 func LoadFS(fsys fs.FS, name string) (*Profile, error) {
 	data, err := readFSLimit(fsys, name, MaxProfileSize)
 	if err != nil {
-		return nil, &ConfigError{File: name, Err: errorf("profile: %w", err)}
+		return nil, dbErrorf(name, 0, "", "profile: %w", err)
 	}
 	dir := path.Dir(name)
 	return parse(name, data, func(n string) (string, []byte, error) {
@@ -310,7 +310,7 @@ func parse(file string, data []byte, readDBC func(string) (string, []byte, error
 	// The gate's invariant, checked once more on what will be received.
 	for _, b := range p.biometric {
 		if used[b] {
-			return nil, &ConfigError{File: file, Err: errorf("%w: ID 0x%s would be received", ErrBiometric, b)}
+			return nil, dbErrorf(file, 0, "", "%w: ID 0x%s would be received", ErrBiometric, b)
 		}
 	}
 	return p, nil
@@ -722,7 +722,8 @@ func (l locator) err(field string, err error) error {
 	return &ConfigError{File: l.file, Line: l.line(field), Field: field, Err: err}
 }
 
-// dbErrorf is the error of a profile field about DBC file's line.
+// dbErrorf returns a *ConfigError about file (at line and field, when
+// known): one non-inlined call at each error return (tboxd size).
 //
 //go:noinline
 func dbErrorf(file string, line int, field, format string, a ...any) error {
