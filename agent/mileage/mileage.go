@@ -357,7 +357,10 @@ func (e *Engine) stepBack(raw int64) (out []Span) {
 }
 
 // silentFor returns by how much the odometer's silence exceeds GapTimeout
-// while a fresh speed reading says the car moves, or 0.
+// while a fresh speed reading says the car moves, or 0. Not inlined at its
+// 2 calls (tboxd size).
+//
+//go:noinline
 func (e *Engine) silentFor() int64 {
 	s := &e.st
 	if !s.Started || !s.SpeedKnown || s.Speed <= 0 || s.Mono-s.SpeedTime > e.gapNs {
