@@ -97,7 +97,7 @@ func (ss *session) help(args []string) {
 		c, _ := ss.sh.lookup(append([]string{strings.ToLower(args[0])}, lower(args[1:])...))
 		if c == nil {
 			if g := ss.sh.group(strings.ToLower(args[0])); len(g) > 0 {
-				ss.printf("%s", strings.Join(g, "\n"))
+				ss.println(strings.Join(g, "\n"))
 				return
 			}
 			ss.printf("no command %q", truncate(args[0], 32))
@@ -120,7 +120,7 @@ func (ss *session) help(args []string) {
 		}
 	}
 	b.WriteString("Keys: Backspace, ^U erase the line, ^C cancel it.")
-	ss.printf("%s", b.String())
+	ss.println(b.String())
 }
 
 func lower(s []string) []string {
@@ -145,7 +145,7 @@ func (ss *session) status([]string) {
 		return
 	}
 	st := d.Status()
-	ss.printf("%s", formatStatus(st, ss.now(), d.Version, ss.serviceState()))
+	ss.println(formatStatus(st, ss.now(), d.Version, ss.serviceState()))
 }
 
 func (ss *session) serviceState() string {
@@ -361,7 +361,7 @@ func (ss *session) config([]string) {
 		ss.notAvailable("config")
 		return
 	}
-	ss.printf("%s", strings.TrimRight(ss.sh.deps.ConfigText(), "\n"))
+	ss.println(strings.TrimRight(ss.sh.deps.ConfigText(), "\n"))
 }
 
 func (ss *session) profile([]string) {
@@ -369,7 +369,7 @@ func (ss *session) profile([]string) {
 		ss.notAvailable("profile")
 		return
 	}
-	ss.printf("%s", strings.TrimRight(ss.sh.deps.ProfileText(), "\n"))
+	ss.println(strings.TrimRight(ss.sh.deps.ProfileText(), "\n"))
 }
 
 func (ss *session) logs(args []string) {
@@ -391,7 +391,7 @@ func (ss *session) logs(args []string) {
 		ss.printf("(no log lines yet)")
 		return
 	}
-	ss.printf("%s", strings.Join(lines, "\n"))
+	ss.println(strings.Join(lines, "\n"))
 }
 
 // selftest checks what a technician checks first. The only signature it
@@ -553,7 +553,7 @@ func (ss *session) unlock(args []string) {
 			msg += fmt.Sprintf("; unlock locked out for %s", d)
 		}
 	}
-	ss.printf("%s", msg)
+	ss.println(msg)
 	ss.sh.log.Warn("service unlock refused", "err", err)
 }
 

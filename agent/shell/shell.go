@@ -459,6 +459,9 @@ func (ss *session) printf(format string, a ...any) {
 	ss.write(printable(fmt.Sprintf(format, a...)) + "\r\n")
 }
 
+// println writes s as printf("%s", s) would, without fmt (tboxd size).
+func (ss *session) println(s string) { ss.write(printable(s) + "\r\n") }
+
 func (ss *session) write(s string) { ss.out.write([]byte(s)) }
 
 func (ss *session) now() time.Time { return ss.sh.clock.Now() }
