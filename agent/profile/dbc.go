@@ -103,14 +103,6 @@ func (db *database) index(defs []dbc.Def) {
 	// them one by one would cost the square of their number.
 	msgParts := make(map[dbc.MessageID][]string)
 	sigParts := make(map[sigRef][]string)
-	defer func() {
-		for id, ps := range msgParts {
-			db.msgComment[id] = strings.Join(ps, " ")
-		}
-		for r, ps := range sigParts {
-			db.sigComment[r] = strings.Join(ps, " ")
-		}
-	}()
 	for _, def := range defs {
 		switch d := def.(type) {
 		case *dbc.MessageDef:
@@ -146,6 +138,12 @@ func (db *database) index(defs []dbc.Def) {
 		case *dbc.SignalValueTypeDef:
 			db.valueTypes[sigRef{d.MessageID, string(d.SignalName)}] = d.SignalValueType
 		}
+	}
+	for id, ps := range msgParts {
+		db.msgComment[id] = strings.Join(ps, " ")
+	}
+	for r, ps := range sigParts {
+		db.sigComment[r] = strings.Join(ps, " ")
 	}
 }
 
