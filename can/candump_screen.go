@@ -153,6 +153,9 @@ func (r *Reader) parseScreen(p []byte, secDigits int) error {
 }
 
 // nextField returns the next blank-separated field of p and what follows it.
+// Not inlined at its 6 calls (tboxd size).
+//
+//go:noinline
 func nextField(p []byte) (field, rest []byte) {
 	p = trimLeft(p)
 	i := 0

@@ -357,7 +357,10 @@ func (e *Engine) stepBack(raw int64) (out []Span) {
 }
 
 // silentFor returns by how much the odometer's silence exceeds GapTimeout
-// while a fresh speed reading says the car moves, or 0.
+// while a fresh speed reading says the car moves, or 0. Not inlined at its
+// 2 calls (tboxd size).
+//
+//go:noinline
 func (e *Engine) silentFor() int64 {
 	s := &e.st
 	if !s.Started || !s.SpeedKnown || s.Speed <= 0 || s.Mono-s.SpeedTime > e.gapNs {
@@ -614,7 +617,10 @@ func SortModes(modes []ModeMeters) {
 	}
 }
 
-// open starts an empty span at te, reusing the modes buffer.
+// open starts an empty span at te, reusing the modes buffer. Not inlined
+// at its 5 calls (tboxd size).
+//
+//go:noinline
 func (e *Engine) open(te int64) {
 	s := &e.st
 	b := uint64(te / batchNanos)
@@ -623,7 +629,10 @@ func (e *Engine) open(te int64) {
 	e.modeIdx = -1
 }
 
-// clampNanos returns t as Unix nanoseconds within [0, maxNanos].
+// clampNanos returns t as Unix nanoseconds within [0, maxNanos]. Not
+// inlined at its 3 calls (tboxd size).
+//
+//go:noinline
 func clampNanos(t time.Time) int64 {
 	sec := t.Unix()
 	switch {

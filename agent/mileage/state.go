@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"strconv"
 	"unicode/utf8"
 )
 
@@ -141,36 +142,52 @@ func (s State) MarshalBinary() ([]byte, error) {
 		}
 	}
 	buf := make([]byte, 0, 128+len(s.Mode)+len(s.Span.Modes)*24)
-	buf = append(buf, StateVersion)
-	buf = binary.BigEndian.AppendUint16(buf, bits)
+	buf = append(buf, StateVersion, byte(bits>>8), byte(bits))
 	for _, f := range s.floats() {
-		buf = binary.BigEndian.AppendUint64(buf, math.Float64bits(*f))
+		buf = appendUint64(buf, math.Float64bits(*f))
 	}
 	for _, t := range s.times() {
-		buf = binary.BigEndian.AppendUint64(buf, uint64(*t))
+		buf = appendUint64(buf, uint64(*t))
 	}
-	buf = binary.BigEndian.AppendUint64(buf, uint64(s.MonoOff))
-	buf = binary.BigEndian.AppendUint64(buf, s.Span.Batch)
-	buf = binary.BigEndian.AppendUint64(buf, s.Span.Last)
-	buf = binary.BigEndian.AppendUint64(buf, s.Span.Meters)
+	for _, v := range [...]uint64{uint64(s.MonoOff), s.Span.Batch, s.Span.Last, s.Span.Meters} {
+		buf = appendUint64(buf, v)
+	}
 	buf = binary.BigEndian.AppendUint32(buf, s.Span.Flags)
 	buf = appendString(buf, s.Mode)
-	buf = binary.AppendUvarint(buf, uint64(len(s.Span.Modes)))
+	buf = appendUvarint(buf, uint64(len(s.Span.Modes)))
 	for _, m := range s.Span.Modes {
 		buf = appendString(buf, m.Mode)
-		buf = binary.AppendUvarint(buf, m.Meters)
+		buf = appendUvarint(buf, m.Meters)
 	}
-	buf = binary.BigEndian.AppendUint64(buf, math.Float64bits(s.CandOdo))
-	buf = binary.BigEndian.AppendUint64(buf, math.Float64bits(s.CandHi))
-	buf = binary.BigEndian.AppendUint64(buf, uint64(s.CandTime))
+	for _, v := range [...]uint64{math.Float64bits(s.CandOdo), math.Float64bits(s.CandHi), uint64(s.CandTime)} {
+		buf = appendUint64(buf, v)
+	}
 	buf = binary.BigEndian.AppendUint32(buf, s.CandCount)
 	buf = appendString(buf, s.CandSplitMode)
-	buf = binary.BigEndian.AppendUint64(buf, math.Float64bits(s.CandSplitHi))
+	buf = appendUint64(buf, math.Float64bits(s.CandSplitHi))
 	return buf, nil
 }
 
+// appendUint64 is binary.BigEndian.AppendUint64, not inlined at each of its
+// calls (tboxd size).
+//
+//go:noinline
+func appendUint64(buf []byte, v uint64) []byte {
+	return binary.BigEndian.AppendUint64(buf, v)
+}
+
+// appendUvarint is binary.AppendUvarint, not inlined (tboxd size).
+//
+//go:noinline
+func appendUvarint(buf []byte, v uint64) []byte {
+	return binary.AppendUvarint(buf, v)
+}
+
+// appendString appends s with its uvarint length; not inlined (tboxd size).
+//
+//go:noinline
 func appendString(buf []byte, s string) []byte {
-	return append(binary.AppendUvarint(buf, uint64(len(s))), s...)
+	return append(appendUvarint(buf, uint64(len(s))), s...)
 }
 
 func (s *State) bools() []*bool {
@@ -218,6 +235,43 @@ func (d *decoder) fixed(field string, n int) []byte {
 	return p
 }
 
+// uint64 reads a big-endian uint64 (zero after an error).
+func (d *decoder) uint64(field string) uint64 {
+	return binary.BigEndian.Uint64(d.fixed(field, 8))
+}
+
+// Range texts of the decoder's checks.
+const (
+	wantOdometer = "a number in [-2^53, 2^53]"
+	wantTime     = "Unix nanoseconds in [0, 4611686018427387903]" // maxNanos
+	wantMonoOff  = "nanoseconds in [-4611686018427387903, 4611686018427387903]"
+)
+
+// float reads a float64 that must lie in [lo, hi] (NaN never does).
+func (d *decoder) float(field string, lo, hi float64, want string) float64 {
+	f := math.Float64frombits(d.uint64(field))
+	if d.err == nil && !(f >= lo && f <= hi) {
+		d.off -= 8
+		d.fail(field, want, formatG(f))
+	}
+	return f
+}
+
+// formatG is fmt's %g of f, without fmt and not inlined (tboxd size).
+//
+//go:noinline
+func formatG(f float64) string { return strconv.FormatFloat(f, 'g', -1, 64) }
+
+// nanos reads an int64 that must lie in [lo, maxNanos].
+func (d *decoder) nanos(field string, lo int64, want string) int64 {
+	t := int64(d.uint64(field))
+	if d.err == nil && (t < lo || t > maxNanos) {
+		d.off -= 8
+		d.fail(field, want, strconv.FormatInt(t, 10))
+	}
+	return t
+}
+
 func (d *decoder) uvarint(field string) uint64 {
 	if d.err != nil {
 		return 0
@@ -239,7 +293,7 @@ func (d *decoder) str(field string, maxLen int) string {
 	}
 	if n > uint64(maxLen) {
 		d.off = at
-		d.fail(field, fmt.Sprintf("at most %d bytes", maxLen), fmt.Sprintf("%d", n))
+		d.fail(field, fmt.Sprintf("at most %d bytes", maxLen), strconv.FormatUint(n, 10))
 		return ""
 	}
 	p := d.fixed(field, int(n))
@@ -258,7 +312,7 @@ func (s *State) UnmarshalBinary(data []byte) error {
 	if len(data) == 0 || data[0] != StateVersion && data[0] != 1 {
 		found := "no bytes"
 		if len(data) > 0 {
-			found = fmt.Sprintf("%d", data[0])
+			found = strconv.Itoa(int(data[0]))
 		}
 		return &StateError{Field: "version", Expected: fmt.Sprintf("1 or %d", StateVersion), Found: found, Err: ErrStateVersion}
 	}
@@ -278,39 +332,27 @@ func (s *State) UnmarshalBinary(data []byte) error {
 		*b = bits&(1<<i) != 0
 	}
 	for i, f := range n.floats() {
-		*f = math.Float64frombits(binary.BigEndian.Uint64(d.fixed(floatNames[i], 8)))
-		lo, hi, want := float64(-maxOdometer), float64(maxOdometer), "a number in [-2^53, 2^53]"
+		lo, hi, want := float64(-maxOdometer), float64(maxOdometer), wantOdometer
 		switch i {
 		case 3:
 			lo, hi, want = 0, maxSpeedKMH, "km/h in [0, 1e6]"
 		case 4, 5: // the mismatch sums
 			lo, hi, want = 0, math.MaxFloat64, "a finite number >= 0"
 		}
-		if d.err == nil && !(*f >= lo && *f <= hi) {
-			d.off -= 8
-			d.fail(floatNames[i], want, fmt.Sprintf("%g", *f))
-		}
+		*f = d.float(floatNames[i], lo, hi, want)
 	}
 	for i, t := range n.times() {
-		*t = int64(binary.BigEndian.Uint64(d.fixed(timeNames[i], 8)))
-		if d.err == nil && (*t < 0 || *t > maxNanos) {
-			d.off -= 8
-			d.fail(timeNames[i], fmt.Sprintf("Unix nanoseconds in [0, %d]", int64(maxNanos)), fmt.Sprintf("%d", *t))
-		}
+		*t = d.nanos(timeNames[i], 0, wantTime)
 	}
-	n.MonoOff = int64(binary.BigEndian.Uint64(d.fixed("MonoOff", 8)))
-	if d.err == nil && (n.MonoOff < -maxNanos || n.MonoOff > maxNanos) {
-		d.off -= 8
-		d.fail("MonoOff", fmt.Sprintf("nanoseconds in [-%d, %d]", int64(maxNanos), int64(maxNanos)), fmt.Sprintf("%d", n.MonoOff))
-	}
+	n.MonoOff = d.nanos("MonoOff", -maxNanos, wantMonoOff)
 	sp := &n.Span
-	sp.Batch = binary.BigEndian.Uint64(d.fixed("Span.Batch", 8))
-	sp.Last = binary.BigEndian.Uint64(d.fixed("Span.Last", 8))
+	sp.Batch = d.uint64("Span.Batch")
+	sp.Last = d.uint64("Span.Last")
 	if d.err == nil && (sp.Last < sp.Batch || sp.Last-sp.Batch >= math.MaxUint32 || sp.Last > uint64(maxNanos/batchNanos)) {
 		d.off -= 16
 		d.fail("Span.Batch/Last", "Batch <= Last < Batch+2^32-1, a batch up to year 2116", fmt.Sprintf("%d..%d", sp.Batch, sp.Last))
 	}
-	sp.Meters = binary.BigEndian.Uint64(d.fixed("Span.Meters", 8))
+	sp.Meters = d.uint64("Span.Meters")
 	sp.Flags = binary.BigEndian.Uint32(d.fixed("Span.Flags", 4))
 	if d.err == nil && sp.Flags&^(FlagRollback|FlagJump|FlagGap) != 0 {
 		d.off -= 4
@@ -321,11 +363,11 @@ func (s *State) UnmarshalBinary(data []byte) error {
 	count := d.uvarint("Span.Modes count")
 	if d.err == nil && count > MaxModes {
 		d.off = at
-		d.fail("Span.Modes count", fmt.Sprintf("at most %d", MaxModes), fmt.Sprintf("%d", count))
+		d.fail("Span.Modes count", fmt.Sprintf("at most %d", MaxModes), strconv.FormatUint(count, 10))
 	}
 	var sum uint64
 	for i := 0; d.err == nil && i < int(count); i++ {
-		field := fmt.Sprintf("Span.Modes[%d]", i)
+		field := "Span.Modes[" + strconv.Itoa(i) + "]"
 		at := d.off
 		name := d.str(field+".Mode", MaxModeNameLen)
 		if d.err == nil && name == "" {
@@ -346,42 +388,28 @@ func (s *State) UnmarshalBinary(data []byte) error {
 		sp.Modes = append(sp.Modes, ModeMeters{Mode: name, Meters: m})
 	}
 	if !v1 {
-		for i, f := range []*float64{&n.CandOdo, &n.CandHi} {
-			name := [...]string{"CandOdo", "CandHi"}[i]
-			*f = math.Float64frombits(binary.BigEndian.Uint64(d.fixed(name, 8)))
-			if d.err == nil && !(*f >= -maxOdometer && *f <= maxOdometer) {
-				d.off -= 8
-				d.fail(name, "a number in [-2^53, 2^53]", fmt.Sprintf("%g", *f))
-			}
-		}
-		n.CandTime = int64(binary.BigEndian.Uint64(d.fixed("CandTime", 8)))
-		if d.err == nil && (n.CandTime < 0 || n.CandTime > maxNanos) {
-			d.off -= 8
-			d.fail("CandTime", fmt.Sprintf("Unix nanoseconds in [0, %d]", int64(maxNanos)), fmt.Sprintf("%d", n.CandTime))
-		}
+		n.CandOdo = d.float("CandOdo", -maxOdometer, maxOdometer, wantOdometer)
+		n.CandHi = d.float("CandHi", -maxOdometer, maxOdometer, wantOdometer)
+		n.CandTime = d.nanos("CandTime", 0, wantTime)
 		n.CandCount = binary.BigEndian.Uint32(d.fixed("CandCount", 4))
 		n.CandSplitMode = d.str("CandSplitMode", MaxModeNameLen)
-		n.CandSplitHi = math.Float64frombits(binary.BigEndian.Uint64(d.fixed("CandSplitHi", 8)))
-		if d.err == nil && !(n.CandSplitHi >= -maxOdometer && n.CandSplitHi <= maxOdometer) {
-			d.off -= 8
-			d.fail("CandSplitHi", "a number in [-2^53, 2^53]", fmt.Sprintf("%g", n.CandSplitHi))
-		}
+		n.CandSplitHi = d.float("CandSplitHi", -maxOdometer, maxOdometer, wantOdometer)
 	}
 	switch {
 	case d.err != nil:
 	case d.off != len(data):
 		d.fail("end", "no more bytes", fmt.Sprintf("%d bytes", len(data)-d.off))
 	case sum != sp.Meters:
-		d.fail("Span.Modes", fmt.Sprintf("meters summing to Span.Meters = %d", sp.Meters), fmt.Sprintf("%d", sum))
+		d.fail("Span.Modes", fmt.Sprintf("meters summing to Span.Meters = %d", sp.Meters), strconv.FormatUint(sum, 10))
 	case n.Started && (n.HWM < n.First || n.HWM < n.Odo):
-		d.fail("HWM", fmt.Sprintf("at least First = %g and Odo = %g", n.First, n.Odo), fmt.Sprintf("%g", n.HWM))
+		d.fail("HWM", fmt.Sprintf("at least First = %g and Odo = %g", n.First, n.Odo), formatG(n.HWM))
 	case !n.Started && (n.HWM != 0 || n.First != 0 || n.Odo != 0 || sp.Meters != 0 || n.Resumed || n.Cand):
 		d.fail("Started", "true when an odometer reading is recorded", "false")
 	case n.Cand && !(n.CandOdo > n.HWM && n.CandHi >= n.CandOdo && n.CandCount >= 1 && n.CandTime <= n.Mono):
 		d.fail("Cand", fmt.Sprintf("a candidate above HWM %g (CandOdo <= CandHi, CandCount >= 1, CandTime <= Mono)", n.HWM),
 			fmt.Sprintf("CandOdo %g, CandHi %g, CandCount %d, CandTime %d", n.CandOdo, n.CandHi, n.CandCount, n.CandTime))
 	case n.Cand && n.CandSplitMode != "" && !(n.CandSplitHi >= n.CandOdo && n.CandSplitHi <= n.CandHi):
-		d.fail("CandSplitHi", fmt.Sprintf("within the candidate's course [%g, %g]", n.CandOdo, n.CandHi), fmt.Sprintf("%g", n.CandSplitHi))
+		d.fail("CandSplitHi", fmt.Sprintf("within the candidate's course [%g, %g]", n.CandOdo, n.CandHi), formatG(n.CandSplitHi))
 	case (n.CandSplitMode == "") != (n.CandSplitHi == 0):
 		d.fail("CandSplitMode", "a mode with CandSplitHi, or neither", fmt.Sprintf("%q and %g", n.CandSplitMode, n.CandSplitHi))
 	case !n.Cand && (n.CandOdo != 0 || n.CandHi != 0 || n.CandTime != 0 || n.CandCount != 0 || n.CandSplitMode != ""):

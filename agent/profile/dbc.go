@@ -60,7 +60,7 @@ func parseDBC(file string, data []byte) (*database, error) {
 	db.fd = res.frames.fdMessages(db.problems, db.messages)
 	if len(db.messages) == 0 && len(res.general) > 0 {
 		p := res.general[0]
-		return nil, &ConfigError{File: file, Line: p.line, Err: errorf("%w: DBC: no message could be read, and %s", ErrSyntax, p.msg)}
+		return nil, dbErrorf(file, p.line, "", "%w: DBC: no message could be read, and %s", ErrSyntax, p.msg)
 	}
 	return db, nil
 }
@@ -103,14 +103,6 @@ func (db *database) index(defs []dbc.Def) {
 	// them one by one would cost the square of their number.
 	msgParts := make(map[dbc.MessageID][]string)
 	sigParts := make(map[sigRef][]string)
-	defer func() {
-		for id, ps := range msgParts {
-			db.msgComment[id] = strings.Join(ps, " ")
-		}
-		for r, ps := range sigParts {
-			db.sigComment[r] = strings.Join(ps, " ")
-		}
-	}()
 	for _, def := range defs {
 		switch d := def.(type) {
 		case *dbc.MessageDef:
@@ -146,6 +138,12 @@ func (db *database) index(defs []dbc.Def) {
 		case *dbc.SignalValueTypeDef:
 			db.valueTypes[sigRef{d.MessageID, string(d.SignalName)}] = d.SignalValueType
 		}
+	}
+	for id, ps := range msgParts {
+		db.msgComment[id] = strings.Join(ps, " ")
+	}
+	for r, ps := range sigParts {
+		db.sigComment[r] = strings.Join(ps, " ")
 	}
 }
 

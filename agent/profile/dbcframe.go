@@ -42,6 +42,8 @@ type frameFormats struct {
 
 // attrValue is a VFrameFormat value as written: an enum index, or a label.
 type attrValue struct {
+	_ [0]func() // not comparable: no generated equality function (tboxd size)
+
 	line  int
 	index int // -1 when label is set
 	label string
@@ -66,7 +68,7 @@ func (r *reader) attrDef(kw token) {
 	typ, e := r.word("the attribute's type")
 	if e != nil || string(typ.text) != "ENUM" {
 		if e == nil {
-			e = &stmtError{typ.line, fmt.Sprintf("expected ENUM for %s, found %s", frameFormatAttr, typ)}
+			e = &stmtError{line: typ.line, msg: fmt.Sprintf("expected ENUM for %s, found %s", frameFormatAttr, typ)}
 		}
 		r.fail(kw, 0, false, e)
 		return
@@ -196,7 +198,7 @@ func (ff *frameFormats) fdMessages(problems map[dbc.MessageID][]problem, message
 				what = strconv.Itoa(v.index)
 			}
 			if ps := problems[id]; len(ps) < maxProblemsPerMessage {
-				problems[id] = append(ps, problem{v.line, fmt.Sprintf("BA_: %s value %s names none of the %d labels of its enumeration", frameFormatAttr, what, len(enum))})
+				problems[id] = append(ps, problem{line: v.line, msg: fmt.Sprintf("BA_: %s value %s names none of the %d labels of its enumeration", frameFormatAttr, what, len(enum))})
 			}
 			continue
 		}
@@ -215,7 +217,7 @@ func frameFormat(loc locator, db *database, m *dbc.MessageDef, sc *sectionConfig
 		return long || db.fd[m.MessageID], nil
 	}
 	if !*sc.FD && long {
-		return false, loc.err(sec+".fd", errorf("%w: fd = false, but message %s (%s:%d) has %d bytes: only a CAN FD frame carries more than 8", ErrValue, m.Name, db.file, m.Pos.Line, m.Size))
+		return false, loc.errorf(sec+".fd", "%w: fd = false, but message %s (%s:%d) has %d bytes: only a CAN FD frame carries more than 8", ErrValue, m.Name, db.file, m.Pos.Line, m.Size)
 	}
 	return *sc.FD, nil
 }

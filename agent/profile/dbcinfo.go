@@ -104,7 +104,7 @@ func (db *database) problemWarnings(used map[can.Key]bool, why string) []string 
 			continue
 		}
 		for _, p := range ps {
-			ws = append(ws, problem{p.line, fmt.Sprintf("%s:%d: %s (in message ID %d%s: skipped)", db.file, p.line, p.msg, uint32(id), why)})
+			ws = append(ws, problem{line: p.line, msg: fmt.Sprintf("%s:%d: %s (in message ID %d%s: skipped)", db.file, p.line, p.msg, uint32(id), why)})
 		}
 	}
 	sort.Sort(byLine(ws))

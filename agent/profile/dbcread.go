@@ -78,6 +78,9 @@ func isSpace(c byte) bool {
 	return c == ' ' || c == '\t' || c == '\r' || c == '\n' || c == '\f' || c == '\v'
 }
 
+// peek is not inlined at each of its ~20 calls (tboxd size).
+//
+//go:noinline
 func (l *lexer) peek() token {
 	if l.peeked == nil {
 		l.peekToken = l.scan()
@@ -86,6 +89,9 @@ func (l *lexer) peek() token {
 	return *l.peeked
 }
 
+// next is not inlined at its 22 calls (tboxd size).
+//
+//go:noinline
 func (l *lexer) next() token {
 	t := l.peek()
 	l.peeked = nil
@@ -186,19 +192,39 @@ func (l *lexer) unterminated(open int) []byte {
 // statementKeywords begin a statement when they are the first token on a
 // line. A statement ends at ';' or where the next one begins, whichever comes
 // first, so a missing ';' costs nothing.
-var statementKeywords = map[string]bool{
-	"VERSION": true, "NS_": true, "BS_": true, "BU_": true, "BO_": true, "SG_": true,
-	"EV_": true, "ENVVAR_DATA_": true, "CM_": true, "BA_DEF_": true, "BA_DEF_DEF_": true,
-	"BA_": true, "VAL_": true, "VAL_TABLE_": true, "BO_TX_BU_": true, "SIG_VALTYPE_": true,
-	"SG_MUL_VAL_": true, "SIG_GROUP_": true, "SGTYPE_": true, "SIG_TYPE_REF_": true,
-	"BA_DEF_REL_": true, "BA_REL_": true, "BA_DEF_DEF_REL_": true, "BA_DEF_SGTYPE_": true,
-	"BA_SGTYPE_": true, "SGTYPE_VAL_": true, "CAT_DEF_": true, "CAT_": true, "FILTER": true,
-	"EV_DATA_": true, "BU_SG_REL_": true, "BU_EV_REL_": true, "BU_BO_REL_": true,
-	"SIGTYPE_VALTYPE_": true,
+var statementKeywords = [...]string{ // sorted, for isStatementKeyword
+	"BA_", "BA_DEF_", "BA_DEF_DEF_", "BA_DEF_DEF_REL_", "BA_DEF_REL_",
+	"BA_DEF_SGTYPE_", "BA_REL_", "BA_SGTYPE_", "BO_", "BO_TX_BU_", "BS_", "BU_",
+	"BU_BO_REL_", "BU_EV_REL_", "BU_SG_REL_", "CAT_", "CAT_DEF_", "CM_",
+	"ENVVAR_DATA_", "EV_", "EV_DATA_", "FILTER", "NS_", "SGTYPE_", "SGTYPE_VAL_",
+	"SG_", "SG_MUL_VAL_", "SIGTYPE_VALTYPE_", "SIG_GROUP_", "SIG_TYPE_REF_",
+	"SIG_VALTYPE_", "VAL_", "VAL_TABLE_", "VERSION",
+}
+
+// isStatementKeyword reports whether w is one of statementKeywords. (A map
+// literal cost tboxd its initialisation code.) Not inlined (tboxd size).
+//
+//go:noinline
+func isStatementKeyword(w []byte) bool {
+	lo, hi := 0, len(statementKeywords)
+	for lo < hi {
+		m := int(uint(lo+hi) >> 1)
+		switch k := statementKeywords[m]; {
+		case string(w) == k:
+			return true
+		case string(w) > k:
+			lo = m + 1
+		default:
+			hi = m
+		}
+	}
+	return false
 }
 
 // problem is a statement the reader could not read.
 type problem struct {
+	_ [0]func() // not comparable: no generated equality function (tboxd size)
+
 	line int
 	msg  string // "SG_: expected ..., found ..."
 }
@@ -250,9 +276,9 @@ func readDBC(file string, data []byte) readResult {
 		if t.kind == tokEOF {
 			break
 		}
-		if t.kind != tokWord || !statementKeywords[string(t.text)] {
+		if t.kind != tokWord || !isStatementKeyword(t.text) {
 			if len(r.res.general) < maxGeneral {
-				r.general(problem{t.line, fmt.Sprintf("expected a DBC keyword (BO_, SG_, CM_, VAL_, ...), found %s", t)})
+				r.general(problem{line: t.line, msg: fmt.Sprintf("expected a DBC keyword (BO_, SG_, CM_, VAL_, ...), found %s", t)})
 			} else {
 				r.res.more++
 			}
@@ -326,7 +352,9 @@ func (r *reader) note(p problem) {
 	}
 }
 
-// flush ends the current message.
+// flush ends the current message. Not inlined at its 3 calls (tboxd size).
+//
+//go:noinline
 func (r *reader) flush() {
 	r.inBroken = false
 	if r.cur != nil {
@@ -351,7 +379,7 @@ func (r *reader) atEnd() bool {
 		r.lex.next()
 		return true
 	}
-	return t.firstLine && t.kind == tokWord && statementKeywords[string(t.text)]
+	return t.firstLine && t.kind == tokWord && isStatementKeyword(t.text)
 }
 
 // skipStatement skips to the end of the current statement.
@@ -381,6 +409,8 @@ func (r *reader) skipNewSymbols() {
 
 // stmtError is a statement that cannot be read.
 type stmtError struct {
+	_ [0]func() // not comparable: no generated equality function (tboxd size)
+
 	line int
 	msg  string
 }
@@ -388,16 +418,16 @@ type stmtError struct {
 func (r *reader) expect(what string) *stmtError {
 	t := r.lex.peek()
 	if r.endsHere(t) && t.kind != tokPunct {
-		return &stmtError{t.line, fmt.Sprintf("expected %s, found the end of the statement", what)}
+		return &stmtError{line: t.line, msg: fmt.Sprintf("expected %s, found the end of the statement", what)}
 	}
-	return &stmtError{t.line, fmt.Sprintf("expected %s, found %s", what, t)}
+	return &stmtError{line: t.line, msg: fmt.Sprintf("expected %s, found %s", what, t)}
 }
 
 // endsHere reports whether t is past the current statement (without
 // consuming a ';').
 func (r *reader) endsHere(t token) bool {
 	return t.kind == tokEOF || (t.kind == tokPunct && t.text[0] == ';') ||
-		(t.firstLine && t.kind == tokWord && statementKeywords[string(t.text)])
+		(t.firstLine && t.kind == tokWord && isStatementKeyword(t.text))
 }
 
 func (r *reader) word(what string) (token, *stmtError) {
@@ -509,7 +539,7 @@ func (r *reader) pos(line int) scanner.Position {
 // fail records a statement that cannot be read, against its message when it
 // names one, and skips the rest of the statement.
 func (r *reader) fail(kw token, id dbc.MessageID, hasID bool, e *stmtError) {
-	p := problem{e.line, string(kw.text) + ": " + e.msg}
+	p := problem{line: e.line, msg: string(kw.text) + ": " + e.msg}
 	if hasID {
 		r.onMessage(id, p)
 	} else {
@@ -557,7 +587,7 @@ func (r *reader) signal(kw token) {
 			r.skipStatement()
 			return
 		}
-		r.fail(kw, 0, false, &stmtError{kw.line, "a signal outside a message (no BO_ before it)"})
+		r.fail(kw, 0, false, &stmtError{line: kw.line, msg: "a signal outside a message (no BO_ before it)"})
 		return
 	}
 	id := r.cur.MessageID
@@ -700,7 +730,7 @@ func (r *reader) comment(kw token) {
 		c.ObjectType, c.MessageID = dbc.ObjectTypeMessage, dbc.MessageID(id)
 		if string(t.text) == "SG_" {
 			if n := r.lex.peek(); n.kind == tokString {
-				r.note(problem{kw.line, "CM_ SG_ without a signal name: read as a comment on message " + strconv.FormatUint(id, 10)})
+				r.note(problem{line: kw.line, msg: "CM_ SG_ without a signal name: read as a comment on message " + strconv.FormatUint(id, 10)})
 			} else {
 				var name string
 				if name, e = r.ident("a signal name"); e != nil {
@@ -718,7 +748,7 @@ func (r *reader) comment(kw token) {
 		}
 		r.lex.next()
 		c.ObjectType, c.MessageID = dbc.ObjectTypeMessage, dbc.MessageID(id)
-		r.note(problem{kw.line, "CM_ <id> without BO_: read as a comment on message " + strconv.FormatUint(id, 10)})
+		r.note(problem{line: kw.line, msg: "CM_ <id> without BO_: read as a comment on message " + strconv.FormatUint(id, 10)})
 	default:
 		r.fail(kw, 0, false, r.expect("BU_, BO_, SG_, EV_ or a string"))
 		return
@@ -793,7 +823,7 @@ func (r *reader) valueType(kw token) {
 	v, e := r.uint("the value type (0 integer, 1 float32, 2 float64)", 8)
 	if e != nil || v > 3 {
 		if e == nil {
-			e = &stmtError{kw.line, fmt.Sprintf("expected the value type (0 integer, 1 float32, 2 float64), found %d", v)}
+			e = &stmtError{line: kw.line, msg: fmt.Sprintf("expected the value type (0 integer, 1 float32, 2 float64), found %d", v)}
 		}
 		r.fail(kw, d.MessageID, true, e)
 		return
@@ -839,7 +869,7 @@ func (r *reader) muxVal(kw token) {
 		mv.ranges = append(mv.ranges, [2]uint64{a, b})
 	}
 	if len(mv.ranges) == 0 {
-		r.onMessage(mid, problem{kw.line, "SG_MUL_VAL_: expected a value range <lo>-<hi>, found none"})
+		r.onMessage(mid, problem{line: kw.line, msg: "SG_MUL_VAL_: expected a value range <lo>-<hi>, found none"})
 		return
 	}
 	r.res.muxVals[sigRef{mid, sig}] = mv

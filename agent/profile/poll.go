@@ -77,7 +77,7 @@ type pollConfig struct {
 // onlyFrame refuses polling keys in a section that reads a frame.
 func (c *pollConfig) onlyFrame(loc locator, sec string) error {
 	if c.Source != "" && c.Source != "frame" {
-		return loc.err(sec+".source", errorf("%w: source = %q, want \"frame\", \"obd\" or \"uds\" (obd and uds only under [odometer])", ErrValue, c.Source))
+		return loc.errorf(sec+".source", "%w: source = %q, want \"frame\", \"obd\" or \"uds\" (obd and uds only under [odometer])", ErrValue, c.Source)
 	}
 	for _, k := range []struct {
 		name string
@@ -85,7 +85,7 @@ func (c *pollConfig) onlyFrame(loc locator, sec string) error {
 	}{{"request_id", c.RequestID != nil}, {"response_id", c.ResponseID != nil}, {"pid", c.PID != nil}, {"did", c.DID != nil},
 		{"length", c.Length != nil}, {"scale", c.Scale != nil}, {"period", c.Period != ""}} {
 		if k.set {
-			return loc.err(sec+"."+k.name, errorf("%w: %s is for source = \"obd\" or \"uds\" under [odometer]", ErrValue, k.name))
+			return loc.errorf(sec+"."+k.name, "%w: %s is for source = \"obd\" or \"uds\" under [odometer]", ErrValue, k.name)
 		}
 	}
 	return nil
@@ -97,10 +97,10 @@ var ErrPolled = errors.New("odometer is asked for, not broadcast")
 
 func canID(loc locator, field string, v *int64) (can.Key, error) {
 	if v == nil {
-		return can.Key{}, loc.err("odometer."+field, errorf("%w: %s = 0x7E8 (an 11-bit or 29-bit CAN ID)", ErrMissing, field))
+		return can.Key{}, loc.errorf("odometer."+field, "%w: %s = 0x7E8 (an 11-bit or 29-bit CAN ID)", ErrMissing, field)
 	}
 	if *v < 0 || *v > can.MaxExtendedID {
-		return can.Key{}, loc.err("odometer."+field, errorf("%w: %s = %d, want a CAN ID from 0 to 0x1FFFFFFF", ErrValue, field, *v))
+		return can.Key{}, loc.errorf("odometer."+field, "%w: %s = %d, want a CAN ID from 0 to 0x1FFFFFFF", ErrValue, field, *v)
 	}
 	return can.Key{ID: uint32(*v), Extended: *v > can.MaxID}, nil
 }
@@ -110,18 +110,18 @@ func compilePoll(loc locator, sc *sectionConfig, bio map[can.Key]bioEntry) (*sig
 	c := &sc.pollConfig
 	const sec = "odometer"
 	if c.Source != "obd" && c.Source != "uds" {
-		return nil, loc.err(sec+".source", errorf("%w: source = %q, want \"frame\", \"obd\" or \"uds\"", ErrValue, c.Source))
+		return nil, loc.errorf(sec+".source", "%w: source = %q, want \"frame\", \"obd\" or \"uds\"", ErrValue, c.Source)
 	}
 	for _, k := range []struct{ name, v string }{{"message", sc.Message}, {"signal", sc.Signal}, {"unit", sc.Unit}} {
 		if k.v != "" {
-			return nil, loc.err(sec+"."+k.name, errorf("%w: %s = %q with source = %q: an odometer that is asked for has no DBC %s", ErrValue, k.name, k.v, c.Source, k.name))
+			return nil, loc.errorf(sec+"."+k.name, "%w: %s = %q with source = %q: an odometer that is asked for has no DBC %s", ErrValue, k.name, k.v, c.Source, k.name)
 		}
 	}
 	if sc.Bus != "" && !isBusName(sc.Bus) {
-		return nil, loc.err(sec+".bus", errorf("%w: bus %q, want an interface name such as \"can1\"", ErrValue, sc.Bus))
+		return nil, loc.errorf(sec+".bus", "%w: bus %q, want an interface name such as \"can1\"", ErrValue, sc.Bus)
 	}
 	if sc.FD != nil && *sc.FD {
-		return nil, loc.err(sec+".fd", errorf("%w: fd = true with source = %q: the agent asks over classic ISO-TP (8-byte frames); ISO-TP over CAN FD is not supported", ErrValue, c.Source))
+		return nil, loc.errorf(sec+".fd", "%w: fd = true with source = %q: the agent asks over classic ISO-TP (8-byte frames); ISO-TP over CAN FD is not supported", ErrValue, c.Source)
 	}
 	p := &Poll{Source: c.Source, Bus: sc.Bus, Period: DefaultPollPeriod}
 	var err error
@@ -132,67 +132,67 @@ func compilePoll(loc locator, sc *sectionConfig, bio map[can.Key]bioEntry) (*sig
 		return nil, err
 	}
 	if p.Request == p.Response {
-		return nil, loc.err(sec+".response_id", errorf("%w: response_id 0x%s equals request_id", ErrValue, p.Response))
+		return nil, loc.errorf(sec+".response_id", "%w: response_id 0x%s equals request_id", ErrValue, p.Response)
 	}
 	if e, ok := bio[p.Response]; ok {
-		return nil, loc.err(sec+".response_id", errorf("%w: response ID 0x%s: %s", ErrBiometric, p.Response, e.why))
+		return nil, loc.errorf(sec+".response_id", "%w: response ID 0x%s: %s", ErrBiometric, p.Response, e.why)
 	}
 	switch c.Source {
 	case "obd":
 		if c.DID != nil {
-			return nil, loc.err(sec+".did", errorf("%w: did is for source = \"uds\"; OBD-II asks for a pid", ErrValue))
+			return nil, loc.errorf(sec+".did", "%w: did is for source = \"uds\"; OBD-II asks for a pid", ErrValue)
 		}
 		if c.PID == nil {
-			return nil, loc.err(sec+".pid", errorf("%w: pid = 0xA6 (the OBD-II odometer)", ErrMissing))
+			return nil, loc.errorf(sec+".pid", "%w: pid = 0xA6 (the OBD-II odometer)", ErrMissing)
 		}
 		if *c.PID < 0 || *c.PID > 0xFF {
-			return nil, loc.err(sec+".pid", errorf("%w: pid = %d, want 0x00 to 0xFF", ErrValue, *c.PID))
+			return nil, loc.errorf(sec+".pid", "%w: pid = %d, want 0x00 to 0xFF", ErrValue, *c.PID)
 		}
 		p.Query = diag.Query{Service: diag.ServiceOBDCurrent, ID: uint16(*c.PID), Length: 4}
 		p.Scale = 0.1 // SAE J1979 PID 0xA6: 4 bytes, 0.1 km
 		if *c.PID != 0xA6 && (c.Length == nil || c.Scale == nil) {
-			return nil, loc.err(sec+".pid", errorf("%w: pid 0x%02X is not the odometer 0xA6: set its length and scale", ErrMissing, *c.PID))
+			return nil, loc.errorf(sec+".pid", "%w: pid 0x%02X is not the odometer 0xA6: set its length and scale", ErrMissing, *c.PID)
 		}
 	case "uds":
 		if c.PID != nil {
-			return nil, loc.err(sec+".pid", errorf("%w: pid is for source = \"obd\"; UDS asks for a did", ErrValue))
+			return nil, loc.errorf(sec+".pid", "%w: pid is for source = \"obd\"; UDS asks for a did", ErrValue)
 		}
 		if c.DID == nil {
-			return nil, loc.err(sec+".did", errorf("%w: did = 0x2BC (the ReadDataByIdentifier identifier)", ErrMissing))
+			return nil, loc.errorf(sec+".did", "%w: did = 0x2BC (the ReadDataByIdentifier identifier)", ErrMissing)
 		}
 		if *c.DID < 0 || *c.DID > 0xFFFF {
-			return nil, loc.err(sec+".did", errorf("%w: did = %d, want 0x0000 to 0xFFFF", ErrValue, *c.DID))
+			return nil, loc.errorf(sec+".did", "%w: did = %d, want 0x0000 to 0xFFFF", ErrValue, *c.DID)
 		}
 		if c.Length == nil || c.Scale == nil {
 			f := "length"
 			if c.Length != nil {
 				f = "scale"
 			}
-			return nil, loc.err(sec+"."+f, errorf("%w: source = \"uds\" needs length (bytes of the value) and scale (km per unit)", ErrMissing))
+			return nil, loc.errorf(sec+"."+f, "%w: source = \"uds\" needs length (bytes of the value) and scale (km per unit)", ErrMissing)
 		}
 		p.Query = diag.Query{Service: diag.ServiceReadDID, ID: uint16(*c.DID)}
 	}
 	if c.Length != nil {
 		if *c.Length < 1 || *c.Length > diag.MaxLength {
-			return nil, loc.err(sec+".length", errorf("%w: length = %d, want 1 to %d bytes", ErrValue, *c.Length, diag.MaxLength))
+			return nil, loc.errorf(sec+".length", "%w: length = %d, want 1 to %d bytes", ErrValue, *c.Length, diag.MaxLength)
 		}
 		p.Query.Length = int(*c.Length)
 	}
 	if c.Scale != nil {
 		if !(*c.Scale > 0) || *c.Scale > 1000 || math.IsInf(*c.Scale, 0) {
-			return nil, loc.err(sec+".scale", errorf("%w: scale = %v, want km per raw unit, above 0 and at most 1000", ErrValue, *c.Scale))
+			return nil, loc.errorf(sec+".scale", "%w: scale = %v, want km per raw unit, above 0 and at most 1000", ErrValue, *c.Scale)
 		}
 		p.Scale = *c.Scale
 	}
 	if c.Period != "" {
 		d, err := time.ParseDuration(c.Period)
 		if err != nil || d < MinPollPeriod || d > MaxPollPeriod {
-			return nil, loc.err(sec+".period", errorf("%w: period = %q, want a duration from %v to %v", ErrValue, c.Period, MinPollPeriod, MaxPollPeriod))
+			return nil, loc.errorf(sec+".period", "%w: period = %q, want a duration from %v to %v", ErrValue, c.Period, MinPollPeriod, MaxPollPeriod)
 		}
 		p.Period = d
 	}
 	if err := p.Query.Validate(); err != nil {
-		return nil, loc.err(sec, errorf("%w: %w", ErrValue, err))
+		return nil, loc.errorf(sec, "%w: %w", ErrValue, err)
 	}
 	name := fmt.Sprintf("OBD-II PID 0x%02X", p.Query.ID)
 	if p.Source == "uds" {

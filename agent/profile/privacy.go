@@ -6,16 +6,19 @@ import (
 	"unicode"
 )
 
-// denyRule is one entry of the biometric deny-list: consecutive words that
-// each start with (or, when exact, equal) the stems in order.
+// denyRule is one entry of the biometric deny-list: consecutive words
+// (blank-separated in text) that each start with (or, when exact, equal)
+// the stems in order.
 type denyRule struct {
-	stems []string
+	_ [0]func() // not comparable: no generated equality function (tboxd size)
+
+	text  string
 	exact bool
 }
 
 // The deny-list documented in doc.go. Keep both in step.
-var denyRules = func() []denyRule {
-	prefix := []string{
+var (
+	denyPrefix = [...]string{
 		"face", "facial", "finger", "voice", "iris", "retina", "heart", "pulse",
 		"gaze", "drows", "biometr", "breath", "alcohol", "pupil", "eyelid",
 		"blood", "sweat", "emotion", "cardio", "electrocardio", "microphone",
@@ -25,65 +28,73 @@ var denyRules = func() []denyRule {
 		"skin conduct", "galvanic skin", "electromyo", "electroenceph",
 		"breathalys", "breathalyz",
 	}
-	exact := []string{
+	denyExact = [...]string{
 		"palm", "vein", "eye", "eyes", "ecg", "ekg", "eeg", "emg", "hrv", "dms", "oms",
 		"bac", "gsr", "skin",
 	}
-	var rules []denyRule
-	for _, p := range prefix {
-		rules = append(rules, denyRule{stems: strings.Fields(p)})
-	}
-	for _, e := range exact {
-		rules = append(rules, denyRule{stems: []string{e}, exact: true})
-	}
-	return rules
-}()
+)
 
-// denyRulesBy holds the deny rules by the first byte of their first stem:
-// a word can match only those that begin as it does. (Trying all of them on
-// every word made the gate's scan of a 15 MB DBC take over a minute.)
-var denyRulesBy = func() (by [256][]denyRule) {
-	for _, r := range denyRules {
-		by[r.stems[0][0]] = append(by[r.stems[0][0]], r)
+// denyRulesBy holds the deny rules by the first letter of their first stem
+// (all are lower-case ASCII): a word can match only those that begin as it
+// does. (Trying all of them on every word made the gate's scan of a 15 MB
+// DBC take over a minute.)
+var denyRulesBy = func() (by [26][]denyRule) {
+	for _, p := range denyPrefix {
+		by[p[0]-'a'] = append(by[p[0]-'a'], denyRule{text: p})
+	}
+	for _, e := range denyExact {
+		by[e[0]-'a'] = append(by[e[0]-'a'], denyRule{text: e, exact: true})
 	}
 	return by
 }()
+
+// The word sets below are blank-separated lists read by inWords: a few
+// words each, judged only at a deny-list or context hit, where a map
+// literal cost tboxd its initialisation code.
 
 // personWords make an ambiguous word biometric when it stands within two
 // words of one of them: "HR" is heart rate beside a driver and high
 // resolution elsewhere; "sleep" is a network-management state of an ECU,
 // but not of a driver.
-var personWords = map[string]bool{
-	"driver": true, "drv": true, "drvr": true, "occupant": true, "occ": true,
-	"passenger": true, "psngr": true, "pass": true, "person": true, "rider": true,
-}
+const personWords = "driver drv drvr occupant occ passenger psngr pass person rider"
 
 // contextWords are the ambiguous words judged beside personWords.
-var contextWords = map[string]bool{"hr": true, "bpm": true, "sleep": true, "sleeping": true, "asleep": true}
+const contextWords = "hr bpm sleep sleeping asleep"
 
 // exemptWords are words that start with a deny stem but name something
 // innocent.
-var exemptWords = map[string]bool{"heartbeat": true, "heartbeats": true, "heartbit": true}
+const exemptWords = "heartbeat heartbeats heartbit"
 
 // pulseParts are words that make a "pulse" a machine's: an encoder, a brake
 // or regeneration pulse, a distance accumulator.
-var pulseParts = map[string]bool{
-	"wheel": true, "whl": true, "brk": true, "brake": true, "batt": true, "battery": true,
-	"rgen": true, "regen": true, "distance": true, "dist": true, "accumulator": true,
-	"encoder": true, "pwm": true, "ignition": true, "injector": true, "injection": true,
-	"speed": true, "spd": true, "odometer": true, "odo": true, "tach": true, "engine": true,
-	"motor": true, "pump": true, "valve": true,
-}
+const pulseParts = "wheel whl brk brake batt battery rgen regen distance dist accumulator " +
+	"encoder pwm ignition injector injection speed spd odometer odo tach engine motor pump valve"
 
 // gatewayWords mark Ford's ECG, the Enhanced Central Gateway, in its message
 // names (DTE_HPCMtoECG, ECG_Data2_FD1, SmartChargingData_ECG_3,
 // PARSEDPushPCMtoGWM_ECG).
-var gatewayWords = map[string]bool{"to": true, "gwm": true, "fd": true, "smart": true, "dte": true, "gateway": true}
+const gatewayWords = "to gwm fd smart dte gateway"
 
-func anyWord(set map[string]bool, lists ...[]string) bool {
+// inWords reports whether w is one of the blank-separated words of set.
+func inWords(set, w string) bool {
+	for set != "" {
+		var f string
+		f, set, _ = strings.Cut(set, " ")
+		if f == w {
+			return true
+		}
+	}
+	return false
+}
+
+// anyWord reports whether a word of the lists is in set. Not inlined at its
+// 4 calls (tboxd size).
+//
+//go:noinline
+func anyWord(set string, lists ...[]string) bool {
 	for _, l := range lists {
 		for _, w := range l {
-			if set[w] {
+			if inWords(set, w) {
 				return true
 			}
 		}
@@ -112,37 +123,39 @@ func biometricMatchIn(text, context string) (string, bool) {
 	}
 	w := splitWords(text)
 	for i := range w {
-		if contextWords[w[i]] {
+		if inWords(contextWords, w[i]) {
 			for j := max(0, i-2); j <= min(len(w)-1, i+2); j++ {
-				if personWords[w[j]] {
+				if inWords(personWords, w[j]) {
 					return w[j] + " " + w[i], true
 				}
 			}
 		}
-		if w[i] == "" {
+		if w[i] == "" || w[i][0]-'a' >= 26 {
 			continue
 		}
-		for _, r := range denyRulesBy[w[i][0]] {
-			if i+len(r.stems) > len(w) || !r.matchAt(w, i) {
+		for _, r := range denyRulesBy[w[i][0]-'a'] {
+			if !r.matchAt(w, i) || exempt(w, i, r, ctx) {
 				continue
 			}
-			if exempt(w, i, r, ctx) {
-				continue
-			}
-			return strings.Join(r.stems, " "), true
+			return r.text, true
 		}
 	}
 	return "", false
 }
 
+// matchAt reports whether the words from w[i] on match r, stem by stem.
 func (r denyRule) matchAt(w []string, i int) bool {
-	for j, s := range r.stems {
-		word := w[i+j]
+	for rest := r.text; rest != ""; i++ {
+		var s string
+		s, rest, _ = strings.Cut(rest, " ")
+		if i >= len(w) {
+			return false
+		}
 		if r.exact {
-			if word != s {
+			if w[i] != s {
 				return false
 			}
-		} else if !strings.HasPrefix(word, s) {
+		} else if !strings.HasPrefix(w[i], s) {
 			return false
 		}
 	}
@@ -150,25 +163,26 @@ func (r denyRule) matchAt(w []string, i int) bool {
 }
 
 func exempt(w []string, i int, r denyRule, ctx []string) bool {
-	if len(r.stems) == 1 && exemptWords[w[i]] {
+	first, _, multi := strings.Cut(r.text, " ")
+	if !multi && inWords(exemptWords, w[i]) {
 		return true
 	}
-	switch r.stems[0] {
+	switch first {
 	case "ecg":
 		return anyWord(gatewayWords, w, ctx)
 	case "alcohol":
 		// Flex fuel: the ethanol share of the fuel (FUEL_ALCOHOL_PERCNT).
-		return anyWord(map[string]bool{"fuel": true, "ethanol": true, "flex": true}, w, ctx)
+		return anyWord("fuel ethanol flex", w, ctx)
 	case "voice":
 		// A steering-wheel push-to-talk button, a blower limit during a call:
 		// a switch's state, not the voice.
-		return anyWord(map[string]bool{"ptt": true, "button": true, "buttons": true, "btn": true, "blower": true}, w, ctx)
+		return anyWord("ptt button buttons btn blower", w, ctx)
 	case "pulse":
 		if anyWord(pulseParts, w, ctx) {
 			return true
 		}
 	}
-	if r.stems[0] == "pulse" && !r.exact {
+	if first == "pulse" && !r.exact {
 		if i > 0 && (w[i-1] == "wheel" || w[i-1] == "whl") {
 			return true
 		}
@@ -199,93 +213,103 @@ func splitWords(s string) []string {
 // allocation per word.
 func splitWordsASCII(s string) []string {
 	words := make([]string, 0, 8)
-	letter := func(c byte) bool { return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' }
-	digit := func(c byte) bool { return c >= '0' && c <= '9' }
-	upper := func(c byte) bool { return c >= 'A' && c <= 'Z' }
-	lower := func(c byte) bool { return c >= 'a' && c <= 'z' }
 	start := -1
-	flush := func(end int) {
-		if start >= 0 && end > start {
-			words = append(words, strings.ToLower(s[start:end]))
+	// i == len(s) ends the last word as a separator would.
+	for i := 0; i <= len(s); i++ {
+		var c byte
+		if i < len(s) {
+			c = s[i]
 		}
-		start = -1
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if !letter(c) && !digit(c) {
-			flush(i)
-			continue
+		sep := !asciiLetter(c) && !asciiDigit(c)
+		cut := sep
+		if !sep && start >= 0 {
+			p := s[i-1]
+			cut = asciiLower(p) && asciiUpper(c) ||
+				asciiUpper(p) && asciiUpper(c) && i+1 < len(s) && asciiLower(s[i+1]) ||
+				asciiDigit(p) != asciiDigit(c)
 		}
-		if start < 0 {
-			start = i
-			continue
+		if cut && start >= 0 {
+			words = append(words, strings.ToLower(s[start:i]))
+			start = -1
 		}
-		p := s[i-1]
-		switch {
-		case lower(p) && upper(c),
-			upper(p) && upper(c) && i+1 < len(s) && lower(s[i+1]),
-			digit(p) != digit(c):
-			flush(i)
+		if !sep && start < 0 {
 			start = i
 		}
 	}
-	flush(len(s))
 	return words
 }
+
+func asciiUpper(c byte) bool  { return c >= 'A' && c <= 'Z' }
+func asciiLower(c byte) bool  { return c >= 'a' && c <= 'z' }
+func asciiLetter(c byte) bool { return asciiUpper(c) || asciiLower(c) }
+func asciiDigit(c byte) bool  { return c >= '0' && c <= '9' }
 
 // splitWordsRunes is splitWords on any text.
 func splitWordsRunes(s string) []string {
 	var words []string
 	rs := []rune(s)
 	start := -1
-	flush := func(end int) {
-		if start >= 0 && end > start {
-			words = append(words, strings.ToLower(string(rs[start:end])))
+	// i == len(rs) ends the last word as a separator would.
+	for i := 0; i <= len(rs); i++ {
+		r := rune(' ')
+		if i < len(rs) {
+			r = rs[i]
 		}
-		start = -1
-	}
-	for i, r := range rs {
-		if !unicode.IsLetter(r) && !unicode.IsDigit(r) {
-			flush(i)
-			continue
+		sep := !unicode.IsLetter(r) && !unicode.IsDigit(r)
+		cut := sep
+		if !sep && start >= 0 {
+			p := rs[i-1]
+			cut = unicode.IsLower(p) && unicode.IsUpper(r) ||
+				unicode.IsUpper(p) && unicode.IsUpper(r) && i+1 < len(rs) && unicode.IsLower(rs[i+1]) ||
+				unicode.IsDigit(p) != unicode.IsDigit(r)
 		}
-		if start < 0 {
-			start = i
-			continue
+		if cut && start >= 0 {
+			words = append(words, strings.ToLower(string(rs[start:i])))
+			start = -1
 		}
-		p := rs[i-1]
-		switch {
-		case unicode.IsLower(p) && unicode.IsUpper(r):
-			flush(i)
-			start = i
-		case unicode.IsUpper(p) && unicode.IsUpper(r) && i+1 < len(rs) && unicode.IsLower(rs[i+1]):
-			flush(i)
-			start = i
-		case unicode.IsDigit(p) != unicode.IsDigit(r):
-			flush(i)
+		if !sep && start < 0 {
 			start = i
 		}
 	}
-	flush(len(rs))
 	return words
 }
 
-// confusables maps letters that look like ASCII ones (Cyrillic, Greek,
-// Armenian and others) to them; the decomposition (foldTable) already takes
-// fullwidth forms, mathematical letters, ligatures and accents apart.
-var confusables = map[rune]rune{
-	'а': 'a', 'в': 'b', 'е': 'e', 'ё': 'e', 'к': 'k', 'м': 'm', 'н': 'h', 'о': 'o', 'р': 'p', 'с': 'c',
-	'т': 't', 'у': 'y', 'х': 'x', 'і': 'i', 'ї': 'i', 'ј': 'j', 'ѕ': 's', 'ԁ': 'd', 'һ': 'h', 'ӏ': 'l',
-	'ԛ': 'q', 'ԝ': 'w', 'ь': 'b', 'г': 'r', 'п': 'n', 'ո': 'n', 'ս': 'u', 'օ': 'o', 'ց': 'g', 'հ': 'h',
-	'А': 'A', 'В': 'B', 'Е': 'E', 'Ё': 'E', 'К': 'K', 'М': 'M', 'Н': 'H', 'О': 'O', 'Р': 'P', 'С': 'C',
-	'Т': 'T', 'У': 'Y', 'Х': 'X', 'І': 'I', 'Ї': 'I', 'Ј': 'J', 'Ѕ': 'S', 'Ԁ': 'D', 'Ӏ': 'I', 'Ԛ': 'Q',
-	'Ԝ': 'W', 'Ү': 'Y',
-	'α': 'a', 'β': 'b', 'γ': 'y', 'ε': 'e', 'ι': 'i', 'κ': 'k', 'ν': 'v', 'ο': 'o', 'ρ': 'p', 'τ': 't',
-	'υ': 'u', 'χ': 'x', 'ω': 'w', 'ϲ': 'c', 'ϳ': 'j',
-	'Α': 'A', 'Β': 'B', 'Ε': 'E', 'Ζ': 'Z', 'Η': 'H', 'Ι': 'I', 'Κ': 'K', 'Μ': 'M', 'Ν': 'N', 'Ο': 'O',
-	'Ρ': 'P', 'Τ': 'T', 'Υ': 'Y', 'Χ': 'X', 'Ϲ': 'C',
-	'ı': 'i', 'ȷ': 'j', 'ɑ': 'a', 'ɡ': 'g', 'ɩ': 'i', 'ʏ': 'y', 'ᴀ': 'A', 'ß': 's', 'ø': 'o', 'Ø': 'O',
-	'ł': 'l', 'Ł': 'L', 'đ': 'd', 'Đ': 'D', 'ħ': 'h', 'Ħ': 'H', 'ŀ': 'l', 'ɪ': 'I',
+// confusableFrom lists letters that look like ASCII ones (Cyrillic, Greek,
+// Armenian and others), in code point order for confusable's binary
+// search; confusableTo holds the ASCII letter of each (in the comments too).
+// The decomposition (foldTable) already takes fullwidth forms, mathematical
+// letters, ligatures and accents apart. (A map literal cost tboxd its
+// initialisation code.)
+var confusableFrom = [...]rune{
+	'Ø', 'ß', 'ø', 'Đ', 'đ', 'Ħ', 'ħ', 'ı', 'ŀ', 'Ł', 'ł', 'ȷ', // O s o D d H h i l L l j
+	'ɑ', 'ɡ', 'ɩ', 'ɪ', 'ʏ', 'Α', 'Β', 'Ε', 'Ζ', 'Η', 'Ι', 'Κ', // a g i I y A B E Z H I K
+	'Μ', 'Ν', 'Ο', 'Ρ', 'Τ', 'Υ', 'Χ', 'α', 'β', 'γ', 'ε', 'ι', // M N O P T Y X a b y e i
+	'κ', 'ν', 'ο', 'ρ', 'τ', 'υ', 'χ', 'ω', 'ϲ', 'ϳ', 'Ϲ', 'Ё', // k v o p t u x w c j C E
+	'Ѕ', 'І', 'Ї', 'Ј', 'А', 'В', 'Е', 'К', 'М', 'Н', 'О', 'Р', // S I I J A B E K M H O P
+	'С', 'Т', 'У', 'Х', 'а', 'в', 'г', 'е', 'к', 'м', 'н', 'о', // C T Y X a b r e k m h o
+	'п', 'р', 'с', 'т', 'у', 'х', 'ь', 'ё', 'ѕ', 'і', 'ї', 'ј', // n p c t y x b e s i i j
+	'Ү', 'һ', 'Ӏ', 'ӏ', 'Ԁ', 'ԁ', 'Ԛ', 'ԛ', 'Ԝ', 'ԝ', 'հ', 'ո', // Y h I l D d Q q W w h n
+	'ս', 'ց', 'օ', 'ᴀ', // u g o A
+}
+
+const confusableTo = "OsoDdHhilLljagiIyABEZHIKMNOPTYXabyeikvoptuxwcjCESIIJABEKMHOPCTYXabrekmhonpctyxbesiijYhIlDdQqWwhnugoA"
+
+// confusable returns the ASCII letter that r looks like, if it is one of
+// confusableFrom.
+func confusable(r rune) (rune, bool) {
+	lo, hi := 0, len(confusableFrom)
+	for lo < hi {
+		m := int(uint(lo+hi) >> 1)
+		switch c := confusableFrom[m]; {
+		case c == r:
+			return rune(confusableTo[m]), true
+		case c < r:
+			lo = m + 1
+		default:
+			hi = m
+		}
+	}
+	return 0, false
 }
 
 // foldASCII rewrites text so that what looks like an ASCII word is one: it
@@ -344,7 +368,7 @@ func foldPlain(b *strings.Builder, r rune) {
 		b.WriteByte(byte(r))
 	case unicode.Is(unicode.Mn, r), unicode.Is(unicode.Cf, r), unicode.Is(unicode.Me, r):
 	default:
-		if a, ok := confusables[r]; ok {
+		if a, ok := confusable(r); ok {
 			b.WriteRune(a)
 		} else {
 			b.WriteRune(r)

@@ -145,7 +145,7 @@ type fileConfig struct {
 func Load(path string) (*Profile, error) {
 	data, err := ReadFileLimit(path, MaxProfileSize)
 	if err != nil {
-		return nil, &ConfigError{File: path, Err: errorf("profile: %w", err)}
+		return nil, dbErrorf(path, 0, "", "profile: %w", err)
 	}
 	dir := filepath.Dir(path)
 	return parse(path, data, func(name string) (string, []byte, error) {
@@ -228,7 +228,7 @@ func fileKind(m fs.FileMode) string {
 func LoadFS(fsys fs.FS, name string) (*Profile, error) {
 	data, err := readFSLimit(fsys, name, MaxProfileSize)
 	if err != nil {
-		return nil, &ConfigError{File: name, Err: errorf("profile: %w", err)}
+		return nil, dbErrorf(name, 0, "", "profile: %w", err)
 	}
 	dir := path.Dir(name)
 	return parse(name, data, func(n string) (string, []byte, error) {
@@ -254,17 +254,17 @@ func parse(file string, data []byte, readDBC func(string) (string, []byte, error
 	loc := locator{file: file, data: data}
 	if und := md.Undecoded(); len(und) > 0 {
 		k := und[0]
-		return nil, loc.err(k.String(), errorf("%w %q: want dbc, odometer, drive_mode, speed, privacy, plausibility with their documented keys", ErrUnknownKey, k.String()))
+		return nil, loc.errorf(k.String(), "%w %q: want dbc, odometer, drive_mode, speed, privacy, plausibility with their documented keys", ErrUnknownKey, k.String())
 	}
 	if cfg.DBC == "" {
-		return nil, loc.err("dbc", errorf("%w: dbc = \"file.dbc\" (the DBC, relative to the profile)", ErrMissing))
+		return nil, loc.errorf("dbc", "%w: dbc = \"file.dbc\" (the DBC, relative to the profile)", ErrMissing)
 	}
 	dbcPath, dbcData, err := readDBC(cfg.DBC)
 	if err != nil {
 		if !errors.Is(err, ErrTooLarge) && !errors.Is(err, ErrNotRegular) && !errors.Is(err, ErrMissing) {
 			err = errorf("%w: %w", ErrMissing, err)
 		}
-		return nil, loc.err("dbc", errorf("DBC %q: %w", cfg.DBC, err))
+		return nil, loc.errorf("dbc", "DBC %q: %w", cfg.DBC, err)
 	}
 	db, err := parseDBC(dbcPath, dbcData)
 	if err != nil {
@@ -273,7 +273,7 @@ func parse(file string, data []byte, readDBC func(string) (string, []byte, error
 	p := &Profile{file: file, dbcFile: dbcPath, maxSpeed: DefaultMaxSpeedKmh}
 	if v := cfg.Plausibility.MaxSpeedKmh; v != nil {
 		if !(*v >= 1) || math.IsInf(*v, 0) || *v > 10000 {
-			return nil, loc.err("plausibility.max_speed_kmh", errorf("%w: max_speed_kmh = %v, want a speed from 1 to 10000 km/h", ErrValue, *v))
+			return nil, loc.errorf("plausibility.max_speed_kmh", "%w: max_speed_kmh = %v, want a speed from 1 to 10000 km/h", ErrValue, *v)
 		}
 		p.maxSpeed = *v
 	}
@@ -289,7 +289,7 @@ func parse(file string, data []byte, readDBC func(string) (string, []byte, error
 			if k == Speed {
 				continue
 			}
-			return nil, loc.err(k.String(), errorf("%w: section [%s] with message and signal", ErrMissing, k))
+			return nil, loc.errorf(k.String(), "%w: section [%s] with message and signal", ErrMissing, k)
 		}
 		var s *signal
 		if k == Odometer && sc.Source != "" && sc.Source != "frame" {
@@ -301,7 +301,7 @@ func parse(file string, data []byte, readDBC func(string) (string, []byte, error
 			return nil, err
 		}
 		if k != Odometer && p.sigs[Odometer] != nil && p.sigs[Odometer].poll != nil && s.key == p.sigs[Odometer].key {
-			return nil, loc.err(k.String()+".message", errorf("%w: message %s has ID 0x%s, the odometer's response_id", ErrValue, s.message, s.key))
+			return nil, loc.errorf(k.String()+".message", "%w: message %s has ID 0x%s, the odometer's response_id", ErrValue, s.message, s.key)
 		}
 		p.sigs[k] = s
 		used[s.key] = true
@@ -310,7 +310,7 @@ func parse(file string, data []byte, readDBC func(string) (string, []byte, error
 	// The gate's invariant, checked once more on what will be received.
 	for _, b := range p.biometric {
 		if used[b] {
-			return nil, &ConfigError{File: file, Err: errorf("%w: ID 0x%s would be received", ErrBiometric, b)}
+			return nil, dbErrorf(file, 0, "", "%w: ID 0x%s would be received", ErrBiometric, b)
 		}
 	}
 	return p, nil
@@ -318,6 +318,8 @@ func parse(file string, data []byte, readDBC func(string) (string, []byte, error
 
 // bioEntry is why a bus ID is biometric.
 type bioEntry struct {
+	_ [0]func() // not comparable: no generated equality function (tboxd size)
+
 	msg *dbc.MessageDef // the biometric message; nil for an ID listed by hex alone
 	why string
 }
@@ -328,11 +330,7 @@ type bioEntry struct {
 // profile uses, its ID must not be one of these.
 func (p *Profile) privacyList(loc locator, db *database, names []string) (map[can.Key]bioEntry, error) {
 	bio := make(map[can.Key]bioEntry)
-	add := func(k can.Key, e bioEntry) {
-		if _, ok := bio[k]; !ok {
-			bio[k] = e
-		}
-	}
+	add := func(k can.Key, e bioEntry) { addBio(bio, k, e) }
 	for _, n := range names {
 		found := false
 		for _, m := range db.messages {
@@ -341,7 +339,7 @@ func (p *Profile) privacyList(loc locator, db *database, names []string) (map[ca
 			}
 			found = true
 			if k, ok := db.keys[m]; ok {
-				add(k, bioEntry{m, fmt.Sprintf("it is listed in privacy.biometric_messages as %q", n)})
+				add(k, bioEntry{msg: m, why: fmt.Sprintf("it is listed in privacy.biometric_messages as %q", n)})
 			}
 		}
 		if found {
@@ -350,12 +348,12 @@ func (p *Profile) privacyList(loc locator, db *database, names []string) (map[ca
 		if strings.HasPrefix(n, "0x") || strings.HasPrefix(n, "0X") {
 			k, err := can.ParseKey(n)
 			if err != nil {
-				return nil, loc.err("privacy.biometric_messages", errorf("%w: %w", ErrValue, err))
+				return nil, loc.errorf("privacy.biometric_messages", "%w: %w", ErrValue, err)
 			}
-			add(k, bioEntry{nil, fmt.Sprintf("ID 0x%s is listed in privacy.biometric_messages as %q", k, n)})
+			add(k, bioEntry{why: fmt.Sprintf("ID 0x%s is listed in privacy.biometric_messages as %q", k, n)})
 			continue
 		}
-		return nil, loc.err("privacy.biometric_messages", errorf("%w %q in %s: want a DBC message name or a hex ID such as \"0x5A1\"", ErrUnknownMessage, n, db.file))
+		return nil, loc.errorf("privacy.biometric_messages", "%w %q in %s: want a DBC message name or a hex ID such as \"0x5A1\"", ErrUnknownMessage, n, db.file)
 	}
 	for _, m := range db.messages {
 		k, ok := db.keys[m]
@@ -363,7 +361,7 @@ func (p *Profile) privacyList(loc locator, db *database, names []string) (map[ca
 			continue
 		}
 		if why, bad := db.biometric(m); bad {
-			add(k, bioEntry{m, "it is biometric: " + why})
+			add(k, bioEntry{msg: m, why: "it is biometric: " + why})
 		}
 	}
 	// A comment counts for its ID even when no BO_ spells the ID that way
@@ -371,14 +369,14 @@ func (p *Profile) privacyList(loc locator, db *database, names []string) (map[ca
 	for id, c := range db.msgComment {
 		if w, bad := biometricMatch(c); bad {
 			if k, _, err := messageKey(id); err == nil {
-				add(k, bioEntry{nil, fmt.Sprintf("a comment on message ID %d in %s, %q, matches %q", uint32(id), db.file, c, w)})
+				add(k, bioEntry{why: fmt.Sprintf("a comment on message ID %d in %s, %q, matches %q", uint32(id), db.file, c, w)})
 			}
 		}
 	}
 	for r, c := range db.sigComment {
 		if w, bad := biometricMatchIn(c, r.name); bad {
 			if k, _, err := messageKey(r.id); err == nil {
-				add(k, bioEntry{nil, fmt.Sprintf("a comment on signal %s of message ID %d in %s, %q, matches %q", r.name, uint32(r.id), db.file, c, w)})
+				add(k, bioEntry{why: fmt.Sprintf("a comment on signal %s of message ID %d in %s, %q, matches %q", r.name, uint32(r.id), db.file, c, w)})
 			}
 		}
 	}
@@ -387,6 +385,16 @@ func (p *Profile) privacyList(loc locator, db *database, names []string) (map[ca
 	}
 	can.SortKeys(p.biometric)
 	return bio, nil
+}
+
+// addBio records why k is biometric, unless it already has a reason. Not
+// inlined at privacyList's 4 calls (tboxd size).
+//
+//go:noinline
+func addBio(bio map[can.Key]bioEntry, k can.Key, e bioEntry) {
+	if _, ok := bio[k]; !ok {
+		bio[k] = e
+	}
 }
 
 // problemsOn returns the statements the reader could not read that belong to
@@ -412,17 +420,18 @@ func (p byLine) Less(i, j int) bool { return p[i].line < p[j].line }
 
 func compile(loc locator, db *database, k Kind, sc *sectionConfig, bio map[can.Key]bioEntry) (*signal, error) {
 	sec := k.String()
+	fMsg, fSig := sec+".message", sec+".signal" // the fields errors name
 	if err := sc.pollConfig.onlyFrame(loc, sec); err != nil {
 		return nil, err
 	}
 	if sc.Message == "" {
-		return nil, loc.err(sec+".message", errorf("%w: message = \"<DBC message name>\"", ErrMissing))
+		return nil, loc.errorf(fMsg, "%w: message = \"<DBC message name>\"", ErrMissing)
 	}
 	if sc.Signal == "" {
-		return nil, loc.err(sec+".signal", errorf("%w: signal = \"<DBC signal name>\"", ErrMissing))
+		return nil, loc.errorf(fSig, "%w: signal = \"<DBC signal name>\"", ErrMissing)
 	}
 	if sc.Bus != "" && !isBusName(sc.Bus) {
-		return nil, loc.err(sec+".bus", errorf("%w: bus %q, want an interface name such as \"can1\"", ErrValue, sc.Bus))
+		return nil, loc.errorf(sec+".bus", "%w: bus %q, want an interface name such as \"can1\"", ErrValue, sc.Bus)
 	}
 	m := db.byName[sc.Message]
 	if m == nil {
@@ -430,16 +439,16 @@ func compile(loc locator, db *database, k Kind, sc *sectionConfig, bio map[can.K
 		if s := db.suggestMessage(sc.Message); s != "" {
 			hint = fmt.Sprintf(" (did you mean %q?)", s)
 		}
-		return nil, loc.err(sec+".message", errorf("%w %q: not in %s%s", ErrUnknownMessage, sc.Message, db.file, hint))
+		return nil, loc.errorf(fMsg, "%w %q: not in %s%s", ErrUnknownMessage, sc.Message, db.file, hint)
 	}
 	where := fmt.Sprintf("%s:%d", db.file, m.Pos.Line)
 	for _, o := range db.messages {
 		if o != m && string(o.Name) == sc.Message {
-			return nil, loc.err(sec+".message", errorf("%w: message name %s is defined twice, at %s and %s:%d: which one is meant cannot be told", ErrValue, m.Name, where, db.file, o.Pos.Line))
+			return nil, loc.errorf(fMsg, "%w: message name %s is defined twice, at %s and %s:%d: which one is meant cannot be told", ErrValue, m.Name, where, db.file, o.Pos.Line)
 		}
 	}
 	if why, bad := db.badID[m]; bad {
-		return nil, &ConfigError{File: db.file, Line: m.Pos.Line, Field: sec + ".message", Err: errorf("%w: message %s: %s", ErrSignal, m.Name, why)}
+		return nil, dbErrorf(db.file, m.Pos.Line, fMsg, "%w: message %s: %s", ErrSignal, m.Name, why)
 	}
 	key := db.keys[m]
 	// The privacy gate comes first: a biometric ID is refused whatever else
@@ -447,17 +456,17 @@ func compile(loc locator, db *database, k Kind, sc *sectionConfig, bio map[can.K
 	if e, ok := bio[key]; ok {
 		switch {
 		case e.msg == m:
-			return nil, loc.err(sec+".message", errorf("%w: message %s (ID 0x%s, %s): %s", ErrBiometric, m.Name, key, where, e.why))
+			return nil, loc.errorf(fMsg, "%w: message %s (ID 0x%s, %s): %s", ErrBiometric, m.Name, key, where, e.why)
 		case e.msg != nil:
-			return nil, loc.err(sec+".message", errorf("%w: message %s (ID 0x%s, %s) is an alias of message %s (%s:%d) on the same ID, and %s: %s", ErrBiometric, m.Name, key, where, e.msg.Name, db.file, e.msg.Pos.Line, e.msg.Name, e.why))
+			return nil, loc.errorf(fMsg, "%w: message %s (ID 0x%s, %s) is an alias of message %s (%s:%d) on the same ID, and %s: %s", ErrBiometric, m.Name, key, where, e.msg.Name, db.file, e.msg.Pos.Line, e.msg.Name, e.why)
 		default:
-			return nil, loc.err(sec+".message", errorf("%w: message %s (%s): %s", ErrBiometric, m.Name, where, e.why))
+			return nil, loc.errorf(fMsg, "%w: message %s (%s): %s", ErrBiometric, m.Name, where, e.why)
 		}
 	}
 	// The gate must judge every statement of a message the agent receives:
 	// one it could not read is an error here, not a warning.
 	if ps := db.problemsOn(key); len(ps) > 0 {
-		return nil, &ConfigError{File: db.file, Line: ps[0].line, Field: sec + ".message", Err: errorf("%w: DBC: %s (message %s, ID 0x%s, is used by the profile)", ErrSyntax, ps[0].msg, m.Name, key)}
+		return nil, dbErrorf(db.file, ps[0].line, fMsg, "%w: DBC: %s (message %s, ID 0x%s, is used by the profile)", ErrSyntax, ps[0].msg, m.Name, key)
 	}
 	sd := db.signal(m, sc.Signal)
 	if sd == nil {
@@ -465,7 +474,7 @@ func compile(loc locator, db *database, k Kind, sc *sectionConfig, bio map[can.K
 		for _, s := range m.Signals {
 			names = append(names, string(s.Name))
 		}
-		return nil, loc.err(sec+".signal", errorf("%w %q: message %s (%s) has %s", ErrUnknownSignal, sc.Signal, m.Name, where, strings.Join(names, ", ")))
+		return nil, loc.errorf(fSig, "%w %q: message %s (%s) has %s", ErrUnknownSignal, sc.Signal, m.Name, where, strings.Join(names, ", "))
 	}
 	sigWhere := fmt.Sprintf("%s:%d", db.file, sd.Pos.Line)
 	enc := encInt
@@ -477,10 +486,10 @@ func compile(loc locator, db *database, k Kind, sc *sectionConfig, bio map[can.K
 	}
 	f, err := newField(sd.StartBit, sd.Size, sd.IsBigEndian, sd.IsSigned, enc, m.Size)
 	if err != nil {
-		return nil, &ConfigError{File: db.file, Line: sd.Pos.Line, Field: sec + ".signal", Err: errorf("signal %s of %s: %w", sd.Name, m.Name, err)}
+		return nil, dbErrorf(db.file, sd.Pos.Line, fSig, "signal %s of %s: %w", sd.Name, m.Name, err)
 	}
 	if sd.Factor == 0 || math.IsNaN(sd.Factor) || math.IsInf(sd.Factor, 0) || math.IsNaN(sd.Offset) || math.IsInf(sd.Offset, 0) {
-		return nil, &ConfigError{File: db.file, Line: sd.Pos.Line, Field: sec + ".signal", Err: errorf("%w: signal %s of %s has factor %v and offset %v, want a finite non-zero factor", ErrSignal, sd.Name, m.Name, sd.Factor, sd.Offset)}
+		return nil, dbErrorf(db.file, sd.Pos.Line, fSig, "%w: signal %s of %s has factor %v and offset %v, want a finite non-zero factor", ErrSignal, sd.Name, m.Name, sd.Factor, sd.Offset)
 	}
 	s := &signal{
 		kind: k, message: string(m.Name), name: string(sd.Name), bus: sc.Bus,
@@ -490,21 +499,21 @@ func compile(loc locator, db *database, k Kind, sc *sectionConfig, bio map[can.K
 	if s.fd, err = frameFormat(loc, db, m, sc, sec); err != nil {
 		return nil, err
 	}
-	if err := s.multiplex(db, m, sd, sec); err != nil {
+	if err := s.multiplex(db, m, sd, fSig); err != nil {
 		return nil, err
 	}
 	switch k {
 	case DriveMode:
 		if enc != encInt {
-			return nil, &ConfigError{File: db.file, Line: sd.Pos.Line, Field: sec + ".signal", Err: errorf("%w: drive mode signal %s is a float; want an integer with a value table", ErrSignal, sd.Name)}
+			return nil, dbErrorf(db.file, sd.Pos.Line, fSig, "%w: drive mode signal %s is a float; want an integer with a value table", ErrSignal, sd.Name)
 		}
 		if sc.Unit != "" {
-			return nil, loc.err(sec+".unit", errorf("%w: a drive mode has no unit, found unit = %q", ErrUnit, sc.Unit))
+			return nil, loc.errorf(sec+".unit", "%w: a drive mode has no unit, found unit = %q", ErrUnit, sc.Unit)
 		}
 		s.modes(db.valueTables[sigRef{m.MessageID, sc.Signal}])
 		s.scale, s.offset = 1, 0
 	default:
-		u, field := sd.Unit, sec+".signal"
+		u, field := sd.Unit, fSig
 		if sc.Unit != "" {
 			u, field = sc.Unit, sec+".unit"
 		}
@@ -515,9 +524,9 @@ func compile(loc locator, db *database, k Kind, sc *sectionConfig, bio map[can.K
 				want = "km/h, kph, m/s or mph"
 			}
 			if sc.Unit != "" {
-				return nil, loc.err(field, errorf("%w: unit = %q, want %s", ErrUnit, u, want))
+				return nil, loc.errorf(field, "%w: unit = %q, want %s", ErrUnit, u, want)
 			}
-			return nil, loc.err(field, errorf("%w: signal %s of message %s (%s) has unit %q, want %s; or set unit = \"...\" in [%s]", ErrUnit, sd.Name, m.Name, sigWhere, u, want, sec))
+			return nil, loc.errorf(field, "%w: signal %s of message %s (%s) has unit %q, want %s; or set unit = \"...\" in [%s]", ErrUnit, sd.Name, m.Name, sigWhere, u, want, sec)
 		}
 		s.unit, s.unitScale = u, scale
 		s.scale, s.offset = clean(sd.Factor*scale), clean(sd.Offset*scale)
@@ -713,6 +722,22 @@ func (l locator) err(field string, err error) error {
 	return &ConfigError{File: l.file, Line: l.line(field), Field: field, Err: err}
 }
 
+// dbErrorf returns a *ConfigError about file (at line and field, when
+// known): one non-inlined call at each error return (tboxd size).
+//
+//go:noinline
+func dbErrorf(file string, line int, field, format string, a ...any) error {
+	return &ConfigError{File: file, Line: line, Field: field, Err: fmt.Errorf(format, a...)}
+}
+
+// errorf is err(field, fmt.Errorf(format, a...)): one call at each of the
+// many error returns rather than two (tboxd size).
+//
+//go:noinline
+func (l locator) errorf(field, format string, a ...any) error {
+	return l.err(field, fmt.Errorf(format, a...))
+}
+
 // line returns the line of "table.key" (or of a top-level key, or of a table
 // header when key is the table name), 0 when not found.
 func (l locator) line(field string) int {
@@ -748,20 +773,17 @@ func (l locator) line(field string) int {
 // multiplex compiles the multiplexing of signal sd: simple (m<n> under the
 // message's one switch M) or extended (SG_MUL_VAL_ names the switch and the
 // ranges). A switch that is itself multiplexed (nested) is refused.
-func (s *signal) multiplex(db *database, m *dbc.MessageDef, sd *dbc.SignalDef, sec string) error {
+func (s *signal) multiplex(db *database, m *dbc.MessageDef, sd *dbc.SignalDef, field string) error {
 	mv, extended := db.muxVals[sigRef{m.MessageID, string(sd.Name)}]
 	if !sd.IsMultiplexed && !extended {
 		return nil
-	}
-	fail := func(line int, err error) error {
-		return &ConfigError{File: db.file, Line: line, Field: sec + ".signal", Err: err}
 	}
 	var sw *dbc.SignalDef
 	ranges := [][2]uint64{{sd.MultiplexerSwitch, sd.MultiplexerSwitch}}
 	if extended {
 		sw = db.signal(m, mv.sw)
 		if sw == nil || !sw.IsMultiplexerSwitch {
-			return fail(mv.line, errorf("%w: SG_MUL_VAL_ of signal %s names %s, which is not a multiplexer switch of message %s", ErrSignal, sd.Name, mv.sw, m.Name))
+			return dbErrorf(db.file, mv.line, field, "%w: SG_MUL_VAL_ of signal %s names %s, which is not a multiplexer switch of message %s", ErrSignal, sd.Name, mv.sw, m.Name)
 		}
 		ranges = mv.ranges
 	} else {
@@ -770,24 +792,24 @@ func (s *signal) multiplex(db *database, m *dbc.MessageDef, sd *dbc.SignalDef, s
 				continue
 			}
 			if sw != nil {
-				return fail(sd.Pos.Line, errorf("%w: signal %s is multiplexed (m%d) but message %s has several switches and no SG_MUL_VAL_ names one", ErrSignal, sd.Name, sd.MultiplexerSwitch, m.Name))
+				return dbErrorf(db.file, sd.Pos.Line, field, "%w: signal %s is multiplexed (m%d) but message %s has several switches and no SG_MUL_VAL_ names one", ErrSignal, sd.Name, sd.MultiplexerSwitch, m.Name)
 			}
 			sw = &m.Signals[i]
 		}
 		if sw == nil {
-			return fail(sd.Pos.Line, errorf("%w: signal %s is multiplexed (m%d) but message %s has no multiplexer switch (M)", ErrSignal, sd.Name, sd.MultiplexerSwitch, m.Name))
+			return dbErrorf(db.file, sd.Pos.Line, field, "%w: signal %s is multiplexed (m%d) but message %s has no multiplexer switch (M)", ErrSignal, sd.Name, sd.MultiplexerSwitch, m.Name)
 		}
 	}
 	if sw.IsMultiplexed {
-		return fail(sw.Pos.Line, errorf("%w: signal %s is under switch %s, which is itself multiplexed: nested multiplexing is not supported", ErrSignal, sd.Name, sw.Name))
+		return dbErrorf(db.file, sw.Pos.Line, field, "%w: signal %s is under switch %s, which is itself multiplexed: nested multiplexing is not supported", ErrSignal, sd.Name, sw.Name)
 	}
 	mf, err := newField(sw.StartBit, sw.Size, sw.IsBigEndian, false, encInt, m.Size)
 	if err != nil {
-		return fail(sw.Pos.Line, errorf("multiplexer %s of %s: %w", sw.Name, m.Name, err))
+		return dbErrorf(db.file, sw.Pos.Line, field, "multiplexer %s of %s: %w", sw.Name, m.Name, err)
 	}
 	for _, r := range ranges {
 		if r[0] > mf.mask {
-			return fail(sd.Pos.Line, errorf("%w: multiplexer value %d does not fit the %d-bit switch %s", ErrSignal, r[0], sw.Size, sw.Name))
+			return dbErrorf(db.file, sd.Pos.Line, field, "%w: multiplexer value %d does not fit the %d-bit switch %s", ErrSignal, r[0], sw.Size, sw.Name)
 		}
 	}
 	s.mux, s.muxRanges = &mf, ranges

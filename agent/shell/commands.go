@@ -32,38 +32,28 @@ func (c *command) usage() string {
 	return c.name() + " " + c.args
 }
 
-func cmd(words, args, help string, minArgs, maxArgs int, run func(*session, []string)) command {
-	return command{words: strings.Fields(words), args: args, help: help, minArgs: minArgs, maxArgs: maxArgs, run: run}
-}
-
-func serviceCmd(words, args, help string, minArgs, maxArgs int, run func(*session, []string)) command {
-	c := cmd(words, args, help, minArgs, maxArgs, run)
-	c.service = true
-	return c
-}
-
-func commands() []command {
-	return []command{
-		cmd("help", "[COMMAND]", "list the commands, or explain one", 0, 2, (*session).help),
-		cmd("status", "", "uptime, CAN, batch, outbox, uplink, service mode", 0, 0, (*session).status),
-		cmd("att last", "", "the last attestation made (wire form)", 0, 0, (*session).attLast),
-		cmd("att show", "SEQ", "an attestation still in the outbox (wire form)", 1, 1, (*session).attShow),
-		cmd("id", "", "the device address", 0, 0, (*session).id),
-		cmd("config", "", "the configuration (secrets redacted)", 0, 0, (*session).config),
-		cmd("profile", "", "the vehicle profile: signals, buses, filters, blocked messages", 0, 0, (*session).profile),
-		cmd("selftest", "", "check the key, the outbox, the buses, the clock and the uplink", 0, 0, (*session).selftest),
-		cmd("log", "[N]", "the last N log lines (default 20)", 0, 1, (*session).logs),
-		cmd("unlock", "[RESPONSE]", "service mode: without RESPONSE print a challenge; with it, unlock", 0, 1, (*session).unlock),
-		cmd("lock", "", "leave service mode", 0, 0, (*session).lock),
-		cmd("exit", "", "end the session (locks service mode)", 0, 0, (*session).exit),
-		cmd("quit", "", "same as exit", 0, 0, (*session).exit),
-		serviceCmd("upload now", "", "upload the outbox now", 0, 0, (*session).uploadNow),
-		serviceCmd("upload", "", "same as upload now", 0, 0, (*session).uploadNow),
-		serviceCmd("reconnect", "", "drop and re-establish the MQTT connection", 0, 0, (*session).reconnect),
-		serviceCmd("reopen can", "[BUS]", "reopen the CAN socket of BUS (default: every bus)", 0, 1, (*session).reopenCAN),
-		serviceCmd("outbox retry-nacked", "", "re-publish the attestations the backend refused, now", 0, 0, (*session).retryNacked),
-		serviceCmd("flush", "", "make the mileage state durable now (before a power cut)", 0, 0, (*session).flush),
-	}
+// commandTable is the shell's commands, in help order: a table the linker
+// writes out, not code that builds it at each start (tboxd size).
+var commandTable = [...]command{
+	{words: []string{"help"}, args: "[COMMAND]", help: "list the commands, or explain one", minArgs: 0, maxArgs: 2, run: (*session).help},
+	{words: []string{"status"}, args: "", help: "uptime, CAN, batch, outbox, uplink, service mode", minArgs: 0, maxArgs: 0, run: (*session).status},
+	{words: []string{"att", "last"}, args: "", help: "the last attestation made (wire form)", minArgs: 0, maxArgs: 0, run: (*session).attLast},
+	{words: []string{"att", "show"}, args: "SEQ", help: "an attestation still in the outbox (wire form)", minArgs: 1, maxArgs: 1, run: (*session).attShow},
+	{words: []string{"id"}, args: "", help: "the device address", minArgs: 0, maxArgs: 0, run: (*session).id},
+	{words: []string{"config"}, args: "", help: "the configuration (secrets redacted)", minArgs: 0, maxArgs: 0, run: (*session).config},
+	{words: []string{"profile"}, args: "", help: "the vehicle profile: signals, buses, filters, blocked messages", minArgs: 0, maxArgs: 0, run: (*session).profile},
+	{words: []string{"selftest"}, args: "", help: "check the key, the outbox, the buses, the clock and the uplink", minArgs: 0, maxArgs: 0, run: (*session).selftest},
+	{words: []string{"log"}, args: "[N]", help: "the last N log lines (default 20)", minArgs: 0, maxArgs: 1, run: (*session).logs},
+	{words: []string{"unlock"}, args: "[RESPONSE]", help: "service mode: without RESPONSE print a challenge; with it, unlock", minArgs: 0, maxArgs: 1, run: (*session).unlock},
+	{words: []string{"lock"}, args: "", help: "leave service mode", minArgs: 0, maxArgs: 0, run: (*session).lock},
+	{words: []string{"exit"}, args: "", help: "end the session (locks service mode)", minArgs: 0, maxArgs: 0, run: (*session).exit},
+	{words: []string{"quit"}, args: "", help: "same as exit", minArgs: 0, maxArgs: 0, run: (*session).exit},
+	{words: []string{"upload", "now"}, args: "", help: "upload the outbox now", minArgs: 0, maxArgs: 0, run: (*session).uploadNow, service: true},
+	{words: []string{"upload"}, args: "", help: "same as upload now", minArgs: 0, maxArgs: 0, run: (*session).uploadNow, service: true},
+	{words: []string{"reconnect"}, args: "", help: "drop and re-establish the MQTT connection", minArgs: 0, maxArgs: 0, run: (*session).reconnect, service: true},
+	{words: []string{"reopen", "can"}, args: "[BUS]", help: "reopen the CAN socket of BUS (default: every bus)", minArgs: 0, maxArgs: 1, run: (*session).reopenCAN, service: true},
+	{words: []string{"outbox", "retry-nacked"}, args: "", help: "re-publish the attestations the backend refused, now", minArgs: 0, maxArgs: 0, run: (*session).retryNacked, service: true},
+	{words: []string{"flush"}, args: "", help: "make the mileage state durable now (before a power cut)", minArgs: 0, maxArgs: 0, run: (*session).flush, service: true},
 }
 
 // lookup finds the command whose words are the longest prefix of fields.
@@ -107,7 +97,7 @@ func (ss *session) help(args []string) {
 		c, _ := ss.sh.lookup(append([]string{strings.ToLower(args[0])}, lower(args[1:])...))
 		if c == nil {
 			if g := ss.sh.group(strings.ToLower(args[0])); len(g) > 0 {
-				ss.printf("%s", strings.Join(g, "\n"))
+				ss.println(strings.Join(g, "\n"))
 				return
 			}
 			ss.printf("no command %q", truncate(args[0], 32))
@@ -121,20 +111,16 @@ func (ss *session) help(args []string) {
 		return
 	}
 	var b strings.Builder
-	b.WriteString("Commands:\n")
-	for _, c := range ss.sh.cmds {
-		if !c.service {
-			fmt.Fprintf(&b, "  %-22s %s\n", c.usage(), c.help)
-		}
-	}
-	b.WriteString("Service mode (after unlock):\n")
-	for _, c := range ss.sh.cmds {
-		if c.service {
-			fmt.Fprintf(&b, "  %-22s %s\n", c.usage(), c.help)
+	for i, title := range [...]string{"Commands:\n", "Service mode (after unlock):\n"} {
+		b.WriteString(title)
+		for _, c := range ss.sh.cmds {
+			if c.service == (i == 1) {
+				fmt.Fprintf(&b, "  %-22s %s\n", c.usage(), c.help)
+			}
 		}
 	}
 	b.WriteString("Keys: Backspace, ^U erase the line, ^C cancel it.")
-	ss.printf("%s", b.String())
+	ss.println(b.String())
 }
 
 func lower(s []string) []string {
@@ -145,6 +131,9 @@ func lower(s []string) []string {
 	return out
 }
 
+// notAvailable is not inlined at its 9 calls (tboxd size).
+//
+//go:noinline
 func (ss *session) notAvailable(what string) {
 	ss.printf("%s: not available", what)
 }
@@ -156,7 +145,7 @@ func (ss *session) status([]string) {
 		return
 	}
 	st := d.Status()
-	ss.printf("%s", formatStatus(st, ss.now(), d.Version, ss.serviceState()))
+	ss.println(formatStatus(st, ss.now(), d.Version, ss.serviceState()))
 }
 
 func (ss *session) serviceState() string {
@@ -355,17 +344,14 @@ func receiptsLine(up UplinkStatus) string {
 		kinds = append(kinds, k)
 	}
 	sort.Strings(kinds)
-	var b strings.Builder
-	b.WriteString("IGNORED ")
+	line := "IGNORED "
 	for i, k := range kinds {
 		if i > 0 {
-			b.WriteString(", ")
+			line += ", "
 		}
-		fmt.Fprintf(&b, "%d %s", up.Ignored[k], k)
+		line += strconv.FormatUint(up.Ignored[k], 10) + " " + k
 	}
-	b.WriteString("; last: ")
-	b.WriteString(oneLine(truncate(up.LastIgnored, 200)))
-	return b.String()
+	return line + "; last: " + oneLine(truncate(up.LastIgnored, 200))
 }
 
 func (ss *session) id([]string) { ss.printf("%s", ss.sh.deps.Device) }
@@ -375,7 +361,7 @@ func (ss *session) config([]string) {
 		ss.notAvailable("config")
 		return
 	}
-	ss.printf("%s", strings.TrimRight(ss.sh.deps.ConfigText(), "\n"))
+	ss.println(strings.TrimRight(ss.sh.deps.ConfigText(), "\n"))
 }
 
 func (ss *session) profile([]string) {
@@ -383,7 +369,7 @@ func (ss *session) profile([]string) {
 		ss.notAvailable("profile")
 		return
 	}
-	ss.printf("%s", strings.TrimRight(ss.sh.deps.ProfileText(), "\n"))
+	ss.println(strings.TrimRight(ss.sh.deps.ProfileText(), "\n"))
 }
 
 func (ss *session) logs(args []string) {
@@ -405,7 +391,7 @@ func (ss *session) logs(args []string) {
 		ss.printf("(no log lines yet)")
 		return
 	}
-	ss.printf("%s", strings.Join(lines, "\n"))
+	ss.println(strings.Join(lines, "\n"))
 }
 
 // selftest checks what a technician checks first. The only signature it
@@ -567,7 +553,7 @@ func (ss *session) unlock(args []string) {
 			msg += fmt.Sprintf("; unlock locked out for %s", d)
 		}
 	}
-	ss.printf("%s", msg)
+	ss.println(msg)
 	ss.sh.log.Warn("service unlock refused", "err", err)
 }
 

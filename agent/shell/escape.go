@@ -2,7 +2,6 @@ package shell
 
 import (
 	"strconv"
-	"strings"
 	"unicode/utf8"
 )
 
@@ -13,36 +12,34 @@ import (
 // UTF-8 as \xNN, so nothing from outside can start a line of its own, move
 // the cursor or reorder what the technician reads.
 func oneLine(s string) string {
-	var b strings.Builder
+	// One append per character, of the escape or of the character itself:
+	// a strings.Builder's WriteString is inlined at each call (tboxd size).
+	b := make([]byte, 0, len(s))
 	for i := 0; i < len(s); {
 		r, size := utf8.DecodeRuneInString(s[i:])
+		esc := s[i : i+size]
 		switch {
 		case r == utf8.RuneError && size == 1:
-			b.WriteString(`\x`)
-			b.WriteString(hex2(s[i]))
+			esc = `\x` + hex2(s[i])
 		case r == '\\':
-			b.WriteString(`\\`)
+			esc = `\\`
 		case r == '\n':
-			b.WriteString(`\n`)
+			esc = `\n`
 		case r == '\r':
-			b.WriteString(`\r`)
+			esc = `\r`
 		case r == '\t':
-			b.WriteString(`\t`)
+			esc = `\t`
 		case r < 0x20 || r == 0x7f:
-			b.WriteString(`\x`)
-			b.WriteString(hex2(byte(r)))
+			esc = `\x` + hex2(byte(r))
 		case r >= 0x80 && r < 0xa0, r == 0x2028, r == 0x2029,
 			r >= 0x202a && r <= 0x202e, r >= 0x2066 && r <= 0x2069, r == 0x200e, r == 0x200f, r == 0x061c:
-			b.WriteString(`\u`)
 			u := strconv.FormatInt(int64(r), 16)
-			b.WriteString("000"[:4-len(u)]) // zero-padded to 4 digits (all are 2 to 4)
-			b.WriteString(u)
-		default:
-			b.WriteString(s[i : i+size])
+			esc = `\u` + "000"[:4-len(u)] + u // zero-padded to 4 digits (all are 2 to 4)
 		}
+		b = append(b, esc...)
 		i += size
 	}
-	return b.String()
+	return string(b)
 }
 
 func hex2(c byte) string {

@@ -1,9 +1,6 @@
 package shell
 
-import (
-	"strings"
-	"sync"
-)
+import "sync"
 
 // outQueue is the session's bounded output buffer. The session appends to
 // it and never waits; one writer goroutine drains it to the port. When the
@@ -63,23 +60,23 @@ func (q *outQueue) take(dst []byte) []byte {
 // path, a log line) can carry an escape sequence to the technician's
 // terminal. Newlines become CRLF (a raw serial line has no ONLCR).
 func printable(s string) string {
-	var b strings.Builder
-	b.Grow(len(s) + 8)
+	// One append per byte (a strings.Builder's WriteString and WriteByte
+	// are inlined at each call: tboxd size).
+	const hexd = "0123456789abcdef"
+	b := make([]byte, 0, len(s)+8)
 	for i := 0; i < len(s); i++ {
 		c := s[i]
+		esc := s[i : i+1]
 		switch {
 		case c == '\n':
-			b.WriteString("\r\n")
+			esc = "\r\n"
 		case c == '\t':
-			b.WriteByte(' ')
+			esc = " "
 		case c >= 0x20 && c < 0x7f:
-			b.WriteByte(c)
 		default:
-			const hexd = "0123456789abcdef"
-			b.WriteString(`\x`)
-			b.WriteByte(hexd[c>>4])
-			b.WriteByte(hexd[c&15])
+			esc = `\x` + hexd[c>>4:c>>4+1] + hexd[c&15:c&15+1]
 		}
+		b = append(b, esc...)
 	}
-	return b.String()
+	return string(b)
 }

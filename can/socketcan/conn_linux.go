@@ -119,12 +119,12 @@ func Open(iface string, opts ...Option) (*Conn, error) {
 	}
 	f, rc, err := c.openSocket()
 	if err != nil {
-		return nil, &OpError{Op: "open", Iface: iface, Err: err}
+		return nil, opError("open", iface, err)
 	}
 	c.wake, err = unix.Eventfd(0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK)
 	if err != nil {
 		f.Close()
-		return nil, &OpError{Op: "open", Iface: iface, Err: errorf("eventfd: %w", err)}
+		return nil, opError("open", iface, errorf("eventfd: %w", err))
 	}
 	c.f, c.rc = f, rc
 	return c, nil
@@ -258,10 +258,10 @@ func (c *Conn) read(ctx context.Context) error {
 	defer c.rmu.Unlock()
 	for {
 		if c.closed.Load() {
-			return &OpError{Op: "read", Iface: c.iface, Err: ErrClosed}
+			return opError("read", c.iface, ErrClosed)
 		}
 		if err := ctx.Err(); err != nil {
-			return &OpError{Op: "read", Iface: c.iface, Err: err}
+			return opError("read", c.iface, err)
 		}
 		if c.next < c.nmsg {
 			i := c.next
@@ -277,14 +277,14 @@ func (c *Conn) read(ctx context.Context) error {
 		f, rc := c.current()
 		if f == nil {
 			if err := c.reopen(ctx); err != nil {
-				return &OpError{Op: "read", Iface: c.iface, Err: err}
+				return opError("read", c.iface, err)
 			}
 			continue
 		}
 		if c.short && c.opts.coalesce > 0 {
 			c.short = false
 			if err := c.gather(ctx); err != nil {
-				return &OpError{Op: "read", Iface: c.iface, Err: err}
+				return opError("read", c.iface, err)
 			}
 			continue // closed or reopened meanwhile: look again
 		}
@@ -301,7 +301,7 @@ func (c *Conn) read(ctx context.Context) error {
 		}
 		if err != nil {
 			if c.closed.Load() {
-				return &OpError{Op: "read", Iface: c.iface, Err: ErrClosed}
+				return opError("read", c.iface, ErrClosed)
 			}
 			if cur, _ := c.current(); cur != f {
 				continue // a writer or Reopen replaced the socket
@@ -315,7 +315,7 @@ func (c *Conn) read(ctx context.Context) error {
 				c.markDown(f, err)
 				continue
 			}
-			return &OpError{Op: "read", Iface: c.iface, Err: err}
+			return opError("read", c.iface, err)
 		}
 		c.rxFile = f
 	}
@@ -562,7 +562,7 @@ var errReopenAsked = errors.New("reopen requested")
 // after a real loss of the interface.
 func (c *Conn) Reopen() error {
 	if c.closed.Load() {
-		return &OpError{Op: "reopen", Iface: c.iface, Err: ErrClosed}
+		return opError("reopen", c.iface, ErrClosed)
 	}
 	f, _ := c.current()
 	if f != nil {
@@ -570,12 +570,12 @@ func (c *Conn) Reopen() error {
 	}
 	nf, nrc, err := c.openSocket()
 	if err != nil {
-		return &OpError{Op: "reopen", Iface: c.iface, Err: err}
+		return opError("reopen", c.iface, err)
 	}
 	if !c.install(nf, nrc) {
 		nf.Close() // the reader reopened first, or the Conn was closed
 		if c.closed.Load() {
-			return &OpError{Op: "reopen", Iface: c.iface, Err: ErrClosed}
+			return opError("reopen", c.iface, ErrClosed)
 		}
 	}
 	return nil
@@ -615,13 +615,13 @@ func (c *Conn) Stats() Stats { return c.n.snapshot() }
 // the socket is reopened once, at once.
 func (c *Conn) WriteFrame(fr *can.Frame) error {
 	if fr.IsFD() && !c.opts.fd {
-		return &OpError{Op: "write", Iface: c.iface, Err: ErrFDDisabled}
+		return opError("write", c.iface, ErrFDDisabled)
 	}
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
 	n, err := marshalFrame(c.wbuf[:], fr)
 	if err != nil {
-		return &OpError{Op: "write", Iface: c.iface, Err: err}
+		return opError("write", c.iface, err)
 	}
 	c.wlen = n
 	wait := backoff{min: writeRetryMin, max: writeRetryMax}
@@ -629,17 +629,17 @@ func (c *Conn) WriteFrame(fr *can.Frame) error {
 	reopened := false
 	for {
 		if c.closed.Load() {
-			return &OpError{Op: "write", Iface: c.iface, Err: ErrClosed}
+			return opError("write", c.iface, ErrClosed)
 		}
 		f, rc := c.current()
 		if f == nil {
 			if reopened {
-				return &OpError{Op: "write", Iface: c.iface, Err: ErrDown}
+				return opError("write", c.iface, ErrDown)
 			}
 			reopened = true
 			nf, nrc, err := c.openSocket()
 			if err != nil {
-				return &OpError{Op: "write", Iface: c.iface, Err: err}
+				return opError("write", c.iface, err)
 			}
 			if !c.install(nf, nrc) {
 				nf.Close()
@@ -656,13 +656,13 @@ func (c *Conn) WriteFrame(fr *can.Frame) error {
 			c.n.txBytes.Add(uint64(fr.Len))
 			return nil
 		case c.closed.Load():
-			return &OpError{Op: "write", Iface: c.iface, Err: ErrClosed}
+			return opError("write", c.iface, ErrClosed)
 		case errors.Is(err, unix.ENOBUFS), errors.Is(err, unix.EAGAIN):
 			now := time.Now()
 			if deadline.IsZero() {
 				deadline = now.Add(writeRetryBudget)
 			} else if now.After(deadline) {
-				return &OpError{Op: "write", Iface: c.iface, Err: err}
+				return opError("write", c.iface, err)
 			}
 			c.n.txRetries.Add(1)
 			t := time.NewTimer(wait.next())
@@ -679,7 +679,7 @@ func (c *Conn) WriteFrame(fr *can.Frame) error {
 			if cur, _ := c.current(); cur != f && !reopened {
 				continue // the reader replaced the socket under us
 			}
-			return &OpError{Op: "write", Iface: c.iface, Err: err}
+			return opError("write", c.iface, err)
 		}
 	}
 }
@@ -733,7 +733,7 @@ func (c *Conn) Close() error {
 	c.wkmu.Unlock()
 	c.rmu.Unlock()
 	if err != nil {
-		return &OpError{Op: "close", Iface: c.iface, Err: err}
+		return opError("close", c.iface, err)
 	}
 	return nil
 }

@@ -31,6 +31,8 @@ var ErrNoISOTP = errors.New("kernel ISO-TP (can-isotp) not available")
 // segmentation and the flow control. Frames it sends are padded to 8
 // bytes with isotp.Pad.
 type ISOTPConn struct {
+	_ [0]func() // not comparable: no generated equality function (tboxd size)
+
 	f     *os.File
 	iface string
 	buf   [isotp.MaxPayload + 1]byte
@@ -41,7 +43,7 @@ type ISOTPConn struct {
 // protocol, ErrNoInterface or ErrDown as Open does.
 func DialISOTP(iface string, tx, rx can.Key) (*ISOTPConn, error) {
 	fail := func(err error) (*ISOTPConn, error) {
-		return nil, &OpError{Op: "open ISO-TP", Iface: iface, Err: err}
+		return nil, opError("open ISO-TP", iface, err)
 	}
 	ifi, err := net.InterfaceByName(iface)
 	if err != nil {
@@ -82,7 +84,7 @@ func canAddr(k can.Key) uint32 {
 // Send sends one message (the kernel segments it).
 func (c *ISOTPConn) Send(payload []byte) error {
 	if _, err := c.f.Write(payload); err != nil {
-		return &OpError{Op: "write ISO-TP", Iface: c.iface, Err: err}
+		return opError("write ISO-TP", c.iface, err)
 	}
 	return nil
 }
@@ -105,7 +107,7 @@ func (c *ISOTPConn) Receive(ctx context.Context) ([]byte, error) {
 			continue
 		}
 		if err != nil {
-			return nil, &OpError{Op: "read ISO-TP", Iface: c.iface, Err: err}
+			return nil, opError("read ISO-TP", c.iface, err)
 		}
 		return c.buf[:min(n, isotp.MaxPayload)], nil
 	}

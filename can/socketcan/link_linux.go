@@ -36,7 +36,7 @@ func SetLink(name string, c LinkConfig) error {
 		return nil
 	}()
 	if err != nil {
-		return &OpError{Op: "link", Iface: name, Err: err}
+		return opError("link", name, err)
 	}
 	return nil
 }
@@ -53,7 +53,7 @@ func Restart(name string) error {
 		return rtnl(linkMsg(rtmNewLink, nlmFRequest|nlmFAck, 1, idx, 0, 0, canRestartAttrs()), nil)
 	}()
 	if err != nil {
-		return &OpError{Op: "restart", Iface: name, Err: err}
+		return opError("restart", name, err)
 	}
 	return nil
 }
@@ -74,7 +74,7 @@ func Link(name string) (LinkInfo, error) {
 		})
 	}()
 	if err != nil {
-		return l, &OpError{Op: "link state", Iface: name, Err: err}
+		return l, opError("link state", name, err)
 	}
 	return l, nil
 }
