@@ -105,19 +105,17 @@ type ConfigError struct {
 }
 
 func (e *ConfigError) Error() string {
-	var s strings.Builder
-	s.WriteString("uplink config: ")
-	s.WriteString(e.Field)
+	// Concatenation, not a strings.Builder, whose inlined writes cost tboxd
+	// more code.
+	s := "uplink config: " + e.Field
 	if e.Value != "" {
-		fmt.Fprintf(&s, " %q", e.Value)
+		s += " " + strconv.Quote(e.Value)
 	}
-	s.WriteString(": ")
-	s.WriteString(e.Msg)
+	s += ": " + e.Msg
 	if e.Cause != nil {
-		s.WriteString(": ")
-		s.WriteString(e.Cause.Error())
+		s += ": " + e.Cause.Error()
 	}
-	return s.String()
+	return s
 }
 
 // Unwrap returns the sentinel and the cause.
