@@ -97,6 +97,8 @@ type Config struct {
 // key at fault. It unwraps to one of the Err sentinels and, when there is
 // one, to the underlying cause (an *fs.PathError, an x509 error).
 type ConfigError struct {
+	_ [0]func() // not comparable: no generated equality function (tboxd size)
+
 	Field string // "broker", "device", "ca_file", "cert_file", "key_file", "window", ...
 	Value string // the value found, "" when it would not help
 	Msg   string // what was expected, what was found

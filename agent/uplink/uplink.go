@@ -116,7 +116,10 @@ type Uplink struct {
 	clock   clock
 	backoff Backoff
 	started time.Time
-	topic   struct{ att, ack, nack, health string }
+	topic   struct {
+		_                      [0]func() // not comparable: no generated equality function (tboxd size)
+		att, ack, nack, health string
+	}
 	will    []byte
 
 	wake     chan struct{} // Notify; one slot

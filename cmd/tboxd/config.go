@@ -132,6 +132,8 @@ func (d *duration) UnmarshalText(b []byte) error {
 // ConfigError is a bad configuration: exit status 2. It names the file and
 // the field (or line).
 type ConfigError struct {
+	_ [0]func() // not comparable: no generated equality function (tboxd size)
+
 	File  string
 	Line  int
 	Field string
