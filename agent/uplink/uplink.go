@@ -120,7 +120,7 @@ type Uplink struct {
 		_                      [0]func() // not comparable: no generated equality function (tboxd size)
 		att, ack, nack, health string
 	}
-	will    []byte
+	will []byte
 
 	wake     chan struct{} // Notify; one slot
 	redial   chan struct{} // Reconnect; one slot
