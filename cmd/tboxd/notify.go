@@ -54,18 +54,18 @@ func (w *WatchdogConfig) problems(c *Config) []error {
 	var out []error
 	if w.Device == "" {
 		if w.Interval.Duration != 0 || w.Timeout.Duration != 0 {
-			out = append(out, c.fail("watchdog.device", "required when watchdog.interval or watchdog.timeout is set"))
+			out = appendErr(out, c.fail("watchdog.device", "required when watchdog.interval or watchdog.timeout is set"))
 		}
 		return out
 	}
 	if w.Interval.Duration < 100*time.Millisecond || w.Interval.Duration > time.Minute {
-		out = append(out, c.fail("watchdog.interval", "want 100ms up to 1m, found %v", w.Interval.Duration))
+		out = appendErr(out, c.fail("watchdog.interval", "want 100ms up to 1m, found %v", w.Interval.Duration))
 	}
 	if t := w.Timeout.Duration; t != 0 {
 		if t%time.Second != 0 || t < time.Second || t > time.Hour {
-			out = append(out, c.fail("watchdog.timeout", "want whole seconds from 1s up to 1h, found %v", t))
+			out = appendErr(out, c.fail("watchdog.timeout", "want whole seconds from 1s up to 1h, found %v", t))
 		} else if t < 2*w.Interval.Duration {
-			out = append(out, c.fail("watchdog.timeout", "want at least twice watchdog.interval (%v), found %v", w.Interval.Duration, t))
+			out = appendErr(out, c.fail("watchdog.timeout", "want at least twice watchdog.interval (%v), found %v", w.Interval.Duration, t))
 		}
 	}
 	return out

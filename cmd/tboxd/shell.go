@@ -65,7 +65,7 @@ func (p *shellParts) reopenCAN(bus string) error {
 		}
 		found = true
 		if err := c.Reopen(); err != nil {
-			errs = append(errs, err)
+			errs = appendErr(errs, err)
 			continue
 		}
 		p.logger().Info("CAN socket reopened on request", "bus", s.Name)
