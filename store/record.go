@@ -53,6 +53,10 @@ const (
 	offRecReason  = 45
 )
 
+// seqKey is a record's key: seq, big-endian. Not inlined: its 32-bit
+// byte shuffle would be copied into each of its many callers.
+//
+//go:noinline
 func seqKey(seq uint64) []byte {
 	return binary.BigEndian.AppendUint64(make([]byte, 0, 8), seq)
 }
