@@ -3,7 +3,6 @@ package store
 import (
 	"bytes"
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -523,7 +522,7 @@ func (s *Store) load(tx *bbolt.Tx) error {
 		if len(v) < 16 || len(v) > 16+maxReasonSize {
 			return errorf("meta/lastnack: expected 16..%d bytes, found %d", 16+maxReasonSize, len(v))
 		}
-		last = Nack{Seq: binary.BigEndian.Uint64(v), Time: time.Unix(0, int64(binary.BigEndian.Uint64(v[8:]))), Reason: string(v[16:])}
+		last = Nack{Seq: be64(v), Time: time.Unix(0, int64(be64(v[8:]))), Reason: string(v[16:])}
 	}
 
 	var depth int
@@ -582,11 +581,11 @@ func getUint(b *bbolt.Bucket, k []byte) (uint64, error) {
 	if len(v) != 8 {
 		return 0, errorf("meta/%s: expected 8 bytes, found %d", k, len(v))
 	}
-	return binary.BigEndian.Uint64(v), nil
+	return be64(v), nil
 }
 
 func putUint(b *bbolt.Bucket, k []byte, v uint64) error {
-	return b.Put(k, binary.BigEndian.AppendUint64(nil, v))
+	return b.Put(k, appendBE64(nil, v))
 }
 
 // createDB makes an empty database atomically: built as outbox.db.new,
@@ -1044,7 +1043,7 @@ func (s *Store) ack(seq uint64, receipt []byte) (removed int, err error) {
 		b := tx.Bucket(bucketRec)
 		c := b.Cursor()
 		var keys [][]byte
-		for k, v := c.First(); k != nil && binary.BigEndian.Uint64(k) <= seq; k, v = c.Next() {
+		for k, v := c.First(); k != nil && be64(k) <= seq; k, v = c.Next() {
 			keys = append(keys, bytes.Clone(k))
 			freed += recordSize(len(v))
 		}
@@ -1118,8 +1117,8 @@ func (s *Store) Nack(seq uint64, reason string) error {
 		if err := putUint(meta, keyNacks, s.nacks+1); err != nil {
 			return err
 		}
-		ln := binary.BigEndian.AppendUint64(nil, seq)
-		ln = binary.BigEndian.AppendUint64(ln, uint64(now.UnixNano()))
+		ln := appendBE64(nil, seq)
+		ln = appendBE64(ln, uint64(now.UnixNano()))
 		return meta.Put(keyLastNack, append(ln, reason...))
 	})
 	if err != nil {

@@ -1,0 +1,16 @@
+package store
+
+import "encoding/binary"
+
+// The 64-bit reads and appends of the record, sidecar and bbolt formats,
+// not inlined: on 32-bit arm each inlined copy is a long byte shuffle, and
+// the store has dozens of them.
+
+//go:noinline
+func be64(b []byte) uint64 { return binary.BigEndian.Uint64(b) }
+
+//go:noinline
+func appendBE64(b []byte, v uint64) []byte { return binary.BigEndian.AppendUint64(b, v) }
+
+//go:noinline
+func ne64(b []byte) uint64 { return ne.Uint64(b) }
