@@ -139,7 +139,7 @@ func NewAttester(cfg AttesterConfig, key signer.Signer, ob Outbox) (*Attester, e
 		if ms.Unset {
 			// The batch clock runs on an estimate while the clock is
 			// unset; the frames' own time is the interval clock's.
-			a.resumeAt = fromNanos(ms.Mono-ms.MonoOff)
+			a.resumeAt = fromNanos(ms.Mono - ms.MonoOff)
 		}
 		a.pending = st.Pending
 		a.lastBatch = st.LastBatch
