@@ -82,7 +82,7 @@ func encodeRecord(r Record) []byte {
 	b = append(b, recVersion)
 	var created int64
 	if !r.Created.IsZero() {
-		created = r.Created.UnixNano()
+		created = nanos(r.Created)
 	}
 	b = appendBE64(b, uint64(created))
 	b = append(b, r.Digest[:]...)
@@ -114,7 +114,7 @@ func decodeRecord(key, v []byte) (Record, error) {
 		return r, errorf("record %d: format version: expected %d, found %d", r.Seq, recVersion, body[0])
 	}
 	if c := int64(be64(body[offRecCreated:])); c != 0 {
-		r.Created = time.Unix(0, c)
+		r.Created = fromNanos(c)
 	}
 	copy(r.Digest[:], body[offRecDigest:])
 	r.Nacks = binary.BigEndian.Uint32(body[offRecNacks:])

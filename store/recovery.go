@@ -35,7 +35,7 @@ var keyLost = []byte("lost")
 func encodeLost(r LostRange) []byte {
 	b := appendBE64(nil, r.From)
 	b = appendBE64(b, r.To)
-	return appendBE64(b, uint64(r.At.UnixNano()))
+	return appendBE64(b, uint64(nanos(r.At)))
 }
 
 // loadLost reads meta/lost; head is the database's head, above which no
@@ -49,7 +49,7 @@ func loadLost(meta *bbolt.Bucket, head uint64) (LostRange, error) {
 		return LostRange{}, errorf("meta/lost: expected 24 bytes, found %d", len(v))
 	}
 	r := LostRange{From: be64(v), To: be64(v[8:]),
-		At: time.Unix(0, int64(be64(v[16:])))}
+		At: fromNanos(int64(be64(v[16:])))}
 	if r.From == 0 || r.To < r.From || r.To >= head {
 		return LostRange{}, errorf("meta/lost: expected 1 <= from <= to < head %d, found %d..%d", head, r.From, r.To)
 	}

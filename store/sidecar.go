@@ -7,7 +7,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"time"
 )
 
 // The sidecar file "head" holds the chain head outside the database, so that
@@ -52,7 +51,7 @@ func encodeSidecar(sc sidecar) []byte {
 	b = append(b, sc.rec.Digest[:]...)
 	var created int64
 	if !sc.rec.Created.IsZero() {
-		created = sc.rec.Created.UnixNano()
+		created = nanos(sc.rec.Created)
 	}
 	b = appendBE64(b, uint64(created))
 	b = appendBE64(b, sc.acked)
@@ -89,7 +88,7 @@ func decodeSidecar(b []byte) (sidecar, error) {
 	}
 	copy(sc.rec.Digest[:], b[16:48])
 	if c := int64(be64(b[48:])); c != 0 {
-		sc.rec.Created = time.Unix(0, c)
+		sc.rec.Created = fromNanos(c)
 	}
 	sc.acked = be64(b[56:])
 	if sc.acked > sc.rec.Seq {

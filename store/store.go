@@ -522,7 +522,7 @@ func (s *Store) load(tx *bbolt.Tx) error {
 		if len(v) < 16 || len(v) > 16+maxReasonSize {
 			return errorf("meta/lastnack: expected 16..%d bytes, found %d", 16+maxReasonSize, len(v))
 		}
-		last = Nack{Seq: be64(v), Time: time.Unix(0, int64(be64(v[8:]))), Reason: string(v[16:])}
+		last = Nack{Seq: be64(v), Time: fromNanos(int64(be64(v[8:]))), Reason: string(v[16:])}
 	}
 
 	var depth int
@@ -1118,7 +1118,7 @@ func (s *Store) Nack(seq uint64, reason string) error {
 			return err
 		}
 		ln := appendBE64(nil, seq)
-		ln = appendBE64(ln, uint64(now.UnixNano()))
+		ln = appendBE64(ln, uint64(nanos(now)))
 		return meta.Put(keyLastNack, append(ln, reason...))
 	})
 	if err != nil {
