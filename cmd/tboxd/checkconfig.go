@@ -180,7 +180,7 @@ func checkStateDir(dir string) error {
 	}
 	// A new file of a name of its own (os.CreateTemp's retries would link
 	// 1 KiB more into tboxd for this one check).
-	name := filepath.Join(dir, ".check-config-"+strconv.Itoa(os.Getpid())+"-"+strconv.FormatInt(time.Now().UnixNano(), 36))
+	name := filepath.Join(dir, ".check-config-"+strconv.Itoa(os.Getpid())+"-"+strconv.FormatInt(nanos(time.Now()), 36))
 	f, err := os.OpenFile(name, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
 		return errorf("not writable: %w", err)

@@ -93,7 +93,7 @@ func newLiveness(a *agent.Agent, st *store.Store, stale time.Duration) *liveness
 	return &liveness{
 		beat: func() time.Time {
 			if b := a.C.LoopBeat.Load(); b != 0 {
-				return time.Unix(0, b)
+				return fromNanos(b)
 			}
 			return created // the loop has not started yet: it has stale to do so
 		},
@@ -105,19 +105,19 @@ func newLiveness(a *agent.Agent, st *store.Store, stale time.Duration) *liveness
 // check returns nil while alive, or what is stuck.
 func (l *liveness) check(now time.Time) error {
 	if l.answered.Load() == 0 {
-		l.answered.Store(now.UnixNano())
+		l.answered.Store(nanos(now))
 	}
 	if l.inflight.CompareAndSwap(false, true) {
 		go func() {
 			l.probe()
-			l.answered.Store(time.Now().UnixNano())
+			l.answered.Store(nanos(time.Now()))
 			l.inflight.Store(false)
 		}()
 	}
 	if age := now.Sub(l.beat()); age > l.stale {
 		return errorf("agent loop: no tick for %v", age.Round(time.Millisecond))
 	}
-	if age := now.Sub(time.Unix(0, l.answered.Load())); age > l.stale {
+	if age := now.Sub(fromNanos(l.answered.Load())); age > l.stale {
 		return errorf("outbox: no answer for %v", age.Round(time.Millisecond))
 	}
 	return nil

@@ -91,7 +91,7 @@ func (pl *poller) status() shell.PollStatus {
 		LastNRC: byte(s.LastNRC.Load()), Silent: s.Silent.Load(),
 	}
 	if t := s.LastReply.Load(); t != 0 {
-		ps.LastAnswer = time.Unix(0, t)
+		ps.LastAnswer = fromNanos(t)
 	}
 	if pl.guard != nil {
 		ps.Blocked = pl.guard.Refused.Load()

@@ -8,7 +8,6 @@ import (
 	"reflect"
 	"strings"
 	"sync/atomic"
-	"time"
 
 	"github.com/csop/tbox/agent"
 	"github.com/csop/tbox/agent/profile"
@@ -152,7 +151,7 @@ func (p *shellParts) status() shell.Status {
 		st.Frames = a.C.Frames.Load()
 		st.SourceErrors = a.C.SourceErrors.Load()
 		if t := a.C.LastFrame.Load(); t != 0 {
-			st.LastFrame = time.Unix(0, t)
+			st.LastFrame = fromNanos(t)
 		}
 		if nr := a.NotReadings(); nr != nil {
 			st.NotReadings = shell.NotReadingStatus{Known: true,
