@@ -793,7 +793,7 @@ func (s *Store) Append(rec Record, state []byte) error {
 		return errorf("append seq %d: %w: state: expected at most %d bytes, found %d", rec.Seq, ErrInvalidRecord, MaxStateSize, len(state))
 	}
 	s.mu.Lock()
-	defer s.mu.Unlock()
+	defer s.unlock()
 	if err := s.writable(); err != nil {
 		return err
 	}
@@ -874,7 +874,7 @@ func (s *Store) Checkpoint(state []byte) error {
 		return errorf("checkpoint: %w: state: expected at most %d bytes, found %d", ErrInvalidRecord, MaxStateSize, len(state))
 	}
 	s.mu.Lock()
-	defer s.mu.Unlock()
+	defer s.unlock()
 	if err := s.writable(); err != nil {
 		return err
 	}
@@ -888,7 +888,7 @@ func (s *Store) Checkpoint(state []byte) error {
 // Flush writes a Checkpoint held in memory, if any.
 func (s *Store) Flush() error {
 	s.mu.Lock()
-	defer s.mu.Unlock()
+	defer s.unlock()
 	if err := s.writable(); err != nil {
 		return err
 	}
@@ -915,7 +915,7 @@ func (s *Store) flushLocked() error {
 // fresh store.
 func (s *Store) State() ([]byte, error) {
 	s.mu.Lock()
-	defer s.mu.Unlock()
+	defer s.unlock()
 	if s.closed {
 		return nil, ErrClosed
 	}
@@ -927,7 +927,7 @@ func (s *Store) State() ([]byte, error) {
 // prev = digest. It survives acks and the loss of the database file.
 func (s *Store) Last() (seq uint64, digest [32]byte) {
 	s.mu.Lock()
-	defer s.mu.Unlock()
+	defer s.unlock()
 	return s.head.Seq, s.head.Digest
 }
 
@@ -1027,7 +1027,7 @@ func (s *Store) LastReceipt() ([]byte, error) {
 
 func (s *Store) ack(seq uint64, receipt []byte) (removed int, err error) {
 	s.mu.Lock()
-	defer s.mu.Unlock()
+	defer s.unlock()
 	if err := s.writable(); err != nil {
 		return 0, err
 	}
@@ -1089,7 +1089,7 @@ func (s *Store) ack(seq uint64, receipt []byte) (removed int, err error) {
 // and last nack (Stats) too. ErrNotFound if seq is not pending.
 func (s *Store) Nack(seq uint64, reason string) error {
 	s.mu.Lock()
-	defer s.mu.Unlock()
+	defer s.unlock()
 	if err := s.writable(); err != nil {
 		return err
 	}
@@ -1137,7 +1137,7 @@ func (s *Store) Nack(seq uint64, reason string) error {
 // would be refused with ErrFull.
 func (s *Store) Full() bool {
 	s.mu.Lock()
-	defer s.mu.Unlock()
+	defer s.unlock()
 	return s.fullLocked()
 }
 
@@ -1152,7 +1152,7 @@ func (s *Store) fullLocked() bool {
 // Stats returns a snapshot of the outbox.
 func (s *Store) Stats() Stats {
 	s.mu.Lock()
-	defer s.mu.Unlock()
+	defer s.unlock()
 	rec := s.recovery
 	rec.Notes = slices.Clone(rec.Notes)
 	return Stats{
@@ -1181,7 +1181,7 @@ func (s *Store) Check() error {
 	// Hold the lock for the whole check: a writer that remaps the file
 	// waits for read transactions, so taking the lock inside one deadlocks.
 	s.mu.Lock()
-	defer s.mu.Unlock()
+	defer s.unlock()
 	if s.closed {
 		return ErrClosed
 	}
@@ -1216,7 +1216,7 @@ func (s *Store) Check() error {
 // releases the directory lock. Calling it again returns nil.
 func (s *Store) Close() error {
 	s.mu.Lock()
-	defer s.mu.Unlock()
+	defer s.unlock()
 	if s.closed {
 		return nil
 	}
