@@ -135,11 +135,11 @@ func NewAttester(cfg AttesterConfig, key signer.Signer, ob Outbox) (*Attester, e
 		a.eng.Restarted()
 		a.restarted = true
 		a.started = ms.Started
-		a.resumeAt = time.Unix(0, ms.Now)
+		a.resumeAt = fromNanos(ms.Now)
 		if ms.Unset {
 			// The batch clock runs on an estimate while the clock is
 			// unset; the frames' own time is the interval clock's.
-			a.resumeAt = time.Unix(0, ms.Mono-ms.MonoOff)
+			a.resumeAt = fromNanos(ms.Mono - ms.MonoOff)
 		}
 		a.pending = st.Pending
 		a.lastBatch = st.LastBatch
@@ -282,8 +282,8 @@ func (a *Attester) logJump(r *profile.Reading, wasCand bool, candHi, hwm float64
 func (a *Attester) logState(msg string) {
 	st := a.eng.State()
 	a.log.Info(msg, "started", st.Started, "first_m", st.First, "hwm_m", st.HWM, "odo_m", st.Odo,
-		"odo_time", time.Unix(0, st.OdoTime-st.MonoOff).UTC(), "mono_off", time.Duration(st.MonoOff),
-		"now", time.Unix(0, st.Now).UTC(), "jump_hwm_m", st.JumpHWM, "jump_time", time.Unix(0, st.JumpTime-st.MonoOff).UTC(),
+		"odo_time", utcNanos(st.OdoTime-st.MonoOff), "mono_off", time.Duration(st.MonoOff),
+		"now", utcNanos(st.Now), "jump_hwm_m", st.JumpHWM, "jump_time", utcNanos(st.JumpTime-st.MonoOff),
 		"cand", st.Cand, "cand_hi_m", st.CandHi, "cand_count", st.CandCount,
 		"span_meters", st.Span.Meters, "span_flags", st.Span.Flags, "pending", len(a.pending))
 }

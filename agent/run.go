@@ -286,7 +286,7 @@ func (a *Agent) handle(f *can.Frame) error {
 func (a *Agent) loop(ctx context.Context, done <-chan struct{}, fatal <-chan error, logTime bool) error {
 	tick := time.NewTicker(a.opts.Tick)
 	defer tick.Stop()
-	a.C.LoopBeat.Store(time.Now().UnixNano())
+	a.C.LoopBeat.Store(nowNanos())
 	for {
 		select {
 		case <-ctx.Done():
@@ -308,13 +308,13 @@ func (a *Agent) loop(ctx context.Context, done <-chan struct{}, fatal <-chan err
 				a.mu.Lock()
 				a.publishProgress()
 				a.mu.Unlock()
-				a.C.LoopBeat.Store(time.Now().UnixNano())
+				a.C.LoopBeat.Store(nowNanos())
 				continue // a replay's clock is its frames
 			}
 			if err := a.tick(now); err != nil {
 				return err
 			}
-			a.C.LoopBeat.Store(time.Now().UnixNano())
+			a.C.LoopBeat.Store(nowNanos())
 		}
 	}
 }
@@ -358,7 +358,7 @@ func (a *Agent) stop(logTime bool) error {
 		if last == 0 {
 			return nil
 		}
-		now = time.Unix(0, last)
+		now = fromNanos(last)
 	}
 	if err := a.att.Stop(now); err != nil {
 		return errorf("stop: %w", err)

@@ -84,53 +84,59 @@ func (a *Attestation) Validate() error {
 
 // fieldProblems returns every problem Validate checks for.
 func (a *Attestation) fieldProblems() []error {
-	var errs []error
-	add := func(kind error, format string, args ...any) {
-		errs = appendErr(errs, newFieldError(kind, format, args...))
-	}
+	var pr problems
 	if a.V != Version {
-		add(ErrUnknownVersion, "v is %d, expected %d", a.V, Version)
+		pr.add(ErrUnknownVersion, "v is %d, expected %d", a.V, Version)
 	}
 	if a.Seq == 0 {
-		add(ErrMalformed, "seq is 0; seqs start at 1")
+		pr.add(ErrMalformed, "seq is 0; seqs start at 1")
 	}
 	if a.Batches == 0 {
-		add(ErrMalformed, "batches is 0, expected at least 1")
+		pr.add(ErrMalformed, "batches is 0, expected at least 1")
 	}
 	if u := a.Flags &^ KnownFlags; u != 0 {
-		add(ErrUnknownFlags, "flags 0x%02x have unknown bits %s (known: 0x%02x)", a.Flags, strings.Join(FlagNames(u), ","), KnownFlags)
+		pr.add(ErrUnknownFlags, "flags 0x%02x have unknown bits %s (known: 0x%02x)", a.Flags, strings.Join(FlagNames(u), ","), KnownFlags)
 	}
 	if len(a.Modes) > MaxModes {
-		add(ErrBadModes, "%d modes, at most %d allowed", len(a.Modes), MaxModes)
-		return errs
+		pr.add(ErrBadModes, "%d modes, at most %d allowed", len(a.Modes), MaxModes)
+		return pr.errs
 	}
 	var sum uint64
 	overflow := false
 	for i, m := range a.Modes {
 		switch {
 		case m.Mode == "":
-			add(ErrBadModes, "modes[%d]: empty mode name", i)
+			pr.add(ErrBadModes, "modes[%d]: empty mode name", i)
 		case len(m.Mode) > MaxModeNameLen:
-			add(ErrBadModes, "modes[%d]: mode name of %d bytes, at most %d allowed", i, len(m.Mode), MaxModeNameLen)
+			pr.add(ErrBadModes, "modes[%d]: mode name of %d bytes, at most %d allowed", i, len(m.Mode), MaxModeNameLen)
 		case !utf8.ValidString(m.Mode):
-			add(ErrBadModes, "modes[%d]: mode name %q is not valid UTF-8", i, m.Mode)
+			pr.add(ErrBadModes, "modes[%d]: mode name %q is not valid UTF-8", i, m.Mode)
 		}
 		if m.Meters == 0 {
-			add(ErrBadModes, "modes[%d] %q: 0 meters; zero entries must be left out", i, m.Mode)
+			pr.add(ErrBadModes, "modes[%d] %q: 0 meters; zero entries must be left out", i, m.Mode)
 		}
 		if i > 0 && m.Mode <= a.Modes[i-1].Mode {
-			add(ErrBadModes, "modes[%d] %q after %q: expected sorted by name, each name once", i, m.Mode, a.Modes[i-1].Mode)
+			pr.add(ErrBadModes, "modes[%d] %q after %q: expected sorted by name, each name once", i, m.Mode, a.Modes[i-1].Mode)
 		}
 		var carry uint64
 		sum, carry = bits.Add64(sum, m.Meters, 0)
 		overflow = overflow || carry != 0
 	}
 	if overflow {
-		add(ErrModesSum, "modes sum to more than 2^64-1 m, meters is %d", a.Meters)
+		pr.add(ErrModesSum, "modes sum to more than 2^64-1 m, meters is %d", a.Meters)
 	} else if sum != a.Meters {
-		add(ErrModesSum, "modes sum to %d m, meters is %d", sum, a.Meters)
+		pr.add(ErrModesSum, "modes sum to %d m, meters is %d", sum, a.Meters)
 	}
-	return errs
+	return pr.errs
+}
+
+// problems collects an attestation's problems. Its add is one call, not a
+// closure inlined at each of fieldProblems' checks.
+type problems struct{ errs []error }
+
+//go:noinline
+func (p *problems) add(kind error, format string, args ...any) {
+	p.errs = append(p.errs, newFieldError(kind, format, args...))
 }
 
 // Sign validates a, checks that a.Device is the signer's address, and sets

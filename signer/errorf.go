@@ -9,10 +9,3 @@ import "fmt"
 //
 //go:noinline
 func errorf(format string, a ...any) error { return fmt.Errorf(format, a...) }
-
-// appendErr is append, called rather than inlined, for the add closures
-// that collect a validation's problems: each of their many calls would
-// otherwise carry a copy of append's growth path.
-//
-//go:noinline
-func appendErr(errs []error, err error) []error { return append(errs, err) }

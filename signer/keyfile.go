@@ -44,6 +44,8 @@ type ecPrivateKey struct {
 // KeyFileError is an error about a key file. Err is [ErrBadKey],
 // [ErrKeyPermissions] or an error from the file system.
 type KeyFileError struct {
+	_ [0]func() // not comparable: no generated equality function (tboxd size)
+
 	Path   string
 	Detail string // what is wrong and, where possible, how to fix it
 	Err    error

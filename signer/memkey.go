@@ -15,6 +15,8 @@ import (
 // (mlock, where the OS allows it) and zeroed by Close. It prints, formats
 // and logs as REDACTED.
 type MemKey struct {
+	_ [0]func() // not comparable: no generated equality function (tboxd size)
+
 	mu     sync.Mutex
 	key    *secp256k1.PrivateKey // nil after Close
 	addr   Address

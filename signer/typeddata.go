@@ -109,6 +109,9 @@ func keccak256(parts ...[]byte) [32]byte {
 }
 
 // uintWord encodes an unsigned integer as a 32-byte big-endian ABI word.
+// Not inlined: its byte shuffle would be copied into each hash.
+//
+//go:noinline
 func uintWord(v uint64) [32]byte {
 	var w [32]byte
 	binary.BigEndian.PutUint64(w[24:], v)

@@ -24,7 +24,7 @@ func (s *Store) Adopt(seq uint64, digest [32]byte, receipt []byte) (dropped int,
 		return 0, errorf("adopt seq %d: receipt of %d bytes, want 1 to %d", seq, len(receipt), MaxReceiptSize)
 	}
 	s.mu.Lock()
-	defer s.mu.Unlock()
+	defer s.unlock()
 	if err := s.writable(); err != nil {
 		return 0, err
 	}

@@ -53,8 +53,12 @@ const (
 	offRecReason  = 45
 )
 
+// seqKey is a record's key: seq, big-endian. Not inlined: its 32-bit
+// byte shuffle would be copied into each of its many callers.
+//
+//go:noinline
 func seqKey(seq uint64) []byte {
-	return binary.BigEndian.AppendUint64(make([]byte, 0, 8), seq)
+	return appendBE64(make([]byte, 0, 8), seq)
 }
 
 // recordSize is the number of bytes a record occupies in the cap accounting:
@@ -78,9 +82,9 @@ func encodeRecord(r Record) []byte {
 	b = append(b, recVersion)
 	var created int64
 	if !r.Created.IsZero() {
-		created = r.Created.UnixNano()
+		created = nanos(r.Created)
 	}
-	b = binary.BigEndian.AppendUint64(b, uint64(created))
+	b = appendBE64(b, uint64(created))
 	b = append(b, r.Digest[:]...)
 	b = binary.BigEndian.AppendUint32(b, r.Nacks)
 	b = binary.BigEndian.AppendUint16(b, uint16(len(reason)))
@@ -98,7 +102,7 @@ func decodeRecord(key, v []byte) (Record, error) {
 	if len(key) != 8 {
 		return r, errorf("record key: expected 8 bytes, found %d", len(key))
 	}
-	r.Seq = binary.BigEndian.Uint64(key)
+	r.Seq = be64(key)
 	if len(v) < recFixedSize {
 		return r, errorf("record %d: expected at least %d bytes, found %d", r.Seq, recFixedSize, len(v))
 	}
@@ -109,8 +113,8 @@ func decodeRecord(key, v []byte) (Record, error) {
 	if body[0] != recVersion {
 		return r, errorf("record %d: format version: expected %d, found %d", r.Seq, recVersion, body[0])
 	}
-	if c := int64(binary.BigEndian.Uint64(body[offRecCreated:])); c != 0 {
-		r.Created = time.Unix(0, c)
+	if c := int64(be64(body[offRecCreated:])); c != 0 {
+		r.Created = fromNanos(c)
 	}
 	copy(r.Digest[:], body[offRecDigest:])
 	r.Nacks = binary.BigEndian.Uint32(body[offRecNacks:])

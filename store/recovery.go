@@ -1,7 +1,6 @@
 package store
 
 import (
-	"encoding/binary"
 	"fmt"
 	"time"
 
@@ -34,9 +33,9 @@ func (r LostRange) String() string {
 var keyLost = []byte("lost")
 
 func encodeLost(r LostRange) []byte {
-	b := binary.BigEndian.AppendUint64(nil, r.From)
-	b = binary.BigEndian.AppendUint64(b, r.To)
-	return binary.BigEndian.AppendUint64(b, uint64(r.At.UnixNano()))
+	b := appendBE64(nil, r.From)
+	b = appendBE64(b, r.To)
+	return appendBE64(b, uint64(nanos(r.At)))
 }
 
 // loadLost reads meta/lost; head is the database's head, above which no
@@ -49,8 +48,8 @@ func loadLost(meta *bbolt.Bucket, head uint64) (LostRange, error) {
 	if len(v) != 24 {
 		return LostRange{}, errorf("meta/lost: expected 24 bytes, found %d", len(v))
 	}
-	r := LostRange{From: binary.BigEndian.Uint64(v), To: binary.BigEndian.Uint64(v[8:]),
-		At: time.Unix(0, int64(binary.BigEndian.Uint64(v[16:])))}
+	r := LostRange{From: be64(v), To: be64(v[8:]),
+		At: fromNanos(int64(be64(v[16:])))}
 	if r.From == 0 || r.To < r.From || r.To >= head {
 		return LostRange{}, errorf("meta/lost: expected 1 <= from <= to < head %d, found %d..%d", head, r.From, r.To)
 	}

@@ -7,7 +7,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"time"
 )
 
 // The sidecar file "head" holds the chain head outside the database, so that
@@ -48,14 +47,14 @@ func encodeSidecar(sc sidecar) []byte {
 	b := make([]byte, 0, sidecarHeaderLen+len(sc.rec.Wire)+len(sc.state)+4)
 	b = append(b, sidecarMagic...)
 	b = append(b, sidecarVersion, 0, 0, 0)
-	b = binary.BigEndian.AppendUint64(b, sc.rec.Seq)
+	b = appendBE64(b, sc.rec.Seq)
 	b = append(b, sc.rec.Digest[:]...)
 	var created int64
 	if !sc.rec.Created.IsZero() {
-		created = sc.rec.Created.UnixNano()
+		created = nanos(sc.rec.Created)
 	}
-	b = binary.BigEndian.AppendUint64(b, uint64(created))
-	b = binary.BigEndian.AppendUint64(b, sc.acked)
+	b = appendBE64(b, uint64(created))
+	b = appendBE64(b, sc.acked)
 	b = binary.BigEndian.AppendUint32(b, uint32(len(sc.rec.Wire)))
 	b = binary.BigEndian.AppendUint32(b, uint32(len(sc.state)))
 	b = append(b, sc.rec.Wire...)
@@ -83,15 +82,15 @@ func decodeSidecar(b []byte) (sidecar, error) {
 	if b[5] != 0 || b[6] != 0 || b[7] != 0 {
 		return sc, errorf("offset 5: reserved bytes: expected zero, found %x", b[5:8])
 	}
-	sc.rec.Seq = binary.BigEndian.Uint64(b[8:])
+	sc.rec.Seq = be64(b[8:])
 	if sc.rec.Seq == 0 {
 		return sc, errorf("offset 8: seq: expected >= 1, found 0")
 	}
 	copy(sc.rec.Digest[:], b[16:48])
-	if c := int64(binary.BigEndian.Uint64(b[48:])); c != 0 {
-		sc.rec.Created = time.Unix(0, c)
+	if c := int64(be64(b[48:])); c != 0 {
+		sc.rec.Created = fromNanos(c)
 	}
-	sc.acked = binary.BigEndian.Uint64(b[56:])
+	sc.acked = be64(b[56:])
 	if sc.acked > sc.rec.Seq {
 		return sc, errorf("offset 56: acked-through %d above seq %d", sc.acked, sc.rec.Seq)
 	}

@@ -3,7 +3,6 @@ package store
 import (
 	"bytes"
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -523,7 +522,7 @@ func (s *Store) load(tx *bbolt.Tx) error {
 		if len(v) < 16 || len(v) > 16+maxReasonSize {
 			return errorf("meta/lastnack: expected 16..%d bytes, found %d", 16+maxReasonSize, len(v))
 		}
-		last = Nack{Seq: binary.BigEndian.Uint64(v), Time: time.Unix(0, int64(binary.BigEndian.Uint64(v[8:]))), Reason: string(v[16:])}
+		last = Nack{Seq: be64(v), Time: fromNanos(int64(be64(v[8:]))), Reason: string(v[16:])}
 	}
 
 	var depth int
@@ -582,11 +581,11 @@ func getUint(b *bbolt.Bucket, k []byte) (uint64, error) {
 	if len(v) != 8 {
 		return 0, errorf("meta/%s: expected 8 bytes, found %d", k, len(v))
 	}
-	return binary.BigEndian.Uint64(v), nil
+	return be64(v), nil
 }
 
 func putUint(b *bbolt.Bucket, k []byte, v uint64) error {
-	return b.Put(k, binary.BigEndian.AppendUint64(nil, v))
+	return b.Put(k, appendBE64(nil, v))
 }
 
 // createDB makes an empty database atomically: built as outbox.db.new,
@@ -794,7 +793,7 @@ func (s *Store) Append(rec Record, state []byte) error {
 		return errorf("append seq %d: %w: state: expected at most %d bytes, found %d", rec.Seq, ErrInvalidRecord, MaxStateSize, len(state))
 	}
 	s.mu.Lock()
-	defer s.mu.Unlock()
+	defer s.unlock()
 	if err := s.writable(); err != nil {
 		return err
 	}
@@ -875,7 +874,7 @@ func (s *Store) Checkpoint(state []byte) error {
 		return errorf("checkpoint: %w: state: expected at most %d bytes, found %d", ErrInvalidRecord, MaxStateSize, len(state))
 	}
 	s.mu.Lock()
-	defer s.mu.Unlock()
+	defer s.unlock()
 	if err := s.writable(); err != nil {
 		return err
 	}
@@ -889,7 +888,7 @@ func (s *Store) Checkpoint(state []byte) error {
 // Flush writes a Checkpoint held in memory, if any.
 func (s *Store) Flush() error {
 	s.mu.Lock()
-	defer s.mu.Unlock()
+	defer s.unlock()
 	if err := s.writable(); err != nil {
 		return err
 	}
@@ -916,7 +915,7 @@ func (s *Store) flushLocked() error {
 // fresh store.
 func (s *Store) State() ([]byte, error) {
 	s.mu.Lock()
-	defer s.mu.Unlock()
+	defer s.unlock()
 	if s.closed {
 		return nil, ErrClosed
 	}
@@ -928,7 +927,7 @@ func (s *Store) State() ([]byte, error) {
 // prev = digest. It survives acks and the loss of the database file.
 func (s *Store) Last() (seq uint64, digest [32]byte) {
 	s.mu.Lock()
-	defer s.mu.Unlock()
+	defer s.unlock()
 	return s.head.Seq, s.head.Digest
 }
 
@@ -1028,7 +1027,7 @@ func (s *Store) LastReceipt() ([]byte, error) {
 
 func (s *Store) ack(seq uint64, receipt []byte) (removed int, err error) {
 	s.mu.Lock()
-	defer s.mu.Unlock()
+	defer s.unlock()
 	if err := s.writable(); err != nil {
 		return 0, err
 	}
@@ -1044,7 +1043,7 @@ func (s *Store) ack(seq uint64, receipt []byte) (removed int, err error) {
 		b := tx.Bucket(bucketRec)
 		c := b.Cursor()
 		var keys [][]byte
-		for k, v := c.First(); k != nil && binary.BigEndian.Uint64(k) <= seq; k, v = c.Next() {
+		for k, v := c.First(); k != nil && be64(k) <= seq; k, v = c.Next() {
 			keys = append(keys, bytes.Clone(k))
 			freed += recordSize(len(v))
 		}
@@ -1090,7 +1089,7 @@ func (s *Store) ack(seq uint64, receipt []byte) (removed int, err error) {
 // and last nack (Stats) too. ErrNotFound if seq is not pending.
 func (s *Store) Nack(seq uint64, reason string) error {
 	s.mu.Lock()
-	defer s.mu.Unlock()
+	defer s.unlock()
 	if err := s.writable(); err != nil {
 		return err
 	}
@@ -1118,8 +1117,8 @@ func (s *Store) Nack(seq uint64, reason string) error {
 		if err := putUint(meta, keyNacks, s.nacks+1); err != nil {
 			return err
 		}
-		ln := binary.BigEndian.AppendUint64(nil, seq)
-		ln = binary.BigEndian.AppendUint64(ln, uint64(now.UnixNano()))
+		ln := appendBE64(nil, seq)
+		ln = appendBE64(ln, uint64(nanos(now)))
 		return meta.Put(keyLastNack, append(ln, reason...))
 	})
 	if err != nil {
@@ -1138,7 +1137,7 @@ func (s *Store) Nack(seq uint64, reason string) error {
 // would be refused with ErrFull.
 func (s *Store) Full() bool {
 	s.mu.Lock()
-	defer s.mu.Unlock()
+	defer s.unlock()
 	return s.fullLocked()
 }
 
@@ -1153,7 +1152,7 @@ func (s *Store) fullLocked() bool {
 // Stats returns a snapshot of the outbox.
 func (s *Store) Stats() Stats {
 	s.mu.Lock()
-	defer s.mu.Unlock()
+	defer s.unlock()
 	rec := s.recovery
 	rec.Notes = slices.Clone(rec.Notes)
 	return Stats{
@@ -1182,7 +1181,7 @@ func (s *Store) Check() error {
 	// Hold the lock for the whole check: a writer that remaps the file
 	// waits for read transactions, so taking the lock inside one deadlocks.
 	s.mu.Lock()
-	defer s.mu.Unlock()
+	defer s.unlock()
 	if s.closed {
 		return ErrClosed
 	}
@@ -1217,7 +1216,7 @@ func (s *Store) Check() error {
 // releases the directory lock. Calling it again returns nil.
 func (s *Store) Close() error {
 	s.mu.Lock()
-	defer s.mu.Unlock()
+	defer s.unlock()
 	if s.closed {
 		return nil
 	}

@@ -89,14 +89,14 @@ func parseMeta(b []byte) (boltMeta, error) {
 	}
 	h := fnv.New64a()
 	h.Write(b[:metaSumOffset])
-	if got, want := ne.Uint64(b[metaSumOffset:]), h.Sum64(); got != want {
+	if got, want := ne64(b[metaSumOffset:]), h.Sum64(); got != want {
 		return m, errorf("meta: checksum: stored %016x, computed %016x", got, want)
 	}
 	m.pageSize = ne.Uint32(b[8:])
-	m.root = ne.Uint64(b[16:])
-	m.freelist = ne.Uint64(b[32:])
-	m.pgid = ne.Uint64(b[40:])
-	m.txid = ne.Uint64(b[48:])
+	m.root = ne64(b[16:])
+	m.freelist = ne64(b[32:])
+	m.pgid = ne64(b[40:])
+	m.txid = ne64(b[48:])
 	return m, nil
 }
 
@@ -182,7 +182,7 @@ func (w *boltWalker) page(id uint64, depth int, where string) ([]byte, error) {
 	if _, err := w.r.ReadAt(hdr, int64(id)*w.ps); err != nil {
 		return nil, errorf("%s: page %d: %w", where, id, err)
 	}
-	if got := ne.Uint64(hdr); got != id {
+	if got := ne64(hdr); got != id {
 		return nil, errorf("%s: page %d: header id: expected %d, found %d", where, id, id, got)
 	}
 	overflow := uint64(ne.Uint32(hdr[12:]))
@@ -236,7 +236,7 @@ func elem(p []byte, i int, leaf bool) (flags uint32, key, val []byte, child uint
 		pos, ksize, vsize = int64(ne.Uint32(e[4:])), int64(ne.Uint32(e[8:])), int64(ne.Uint32(e[12:]))
 	} else {
 		pos, ksize = int64(ne.Uint32(e[0:])), int64(ne.Uint32(e[4:]))
-		child = ne.Uint64(e[8:])
+		child = ne64(e[8:])
 	}
 	start := off + pos
 	if start+ksize+vsize > int64(len(p)) {
@@ -290,7 +290,7 @@ func (w *boltWalker) pageBody(p []byte, id uint64, depth int, where string, lo, 
 		if len(val) < bucketHeaderLen {
 			return errorf("%s: bucket header: expected %d bytes, found %d", sub, bucketHeaderLen, len(val))
 		}
-		root := ne.Uint64(val)
+		root := ne64(val)
 		if root != 0 {
 			if err := w.bucket(root, depth+1, sub); err != nil {
 				return err
@@ -326,7 +326,7 @@ func (w *boltWalker) freelist(id uint64) error {
 		if len(p) < pageHeaderSize+8 {
 			return errors.New("freelist: page too small for its count")
 		}
-		c := ne.Uint64(p[pageHeaderSize:])
+		c := ne64(p[pageHeaderSize:])
 		if c > uint64(len(p))/8 {
 			return errorf("freelist: page %d: %d ids do not fit in %d bytes", id, c, len(p))
 		}
@@ -337,7 +337,7 @@ func (w *boltWalker) freelist(id uint64) error {
 	}
 	var prev uint64
 	for i := idx; i < idx+count; i++ {
-		fid := ne.Uint64(p[pageHeaderSize+i*8:])
+		fid := ne64(p[pageHeaderSize+i*8:])
 		if fid < 2 || fid >= w.hwm {
 			return errorf("freelist: page %d: free id %d outside 2..%d", id, fid, w.hwm-1)
 		}

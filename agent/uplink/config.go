@@ -97,6 +97,8 @@ type Config struct {
 // key at fault. It unwraps to one of the Err sentinels and, when there is
 // one, to the underlying cause (an *fs.PathError, an x509 error).
 type ConfigError struct {
+	_ [0]func() // not comparable: no generated equality function (tboxd size)
+
 	Field string // "broker", "device", "ca_file", "cert_file", "key_file", "window", ...
 	Value string // the value found, "" when it would not help
 	Msg   string // what was expected, what was found
@@ -105,19 +107,17 @@ type ConfigError struct {
 }
 
 func (e *ConfigError) Error() string {
-	var s strings.Builder
-	s.WriteString("uplink config: ")
-	s.WriteString(e.Field)
+	// Concatenation, not a strings.Builder, whose inlined writes cost tboxd
+	// more code.
+	s := "uplink config: " + e.Field
 	if e.Value != "" {
-		fmt.Fprintf(&s, " %q", e.Value)
+		s += " " + strconv.Quote(e.Value)
 	}
-	s.WriteString(": ")
-	s.WriteString(e.Msg)
+	s += ": " + e.Msg
 	if e.Cause != nil {
-		s.WriteString(": ")
-		s.WriteString(e.Cause.Error())
+		s += ": " + e.Cause.Error()
 	}
-	return s.String()
+	return s
 }
 
 // Unwrap returns the sentinel and the cause.
@@ -149,8 +149,10 @@ func cfgErr(field, value string, sentinel error, cause error, format string, arg
 	return &ConfigError{Field: field, Value: value, Msg: fmt.Sprintf(format, args...), Err: sentinel, Cause: cause}
 }
 
-var tlsSchemes = map[string]bool{"ssl": true, "tls": true, "mqtts": true}
-var plainSchemes = map[string]bool{"tcp": true, "mqtt": true}
+// The broker URL's schemes: TLS (ssl, tls, mqtts) and plaintext (tcp,
+// mqtt). A switch rather than maps built at start.
+func tlsScheme(s string) bool   { return s == "ssl" || s == "tls" || s == "mqtts" }
+func plainScheme(s string) bool { return s == "tcp" || s == "mqtt" }
 
 func (c Config) resolve() (*resolved, error) {
 	r := &resolved{Config: c}
@@ -162,7 +164,7 @@ func (c Config) resolve() (*resolved, error) {
 		return nil, cfgErr("broker", c.Broker, ErrBroker, err, "not a URL")
 	}
 	scheme := strings.ToLower(u.Scheme)
-	if !tlsSchemes[scheme] && !plainSchemes[scheme] {
+	if !tlsScheme(scheme) && !plainScheme(scheme) {
 		return nil, cfgErr("broker", c.Broker, ErrBroker, nil, "scheme %q; want tcp, mqtt, ssl, tls or mqtts", u.Scheme)
 	}
 	host, port := u.Hostname(), u.Port()
@@ -181,7 +183,7 @@ func (c Config) resolve() (*resolved, error) {
 		return nil, cfgErr("device", c.Device, ErrDevice, nil, "want 0x and 40 lowercase hex digits (the device address)")
 	}
 
-	if plainSchemes[scheme] {
+	if plainScheme(scheme) {
 		for _, f := range []struct{ name, val string }{{"ca_file", c.CAFile}, {"cert_file", c.CertFile}, {"key_file", c.KeyFile}} {
 			if f.val != "" {
 				return nil, cfgErr(f.name, f.val, ErrTLSFiles, nil, "set, but broker %q is plaintext; want ssl:// or tls://", c.Broker)

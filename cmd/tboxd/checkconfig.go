@@ -6,6 +6,8 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strconv"
+	"time"
 
 	"github.com/BurntSushi/toml"
 
@@ -26,7 +28,7 @@ func (c *Config) deployDefaults() {
 func (c *Config) deployProblems() []error {
 	errs := c.Watchdog.problems(c)
 	if _, tpm := c.keyPath(); tpm && c.Key == tpmKeyPrefix {
-		errs = append(errs, c.fail("key", "want tpm:FILE, the sealed key file (tboxctl keygen --tpm)"))
+		errs = appendErr(errs, c.fail("key", "want tpm:FILE, the sealed key file (tboxctl keygen --tpm)"))
 	}
 	return errs
 }
@@ -46,7 +48,7 @@ func checkConfig(path string) []error {
 	var probe Config
 	if md, err := toml.Decode(string(data), &probe); err == nil {
 		for _, k := range md.Undecoded() {
-			errs = append(errs, &ConfigError{File: path, Field: k.String(), Msg: "unknown key", Err: ErrConfig})
+			errs = appendErr(errs, &ConfigError{File: path, Field: k.String(), Msg: "unknown key", Err: ErrConfig})
 		}
 	}
 	cfg, err := parseConfig(path, data)
@@ -91,25 +93,25 @@ func (c *Config) checkFiles() []error {
 	var errs []error
 	if c.Profile != "" {
 		if _, err := profile.Load(c.path(c.Profile)); err != nil {
-			errs = append(errs, c.wrap("profile", err))
+			errs = appendErr(errs, c.wrap("profile", err))
 		}
 	}
 	if c.Key != "" {
 		path, tpm := c.keyPath()
 		if tpm {
 			if err := checkTPMKey(path); err != nil {
-				errs = append(errs, c.wrap("key", err))
+				errs = appendErr(errs, c.wrap("key", err))
 			}
 			if _, err := os.Stat(c.TPM.Device); err != nil {
-				errs = append(errs, c.wrap("tpm.device", errorf("the TPM: %w", err)))
+				errs = appendErr(errs, c.wrap("tpm.device", errorf("the TPM: %w", err)))
 			}
 		} else if _, err := signer.LoadKeyFile(path); err != nil {
-			errs = append(errs, c.wrap("key", err))
+			errs = appendErr(errs, c.wrap("key", err))
 		}
 	}
 	if c.StateDir != "" {
 		if err := checkStateDir(c.path(c.StateDir)); err != nil {
-			errs = append(errs, c.wrap("state_dir", err))
+			errs = appendErr(errs, c.wrap("state_dir", err))
 		}
 	}
 	if c.MQTT.Broker != "" {
@@ -119,14 +121,15 @@ func (c *Config) checkFiles() []error {
 			AllowInsecure: c.MQTT.AllowInsecure, Window: c.MQTT.Window,
 		}
 		if err := uc.Validate(); err != nil {
-			errs = append(errs, c.wrap("mqtt", err))
+			errs = appendErr(errs, c.wrap("mqtt", err))
 		} else {
-			for field, p := range map[string]string{"mqtt.ca_file": c.MQTT.CAFile, "mqtt.cert_file": c.MQTT.CertFile, "mqtt.key_file": c.MQTT.KeyFile} {
+			for _, f := range [...]struct{ field, p string }{{"mqtt.ca_file", c.MQTT.CAFile}, {"mqtt.cert_file", c.MQTT.CertFile}, {"mqtt.key_file", c.MQTT.KeyFile}} {
+				field, p := f.field, f.p
 				if p == "" {
 					continue
 				}
 				if f, err := os.Open(c.path(p)); err != nil {
-					errs = append(errs, c.wrap(field, err))
+					errs = appendErr(errs, c.wrap(field, err))
 				} else {
 					f.Close()
 				}
@@ -135,19 +138,19 @@ func (c *Config) checkFiles() []error {
 	}
 	if c.CAN.Replay != "" {
 		if f, err := os.Open(c.path(c.CAN.Replay)); err != nil {
-			errs = append(errs, c.wrap("can.replay", err))
+			errs = appendErr(errs, c.wrap("can.replay", err))
 		} else {
 			f.Close()
 		}
 	}
 	if c.Shell.Device != "" {
 		if _, err := os.Stat(c.Shell.Device); err != nil {
-			errs = append(errs, c.wrap("shell.device", err))
+			errs = appendErr(errs, c.wrap("shell.device", err))
 		}
 	}
 	if c.Watchdog.Device != "" {
 		if _, err := os.Stat(c.Watchdog.Device); err != nil {
-			errs = append(errs, c.wrap("watchdog.device", err))
+			errs = appendErr(errs, c.wrap("watchdog.device", err))
 		}
 	}
 	return errs
@@ -175,11 +178,13 @@ func checkStateDir(dir string) error {
 	} else if !fi.IsDir() {
 		return errors.New("not a directory")
 	}
-	f, err := os.CreateTemp(dir, ".check-config-*")
+	// A new file of a name of its own (os.CreateTemp's retries would link
+	// 1 KiB more into tboxd for this one check).
+	name := filepath.Join(dir, ".check-config-"+strconv.Itoa(os.Getpid())+"-"+strconv.FormatInt(nanos(time.Now()), 36))
+	f, err := os.OpenFile(name, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
 		return errorf("not writable: %w", err)
 	}
-	name := f.Name()
 	f.Close()
 	return os.Remove(name)
 }

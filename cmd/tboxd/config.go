@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -131,6 +132,8 @@ func (d *duration) UnmarshalText(b []byte) error {
 // ConfigError is a bad configuration: exit status 2. It names the file and
 // the field (or line).
 type ConfigError struct {
+	_ [0]func() // not comparable: no generated equality function (tboxd size)
+
 	File  string
 	Line  int
 	Field string
@@ -139,22 +142,20 @@ type ConfigError struct {
 }
 
 func (e *ConfigError) Error() string {
-	var b strings.Builder
-	b.WriteString(e.File)
+	// Concatenation, not a strings.Builder, whose inlined writes cost tboxd
+	// 2 KiB here.
+	s := e.File
 	if e.Line > 0 {
-		fmt.Fprintf(&b, ":%d", e.Line)
+		s += ":" + strconv.Itoa(e.Line)
 	}
 	if e.Field != "" {
-		b.WriteString(": ")
-		b.WriteString(e.Field)
+		s += ": " + e.Field
 	}
-	b.WriteString(": ")
-	b.WriteString(e.Msg)
+	s += ": " + e.Msg
 	if e.Err != nil && !strings.Contains(e.Msg, e.Err.Error()) && !isA[*uplink.ConfigError](e.Err) {
-		b.WriteString(": ")
-		b.WriteString(e.Err.Error())
+		s += ": " + e.Err.Error()
 	}
-	return b.String()
+	return s
 }
 
 func (e *ConfigError) Unwrap() error { return e.Err }
@@ -261,42 +262,41 @@ type durationRange struct {
 // that a provisioning line sees them all at once. Each is a *ConfigError
 // naming the file and the key.
 func (c *Config) validate() error {
-	var errs []error
-	add := func(field, format string, a ...any) { errs = appendErr(errs, c.fail(field, format, a...)) }
+	pr := &problems{c: c}
 	if c.Profile == "" {
-		add("profile", "required: the vehicle profile (TOML)")
+		pr.add("profile", "required: the vehicle profile (TOML)")
 	}
 	if c.Key == "" {
-		add("key", "required: the device key file")
+		pr.add("key", "required: the device key file")
 	}
 	if c.StateDir == "" {
-		add("state_dir", "required: the directory of the outbox and state")
+		pr.add("state_dir", "required: the directory of the outbox and state")
 	}
 	if c.RawChainID <= 0 {
-		add("chain_id", "want a chain ID from 1 to %d, found %d", int64(math.MaxInt64), c.RawChainID)
+		pr.add("chain_id", "want a chain ID from 1 to %d, found %d", int64(math.MaxInt64), c.RawChainID)
 	}
 	if p := c.CAN.ReplayPace; !(p >= 0 && p <= maxSpeedUp) {
-		add("can.replay_pace", "want 0 (as fast as possible) or a speed-up up to %g, found %v", float64(maxSpeedUp), p)
+		pr.add("can.replay_pace", "want 0 (as fast as possible) or a speed-up up to %g, found %v", float64(maxSpeedUp), p)
 	}
 	if ts := c.CAN.TimeScale; !(ts == 0 || (ts >= 1 && ts <= maxSpeedUp)) {
-		add("can.time_scale", "want 0 (real time) or a speed-up from 1 to %g, found %v", float64(maxSpeedUp), ts)
+		pr.add("can.time_scale", "want 0 (real time) or a speed-up from 1 to %g, found %v", float64(maxSpeedUp), ts)
 	}
 	switch c.CAN.ISOTP {
 	case "auto", "kernel", "user":
 	default:
-		add("can.isotp", "want auto, kernel or user, found %q", c.CAN.ISOTP)
+		pr.add("can.isotp", "want auto, kernel or user, found %q", c.CAN.ISOTP)
 	}
 	if b := c.CAN.ReceiveBuffer; b < 0 || b > 64<<20 {
-		add("can.receive_buffer", "want bytes from 0 (the kernel's default) to 67108864, found %d", b)
+		pr.add("can.receive_buffer", "want bytes from 0 (the kernel's default) to 67108864, found %d", b)
 	}
 	if b := c.Outbox.MaxBytes; b < 0 || (b > 0 && b < 64<<10) || b > 1<<40 {
-		add("outbox.max_bytes", "want 0 (the default) or 65536 to 1099511627776 bytes, found %d", b)
+		pr.add("outbox.max_bytes", "want 0 (the default) or 65536 to 1099511627776 bytes, found %d", b)
 	}
 	if w := c.MQTT.Window; w < 0 || w > 10000 {
-		add("mqtt.window", "want 0 (the default) to 10000 attestations in flight, found %d", w)
+		pr.add("mqtt.window", "want 0 (the default) to 10000 attestations in flight, found %d", w)
 	}
 	if b := c.Shell.Baud; b < 50 || b > 4000000 {
-		add("shell.baud", "want a baud rate from 50 to 4000000, found %d", b)
+		pr.add("shell.baud", "want a baud rate from 50 to 4000000, found %d", b)
 	}
 	for _, d := range []durationRange{
 		{"shutdown_grace", c.Shutdown.Duration, false, 100 * time.Millisecond, 10 * time.Minute},
@@ -320,23 +320,23 @@ func (c *Config) validate() error {
 			if d.zeroOK {
 				zero = "unset (the default) or "
 			}
-			add(d.key, "want %sa duration from %v to %v, found %v", zero, d.min, d.max, d.v)
+			pr.add(d.key, "want %sa duration from %v to %v, found %v", zero, d.min, d.max, d.v)
 		}
 	}
 	if lo, hi := c.MQTT.BackoffMin.Duration, c.MQTT.BackoffMax.Duration; lo > 0 && hi > 0 && lo > hi {
-		add("mqtt.backoff_max", "want at least mqtt.backoff_min (%v), found %v", lo, hi)
+		pr.add("mqtt.backoff_max", "want at least mqtt.backoff_min (%v), found %v", lo, hi)
 	}
 	if c.MQTT.Broker != "" && len(c.MQTT.CollectorAddresses) == 0 {
-		add("mqtt.collector_addresses", "required with mqtt.broker: the address(es) of the collector key(s) that sign receipts, e.g. [\"0x...\"]")
+		pr.add("mqtt.collector_addresses", "required with mqtt.broker: the address(es) of the collector key(s) that sign receipts, e.g. [\"0x...\"]")
 	}
 	if n := len(c.MQTT.CollectorAddresses); n > 16 {
-		add("mqtt.collector_addresses", "want at most 16 addresses, found %d", n)
+		pr.add("mqtt.collector_addresses", "want at most 16 addresses, found %d", n)
 	}
 	c.MQTT.collectors = c.MQTT.collectors[:0]
 	for i, a := range c.MQTT.CollectorAddresses {
 		addr, err := signer.ParseAddress(a)
 		if err != nil {
-			add(fmt.Sprintf("mqtt.collector_addresses[%d]", i), "want 0x and 40 hex digits (a collector key's address), found %q", a)
+			pr.add(fmt.Sprintf("mqtt.collector_addresses[%d]", i), "want 0x and 40 hex digits (a collector key's address), found %q", a)
 			continue
 		}
 		c.MQTT.collectors = append(c.MQTT.collectors, addr)
@@ -344,14 +344,26 @@ func (c *Config) validate() error {
 	switch c.Log.Level {
 	case "debug", "info", "warn", "error":
 	default:
-		add("log.level", "want debug, info, warn or error, found %q", c.Log.Level)
+		pr.add("log.level", "want debug, info, warn or error, found %q", c.Log.Level)
 	}
 	switch c.Log.Format {
 	case "text", "json":
 	default:
-		add("log.format", "want text or json, found %q", c.Log.Format)
+		pr.add("log.format", "want text or json, found %q", c.Log.Format)
 	}
-	return errors.Join(errs...)
+	return errors.Join(pr.errs...)
+}
+
+// problems collects a validation's problems. Its add is one call, not a
+// closure inlined at each of validate's checks.
+type problems struct {
+	c    *Config
+	errs []error
+}
+
+//go:noinline
+func (p *problems) add(field, format string, a ...any) {
+	p.errs = append(p.errs, p.c.fail(field, format, a...))
 }
 
 // maxSpeedUp bounds can.replay_pace and can.time_scale: a week a second.

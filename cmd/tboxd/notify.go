@@ -54,18 +54,18 @@ func (w *WatchdogConfig) problems(c *Config) []error {
 	var out []error
 	if w.Device == "" {
 		if w.Interval.Duration != 0 || w.Timeout.Duration != 0 {
-			out = append(out, c.fail("watchdog.device", "required when watchdog.interval or watchdog.timeout is set"))
+			out = appendErr(out, c.fail("watchdog.device", "required when watchdog.interval or watchdog.timeout is set"))
 		}
 		return out
 	}
 	if w.Interval.Duration < 100*time.Millisecond || w.Interval.Duration > time.Minute {
-		out = append(out, c.fail("watchdog.interval", "want 100ms up to 1m, found %v", w.Interval.Duration))
+		out = appendErr(out, c.fail("watchdog.interval", "want 100ms up to 1m, found %v", w.Interval.Duration))
 	}
 	if t := w.Timeout.Duration; t != 0 {
 		if t%time.Second != 0 || t < time.Second || t > time.Hour {
-			out = append(out, c.fail("watchdog.timeout", "want whole seconds from 1s up to 1h, found %v", t))
+			out = appendErr(out, c.fail("watchdog.timeout", "want whole seconds from 1s up to 1h, found %v", t))
 		} else if t < 2*w.Interval.Duration {
-			out = append(out, c.fail("watchdog.timeout", "want at least twice watchdog.interval (%v), found %v", w.Interval.Duration, t))
+			out = appendErr(out, c.fail("watchdog.timeout", "want at least twice watchdog.interval (%v), found %v", w.Interval.Duration, t))
 		}
 	}
 	return out
@@ -93,7 +93,7 @@ func newLiveness(a *agent.Agent, st *store.Store, stale time.Duration) *liveness
 	return &liveness{
 		beat: func() time.Time {
 			if b := a.C.LoopBeat.Load(); b != 0 {
-				return time.Unix(0, b)
+				return fromNanos(b)
 			}
 			return created // the loop has not started yet: it has stale to do so
 		},
@@ -105,19 +105,19 @@ func newLiveness(a *agent.Agent, st *store.Store, stale time.Duration) *liveness
 // check returns nil while alive, or what is stuck.
 func (l *liveness) check(now time.Time) error {
 	if l.answered.Load() == 0 {
-		l.answered.Store(now.UnixNano())
+		l.answered.Store(nanos(now))
 	}
 	if l.inflight.CompareAndSwap(false, true) {
 		go func() {
 			l.probe()
-			l.answered.Store(time.Now().UnixNano())
+			l.answered.Store(nanos(time.Now()))
 			l.inflight.Store(false)
 		}()
 	}
 	if age := now.Sub(l.beat()); age > l.stale {
 		return errorf("agent loop: no tick for %v", age.Round(time.Millisecond))
 	}
-	if age := now.Sub(time.Unix(0, l.answered.Load())); age > l.stale {
+	if age := now.Sub(fromNanos(l.answered.Load())); age > l.stale {
 		return errorf("outbox: no answer for %v", age.Round(time.Millisecond))
 	}
 	return nil

@@ -51,8 +51,7 @@ func openPoller(cfg *Config, p *profile.Profile, log *slog.Logger) (*poller, err
 		}
 		log.Info("kernel ISO-TP not available (module can-isotp): userspace ISO-TP", "err", err)
 	}
-	c, err := socketcan.Open(iface, socketcan.WithFilter(can.NewFilter(pc.Response)), socketcan.WithReopen(50*time.Millisecond, 2*time.Second),
-		socketcan.WithLogger(log))
+	c, err := socketcan.Open(iface, rawOptions(can.NewFilter(pc.Response), 2*time.Second, log)...)
 	if err != nil {
 		return nil, errorf("odometer request on %s: %w", iface, err)
 	}
@@ -92,7 +91,7 @@ func (pl *poller) status() shell.PollStatus {
 		LastNRC: byte(s.LastNRC.Load()), Silent: s.Silent.Load(),
 	}
 	if t := s.LastReply.Load(); t != 0 {
-		ps.LastAnswer = time.Unix(0, t)
+		ps.LastAnswer = fromNanos(t)
 	}
 	if pl.guard != nil {
 		ps.Blocked = pl.guard.Refused.Load()

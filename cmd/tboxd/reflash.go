@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/hex"
 	"fmt"
 	"log/slog"
 	"time"
@@ -54,7 +55,7 @@ func resumeFromReceipt(ctx context.Context, ucfg uplink.Config, st *store.Store,
 	}
 	if head == 0 {
 		log.Warn("reflashed device: chain resumed from the collector's retained receipt", "receipted_seq", r.Seq,
-			"digest", fmt.Sprintf("0x%x", r.Digest), "next_seq", r.Seq+1, "records_dropped", dropped)
+			"digest", "0x"+hex.EncodeToString(r.Digest[:]), "next_seq", r.Seq+1, "records_dropped", dropped)
 		return
 	}
 	// Which seqs: head+1..N were made by a later state of this device,
@@ -64,7 +65,7 @@ func resumeFromReceipt(ctx context.Context, ucfg uplink.Config, st *store.Store,
 	// after N and had not delivered, and the distance driven since; the
 	// next attestation's base is the first reading from now on.
 	attrs := []any{"local_head", head, "local_acked", acked, "receipted_seq", r.Seq,
-		"digest", fmt.Sprintf("0x%x", r.Digest), "next_seq", r.Seq + 1,
+		"digest", "0x" + hex.EncodeToString(r.Digest[:]), "next_seq", r.Seq + 1,
 		"stored_by_a_later_state", fmt.Sprintf("%d..%d", head+1, r.Seq), "records_dropped", dropped}
 	if dropped > 0 {
 		attrs = append(attrs, "dropped_seqs", fmt.Sprintf("%d..%d", acked+1, head))

@@ -379,11 +379,7 @@ func openSources(ctx context.Context, cfg *Config, p *profile.Profile, log *slog
 		if reopenMax == 0 {
 			reopenMax = 2 * time.Second
 		}
-		opts := []socketcan.Option{
-			socketcan.WithFilter(p.Filter(bus)),
-			socketcan.WithReopen(50*time.Millisecond, reopenMax),
-			socketcan.WithLogger(log.With("bus", iface)),
-		}
+		opts := rawOptions(p.Filter(bus), reopenMax, log.With("bus", iface))
 		if cfg.CAN.ReceiveBuffer > 0 {
 			opts = append(opts, socketcan.WithReceiveBuffer(cfg.CAN.ReceiveBuffer))
 		}
@@ -415,6 +411,16 @@ func openSources(ctx context.Context, cfg *Config, p *profile.Profile, log *slog
 	return out, nil
 }
 
+// rawOptions are a raw socket's options: the kernel filter, the reopen
+// delays and the logger. One copy, not inlined: each of the two sockets'
+// calls (the buses, the userspace ISO-TP) would otherwise carry its own
+// copies of the options' closures.
+//
+//go:noinline
+func rawOptions(f *can.Filter, reopenMax time.Duration, log *slog.Logger) []socketcan.Option {
+	return []socketcan.Option{socketcan.WithFilter(f), socketcan.WithReopen(50*time.Millisecond, reopenMax), socketcan.WithLogger(log)}
+}
+
 // logEvents logs the bus's error and link events until the socket closes.
 func logEvents(conn *socketcan.Conn, log *slog.Logger) {
 	for ev := range conn.Events() {
@@ -430,6 +436,8 @@ func logEvents(conn *socketcan.Conn, log *slog.Logger) {
 // scaledClock runs speed times faster than the wall clock, for a paced log
 // replay.
 type scaledClock struct {
+	_ [0]func() // not comparable: no generated equality function (tboxd size)
+
 	start time.Time
 	speed float64
 }

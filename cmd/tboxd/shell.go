@@ -8,7 +8,6 @@ import (
 	"reflect"
 	"strings"
 	"sync/atomic"
-	"time"
 
 	"github.com/csop/tbox/agent"
 	"github.com/csop/tbox/agent/profile"
@@ -65,7 +64,7 @@ func (p *shellParts) reopenCAN(bus string) error {
 		}
 		found = true
 		if err := c.Reopen(); err != nil {
-			errs = append(errs, err)
+			errs = appendErr(errs, err)
 			continue
 		}
 		p.logger().Info("CAN socket reopened on request", "bus", s.Name)
@@ -152,7 +151,7 @@ func (p *shellParts) status() shell.Status {
 		st.Frames = a.C.Frames.Load()
 		st.SourceErrors = a.C.SourceErrors.Load()
 		if t := a.C.LastFrame.Load(); t != 0 {
-			st.LastFrame = time.Unix(0, t)
+			st.LastFrame = fromNanos(t)
 		}
 		if nr := a.NotReadings(); nr != nil {
 			st.NotReadings = shell.NotReadingStatus{Known: true,
