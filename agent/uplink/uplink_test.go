@@ -359,6 +359,10 @@ func TestForgedReplies(t *testing.T) {
 		{nackT, string(signedNack(t, stranger, 2, "forged\nservice unlocked")), uplink.IgnoredForged},
 		{nackT, string(signedNack(t, coll, 1000, "beyond")), uplink.IgnoredUnknown},
 	}
+	// One at a time, each counted before the next goes out: acks are
+	// cumulative and the inbox keeps only the highest, so a wrong-digest
+	// receipt for seq 3 followed at once by one for seq 999 would be
+	// replaced before it is looked at (and counted as nothing).
 	want := map[string]uint64{}
 	c := k.client()
 	for _, m := range bad {
@@ -366,6 +370,7 @@ func TestForgedReplies(t *testing.T) {
 		if tok := c.Publish(m.topic, 1, false, m.payload); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
 			t.Fatalf("publish: %v", tok.Error())
 		}
+		waitFor(t, 30*time.Second, m.kind+" counted", func() bool { return u.Stats().Ignored[m.kind] >= want[m.kind] })
 	}
 	for end := time.Now().Add(30 * time.Second); !maps.Equal(u.Stats().Ignored, want); time.Sleep(10 * time.Millisecond) {
 		if time.Now().After(end) {
