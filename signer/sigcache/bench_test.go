@@ -56,7 +56,7 @@ func BenchmarkVerify(b *testing.B) {
 		reportRate(b)
 	})
 	b.Run("warm", func(b *testing.B) {
-		v := New(testChainID, DefaultSize)
+		v := New(testChainID, DefaultSize, DefaultKeys)
 		for j := range as {
 			if err := v.Verify(as[j], ds[j]); err != nil {
 				b.Fatal(err)
@@ -75,7 +75,7 @@ func BenchmarkVerify(b *testing.B) {
 	b.Run("cold", func(b *testing.B) {
 		// A cache of one device, visited round robin by 64: every
 		// attestation misses, and its key replaces the last one.
-		v := New(testChainID, 1)
+		v := New(testChainID, 1, 1)
 		b.ReportAllocs()
 		for i := range b.N {
 			j := i % len(as)
@@ -124,7 +124,7 @@ func BenchmarkSideBySide(b *testing.B) {
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
 	as, ds := benchAttestations(b, 64, 16)
-	warm, cold := New(testChainID, DefaultSize), New(testChainID, 1)
+	warm, cold := New(testChainID, DefaultSize, DefaultKeys), New(testChainID, 1, 1)
 	for j := range as {
 		if err := warm.Verify(as[j], ds[j]); err != nil {
 			b.Fatal(err)
