@@ -68,14 +68,14 @@ const EntryBytes = tableBytes + 150
 // with a full tier of DefaultKeys devices (BenchmarkKeyTierMemory): its
 // slot (address, affine X and Y, a stamp: 88 bytes) and its share of the
 // map from addresses to slots.
-const KeyBytes = 130
+const KeyBytes = 144
 
 // DefaultSize is a table tier size for a collector: 10,000 devices, about
 // 29 MB.
 const DefaultSize = 10000
 
 // DefaultKeys is a key tier size for a collector: 1,000,000 devices,
-// about 130 MB.
+// about 144 MB.
 const DefaultKeys = 1000000
 
 // Verifier checks attestations for one chain ID. It is safe for

@@ -305,7 +305,6 @@ func testSameErrors(t *testing.T, tables, keys int) {
 	}
 }
 
-
 // TestKeyOfAnotherDevice: a cached key of device A never verifies an
 // attestation that names B, even one A signed, through a table or the
 // bare key; B's own key still works.
