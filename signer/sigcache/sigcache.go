@@ -29,10 +29,11 @@
 // returned unchanged: a well-formed signature that is not the cached
 // key's costs the fast check (up to the x comparison) and then the
 // recovery, the price of returning the reference's error, which names the
-// address recovered. A key enters the cache only after the reference
-// check recovered it and found that its address is the attestation's
-// device, under that address, so a key of device A can only ever be tried
-// on attestations that name A as their device.
+// address recovered. A key enters the cache (its key tier; a table is
+// only ever built from a key of that tier, under the same address) only
+// after the reference check recovered it and found that its address is
+// the attestation's device, under that address, so a key of device A can
+// only ever be tried on attestations that name A as their device.
 //
 // # The two tiers
 //
