@@ -1,6 +1,7 @@
 package sigcache
 
 import (
+	"encoding/binary"
 	"math/rand/v2"
 	"runtime"
 	"syscall"
@@ -56,7 +57,7 @@ func BenchmarkVerify(b *testing.B) {
 		reportRate(b)
 	})
 	b.Run("warm", func(b *testing.B) {
-		v := New(testChainID, DefaultSize)
+		v := New(testChainID, DefaultSize, DefaultKeys)
 		for j := range as {
 			if err := v.Verify(as[j], ds[j]); err != nil {
 				b.Fatal(err)
@@ -72,10 +73,32 @@ func BenchmarkVerify(b *testing.B) {
 		}
 		reportRate(b)
 	})
+	b.Run("field", func(b *testing.B) {
+		// The key tier holds every device, the table tier one, which
+		// the 64 devices in turn always miss: the bare key's check.
+		v := New(testChainID, 1, DefaultKeys)
+		for j := range 64 {
+			if err := v.Verify(as[j], ds[j]); err != nil {
+				b.Fatal(err)
+			}
+		}
+		b.ReportAllocs()
+		b.ResetTimer()
+		for i := range b.N {
+			j := i % len(as)
+			if err := v.Verify(as[j], ds[j]); err != nil {
+				b.Fatal(err)
+			}
+		}
+		if th, _ := v.TierStats(); th != 0 {
+			b.Fatalf("%d table hits with a table tier of one", th)
+		}
+		reportRate(b)
+	})
 	b.Run("cold", func(b *testing.B) {
 		// A cache of one device, visited round robin by 64: every
 		// attestation misses, and its key replaces the last one.
-		v := New(testChainID, 1)
+		v := New(testChainID, 1, 1)
 		b.ReportAllocs()
 		for i := range b.N {
 			j := i % len(as)
@@ -117,20 +140,27 @@ const tablesPerChunk = 16
 // one in alternating chunks of 64 attestations on one locked thread,
 // so that the three share the load of other tenants of the machine, and
 // reports each one's CPU time per attestation and the ratios of the
-// reference's time to theirs ("x-warm", "x-cold": speedups), and the CPU
+// reference's time to theirs ("x-warm", "x-cold": speedups), the same for
+// the field case ("field-µs", "x-field": every device in the key tier,
+// a table tier of one that the 64 devices in turn always miss, so every
+// check is the bare key's), and the CPU
 // time of building one device's table ("table-µs", 16 per chunk; what a
 // device's second attestation pays on top of "warm-µs").
 func BenchmarkSideBySide(b *testing.B) {
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
 	as, ds := benchAttestations(b, 64, 16)
-	warm, cold := New(testChainID, DefaultSize), New(testChainID, 1)
+	warm, cold := New(testChainID, DefaultSize, DefaultKeys), New(testChainID, 1, 1)
+	field := New(testChainID, 1, DefaultKeys)
 	for j := range as {
 		if err := warm.Verify(as[j], ds[j]); err != nil {
 			b.Fatal(err)
 		}
+		if err := field.Verify(as[j], ds[j]); err != nil {
+			b.Fatal(err)
+		}
 	}
-	var ref, w, c, tb time.Duration
+	var ref, w, c, f, tb time.Duration
 	var q secp256k1.JacobianPoint
 	newTestKey(b, rand.New(rand.NewPCG(13, 14))).priv.PubKey().AsJacobian(&q)
 	run := func(lo, hi int, f func(j int) error) time.Duration {
@@ -148,6 +178,7 @@ func BenchmarkSideBySide(b *testing.B) {
 		ref += run(lo, hi, func(j int) error { return signer.Verify(testChainID, as[j]) })
 		w += run(lo, hi, func(j int) error { return warm.Verify(as[j], ds[j]) })
 		c += run(lo, hi, func(j int) error { return cold.Verify(as[j], ds[j]) })
+		f += run(lo, hi, func(j int) error { return field.Verify(as[j], ds[j]) })
 		t0 := threadCPU()
 		for range tablesPerChunk {
 			newTable(&q)
@@ -161,13 +192,48 @@ func BenchmarkSideBySide(b *testing.B) {
 	if _, misses := warm.Stats(); misses != 64 {
 		b.Fatalf("%d misses on the warm cache, want 64 (each device's first attestation)", misses)
 	}
+	if th, _ := field.TierStats(); th != 0 {
+		b.Fatalf("%d table hits in the field case", th)
+	}
+	if _, misses := field.Stats(); misses != 64 {
+		b.Fatalf("%d misses in the field case, want 64 (each device's first attestation)", misses)
+	}
 	n := float64(b.N)
 	b.ReportMetric(float64(ref.Microseconds())/n, "ref-µs")
 	b.ReportMetric(float64(w.Microseconds())/n, "warm-µs")
 	b.ReportMetric(float64(c.Microseconds())/n, "cold-µs")
+	b.ReportMetric(float64(f.Microseconds())/n, "field-µs")
 	b.ReportMetric(float64(tb.Microseconds())/float64((b.N+63)/64*tablesPerChunk), "table-µs")
 	if w > 0 && c > 0 {
 		b.ReportMetric(float64(ref)/float64(w), "x-warm")
 		b.ReportMetric(float64(ref)/float64(c), "x-cold")
+		b.ReportMetric(float64(ref)/float64(f), "x-field")
+	}
+}
+
+// BenchmarkKeyTierMemory fills a key tier of DefaultKeys devices (with
+// made-up addresses and coordinates: the tier does not look at them) and
+// reports the heap it takes per device, "B/device" (KeyBytes).
+func BenchmarkKeyTierMemory(b *testing.B) {
+	for range b.N {
+		var m0, m1 runtime.MemStats
+		runtime.GC()
+		runtime.ReadMemStats(&m0)
+		v := New(testChainID, DefaultSize, DefaultKeys)
+		var dev signer.Address
+		var xy [64]byte
+		for i := range DefaultKeys + DefaultKeys/10 { // full, then evicting
+			binary.BigEndian.PutUint64(dev[:], uint64(i)*0x9e3779b97f4a7c15)
+			binary.BigEndian.PutUint32(dev[8:], uint32(i))
+			binary.BigEndian.PutUint64(xy[:], uint64(i))
+			v.addSlot(dev, xy)
+		}
+		runtime.GC()
+		runtime.ReadMemStats(&m1)
+		if v.Keys() != DefaultKeys {
+			b.Fatalf("%d keys, want %d", v.Keys(), DefaultKeys)
+		}
+		b.ReportMetric(float64(m1.HeapAlloc-m0.HeapAlloc)/DefaultKeys, "B/device")
+		runtime.KeepAlive(v)
 	}
 }

@@ -29,21 +29,29 @@
 // returned unchanged: a well-formed signature that is not the cached
 // key's costs the fast check (up to the x comparison) and then the
 // recovery, the price of returning the reference's error, which names the
-// address recovered. A key enters the cache only after the reference
-// check recovered it and found that its address is the attestation's
-// device, under that address, so a key of device A can only ever be tried
-// on attestations that name A as their device.
+// address recovered. A key enters the cache (its key tier; a table is
+// only ever built from a key of that tier, under the same address) only
+// after the reference check recovered it and found that its address is
+// the attestation's device, under that address, so a key of device A can
+// only ever be tried on attestations that name A as their device.
 //
-// # The cache
+// # The two tiers
 //
-// Entries are kept in least-recently-used order, at most the size given
-// to [New]: about [EntryBytes] (2.9 KB) each once a device's second
-// attestation has built its table (the first only stores the key, so a
-// device seen once costs about 300 bytes). Building a table costs about
-// as much as one recovery, once per device while it stays cached. A cache smaller than the devices that
-// attest to one collector within a cache's lifetime of their attestations
-// evicts every key before its next use, and each attestation then takes
-// the reference path: no slower than without the cache.
+// A key enters the key tier (at most the keys bound given to [New]; about
+// [KeyBytes] per device) when the reference check has recovered it. A
+// device in the key tier is checked by decred's own products, u1·G and
+// u2·Q (no table), with the same acceptance as above: that skips the
+// square root, the serialization and the Keccak hash of recovery. A
+// device seen again while its key tier entry is young (at most as many
+// checks ago as the table tier holds devices: had it got a table then,
+// the table would still be cached) gets a table, built from its key, in
+// the table tier, a least-recently-used list of at most the tables bound
+// given to [New] ([EntryBytes], 2.9 KB, each). The key tier evicts in the
+// order keys were added (first in, first out: a ring of slots, O(1)); a
+// device evicted is recovered again at its next attestation and added
+// anew. A fleet that sends each device's attestations minutes apart,
+// among thousands of others a second, takes the key tier's path; a
+// device that attests in bursts takes the table's.
 package sigcache
 
 import (
@@ -54,37 +62,65 @@ import (
 	"github.com/decred/dcrd/dcrec/secp256k1/v4"
 )
 
-// EntryBytes is about the memory of one cached device with its table.
-const EntryBytes = tableBytes + 300
+// EntryBytes is about the memory of one device in the table tier.
+const EntryBytes = tableBytes + 150
 
-// DefaultSize is a cache size for a collector: 10,000 devices, about 29 MB.
+// KeyBytes is about the memory of one device in the key tier, measured
+// with a full tier of DefaultKeys devices (BenchmarkKeyTierMemory): its
+// slot (address, affine X and Y, a stamp: 88 bytes) and its share of the
+// map from addresses to slots.
+const KeyBytes = 144
+
+// DefaultSize is a table tier size for a collector: 10,000 devices, about
+// 29 MB.
 const DefaultSize = 10000
+
+// DefaultKeys is a key tier size for a collector: 1,000,000 devices,
+// about 144 MB.
+const DefaultKeys = 1000000
 
 // Verifier checks attestations for one chain ID. It is safe for
 // concurrent use.
 type Verifier struct {
-	chainID uint64
-	size    int
+	chainID      uint64
+	tables, keys int
 
-	mu   sync.Mutex
-	keys map[signer.Address]*entry
-	lru  entry // sentinel of the ring, most recent after it
+	mu sync.Mutex
+	// The table tier: devices with tables, in LRU order.
+	hot map[signer.Address]*entry
+	lru entry // sentinel of the ring, most recent after it
+	// The key tier: slots in the order they were filled, the oldest at
+	// hand once full.
+	slot  map[signer.Address]uint32
+	slots []keySlot
+	hand  int
+	clock uint32 // checks so far (wraps: a stamp only compares to recent ones)
 
-	hits, misses atomic.Uint64
+	tableHits, keyHits, misses atomic.Uint64
 }
 
-// entry is a device's key, affine (Z = 1), and its table once built.
+// entry is a device of the table tier.
 type entry struct {
 	dev        signer.Address
 	prev, next *entry
-	key        secp256k1.JacobianPoint
-	tab        atomic.Pointer[table]
+	tab        *table
 }
 
-// New returns a verifier for attestations on chainID that caches the keys
-// of up to size devices (none when size <= 0).
-func New(chainID uint64, size int) *Verifier {
-	v := &Verifier{chainID: chainID, size: size, keys: make(map[signer.Address]*entry)}
+// keySlot is a device of the key tier: its key's affine X and Y (big
+// endian) and the clock at its last check.
+type keySlot struct {
+	dev   signer.Address
+	xy    [64]byte
+	stamp uint32
+}
+
+// New returns a verifier for attestations on chainID that keeps the tables
+// of up to tables devices and the keys of up to keys devices (a tier is
+// off when its size is <= 0; tables are built from the key tier, so
+// keys <= 0 turns both off).
+func New(chainID uint64, tables, keys int) *Verifier {
+	v := &Verifier{chainID: chainID, tables: tables, keys: keys,
+		hot: make(map[signer.Address]*entry), slot: make(map[signer.Address]uint32)}
 	v.lru.prev, v.lru.next = &v.lru, &v.lru
 	return v
 }
@@ -93,17 +129,28 @@ func New(chainID uint64, size int) *Verifier {
 // same result, where digest is [signer.Digest](chainID, a), which the
 // caller has already computed.
 func (v *Verifier) Verify(a *signer.Attestation, digest [32]byte) error {
-	if e := v.lookup(a.Device); e != nil {
+	t, q, known, young := v.lookup(a.Device)
+	if t != nil || known {
 		if err := a.Validate(); err != nil {
 			return err
 		}
-		t := e.tab.Load()
-		if t == nil {
-			t = newTable(&e.key)
-			e.tab.Store(t)
-		}
+	}
+	switch {
+	case t != nil:
 		if t.verify(&digest, &a.Sig) {
-			v.hits.Add(1)
+			v.tableHits.Add(1)
+			return nil
+		}
+	case known && young:
+		t = newTable(&q)
+		if t.verify(&digest, &a.Sig) {
+			v.promote(a.Device, t)
+			v.tableHits.Add(1)
+			return nil
+		}
+	case known:
+		if verifySig(&digest, &a.Sig, nil, &q) {
+			v.keyHits.Add(1)
 			return nil
 		}
 	}
@@ -116,57 +163,124 @@ func (v *Verifier) Verify(a *signer.Attestation, digest [32]byte) error {
 	return nil
 }
 
-// Stats returns how many attestations the cached keys verified (hits) and
-// how many took the reference check (misses, refusals included).
+// Stats returns how many attestations the cached keys verified (hits:
+// through a table or the bare key) and how many took the reference check
+// (misses, refusals included).
 func (v *Verifier) Stats() (hits, misses uint64) {
-	return v.hits.Load(), v.misses.Load()
+	return v.tableHits.Load() + v.keyHits.Load(), v.misses.Load()
 }
 
-// Len returns the number of devices cached.
+// TierStats returns the hits of Stats split by tier: through a table,
+// through the bare key.
+func (v *Verifier) TierStats() (tableHits, keyHits uint64) {
+	return v.tableHits.Load(), v.keyHits.Load()
+}
+
+// Len returns the number of devices with a table (the table tier).
 func (v *Verifier) Len() int {
 	v.mu.Lock()
 	defer v.mu.Unlock()
-	return len(v.keys)
+	return len(v.hot)
 }
 
-// lookup returns the entry of dev, now the most recent, or nil.
-func (v *Verifier) lookup(dev signer.Address) *entry {
-	if v.size <= 0 {
-		return nil
-	}
+// Keys returns the number of devices in the key tier.
+func (v *Verifier) Keys() int {
 	v.mu.Lock()
 	defer v.mu.Unlock()
-	e := v.keys[dev]
-	if e != nil {
+	return len(v.slot)
+}
+
+// lookup returns dev's table (dev now the most recent in the table tier),
+// or else its key from the key tier (known false when absent) and
+// whether the key tier saw dev within the last v.tables checks (young).
+// Every call advances the clock.
+func (v *Verifier) lookup(dev signer.Address) (t *table, q secp256k1.JacobianPoint, known, young bool) {
+	if v.keys <= 0 {
+		return nil, q, false, false
+	}
+	v.mu.Lock()
+	v.clock++
+	now := v.clock
+	if e := v.hot[dev]; e != nil {
 		v.unlink(e)
 		v.pushFront(e)
+		v.mu.Unlock()
+		return e.tab, q, false, false
 	}
-	return e
+	i, ok := v.slot[dev]
+	if !ok {
+		v.mu.Unlock()
+		return nil, q, false, false
+	}
+	s := &v.slots[i]
+	xy := s.xy
+	young = v.tables > 0 && now-s.stamp <= uint32(v.tables)
+	s.stamp = now
+	v.mu.Unlock()
+	q.X.SetByteSlice(xy[:32])
+	q.Y.SetByteSlice(xy[32:])
+	q.Z.SetInt(1)
+	return nil, q, true, young
 }
 
-// add caches pub, whose address the caller has checked is dev.
-func (v *Verifier) add(dev signer.Address, pub *secp256k1.PublicKey) {
-	if v.size <= 0 {
-		return
-	}
-	e := &entry{dev: dev}
-	pub.AsJacobian(&e.key)
+// promote puts dev's table t in the table tier, evicting the least
+// recently used device beyond its bound.
+func (v *Verifier) promote(dev signer.Address, t *table) {
 	v.mu.Lock()
 	defer v.mu.Unlock()
-	if old := v.keys[dev]; old != nil {
-		// Another goroutine verified the same device meanwhile: the same
-		// key (one address, one key, short of a Keccak collision).
+	if old := v.hot[dev]; old != nil {
+		// Another goroutine built it meanwhile: the same key.
 		v.unlink(old)
 		v.pushFront(old)
 		return
 	}
-	v.keys[dev] = e
+	e := &entry{dev: dev, tab: t}
+	v.hot[dev] = e
 	v.pushFront(e)
-	for len(v.keys) > v.size {
+	for len(v.hot) > v.tables {
 		last := v.lru.prev
 		v.unlink(last)
-		delete(v.keys, last.dev)
+		delete(v.hot, last.dev)
 	}
+}
+
+// add puts pub, whose address the caller has checked is dev, in the key
+// tier, replacing the oldest key once the tier is full.
+func (v *Verifier) add(dev signer.Address, pub *secp256k1.PublicKey) {
+	if v.keys <= 0 {
+		return
+	}
+	var q secp256k1.JacobianPoint
+	pub.AsJacobian(&q) // affine, normalized
+	var xy [64]byte
+	q.X.PutBytesUnchecked(xy[:32])
+	q.Y.PutBytesUnchecked(xy[32:])
+	v.addSlot(dev, xy)
+}
+
+// addSlot puts the key of affine coordinates xy in the key tier under dev.
+func (v *Verifier) addSlot(dev signer.Address, xy [64]byte) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	s := keySlot{dev: dev, xy: xy, stamp: v.clock}
+	if _, ok := v.slot[dev]; ok {
+		return // another goroutine added it meanwhile: the same key
+	}
+	if len(v.slots) < v.keys {
+		if len(v.slots) == cap(v.slots) {
+			// Grow by doubling, never beyond the bound.
+			grown := make([]keySlot, len(v.slots), min(max(2*cap(v.slots), 64), v.keys))
+			copy(grown, v.slots)
+			v.slots = grown
+		}
+		v.slot[dev] = uint32(len(v.slots))
+		v.slots = append(v.slots, s)
+		return
+	}
+	delete(v.slot, v.slots[v.hand].dev)
+	v.slots[v.hand] = s
+	v.slot[dev] = uint32(v.hand)
+	v.hand = (v.hand + 1) % v.keys
 }
 
 func (v *Verifier) unlink(e *entry) {
@@ -183,6 +297,12 @@ func (v *Verifier) pushFront(e *entry) {
 // table's key Q under the rules of signer.Verify (see the package
 // comment). False means "not shown", not "refused".
 func (t *table) verify(digest *[32]byte, sig *signer.Signature) bool {
+	return verifySig(digest, sig, t, nil)
+}
+
+// verifySig is table.verify through t when t is not nil, else through
+// decred's product by q, an affine point on the curve (a public key).
+func verifySig(digest *[32]byte, sig *signer.Signature, t *table, q *secp256k1.JacobianPoint) bool {
 	v := sig[64]
 	if v != 27 && v != 28 {
 		return false
@@ -202,7 +322,11 @@ func (t *table) verify(digest *[32]byte, sig *signer.Signature) bool {
 	u2.Mul2(&r, &w)
 	var p1, p2, R secp256k1.JacobianPoint
 	secp256k1.ScalarBaseMultNonConst(&u1, &p1)
-	t.mul(&u2, &p2)
+	if t != nil {
+		t.mul(&u2, &p2)
+	} else {
+		secp256k1.ScalarMultNonConst(&u2, q, &p2)
+	}
 	secp256k1.AddNonConst(&p1, &p2, &R)
 	if (R.X.IsZero() && R.Y.IsZero()) || R.Z.IsZero() {
 		return false // the point at infinity

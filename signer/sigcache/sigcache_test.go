@@ -18,6 +18,12 @@ func fastVerdict(tab *table, d [32]byte, sig signer.Signature) bool {
 	return tab.verify(&d, &sig)
 }
 
+// keyVerdict is the verdict of the key tier's check, Q's bare key
+// multiplied by decred, on (digest, sig).
+func keyVerdict(q *secp256k1.JacobianPoint, d [32]byte, sig signer.Signature) bool {
+	return verifySig(&d, &sig, nil, q)
+}
+
 // refVerdict is the verdict of the reference check: sig over d recovers
 // to the address dev (the fields of a valid attestation, so that only the
 // signature decides).
@@ -143,8 +149,9 @@ func infinityCases(t testing.TB, rng *rand.Rand, key *testKey, sig signer.Signat
 	return
 }
 
-// TestDifferential: on random and adversarial signatures, Q's table
-// accepts exactly what the reference accepts for Q's address.
+// TestDifferential: on random and adversarial signatures, Q's table and
+// Q's bare key (the key tier's check) each accept exactly what the
+// reference accepts for Q's address.
 func TestDifferential(t *testing.T) {
 	rng := rand.New(rand.NewPCG(21, 22))
 	rounds := 300
@@ -184,6 +191,9 @@ func TestDifferential(t *testing.T) {
 			if got := fastVerdict(tab, dd, s); got != want {
 				t.Fatalf("round %d, %s: fast path %v, reference %v (%v); sig %x digest %x", round, name, got, want, err, s, dd)
 			}
+			if got := keyVerdict(&q, dd, s); got != want {
+				t.Fatalf("round %d, %s: key path %v, reference %v (%v); sig %x digest %x", round, name, got, want, err, s, dd)
+			}
 			if want {
 				accepted++
 			}
@@ -217,16 +227,33 @@ func TestDifferential(t *testing.T) {
 	}
 }
 
+// verifierConfigs are the tier sizes the verifier tests run with, each
+// taking another path for the devices' later attestations: "tables"
+// (every device young enough for a table), "keys" (no table tier: the
+// bare key), "field" (a table tier of one: mostly the bare key), "none"
+// (no key tier: every check the reference's).
+var verifierConfigs = []struct {
+	name         string
+	tables, keys int
+}{{"tables", 64, 64}, {"keys", 0, 64}, {"field", 1, 64}, {"none", 64, 0}}
+
 // TestVerifierSameErrors: the verifier returns the reference's result,
 // error text and kind included, cold and warm, for valid attestations,
-// changed fields, and signatures of other devices.
+// changed fields, and signatures of other devices, on every path (table,
+// bare key, reference).
 func TestVerifierSameErrors(t *testing.T) {
+	for _, cfg := range verifierConfigs {
+		t.Run(cfg.name, func(t *testing.T) { testSameErrors(t, cfg.tables, cfg.keys) })
+	}
+}
+
+func testSameErrors(t *testing.T, tables, keys int) {
 	rng := rand.New(rand.NewPCG(23, 24))
-	keys := []*testKey{newTestKey(t, rng), newTestKey(t, rng), newTestKey(t, rng)}
-	v := New(testChainID, 16)
+	devs := []*testKey{newTestKey(t, rng), newTestKey(t, rng), newTestKey(t, rng)}
+	v := New(testChainID, tables, keys)
 	for round := range 3 { // cold, then warm (table built), then warm
-		for i, k := range keys {
-			other := keys[(i+1)%len(keys)]
+		for i, k := range devs {
+			other := devs[(i+1)%len(devs)]
 			good := attestation(t, k, uint64(round+1))
 			cases := map[string]*signer.Attestation{"valid": good}
 			c := *good
@@ -262,17 +289,35 @@ func TestVerifierSameErrors(t *testing.T) {
 		}
 	}
 	hits, _ := v.Stats()
-	if want := uint64(2 * len(keys)); hits != want {
-		t.Fatalf("%d attestations verified by cached keys, want %d (rounds 2 and 3, the valid ones)", hits, want)
+	th, kh := v.TierStats()
+	want := uint64(2 * len(devs)) // rounds 2 and 3, the valid ones
+	if keys <= 0 {
+		want = 0
+	}
+	if hits != want || th+kh != hits {
+		t.Fatalf("%d attestations verified by cached keys (%d tables, %d keys), want %d", hits, th, kh, want)
+	}
+	switch {
+	case tables >= 64 && keys > 0 && kh != 0:
+		t.Fatalf("%d bare-key hits with every device young: want tables only", kh)
+	case tables <= 0 && th != 0:
+		t.Fatalf("%d table hits without a table tier", th)
 	}
 }
 
 // TestKeyOfAnotherDevice: a cached key of device A never verifies an
-// attestation that names B, even one A signed; B's own key still works.
+// attestation that names B, even one A signed, through a table or the
+// bare key; B's own key still works.
 func TestKeyOfAnotherDevice(t *testing.T) {
+	for _, cfg := range verifierConfigs[:3] {
+		t.Run(cfg.name, func(t *testing.T) { testKeyOfAnotherDevice(t, cfg.tables, cfg.keys) })
+	}
+}
+
+func testKeyOfAnotherDevice(t *testing.T, tables, keys int) {
 	rng := rand.New(rand.NewPCG(25, 26))
 	a, b := newTestKey(t, rng), newTestKey(t, rng)
-	v := New(testChainID, 16)
+	v := New(testChainID, tables, keys)
 	for seq := uint64(1); seq <= 3; seq++ {
 		for _, k := range []*testKey{a, b} {
 			at := attestation(t, k, seq)
@@ -302,52 +347,129 @@ func TestKeyOfAnotherDevice(t *testing.T) {
 	}
 }
 
-// TestEviction: the cache holds at most its size, the least recently used
-// leaves first, and an evicted device is verified again by recovery.
+// TestEviction: the table tier holds at most its size, the least recently
+// used leaving first, and its evicted devices are checked by their bare
+// key; a table is built only for a device seen again within as many
+// checks as the table tier holds; the key tier holds at most its size, the
+// first added leaving first, and an evicted device is recovered again.
 func TestEviction(t *testing.T) {
 	rng := rand.New(rand.NewPCG(27, 28))
 	keys := make([]*testKey, 5)
 	for i := range keys {
 		keys[i] = newTestKey(t, rng)
 	}
-	v := New(testChainID, 3)
-	verify := func(k *testKey, seq uint64) {
+	verify := func(v *Verifier, k *testKey, seq uint64) {
 		t.Helper()
 		a := attestation(t, k, seq)
 		if err := v.Verify(a, signer.Digest(testChainID, a)); err != nil {
 			t.Fatal(err)
 		}
 	}
-	for _, k := range keys {
-		verify(k, 1)
-	}
-	if n := v.Len(); n != 3 {
-		t.Fatalf("%d cached, want 3", n)
-	}
-	verify(keys[2], 2) // now the most recent; keys[3] the least
-	verify(keys[0], 2) // evicted: a miss, and it evicts keys[3]
-	h, m := v.Stats()
-	if h != 1 || m != 6 {
-		t.Fatalf("hits %d, misses %d; want 1, 6", h, m)
-	}
-	verify(keys[4], 2)
-	verify(keys[2], 3)
-	verify(keys[3], 2) // evicted
-	if h, m := v.Stats(); h != 3 || m != 7 {
-		t.Fatalf("hits %d, misses %d; want 3, 7", h, m)
-	}
-	if n := v.Len(); n != 3 {
-		t.Fatalf("%d cached, want 3", n)
-	}
-	off := New(testChainID, 0)
-	for seq := uint64(1); seq <= 2; seq++ {
-		a := attestation(t, keys[0], seq)
-		if err := off.Verify(a, signer.Digest(testChainID, a)); err != nil {
-			t.Fatal(err)
+	expect := func(v *Verifier, th, kh, m uint64) {
+		t.Helper()
+		gth, gkh := v.TierStats()
+		if _, gm := v.Stats(); gth != th || gkh != kh || gm != m {
+			t.Fatalf("table hits %d, key hits %d, misses %d; want %d, %d, %d", gth, gkh, gm, th, kh, m)
 		}
 	}
-	if h, _ := off.Stats(); h != 0 || off.Len() != 0 {
-		t.Fatalf("a cache of size 0 holds %d keys, %d hits", off.Len(), h)
+	v := New(testChainID, 3, 16)
+	for _, k := range keys {
+		verify(v, k, 1) // recovered: the key tier
+		verify(v, k, 2) // young: a table
+	}
+	expect(v, 5, 0, 5)
+	if n, nk := v.Len(), v.Keys(); n != 3 || nk != 5 {
+		t.Fatalf("%d tables and %d keys, want 3 and 5", n, nk)
+	}
+	verify(v, keys[2], 3) // a table; keys[3] now the least recent
+	expect(v, 6, 0, 5)
+	verify(v, keys[0], 3) // table evicted, key old: the bare key
+	expect(v, 6, 1, 5)
+	verify(v, keys[0], 4) // young again: a table, evicting keys[3]'s
+	expect(v, 7, 1, 5)
+	verify(v, keys[3], 3) // the bare key
+	verify(v, keys[4], 3) // still a table
+	expect(v, 8, 2, 5)
+	if n := v.Len(); n != 3 {
+		t.Fatalf("%d tables, want 3", n)
+	}
+
+	fifo := New(testChainID, 0, 3)
+	for _, k := range keys {
+		verify(fifo, k, 1)
+	}
+	if n := fifo.Keys(); n != 3 {
+		t.Fatalf("%d keys, want 3", n)
+	}
+	verify(fifo, keys[2], 2) // kept
+	expect(fifo, 0, 1, 5)
+	verify(fifo, keys[0], 2) // evicted: recovered, replacing the first added, keys[2]
+	verify(fifo, keys[2], 3) // evicted though just used: first in, first out
+	expect(fifo, 0, 1, 7)
+	verify(fifo, keys[4], 2) // kept
+	verify(fifo, keys[0], 3) // kept
+	expect(fifo, 0, 3, 7)
+
+	for _, off := range []*Verifier{New(testChainID, 0, 0), New(testChainID, 16, 0)} {
+		for seq := uint64(1); seq <= 3; seq++ {
+			verify(off, keys[0], seq)
+		}
+		if h, _ := off.Stats(); h != 0 || off.Len() != 0 || off.Keys() != 0 {
+			t.Fatalf("a verifier without a key tier holds %d tables, %d keys, %d hits", off.Len(), off.Keys(), h)
+		}
+	}
+}
+
+// TestTierBounds: under random traffic from more devices than either tier
+// holds (valid attestations and refused ones, from 2 goroutines), neither
+// tier ever exceeds its bound, nor the key tier's slots their capacity, and
+// every result is the reference's.
+func TestTierBounds(t *testing.T) {
+	rng := rand.New(rand.NewPCG(33, 34))
+	devs := make([]*testKey, 24)
+	for i := range devs {
+		devs[i] = newTestKey(t, rng)
+	}
+	var as []*signer.Attestation
+	for seq := uint64(1); seq <= 6; seq++ {
+		for _, k := range devs {
+			a := attestation(t, k, seq)
+			if rng.IntN(5) == 0 {
+				a.Sig[64] ^= 27 ^ 28
+			}
+			as = append(as, a)
+		}
+	}
+	rng.Shuffle(len(as), func(i, j int) { as[i], as[j] = as[j], as[i] })
+	const tables, keys = 3, 7
+	v := New(testChainID, tables, keys)
+	check := func() {
+		v.mu.Lock()
+		defer v.mu.Unlock()
+		if len(v.hot) > tables || len(v.slot) > keys || len(v.slots) > keys || cap(v.slots) > keys || len(v.slot) != len(v.slots) {
+			t.Errorf("tables %d (bound %d), keys %d in %d slots of capacity %d (bound %d)",
+				len(v.hot), tables, len(v.slot), len(v.slots), cap(v.slots), keys)
+		}
+	}
+	var wg sync.WaitGroup
+	for g := range 2 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := g; i < len(as); i += 2 {
+				a := as[i]
+				want := signer.Verify(testChainID, a)
+				got := v.Verify(a, signer.Digest(testChainID, a))
+				if (got == nil) != (want == nil) || (got != nil && got.Error() != want.Error()) {
+					t.Errorf("verifier %v, reference %v", got, want)
+				}
+				check()
+			}
+		}()
+	}
+	wg.Wait()
+	if th, kh := v.TierStats(); kh == 0 {
+		t.Errorf("no bare-key hits (%d table hits): the test misses the key tier", th)
 	}
 }
 
@@ -368,7 +490,7 @@ func TestConcurrent(t *testing.T) {
 	bad := *as[len(as)-1]
 	bad.Device = keys[0].addr
 	as = append(as, &bad)
-	v := New(testChainID, 4)
+	v := New(testChainID, 2, 4)
 	var wg sync.WaitGroup
 	for g := range 4 {
 		wg.Add(1)
@@ -386,8 +508,9 @@ func TestConcurrent(t *testing.T) {
 	wg.Wait()
 }
 
-// FuzzVerify: for arbitrary digest and signature bytes, the fast path of a
-// fixed key accepts exactly what recovery to that key's address accepts.
+// FuzzVerify: for arbitrary digest and signature bytes, the table and the
+// bare-key check of a fixed key each accept exactly what recovery to that
+// key's address accepts.
 // Seeds: valid signatures and their adversarial variants.
 func FuzzVerify(f *testing.F) {
 	rng := rand.New(rand.NewPCG(31, 32))
@@ -417,6 +540,9 @@ func FuzzVerify(f *testing.F) {
 		want, err := refVerdict(t, key.addr, dd, sig)
 		if got := fastVerdict(tab, dd, sig); got != want {
 			t.Fatalf("fast path %v, reference %v (%v)", got, want, err)
+		}
+		if got := keyVerdict(&q, dd, sig); got != want {
+			t.Fatalf("key path %v, reference %v (%v)", got, want, err)
 		}
 	})
 }

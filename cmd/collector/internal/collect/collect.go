@@ -251,7 +251,7 @@ func New(l ledger.Ledger, cfg Config, log *slog.Logger) (*Collector, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Collector{l: l, cfg: cfg, log: log, keys: sigcache.New(cfg.ChainID, sigcache.DefaultSize)}, nil
+	return &Collector{l: l, cfg: cfg, log: log, keys: sigcache.New(cfg.ChainID, sigcache.DefaultSize, sigcache.DefaultKeys)}, nil
 }
 
 // Message is one MQTT message received.

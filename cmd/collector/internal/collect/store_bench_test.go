@@ -158,11 +158,17 @@ func reportStored(b *testing.B, n uint64, cpu0 time.Duration) {
 // The devices' keys are cached by then (package sigcache): each device
 // has sent 4 attestations in the untimed group. The "-coldkeys" variants
 // give the collector a key cache of one device, which the 64 devices in
-// turn always miss, as in a fleet far larger than the cache: every
-// signature is checked by recovery, as signer.Verify does.
+// turn always miss (both tiers of one device), as in a fleet far larger
+// than the cache: every signature is checked by recovery, as
+// signer.Verify does. The "-fieldkeys" variants model the field (1 M
+// cars, each seen every 10 minutes among 1,700 attestations a second):
+// the key tier holds every device, the table tier one, which the 64
+// devices in turn always miss, so every signature is checked against the
+// device's bare key.
 func BenchmarkStore(b *testing.B) {
-	for _, name := range []string{"bbolt", "postgres", "bbolt-coldkeys", "postgres-coldkeys"} {
+	for _, name := range []string{"bbolt", "postgres", "bbolt-coldkeys", "postgres-coldkeys", "bbolt-fieldkeys", "postgres-fieldkeys"} {
 		backend, cold := strings.CutSuffix(name, "-coldkeys")
+		backend, field := strings.CutSuffix(backend, "-fieldkeys")
 		b.Run(name, func(b *testing.B) {
 			var l ledger.Ledger
 			if backend == "bbolt" {
@@ -192,8 +198,11 @@ func BenchmarkStore(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			if cold {
-				c.keys = sigcache.New(testChainID, 1)
+			switch {
+			case cold:
+				c.keys = sigcache.New(testChainID, 1, 1)
+			case field:
+				c.keys = sigcache.New(testChainID, 1, sigcache.DefaultKeys)
 			}
 			// One group first, untimed: the devices' first rows and, on
 			// PostgreSQL, the statements' preparation on the connection.
@@ -234,6 +243,9 @@ func BenchmarkStore(b *testing.B) {
 			commits.report(b)
 			if hits, _ := c.keys.Stats(); cold && hits != 0 {
 				b.Fatalf("%d signatures checked by cached keys with a cold cache", hits)
+			}
+			if th, kh := c.keys.TierStats(); field && (th != 0 || kh < uint64(b.N)) {
+				b.Fatalf("field case: %d table hits, %d bare-key hits, want 0 and >= %d", th, kh, b.N)
 			}
 		})
 	}
