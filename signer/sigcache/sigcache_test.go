@@ -546,3 +546,52 @@ func FuzzVerify(f *testing.F) {
 		}
 	})
 }
+
+// TestFailuresCostNoTables: attestations naming a known device whose
+// signatures fail cost no product when malformed and at most one table
+// build when well formed but another key's (the table is the device's
+// key's and is kept), where each used to build a table of its own; each
+// gets signer.Verify's error.
+func TestFailuresCostNoTables(t *testing.T) {
+	rng := rand.New(rand.NewPCG(41, 42))
+	a, b := newTestKey(t, rng), newTestKey(t, rng)
+	v := New(testChainID, 8, 100)
+	first := attestation(t, a, 1)
+	if err := v.Verify(first, signer.Digest(testChainID, first)); err != nil {
+		t.Fatal(err)
+	}
+	check := func(at *signer.Attestation, d [32]byte) {
+		t.Helper()
+		want := signer.Verify(testChainID, at)
+		if want == nil {
+			t.Fatal("the reference accepts the bad attestation")
+		}
+		if got := v.Verify(at, d); got == nil || got.Error() != want.Error() {
+			t.Fatalf("Verify = %v, want %v", got, want)
+		}
+	}
+	for seq := uint64(2); seq < 22; seq++ {
+		at := attestation(t, a, seq)
+		at.Sig[64] = 0 // v: refused by the range checks
+		check(at, signer.Digest(testChainID, at))
+	}
+	if n := v.Built(); n != 0 {
+		t.Fatalf("20 malformed signatures built %d tables, want 0", n)
+	}
+	for seq := uint64(22); seq < 42; seq++ {
+		at := attestation(t, a, seq)
+		d := signer.Digest(testChainID, at)
+		at.Sig, _ = b.SignDigest(d) // well formed, another key's
+		check(at, d)
+	}
+	if n := v.Built(); n > 1 {
+		t.Fatalf("20 signatures of another key built %d tables, want at most 1", n)
+	}
+	ok := attestation(t, a, 42)
+	if err := v.Verify(ok, signer.Digest(testChainID, ok)); err != nil {
+		t.Fatal(err)
+	}
+	if th, _ := v.TierStats(); th != 1 {
+		t.Fatalf("the device's own attestation took %d table hits, want 1", th)
+	}
+}
