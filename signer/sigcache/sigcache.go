@@ -324,23 +324,8 @@ func verifySig(digest *[32]byte, sig *signer.Signature, t *table, q *secp256k1.J
 	if !wellFormed(sig) {
 		return false
 	}
-	var r, s secp256k1.ModNScalar
-	r.SetByteSlice(sig[:32])
-	s.SetByteSlice(sig[32:64])
-	// e as recovery takes it: the digest reduced mod N.
-	var e, w, u1, u2 secp256k1.ModNScalar
-	e.SetByteSlice(digest[:])
-	w.InverseValNonConst(&s)
-	u1.Mul2(&e, &w)
-	u2.Mul2(&r, &w)
-	var p1, p2, R secp256k1.JacobianPoint
-	secp256k1.ScalarBaseMultNonConst(&u1, &p1)
-	if t != nil {
-		t.mul(&u2, &p2)
-	} else {
-		secp256k1.ScalarMultNonConst(&u2, q, &p2)
-	}
-	secp256k1.AddNonConst(&p1, &p2, &R)
+	var R secp256k1.JacobianPoint
+	candidate(digest, sig, t, q, &R)
 	if (R.X.IsZero() && R.Y.IsZero()) || R.Z.IsZero() {
 		return false // the point at infinity
 	}
@@ -355,6 +340,29 @@ func verifySig(digest *[32]byte, sig *signer.Signature, t *table, q *secp256k1.J
 	}
 	R.ToAffine()
 	return R.Y.IsOdd() == (sig[64] == 28)
+}
+
+// candidate sets R to R' = u1·G + u2·Q (u1 = e/s, u2 = r/s mod N) for a
+// well-formed sig over digest, Q's product through t when t is not nil,
+// else through decred's by q.
+func candidate(digest *[32]byte, sig *signer.Signature, t *table, q *secp256k1.JacobianPoint, R *secp256k1.JacobianPoint) {
+	var r, s secp256k1.ModNScalar
+	r.SetByteSlice(sig[:32])
+	s.SetByteSlice(sig[32:64])
+	// e as recovery takes it: the digest reduced mod N.
+	var e, w, u1, u2 secp256k1.ModNScalar
+	e.SetByteSlice(digest[:])
+	w.InverseValNonConst(&s)
+	u1.Mul2(&e, &w)
+	u2.Mul2(&r, &w)
+	var p1, p2 secp256k1.JacobianPoint
+	secp256k1.ScalarBaseMultNonConst(&u1, &p1)
+	if t != nil {
+		t.mul(&u2, &p2)
+	} else {
+		secp256k1.ScalarMultNonConst(&u2, q, &p2)
+	}
+	secp256k1.AddNonConst(&p1, &p2, R)
 }
 
 // wellFormed reports whether sig passes signer.Verify's range checks: v 27
