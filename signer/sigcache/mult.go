@@ -246,7 +246,7 @@ func newTable(q *secp256k1.JacobianPoint) *table {
 		acc[i].Mul2(&acc[i-1], &at(i).Z).Normalize()
 	}
 	var inv secp256k1.FieldVal
-	inv.Set(&acc[n-1]).Inverse()
+	invert(&acc[n-1], &inv)
 	for i := n - 1; i >= 0; i-- {
 		p := at(i)
 		var zi, zi2 secp256k1.FieldVal
@@ -339,4 +339,77 @@ func addDigit(q *secp256k1.JacobianPoint, tab *[tableSize]affinePoint, d int8, n
 		m.Y.Negate(1).Normalize()
 	}
 	secp256k1.AddNonConst(q, &m, q)
+}
+
+// mulKey sets res to k·q for q an affine point on the curve that is not
+// the point at infinity (a public key), without a cached table: the
+// product of the key tier, faster than decred's ScalarMultNonConst (NAF,
+// all additions by q or φ(q)) by using digits of width window.
+//
+// The odd multiples 1q, 3q, ..., (2^(window-1)-1)q are computed in
+// Jacobian coordinates and brought to one common Z, Zc, with no inversion
+// (each point's X and Y scaled by the product of the other points' Z). On
+// the curve E' : y² = x³ + 7·Zc⁶, isomorphic to secp256k1 through
+// ψ(x, y) = (x·Zc², y·Zc³), those points are affine: ψ of the multiples.
+// The additions and doublings of decred's Jacobian formulas do not use
+// the curve's constant b (a = 0 on both), so the product runs on E' with
+// mixed additions, and ψ⁻¹ of its result (X, Y, Z) is (X, Y, Z·Zc) on
+// secp256k1. ψ commutes with φ (both scale x), so φ's multiples on E' are
+// (β·x, y) of the ones of q.
+//
+// (Measured and not kept: adding u1·G in the same chain of doublings,
+// from a table of G's odd multiples of width 8 mapped to E' as they are
+// added, was slower than decred's ScalarBaseMultNonConst beside it.)
+func mulKey(k *secp256k1.ModNScalar, q *secp256k1.JacobianPoint, res *secp256k1.JacobianPoint) {
+	var jac [tableSize]secp256k1.JacobianPoint
+	var q2 secp256k1.JacobianPoint
+	jac[0].Set(q)
+	secp256k1.DoubleNonConst(q, &q2)
+	for j := 1; j < tableSize; j++ {
+		secp256k1.AddNonConst(&jac[j-1], &q2, &jac[j])
+	}
+	// No Z is zero: the points are multiples below N (prime) of a point
+	// that is not the point at infinity. pre[j] = Z_0···Z_(j-1).
+	var pre [tableSize + 1]secp256k1.FieldVal
+	pre[0].SetInt(1)
+	for j := range tableSize {
+		pre[j+1].Mul2(&pre[j], &jac[j].Z).Normalize()
+	}
+	var pts [2][tableSize]affinePoint
+	var suf secp256k1.FieldVal // Z_(j+1)···Z_(tableSize-1)
+	suf.SetInt(1)
+	for j := tableSize - 1; j >= 0; j-- {
+		var s, s2 secp256k1.FieldVal
+		s.Mul2(&pre[j], &suf).Normalize() // Zc / Z_j
+		s2.SquareVal(&s)
+		a := &pts[0][j]
+		a.x.Mul2(&jac[j].X, &s2).Normalize()
+		a.y.Mul2(&jac[j].Y, s2.Mul(&s)).Normalize()
+		pts[1][j].x.Mul2(&a.x, &endoBeta).Normalize()
+		pts[1][j].y.Set(&a.y)
+		suf.Mul(&jac[j].Z).Normalize()
+	}
+	zc := &pre[tableSize]
+
+	k1, k2 := splitK(k)
+	var neg [2]bool
+	var digits [2][maxDigits]int8
+	n := 0
+	for h, half := range [2]*secp256k1.ModNScalar{&k1, &k2} {
+		if neg[h] = half.IsOverHalfOrder(); neg[h] {
+			half.Negate()
+		}
+		n = max(n, wnaf(half, &digits[h]))
+	}
+	var p secp256k1.JacobianPoint // the point at infinity
+	for i := n - 1; i >= 0; i-- {
+		secp256k1.DoubleNonConst(&p, &p)
+		for h := range pts {
+			if d := digits[h][i]; d != 0 {
+				addDigit(&p, &pts[h], d, neg[h])
+			}
+		}
+	}
+	res.Set(&p)
+	res.Z.Mul(zc).Normalize()
 }

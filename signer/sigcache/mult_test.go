@@ -189,3 +189,92 @@ func TestTableMul(t *testing.T) {
 		}
 	}
 }
+
+// TestMulKey: the key tier's product is the library's, for random and
+// edge scalars (0, small, N-small, λ and its neighbours, whose halves are
+// zero or one) on random keys and on keys that are small multiples of G or
+// their negations.
+func TestMulKey(t *testing.T) {
+	rng := rand.New(rand.NewPCG(9, 10))
+	lambda := endoNegLambda
+	lambda.Negate()
+	var one secp256k1.ModNScalar
+	one.SetInt(1)
+	edges := []secp256k1.ModNScalar{{}, one, lambda}
+	var l1, l2 secp256k1.ModNScalar
+	l1.Add2(&lambda, &one)
+	l2.Set(&lambda).Negate()
+	edges = append(edges, l1, l2)
+	var keys []*secp256k1.PrivateKey
+	for i := 1; i <= 8; i++ {
+		var s secp256k1.ModNScalar
+		s.SetInt(uint32(i))
+		keys = append(keys, secp256k1.NewPrivateKey(&s))
+		s.Negate()
+		keys = append(keys, secp256k1.NewPrivateKey(&s))
+	}
+	for range 60 {
+		keys = append(keys, randKey(t, rng))
+	}
+	for _, key := range keys {
+		var q secp256k1.JacobianPoint
+		key.PubKey().AsJacobian(&q)
+		ks := append([]secp256k1.ModNScalar(nil), edges...)
+		// Small multiples and their negations: the product is then one
+		// of the table's points or the sum of two equal points.
+		for m := uint32(1); m < 2*tableSize+2; m++ {
+			var s secp256k1.ModNScalar
+			s.SetInt(m)
+			ks = append(ks, s)
+			s.Negate()
+			ks = append(ks, s)
+		}
+		for range 100 {
+			ks = append(ks, randScalar(rng))
+		}
+		for _, k := range ks {
+			var got, want secp256k1.JacobianPoint
+			mulKey(&k, &q, &got)
+			secp256k1.ScalarMultNonConst(&k, &q, &want)
+			if !affineEqual(&got, &want) {
+				t.Fatalf("k·Q differs for k = %x, Q = %x", k.Bytes(), key.PubKey().SerializeCompressed())
+			}
+		}
+	}
+}
+
+// TestInvert: invert is decred's FieldVal.Inverse on random values, small
+// ones, P-1 and values given unnormalized.
+func TestInvert(t *testing.T) {
+	rng := rand.New(rand.NewPCG(11, 12))
+	var cases []secp256k1.FieldVal
+	for i := uint16(1); i < 20; i++ {
+		var f secp256k1.FieldVal
+		cases = append(cases, *f.SetInt(i))
+		f.Negate(1).Normalize()
+		cases = append(cases, f)
+	}
+	for range 2000 {
+		var b [32]byte
+		for i := range b {
+			b[i] = byte(rng.Uint32())
+		}
+		var f secp256k1.FieldVal
+		f.SetBytes(&b)
+		if f.IsZero() {
+			continue
+		}
+		cases = append(cases, f)
+		var g secp256k1.FieldVal
+		g.Set(&f).Add(&f).Add(&f) // magnitude 3, not normalized
+		cases = append(cases, g)
+	}
+	for _, f := range cases {
+		var got, want secp256k1.FieldVal
+		invert(&f, &got)
+		want.Set(&f).Inverse().Normalize()
+		if !got.Normalize().Equals(&want) {
+			t.Fatalf("1/%v: got %v, want %v", f.String(), got.String(), want.String())
+		}
+	}
+}
