@@ -174,6 +174,15 @@ func (v *Verifier) Verify(a *signer.Attestation, digest [32]byte) error {
 		}
 	}
 	v.misses.Add(1)
+	if t == nil && !known {
+		// A device not in the cache: recovery as the reference does it,
+		// through mulKey's product. What it does not accept goes on to
+		// the reference for its error.
+		if pub := recoverPub(&digest, &a.Sig); pub != nil && signer.AddressOf(pub) == a.Device && a.Validate() == nil {
+			v.add(a.Device, pub)
+			return nil
+		}
+	}
 	pub, err := signer.VerifyKey(v.chainID, a, digest)
 	if err != nil {
 		return err
@@ -388,6 +397,43 @@ func candidate(digest *[32]byte, sig *signer.Signature, t *table, q *secp256k1.J
 		mulKey(&u2, q, &p2)
 	}
 	secp256k1.AddNonConst(&p1, &p2, R)
+}
+
+// recoverPub returns the public key that recovery (decred's
+// RecoverCompact, which signer.Verify uses) yields from the well-formed
+// sig over digest, or nil where recovery fails (r is not the x of a curve
+// point, or the key would be the point at infinity): R is the point with
+// x = r and y of v's parity, and Q = r⁻¹(s·R − e·G), the same arithmetic
+// with mulKey's product by R and math/big's inversion to affine.
+func recoverPub(digest *[32]byte, sig *signer.Signature) *secp256k1.PublicKey {
+	var fr secp256k1.FieldVal
+	fr.SetByteSlice(sig[:32]) // r < N < P: the field element itself
+	var R secp256k1.JacobianPoint
+	if !secp256k1.DecompressY(&fr, sig[64] == 28, &R.Y) {
+		return nil
+	}
+	R.X.Set(&fr)
+	R.Z.SetInt(1)
+	var r, s, e, w, u1, u2 secp256k1.ModNScalar
+	r.SetByteSlice(sig[:32])
+	s.SetByteSlice(sig[32:64])
+	e.SetByteSlice(digest[:])
+	w.InverseValNonConst(&r)
+	u1.Mul2(&e, &w).Negate()
+	u2.Mul2(&s, &w)
+	var p1, p2, Q secp256k1.JacobianPoint
+	secp256k1.ScalarBaseMultNonConst(&u1, &p1)
+	mulKey(&u2, &R, &p2)
+	secp256k1.AddNonConst(&p1, &p2, &Q)
+	if (Q.X.IsZero() && Q.Y.IsZero()) || Q.Z.IsZero() {
+		return nil
+	}
+	var zi, zi2 secp256k1.FieldVal
+	invert(&Q.Z, &zi)
+	zi2.SquareVal(&zi)
+	Q.X.Mul(&zi2).Normalize()
+	Q.Y.Mul(zi2.Mul(&zi)).Normalize()
+	return secp256k1.NewPublicKey(&Q.X, &Q.Y)
 }
 
 // wellFormed reports whether sig passes signer.Verify's range checks: v 27

@@ -11,6 +11,7 @@ import (
 
 	"github.com/csop/tbox/signer"
 	"github.com/decred/dcrd/dcrec/secp256k1/v4"
+	"github.com/decred/dcrd/dcrec/secp256k1/v4/ecdsa"
 )
 
 // fastVerdict is the verdict of Q's table alone on (digest, sig).
@@ -22,6 +23,29 @@ func fastVerdict(tab *table, d [32]byte, sig signer.Signature) bool {
 // multiplied by decred, on (digest, sig).
 func keyVerdict(q *secp256k1.JacobianPoint, d [32]byte, sig signer.Signature) bool {
 	return verifySig(&d, &sig, nil, q)
+}
+
+// sameRecovery fails t unless recoverPub yields the key decred's
+// RecoverCompact yields from sig over d (signer.Verify's recovery), or
+// both none, for a well-formed sig (recoverPub's precondition).
+func sameRecovery(t testing.TB, d [32]byte, sig signer.Signature) {
+	t.Helper()
+	if !wellFormed(&sig) {
+		return
+	}
+	var c [65]byte
+	c[0] = sig[64]
+	copy(c[1:], sig[:64])
+	want, _, err := ecdsa.RecoverCompact(c[:], d[:])
+	got := recoverPub(&d, &sig)
+	switch {
+	case err != nil && got != nil:
+		t.Fatalf("recoverPub yields %x where recovery fails (%v); sig %x digest %x", got.SerializeCompressed(), err, sig, d)
+	case err == nil && got == nil:
+		t.Fatalf("recoverPub yields none where recovery yields %x; sig %x digest %x", want.SerializeCompressed(), sig, d)
+	case err == nil && !got.IsEqual(want):
+		t.Fatalf("recoverPub yields %x, recovery %x; sig %x digest %x", got.SerializeCompressed(), want.SerializeCompressed(), sig, d)
+	}
 }
 
 // refVerdict is the verdict of the reference check: sig over d recovers
@@ -194,6 +218,7 @@ func TestDifferential(t *testing.T) {
 			if got := keyVerdict(&q, dd, s); got != want {
 				t.Fatalf("round %d, %s: key path %v, reference %v (%v); sig %x digest %x", round, name, got, want, err, s, dd)
 			}
+			sameRecovery(t, dd, s)
 			if want {
 				accepted++
 			}
@@ -534,6 +559,7 @@ func FuzzVerify(f *testing.F) {
 		if got := keyVerdict(&q, dd, sig); got != want {
 			t.Fatalf("key path %v, reference %v (%v)", got, want, err)
 		}
+		sameRecovery(t, dd, sig)
 	})
 }
 
