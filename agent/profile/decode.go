@@ -1,7 +1,6 @@
 package profile
 
 import (
-	"math"
 	"sync/atomic"
 
 	"github.com/csop/tbox/can"
@@ -15,6 +14,8 @@ const maxInterned = 1024
 // concurrent use; make one per goroutine with Profile.NewDecoder.
 type Decoder struct {
 	msgs       []msgDecoder
+	ids        uint64 // bit ID%64 set for each message's ID: most other frames are passed over at once
+	anyBus     bool   // no bus named and no default bus: a message of no bus matches every bus
 	named      []string // buses named explicitly in the profile
 	defaultBus string
 	interned   map[int64]string
@@ -105,8 +106,10 @@ func (p *Profile) NewDecoder(opts ...DecoderOption) *Decoder {
 				md.tp = newPollDecoder(s.poll)
 			}
 			d.msgs = append(d.msgs, md)
+			d.ids |= 1 << (s.key.ID % 64)
 		}
 	}
+	d.anyBus = d.defaultBus == "" && len(d.named) == 0
 	return d
 }
 
@@ -131,7 +134,7 @@ func (d *Decoder) busMatches(want, got string) bool {
 	if want != "" {
 		return want == got
 	}
-	if got == "" || got == d.defaultBus {
+	if d.anyBus || got == "" || got == d.defaultBus {
 		return true
 	}
 	return d.defaultBus == "" && !contains(d.named, got)
@@ -143,7 +146,7 @@ func (d *Decoder) busMatches(want, got string) bool {
 // that signal and counts in Stats().ShortFrames. Decode allocates nothing when
 // dst has room.
 func (d *Decoder) Decode(f *can.Frame, dst []Reading) []Reading {
-	if f.Flags&(can.Remote|can.ErrorFrame) != 0 {
+	if d.ids&(1<<(f.ID%64)) == 0 || f.Flags&(can.Remote|can.ErrorFrame) != 0 {
 		return dst
 	}
 	ext := f.Flags&can.Extended != 0
@@ -193,7 +196,7 @@ func (d *Decoder) Decode(f *can.Frame, dst []Reading) []Reading {
 				}
 			} else {
 				r.Value = s.f.value(raw)*s.scale + s.offset
-				if math.IsNaN(r.Value) || math.IsInf(r.Value, 0) {
+				if r.Value-r.Value != 0 { // NaN or ±Inf: x-x is NaN, not 0
 					d.stats.Invalid++
 					d.nr.undecodable[s.kind].Add(1)
 					continue

@@ -156,6 +156,20 @@ func TestDecodeFloat(t *testing.T) {
 	if got := d.Decode(f, nil); len(got) != 0 || d.Stats().Invalid != 1 {
 		t.Errorf("NaN odometer = %+v, stats %+v", got, d.Stats())
 	}
+	// So do +Inf and -Inf; a large finite value is a reading.
+	for i, v := range []float64{math.Inf(1), math.Inf(-1), 1e300} {
+		bits := math.Float64bits(v)
+		for j := 0; j < 8; j++ {
+			f.Data[j] = byte(bits >> (8 * j))
+		}
+		got := d.Decode(f, nil)
+		if want := uint64(2 + i); i < 2 && (len(got) != 0 || d.Stats().Invalid != want) {
+			t.Errorf("%g odometer = %+v, stats %+v", v, got, d.Stats())
+		}
+		if i == 2 && (len(got) != 1 || d.Stats().Invalid != 3) {
+			t.Errorf("%g odometer = %+v, stats %+v", v, got, d.Stats())
+		}
+	}
 }
 
 func TestDecode29Bit(t *testing.T) {
