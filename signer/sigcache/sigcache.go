@@ -23,25 +23,32 @@
 // that the product takes 32 doublings and about 55 mixed additions (wNAF
 // of width 4) where recovery's takes 128 doublings and about 86.
 //
-// The fast path only ever accepts. Whatever it does not accept (an
-// unknown device, a malformed or other-key signature) goes to
-// [signer.VerifyKey], the reference check, whose verdict and error are
-// returned unchanged: a signature that fails the range checks goes there
-// at once (no product), and a well-formed signature that is not the
-// cached key's costs the fast check and then the recovery, the price of
-// returning the reference's error, which names the address recovered:
-// about 1.5 recoveries for a device with a table, about 1.8 for one known
-// by its bare key (no table: see mulKey), plus one table build (0.4)
-// the first time a young device fails, whose table is kept. A key enters the cache (its key tier; a table is
-// only ever built from a key of that tier, under the same address) only
-// after the reference check recovered it and found that its address is
-// the attestation's device, under that address, so a key of device A can
-// only ever be tried on attestations that name A as their device.
+// The fast path only ever accepts. A device not in the cache is
+// recovered as the reference recovers it, Q = r⁻¹(s·R − e·G) from the R
+// of x = r and y of v's parity (recoverPub: the product by R through
+// mulKey, the inversions through math/big; TestDifferential and
+// FuzzVerify hold its key to decred's RecoverCompact's), and accepted
+// when Q's address is the attestation's device and the fields are valid.
+// Whatever the fast path does not accept (a malformed or other-key
+// signature, a recovery that fails) goes to [signer.VerifyKey], the
+// reference check, whose verdict and error are returned unchanged: a
+// signature that fails the range checks goes there at once (no product),
+// and a well-formed signature that is not the device's costs the fast
+// check and then the reference's recovery, the price of returning the
+// reference's error, which names the address recovered: about 1.5
+// recoveries for a device with a table, about 1.8 for one known by its
+// bare key or not known (no table: see mulKey), plus one table build
+// (0.4) the first time a young device fails, whose table is kept. A key
+// enters the cache (its key tier; a table is only ever built from a key
+// of that tier, under the same address) only after a recovery yielded it
+// for an attestation that names its address as the device, under that
+// address, so a key of device A can only ever be tried on attestations
+// that name A as their device.
 //
 // # The two tiers
 //
 // A key enters the key tier (at most the keys bound given to [New]; about
-// [KeyBytes] per device) when the reference check has recovered it. A
+// [KeyBytes] per device) when a recovery has yielded it (above). A
 // device in the key tier is checked with no table: u1·G by decred's
 // product and u2·Q by mulKey's (digits of width 4 on a curve isomorphic
 // to secp256k1 where the few odd multiples of Q computed for the check

@@ -211,6 +211,7 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		ChainID: cfg.ChainID, Allow: allow, MaxSpeedKmh: uint64(cfg.MaxSpeedKmh),
 		Seed: cfg.seed, Winners: int(cfg.Winners), Grace: cfg.grace, DrawEvery: cfg.drawEvery, GapTimeout: cfg.gapTimeout,
 		ShareGroup: cfg.ShareGroup, Signer: key, Observer: page.observer(),
+		KeyCache: int(cfg.KeyCache), TableCache: int(cfg.TableCache),
 	}, log)
 	if err != nil {
 		return err

@@ -19,6 +19,7 @@ import (
 	"github.com/csop/tbox/cmd/collector/internal/ledger"
 	"github.com/csop/tbox/cmd/collector/internal/ledger/pgledger/pgtest"
 	"github.com/csop/tbox/signer"
+	"github.com/csop/tbox/signer/sigcache"
 	mqtt "github.com/eclipse/paho.mqtt.golang"
 	"go.uber.org/goleak"
 )
@@ -48,7 +49,10 @@ func TestParseConfig(t *testing.T) {
 		text  string
 		field string // the field the error names; "" for no error
 	}{
-		{"valid", baseConfig("winners = 7\ngrace = \"10m\"\nmax_speed_kmh = 250"), ""},
+		{"valid", baseConfig("winners = 7\ngrace = \"10m\"\nmax_speed_kmh = 250\nkey_cache = 5000\ntable_cache = 100"), ""},
+		{"negative key_cache", baseConfig("key_cache = -1"), "key_cache"},
+		{"key_cache too large", baseConfig("key_cache = 100000001"), "key_cache"},
+		{"table_cache too large", baseConfig("table_cache = 1000001"), "table_cache"},
 		{"unknown key", baseConfig("winner = 7"), "winner"},
 		{"missing chain_id", "db = \"c.db\"\nseed = \"" + seedHex + "\"", "chain_id"},
 		{"negative chain_id", "chain_id = -1\ndb = \"c.db\"\nseed = \"" + seedHex + "\"", "chain_id"},
@@ -72,7 +76,7 @@ func TestParseConfig(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				if cfg.Winners != 7 || cfg.grace != 10*time.Minute || cfg.MaxSpeedKmh != 250 || cfg.DB != "/etc/c.db" || cfg.Registry != "/etc/devices.txt" || cfg.seed.String() != seedHex {
+				if cfg.Winners != 7 || cfg.grace != 10*time.Minute || cfg.MaxSpeedKmh != 250 || cfg.DB != "/etc/c.db" || cfg.Registry != "/etc/devices.txt" || cfg.seed.String() != seedHex || cfg.KeyCache != 5000 || cfg.TableCache != 100 {
 					t.Errorf("config %+v", cfg)
 				}
 				return
@@ -93,7 +97,7 @@ func TestDefaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if cfg.Winners != collect.DefaultWinners || cfg.MaxSpeedKmh != collect.DefaultMaxSpeedKmh || cfg.grace != collect.DefaultGrace || cfg.drawEvery != collect.DefaultDrawEvery || cfg.gapTimeout != collect.DefaultGapTimeout {
+	if cfg.Winners != collect.DefaultWinners || cfg.MaxSpeedKmh != collect.DefaultMaxSpeedKmh || cfg.grace != collect.DefaultGrace || cfg.drawEvery != collect.DefaultDrawEvery || cfg.gapTimeout != collect.DefaultGapTimeout || cfg.KeyCache != sigcache.DefaultKeys || cfg.TableCache != sigcache.DefaultSize {
 		t.Errorf("defaults %+v", cfg)
 	}
 }

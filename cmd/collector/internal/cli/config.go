@@ -12,6 +12,7 @@ import (
 	"github.com/csop/tbox/agent/profile"
 	"github.com/csop/tbox/cmd/collector/internal/collect"
 	"github.com/csop/tbox/cmd/collector/internal/draw"
+	"github.com/csop/tbox/signer/sigcache"
 )
 
 // ErrConfig: a configuration file that cannot be used; the message names
@@ -59,6 +60,8 @@ func (e *ConfigError) Unwrap() error { return ErrConfig }
 //	signing_key   = "collector.key"         # run: the receipts' signer (a tboxctl keygen key file)
 //	http          = "127.0.0.1:8080"        # optional: the status page and /metrics (web.go)
 //	http_public   = false                   # optional: allow a non-loopback http address
+//	key_cache     = 1000000                 # optional: devices whose public keys are kept for the signature check (about 144 B each)
+//	table_cache   = 10000                   # optional: devices that also get a precomputed table (about 2.9 KB each)
 type Config struct {
 	File string `toml:"-"`
 
@@ -84,6 +87,8 @@ type Config struct {
 	SigningKey  string `toml:"signing_key"`
 	HTTP        string `toml:"http"`
 	HTTPPublic  bool   `toml:"http_public"`
+	KeyCache    int64  `toml:"key_cache"`
+	TableCache  int64  `toml:"table_cache"`
 
 	seed       draw.Seed
 	grace      time.Duration
@@ -91,6 +96,13 @@ type Config struct {
 	gapTimeout time.Duration
 	regRefresh time.Duration
 }
+
+// MaxKeyCache and MaxTableCache bound key_cache and table_cache: 100 M
+// devices' keys are about 14 GB, 1 M devices' tables about 2.9 GB.
+const (
+	MaxKeyCache   = 100_000_000
+	MaxTableCache = 1_000_000
+)
 
 // MaxConfigSize bounds a configuration file (a real one is a few KiB).
 const MaxConfigSize = 1 << 20
@@ -173,6 +185,18 @@ func ParseConfig(path string, data []byte) (*Config, error) {
 	if c.gapTimeout, err = duration(c.GapTimeout, collect.DefaultGapTimeout, time.Second); err != nil {
 		return nil, bad("gap_timeout", "%v", err)
 	}
+	switch {
+	case c.KeyCache == 0:
+		c.KeyCache = sigcache.DefaultKeys
+	case c.KeyCache < 0 || c.KeyCache > MaxKeyCache:
+		return nil, bad("key_cache", "expected 1 to %d devices (about %d bytes each), found %d", MaxKeyCache, sigcache.KeyBytes, c.KeyCache)
+	}
+	switch {
+	case c.TableCache == 0:
+		c.TableCache = sigcache.DefaultSize
+	case c.TableCache < 0 || c.TableCache > MaxTableCache:
+		return nil, bad("table_cache", "expected 1 to %d devices (about %d bytes each), found %d", MaxTableCache, sigcache.EntryBytes, c.TableCache)
+	}
 	if _, err := logLevel(c.LogLevel); err != nil {
 		return nil, bad("log_level", "%v", err)
 	}
@@ -229,7 +253,7 @@ func duration(s string, def, min time.Duration) (time.Duration, error) {
 }
 
 func knownFields() string {
-	names := []string{"broker", "client_id", "ca", "cert", "key", "chain_id", "registry", "db", "database_url", "share_group", "registry_refresh", "seed", "winners", "max_speed_kmh", "grace", "draw_every", "gap_timeout", "log_level", "signing_key", "http", "http_public"}
+	names := []string{"broker", "client_id", "ca", "cert", "key", "chain_id", "registry", "db", "database_url", "share_group", "registry_refresh", "seed", "winners", "max_speed_kmh", "grace", "draw_every", "gap_timeout", "log_level", "signing_key", "http", "http_public", "key_cache", "table_cache"}
 	sort.Strings(names)
 	return strings.Join(names, ", ")
 }

@@ -165,6 +165,13 @@ type Config struct {
 	ShareGroup string        // the shared subscription's group; DefaultShareGroup if empty
 	MaxHeld    int           // held seqs per device; DefaultMaxHeld if zero
 
+	// KeyCache and TableCache bound the signature check's caches
+	// (package sigcache): the devices whose public keys are kept
+	// (sigcache.DefaultKeys if zero) and those that also get a table
+	// (sigcache.DefaultSize if zero); negative turns a tier off (no key
+	// tier: every signature recovered, as signer.Verify does).
+	KeyCache, TableCache int
+
 	Now func() time.Time // the clock; time.Now if nil
 
 	// Signer signs every ack and nack Run publishes (signing_key, see
@@ -187,6 +194,23 @@ type Collector struct {
 	received, accepted, duplicates, refused atomic.Uint64
 	held, ineligible, breaks                atomic.Uint64
 	subscribed                              atomic.Bool
+}
+
+// KeyCache is what the signature check's caches did since the collector
+// was made (package sigcache): checks through a device's table, through
+// its bare key, and by recovery (a device not cached, or a signature the
+// cached key does not show; refusals included), and the devices in each
+// tier now.
+type KeyCache struct {
+	TableHits, KeyHits, Recovered uint64
+	Keys, Tables                  int
+}
+
+// KeyCache returns the signature check's cache counters.
+func (c *Collector) KeyCache() KeyCache {
+	th, kh := c.keys.TierStats()
+	_, misses := c.keys.Stats()
+	return KeyCache{TableHits: th, KeyHits: kh, Recovered: misses, Keys: c.keys.Keys(), Tables: c.keys.Len()}
 }
 
 // Subscribed reports whether Run is connected to the broker and subscribed.
@@ -251,7 +275,13 @@ func New(l ledger.Ledger, cfg Config, log *slog.Logger) (*Collector, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Collector{l: l, cfg: cfg, log: log, keys: sigcache.New(cfg.ChainID, sigcache.DefaultSize, sigcache.DefaultKeys)}, nil
+	if cfg.KeyCache == 0 {
+		cfg.KeyCache = sigcache.DefaultKeys
+	}
+	if cfg.TableCache == 0 {
+		cfg.TableCache = sigcache.DefaultSize
+	}
+	return &Collector{l: l, cfg: cfg, log: log, keys: sigcache.New(cfg.ChainID, cfg.TableCache, cfg.KeyCache)}, nil
 }
 
 // Message is one MQTT message received.

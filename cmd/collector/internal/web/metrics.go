@@ -120,6 +120,7 @@ func newMetrics() *metrics {
 type Counters interface {
 	Counts() collect.Counts
 	Subscribed() bool
+	KeyCache() collect.KeyCache
 }
 
 // writeMetrics writes the Prometheus text exposition format (version
@@ -127,10 +128,12 @@ type Counters interface {
 func (s *Server) writeMetrics(w io.Writer) {
 	m := s.m
 	var c collect.Counts
+	var kc collect.KeyCache
 	subscribed := false
 	if cs := s.counters.Load(); cs != nil {
 		c = (*cs).Counts()
 		subscribed = (*cs).Subscribed()
+		kc = (*cs).KeyCache()
 	}
 	counter := func(name, help string, samples ...string) {
 		fmt.Fprintf(w, "# HELP %s %s\n# TYPE %s counter\n", name, help, name)
@@ -179,6 +182,12 @@ func (s *Server) writeMetrics(w io.Writer) {
 	if subscribed {
 		sub = 1
 	}
+	counter("csop_collector_signature_checks_total", "Signature checks, by path: a device's table, its cached bare key, or recovery (a device not cached or a signature its cached key does not show, refusals included); many recoveries of known devices mean key_cache is smaller than the fleet.",
+		u(`csop_collector_signature_checks_total{path="table"}`, kc.TableHits),
+		u(`csop_collector_signature_checks_total{path="key"}`, kc.KeyHits),
+		u(`csop_collector_signature_checks_total{path="recovery"}`, kc.Recovered))
+	fmt.Fprintf(w, "# HELP csop_collector_key_cache_devices Devices in the signature check's caches, by tier (key_cache, table_cache).\n# TYPE csop_collector_key_cache_devices gauge\n")
+	fmt.Fprintf(w, "csop_collector_key_cache_devices{tier=\"keys\"} %d\ncsop_collector_key_cache_devices{tier=\"tables\"} %d\n", kc.Keys, kc.Tables)
 	gauge("csop_collector_subscribed", "1 when connected to the broker and subscribed.", sub)
 	gauge("csop_collector_devices_seen", "Registered devices seen on MQTT since start (health or attestation).", float64(s.seen.len()))
 	gauge("csop_collector_start_time_seconds", "Unix time the collector started.", math.Floor(float64(s.start.UnixNano())/1e9))

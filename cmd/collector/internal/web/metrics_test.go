@@ -110,6 +110,15 @@ func TestMetricsCountWhatWasSent(t *testing.T) {
 		`csop_collector_health_ignored_total{reason="topic"}`:        2,
 		`csop_collector_ledger_errors_total`:                         0,
 		`csop_collector_devices_seen`:                                1,
+		// a's seqs 1, 2 (its first: recovered; then young: a table),
+		// then 3, the copy of 1, 5, the tampered 6 (the table does not
+		// show it: recovered too, for the reference's error) and 6;
+		// b is unknown: refused before any signature check.
+		`csop_collector_signature_checks_total{path="recovery"}`: 2,
+		`csop_collector_signature_checks_total{path="table"}`:    5,
+		`csop_collector_signature_checks_total{path="key"}`:      0,
+		`csop_collector_key_cache_devices{tier="keys"}`:          1,
+		`csop_collector_key_cache_devices{tier="tables"}`:        1,
 	}
 	for k, v := range want {
 		if got := e.get(t, k); got != v {
