@@ -14,8 +14,8 @@ const maxInterned = 1024
 // concurrent use; make one per goroutine with Profile.NewDecoder.
 type Decoder struct {
 	msgs       []msgDecoder
-	ids        uint64 // bit ID%64 set for each message's ID: most other frames are passed over at once
-	anyBus     bool   // no bus named and no default bus: a message of no bus matches every bus
+	ids        uint64   // bit ID%64 set for each message's ID: most other frames are passed over at once
+	anyBus     bool     // no bus named and no default bus: a message of no bus matches every bus
 	named      []string // buses named explicitly in the profile
 	defaultBus string
 	interned   map[int64]string
