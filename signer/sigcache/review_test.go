@@ -573,7 +573,9 @@ func TestReviewBadFieldsCostNoRecovery(t *testing.T) {
 		t.Fatalf("Verify = %v, want %v", got, want)
 	}
 	validate := testing.AllocsPerRun(50, func() { _ = a.Validate() })
-	if allocs > 2*validate {
+	// A recovery adds about 19; a few are allowed for the race
+	// detector's own (14 under -race, 12 without).
+	if allocs > 2*validate+6 {
 		t.Fatalf("a refused field costs %.0f allocations, two field checks %.0f: a recovery ran", allocs, 2*validate)
 	}
 	if v.Keys() != 0 {
