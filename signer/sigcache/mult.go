@@ -391,16 +391,9 @@ func mulKey(k *secp256k1.ModNScalar, q *secp256k1.JacobianPoint, res *secp256k1.
 	}
 	zc := &pre[tableSize]
 
-	k1, k2 := splitK(k)
 	var neg [2]bool
 	var digits [2][maxDigits]int8
-	n := 0
-	for h, half := range [2]*secp256k1.ModNScalar{&k1, &k2} {
-		if neg[h] = half.IsOverHalfOrder(); neg[h] {
-			half.Negate()
-		}
-		n = max(n, wnaf(half, &digits[h]))
-	}
+	n := keyDigits(k, &digits, &neg)
 	var p secp256k1.JacobianPoint // the point at infinity
 	for i := n - 1; i >= 0; i-- {
 		secp256k1.DoubleNonConst(&p, &p)
@@ -412,4 +405,20 @@ func mulKey(k *secp256k1.ModNScalar, q *secp256k1.JacobianPoint, res *secp256k1.
 	}
 	res.Set(&p)
 	res.Z.Mul(zc).Normalize()
+}
+
+// keyDigits writes the wNAF digits of k's GLV halves (k = k1 + k2·λ) to
+// digits, each half made short by negation where neg says so (the half's
+// product is then negated), and returns the number of digits of the
+// longer: mulKey's chain, which TestReviewChainNeverExceptional replays.
+func keyDigits(k *secp256k1.ModNScalar, digits *[2][maxDigits]int8, neg *[2]bool) int {
+	k1, k2 := splitK(k)
+	n := 0
+	for h, half := range [2]*secp256k1.ModNScalar{&k1, &k2} {
+		if neg[h] = half.IsOverHalfOrder(); neg[h] {
+			half.Negate()
+		}
+		n = max(n, wnaf(half, &digits[h]))
+	}
+	return n
 }

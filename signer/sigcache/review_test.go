@@ -149,16 +149,9 @@ func rvAdversarialScalars(rng *rand.Rand) []secp256k1.ModNScalar {
 // its negation: the branches of AddNonConst that double or return the
 // point at infinity), the number of doublings, and the final multiple.
 func rvChain(k *secp256k1.ModNScalar) (exceptional, doublings int, acc *big.Int) {
-	k1, k2 := splitK(k)
 	var neg [2]bool
 	var digits [2][maxDigits]int8
-	n := 0
-	for h, half := range [2]*secp256k1.ModNScalar{&k1, &k2} {
-		if neg[h] = half.IsOverHalfOrder(); neg[h] {
-			half.Negate()
-		}
-		n = max(n, wnaf(half, &digits[h]))
-	}
+	n := keyDigits(k, &digits, &neg)
 	lam := rvLambda()
 	acc = new(big.Int)
 	for i := n - 1; i >= 0; i-- {
@@ -219,12 +212,7 @@ func TestReviewChainNeverExceptional(t *testing.T) {
 // rvPsi maps the secp256k1 point p (Jacobian) to the curve
 // y² = x³ + 7·zc⁶, as mulKey does: (X·zc², Y·zc³, Z).
 func rvPsi(p *secp256k1.JacobianPoint, zc *secp256k1.FieldVal) secp256k1.JacobianPoint {
-	var z2, z3 secp256k1.FieldVal
-	z2.SquareVal(zc)
-	z3.Mul2(&z2, zc)
-	var r secp256k1.JacobianPoint
-	r.X.Mul2(&p.X, &z2).Normalize()
-	r.Y.Mul2(&p.Y, &z3).Normalize()
+	r := rvScale(p, zc)
 	r.Z.Set(&p.Z).Normalize()
 	return r
 }
